@@ -13,7 +13,7 @@ ifdef CI
 CMAKE_FLAGS += -DPG_WERROR=ON
 endif
 
-.PHONY: all deps build demo test install test-asan test-tsan clean
+.PHONY: all deps build demo test install test-asan test-tsan fuzz clean
 
 all: build
 
@@ -38,6 +38,11 @@ test-asan:
 
 test-tsan:
 	$(MAKE) test BUILD=build-tsan BUILD_TYPE=Debug CMAKE_FLAGS="$(CMAKE_FLAGS) -DPG_SANITIZE=thread"
+
+SECONDS ?= 60
+fuzz:
+	@scripts/install-deps.sh all
+	scripts/fuzz.sh $(SECONDS)
 
 clean:
 	rm -rf build build-asan build-tsan
