@@ -39,4 +39,9 @@ const pa_mapping_t *pa_symtab_mapping_at(const pa_symtab_t *s, size_t i);
  * mapping with no symbol covering it), or -ENOENT if the address is in no known mapping. */
 int pa_symtab_lookup(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out);
 
+/* Internals for sibling files (pa_pprof). */
+
+/* Index i such that pa_symtab_mapping_at(s, i) == m; SIZE_MAX if m is not one of s's. */
+size_t pa__symtab_mapping_index(const pa_symtab_t *s, const pa_mapping_t *m);
+
 #endif
