@@ -19,9 +19,12 @@
 #include "pg_error.h"
 
 enum { PG_ADDR_TCP = 1, PG_ADDR_UNIX = 2 };
+enum { PG_LOG_COMBINED = 1, PG_LOG_COMMON = 2, PG_LOG_JSON = 3 };
 
 /* A socket address as users write it: "HOST:PORT" with HOST a numeric IPv4 address,
- * "[IPv6]:PORT", "localhost:PORT" (-> 127.0.0.1), or "unix:/absolute/or/relative/path". */
+ * "[IPv6]:PORT", "localhost:PORT" (-> 127.0.0.1), or "unix:/absolute/or/relative/path".
+ * In a config file a relative unix: path is relative to the directory of the file it is
+ * written in (sa holds the resolved path, text the path as written). */
 typedef struct pg_addr {
     int kind;                   /* PG_ADDR_TCP or PG_ADDR_UNIX */
     struct sockaddr_storage sa; /* ready for connect()/bind() */
@@ -45,7 +48,31 @@ typedef struct pg_config_server {
     /* Durations are written as strings with a unit: "500ms", "10s", "2m", "1h". */
     uint64_t header_timeout_ms;     /* "header_timeout", default 10s */
     uint64_t idle_timeout_ms;       /* "idle_timeout" (client keep-alive), default 60s */
+    /* Added for issue 5 (all optional): */
+    uint64_t drain_timeout_ms;      /* "drain_timeout": SIGTERM/SIGINT drain deadline, default 10s */
+    char *access_log;               /* "access_log": NULL = off (default; also "off"), "stderr",
+                                       or a file path (relative: to the config file's dir) */
+    int access_log_format;          /* "access_log_format": "combined" (default) | "common" |
+                                       "json" -> PG_LOG_* */
+    char *metrics_path;             /* "metrics_path": NULL = off (default), else e.g. "/metrics" */
+    bool add_forwarded;             /* "add_forwarded": X-Forwarded-For/-Proto/-Host, default true */
+    bool add_via;                   /* "add_via": Via header, default true */
 } pg_config_server_t;
+
+typedef struct pg_config_pprof {
+    char *path;                     /* "path", default "/debug/pprof" */
+    pg_cidr_t *allow;               /* "allow", default loopback only */
+    size_t nallow;
+    uint32_t max_seconds;           /* "max_seconds", default 60, range 1..3600 */
+    /* Added for issue 6 (all optional): */
+    bool enabled;                   /* "enabled", default true; false -> pprof paths answer 404 */
+    char *token_file;               /* "token_file" (resolved against the config file's dir) */
+    char *token;                    /* its contents, read at load, trailing newline stripped;
+                                       NULL = no token required */
+    uint32_t max_concurrent;        /* "max_concurrent" profile requests per agent, default 2 */
+    bool has_admin_listen;          /* "admin_listen" (global [pprof] only): serve pprof paths */
+    pg_addr_t admin_listen;         /*   only on this address, never on server.listen */
+} pg_config_pprof_t;
 
 typedef struct pg_config_upstream {
     char *name;                     /* "name", required, unique, [A-Za-z0-9_.-]+ */
@@ -56,24 +83,21 @@ typedef struct pg_config_upstream {
     uint64_t timeout_ms;            /* "timeout" (first byte and idle), default 60s */
     uint32_t pool_size;             /* "pool_size": idle keep-alive connections kept, default 64 */
     uint64_t pool_idle_timeout_ms;  /* "pool_idle_timeout", default 30s */
+    pg_config_pprof_t pprof;        /* [upstream.pprof]: the global [pprof] with this upstream's
+                                       overrides (allow, token_file, max_seconds, enabled,
+                                       max_concurrent); path and admin_listen are global */
     pg_pos_t pos;                   /* where the [[upstream]] starts */
     const char *file;               /* file it came from (owned by the config) */
 } pg_config_upstream_t;
 
 typedef struct pg_config_route {
     char *prefix;                   /* "prefix", required, starts with "/" */
-    char *host;                     /* "host", optional; NULL = any host */
+    char *host;                     /* "host", optional; NULL = any host; stored lower-case
+                                       (host names compare case-insensitively), may hold :port */
     size_t upstream;                /* "upstream" (a name), resolved: index into upstreams */
     pg_pos_t pos;
     const char *file;
 } pg_config_route_t;
-
-typedef struct pg_config_pprof {
-    char *path;                     /* "path", default "/debug/pprof" */
-    pg_cidr_t *allow;               /* "allow", default loopback only */
-    size_t nallow;
-    uint32_t max_seconds;           /* "max_seconds", default 60, range 1..3600 */
-} pg_config_pprof_t;
 
 typedef struct pg_config {
     char *path;                     /* the top file as given */
@@ -83,6 +107,9 @@ typedef struct pg_config {
     pg_config_route_t *routes;      /* in file order; matching is the router's business */
     size_t nroutes;
     pg_config_pprof_t pprof;
+    char **files;                   /* every file loaded: [0] the top file, then the included
+                                       ones in load order (read-only) */
+    size_t nfiles;
 } pg_config_t;
 
 /* Load path (and its "include" files). On -EINVAL, errs holds every error found. */
