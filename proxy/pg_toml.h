@@ -57,6 +57,9 @@ size_t pg_toml_table_len(const pg_toml_value_t *t);
 /* i-th entry; *key (NUL-terminated) and *key_pos are set when non-NULL. */
 const pg_toml_value_t *pg_toml_table_at(const pg_toml_value_t *t, size_t i, const char **key,
                                         pg_pos_t *key_pos);
+/* Like pg_toml_table_at, also giving the key's length (a quoted key may hold \u0000). */
+const pg_toml_value_t *pg_toml_table_at_len(const pg_toml_value_t *t, size_t i, const char **key,
+                                            size_t *key_len, pg_pos_t *key_pos);
 /* NULL when absent (or t is not a table). */
 const pg_toml_value_t *pg_toml_table_get(const pg_toml_value_t *t, const char *key);
 /* Position of key's name in t, for "unknown key" errors; {0,0} if absent. */
