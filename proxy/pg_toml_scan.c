@@ -725,6 +725,17 @@ int pg__toml_scan_scalar(pg__toml_parser_t *P, pg_toml_value_t *v)
         if (P->end - s >= 3 && is_digit(s[1]) && s[2] == ':')
             return scan_datetime(P, v, false);
     }
+    if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')) {
+        const char *w = s;
+
+        while (w < P->end && is_bare((unsigned char)*w) && w - s < 40)
+            w++;
+        if (!(w - s == 3 && (memcmp(s, "inf", 3) == 0 || memcmp(s, "nan", 3) == 0)))
+            return pg__toml_fail(P, pg__toml_pos(P, s),
+                                 "expected a value, found '%.*s' (a string needs quotes; "
+                                 "booleans are true and false)",
+                                 (int)(w - s), s);
+    }
     if (is_digit(*s) || *s == '+' || *s == '-' || *s == 'i' || *s == 'n') {
         while (P->p < P->end && is_num_char((unsigned char)*P->p))
             P->p++;
