@@ -378,31 +378,37 @@ static const char *display_name(pa_symtab_t *s, file_t *f, size_t i)
     return f->demangled[i];
 }
 
-/* dladdr's answer for addr, copied into s; NULL when it knows none. */
-static const char *lookup_dladdr(pa_symtab_t *s, uintptr_t addr, uintptr_t *start)
+/* dladdr's answer for addr, copied into s (name, then the raw name); NULL when it knows
+ * none. */
+static const char *lookup_dladdr(pa_symtab_t *s, uintptr_t addr, uintptr_t *start,
+                                 const char **system_name)
 {
     Dl_info info;
-    const char *name;
+    const char *raw, *name;
     char *d = NULL;
     int status = -1;
     copied_t *c;
-    size_t len;
+    size_t len, rawlen;
 
     if (dladdr((void *)addr, &info) == 0 || info.dli_sname == NULL || info.dli_saddr == NULL)
         return NULL;
-    name = info.dli_sname;
+    raw = name = info.dli_sname;
     if (s->demangle != NULL && name[0] == '_' && name[1] == 'Z') {
         d = s->demangle(name, NULL, NULL, &status);
         if (status == 0 && d != NULL)
             name = d;
     }
     len = strlen(name);
-    c = malloc(sizeof(*c) + len + 1);
+    rawlen = strlen(raw);
+    c = malloc(sizeof(*c) + len + 1 + rawlen + 1);
     if (c != NULL) {
         memcpy(c->name, name, len + 1);
+        memcpy(c->name + len + 1, raw, rawlen + 1);
         c->next = s->copies;
         s->copies = c;
         *start = (uintptr_t)info.dli_saddr;
+        if (system_name != NULL)
+            *system_name = c->name + len + 1;
     }
     free(d);
     return c ? c->name : NULL;
@@ -410,10 +416,18 @@ static const char *lookup_dladdr(pa_symtab_t *s, uintptr_t addr, uintptr_t *star
 
 int pa_symtab_lookup(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out)
 {
+    return pa__symtab_lookup_raw(s, addr, out, NULL);
+}
+
+int pa__symtab_lookup_raw(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out,
+                          const char **system_name)
+{
     long mi = find_mapping(s, addr);
     file_t *f;
     long si;
 
+    if (system_name != NULL)
+        *system_name = NULL;
     out->name = NULL;
     out->start = 0;
     out->mapping = NULL;
@@ -431,12 +445,14 @@ int pa_symtab_lookup(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out)
         }
     }
     if (f->nsyms == 0 || !s->bias_ok[mi]) {
-        out->name = lookup_dladdr(s, addr, &out->start);
+        out->name = lookup_dladdr(s, addr, &out->start, system_name);
         return 0;
     }
     si = pa_elf_sym_find(f->syms, f->nsyms, (uint64_t)(addr - s->bias[mi]));
     if (si >= 0) {
         out->name = display_name(s, f, (size_t)si);
+        if (system_name != NULL)
+            *system_name = f->syms[si].name;
         out->start = (uintptr_t)f->syms[si].value + s->bias[mi];
     }
     return 0;

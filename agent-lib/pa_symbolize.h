@@ -43,5 +43,9 @@ int pa_symtab_lookup(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out);
 
 /* Index i such that pa_symtab_mapping_at(s, i) == m; SIZE_MAX if m is not one of s's. */
 size_t pa__symtab_mapping_index(const pa_symtab_t *s, const pa_mapping_t *m);
+/* pa_symtab_lookup, and also the name as the object file spells it (C++: mangled) in
+ * *system_name (NULL when out->name is NULL); same lifetime as out->name. */
+int pa__symtab_lookup_raw(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out,
+                          const char **system_name);
 
 #endif
