@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# seed_workflow: the seed's Go workflow (issue 2), against the C demo service through the
+# gateway: randomstring (agent linked in) + profgate on free ports; `go tool pprof -seconds 5
+# -top .../debug/pprof/profile` while `ab -k -c 8 -n 20000 .../randomstring` runs. Asserts the
+# random-string work is in the top 5 by flat time, `go tool pprof -raw` parses the saved profile,
+# ab saw no failure, and /debug/pprof/, /cmdline and /symbol (GET and POST) work through the
+# gateway.
+# ctest-timeout: 180
+# ctest-resource: cpu
+. "$(dirname "$0")/lib/common.sh"
+unset PROFAGENT_SOCKET
+
+RS=$BIN/demo-upstream/randomstring
+PG=$BIN/proxy/profgate
+for b in "$RS" "$PG"; do
+    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
+for tool in go ab curl; do
+    command -v $tool >/dev/null || { echo "FAIL: $tool not installed (scripts/install-deps.sh test)"; exit 1; }
+done
+
+RS_PORT=$(pg_free_port) || exit 1
+PG_PORT=$(pg_free_port) || exit 1
+[ "$RS_PORT" != "$PG_PORT" ] || PG_PORT=$(pg_free_port) || exit 1
+SOCK=$T/agent/randomstring.sock
+GW=http://127.0.0.1:$PG_PORT
+
+cat >"$T/profgate.toml" <<EOF
+[server]
+listen  = "127.0.0.1:$PG_PORT"
+workers = 1
+
+[[upstream]]
+name    = "randomstring"
+address = "127.0.0.1:$RS_PORT"
+agent   = "unix:$SOCK"
+
+[[route]]
+prefix   = "/"
+upstream = "randomstring"
+
+[pprof]
+path        = "/debug/pprof"
+allow       = ["127.0.0.0/8", "::1/128"]
+max_seconds = 60
+EOF
+
+pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
+pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
+pg_check "the agent socket is mode 0600" bash -c "[ \$(stat -c %a '$SOCK') = 600 ]"
+"$PG" --check --config "$T/profgate.toml" >"$T/check.out" 2>&1
+pg_check "profgate --check accepts the test config" [ $? = 0 ]
+pg_start pg "$PG" --config "$T/profgate.toml"
+pg_wait_port "$PG_PORT" || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }
+
+pg_check "GET /randomstring through the gateway: 64 alphanumerics" \
+    bash -c "curl -s -m 10 '$GW/randomstring' | grep -qx '[A-Za-z0-9]\{64\}'"
+
+# --- the seed's two commands, at once
+go tool pprof -seconds 5 -top "$GW/debug/pprof/profile" >"$T/top.txt" 2>"$T/pprof.err" &
+PPROF=$!
+sleep 1 # go tool pprof is fetching: the profile window is open
+ab -k -c 8 -n 20000 "$GW/randomstring" >"$T/ab.txt" 2>&1
+abrc=$?
+# The profile runs 5 s from its request; give it that plus a margin, bounded.
+for _ in $(seq 1 300); do
+    kill -0 $PPROF 2>/dev/null || break
+    sleep 0.1
+done
+if kill -0 $PPROF 2>/dev/null; then
+    kill $PPROF
+    pg_fail "go tool pprof still running 30 s after a 5 s profile"
+fi
+wait $PPROF
+pprc=$?
+
+pg_check "ab exited 0 (rc=$abrc)" [ $abrc = 0 ]
+pg_check "ab: 20000 complete requests" grep -q '^Complete requests: *20000$' "$T/ab.txt"
+pg_check "ab: 0 failed requests" grep -q '^Failed requests: *0$' "$T/ab.txt"
+pg_check "ab: no non-2xx responses" bash -c "! grep -q '^Non-2xx responses' '$T/ab.txt'"
+pg_check "ab: every request kept alive" grep -q '^Keep-Alive requests: *20000$' "$T/ab.txt"
+grep -E '^(Requests per second|Time per request|Failed requests)' "$T/ab.txt"
+
+pg_check "go tool pprof -seconds 5 -top exited 0 (rc=$pprc)" [ $pprc = 0 ]
+echo "--- go tool pprof -top (head):"
+head -n 16 "$T/top.txt"
+# The rows after the "flat  flat%  sum%  cum  cum%" header, name in the 6th column on.
+awk 'hdr && n < 5 { n++; $1 = $2 = $3 = $4 = $5 = ""; sub(/^ +/, ""); print }
+     /^ *flat +flat% +sum% +cum +cum%/ { hdr = 1 }' "$T/top.txt" >"$T/top5.txt"
+pg_check "the random-string function is in the top 5 by flat time: $(paste -sd '|' "$T/top5.txt")" \
+    grep -Eq '^rs_random_(char|string)( |$)' "$T/top5.txt"
+pg_check "the profile's type is cpu" grep -q '^Type: cpu' "$T/top.txt"
+
+saved=$(ls "$PPROF_TMPDIR"/*.pb.gz 2>/dev/null | head -n 1)
+pg_check "go tool pprof saved the profile in PPROF_TMPDIR (${saved:-none})" [ -n "$saved" ]
+if [ -n "$saved" ]; then
+    go tool pprof -raw "$saved" >"$T/raw.txt" 2>"$T/raw.err"
+    pg_check "go tool pprof -raw parses it" [ $? = 0 ]
+    pg_check "-raw: PeriodType cpu nanoseconds" grep -q '^PeriodType: cpu nanoseconds' "$T/raw.txt"
+    pg_check "-raw: sample types samples/count and cpu/nanoseconds" \
+        grep -Eq '^ *samples/count +cpu/nanoseconds' "$T/raw.txt"
+    pg_check "-raw: a location named rs_random_char" grep -Eq '^ +[0-9]+: 0x[0-9a-f]+ .*rs_random_char' "$T/raw.txt"
+    # The address of a location in rs_random_char, for /symbol below.
+    ADDR=$(awk '/^Locations/ { in_loc = 1; next } /^[A-Z]/ { in_loc = 0 }
+                in_loc && / rs_random_char / { print $2; exit }' "$T/raw.txt")
+fi
+
+# --- the other net/http/pprof endpoints, through the gateway
+code=$(curl -s -m 10 -o "$T/index.html" -w '%{http_code}' "$GW/debug/pprof/")
+pg_check "/debug/pprof/: 200 (got $code)" [ "$code" = 200 ]
+pg_check "/debug/pprof/ lists the CPU profile" grep -q 'profile' "$T/index.html"
+
+curl -s -m 10 -D "$T/cmdline.h" -o "$T/cmdline" "$GW/debug/pprof/cmdline"
+printf '%s\0' "$RS" --listen "127.0.0.1:$RS_PORT" --agent-socket "$SOCK" >"$T/cmdline.want"
+head -c -1 "$T/cmdline.want" >"$T/cmdline.want.go" # Go's form: no trailing NUL
+pg_check "/debug/pprof/cmdline is randomstring's argv, NUL-separated ($(tr '\0' ' ' <"$T/cmdline"))" \
+    bash -c "cmp -s '$T/cmdline' '$T/cmdline.want.go' || cmp -s '$T/cmdline' '$T/cmdline.want'"
+pg_check "/debug/pprof/cmdline is text/plain" grep -qi '^Content-Type: text/plain' "$T/cmdline.h"
+
+pg_check "GET /debug/pprof/symbol says num_symbols: 1" \
+    bash -c "curl -s -m 10 '$GW/debug/pprof/symbol' | grep -qx 'num_symbols: 1'"
+if [ -n "${ADDR:-}" ]; then
+    curl -s -m 10 -X POST --data-binary "$ADDR" "$GW/debug/pprof/symbol" >"$T/symbol.out"
+    pg_check "POST /debug/pprof/symbol $ADDR resolves to rs_random_char ($(tr '\n' '|' <"$T/symbol.out"))" \
+        bash -c "grep -Eiq '^0x0*${ADDR#0x} rs_random_char\$' '$T/symbol.out'"
+else
+    pg_fail "no rs_random_char address in the profile to POST to /debug/pprof/symbol"
+fi
+
+# --- both still serving, then a clean stop
+pg_check "randomstring still serving through the gateway" \
+    bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+pg_stop pg TERM
+pg_stop rs TERM
+rc=$?
+pg_check "randomstring exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+pg_check "the agent removed its socket" [ ! -e "$SOCK" ]
+
+if [ "$PG_FAILED" != 0 ]; then
+    echo "--- pprof stderr:"; cat "$T/pprof.err"
+    pg_log rs
+    pg_log pg
+fi
+pg_done
