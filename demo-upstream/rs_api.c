@@ -34,17 +34,28 @@ typedef struct rs_endpoint {
 const char *rs_status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -119,7 +130,8 @@ static int parse_params(const rs_request_t *req, rs_param_t *params, size_t npar
             continue;
         }
         for (size_t i = 0; i < nparams; i++) {
-            if (strlen(params[i].name) == (size_t)nlen && memcmp(params[i].name, p, (size_t)nlen) == 0) {
+            if (strlen(params[i].name) == (size_t)nlen &&
+                memcmp(params[i].name, p, (size_t)nlen) == 0) {
                 param = &params[i];
             }
         }
@@ -148,7 +160,8 @@ static int parse_params(const rs_request_t *req, rs_param_t *params, size_t npar
             value = value * 10 + (v[i] - '0');
         }
         if (!ok || value < param->min || value > param->max) {
-            rs_response_set(resp, 400, "parameter \"%s\" must be an integer in %ld..%ld, not \"%.*s\"\n",
+            rs_response_set(resp, 400,
+                            "parameter \"%s\" must be an integer in %ld..%ld, not \"%.*s\"\n",
                             param->name, param->min, param->max, vlen > 64 ? 64 : (int)vlen, v);
             return -1;
         }
@@ -175,16 +188,17 @@ static void handle_index(const rs_request_t *req, rs_response_t *resp, rs_job_t 
     if (parse_params(req, NULL, 0, resp) != 0) {
         return;
     }
-    rs_response_set(resp, 200,
-                    "randomstring: the profgate demo service\n"
-                    "  GET /randomstring?n=N            N random characters (1..%d, default %d)\n"
-                    "  GET /alloc?kb=N                  allocate N KiB and keep it live (1..%d)\n"
-                    "  GET /free                        free what /alloc holds\n"
-                    "  GET /contend?threads=T&ms=M      T threads contend on one mutex (2..%d, 1..%d)\n"
-                    "  GET /spawn?n=N                   start and join N threads (1..%d)\n"
-                    "  GET /block?ms=M                  wait M ms on a condition variable (1..%d)\n",
-                    RS_STRING_MAX, RS_STRING_DEFAULT, RS_ALLOC_MAX_KB, RS_CONTEND_THREADS_MAX,
-                    RS_WAIT_MS_MAX, RS_SPAWN_MAX, RS_WAIT_MS_MAX);
+    rs_response_set(
+        resp, 200,
+        "randomstring: the profgate demo service\n"
+        "  GET /randomstring?n=N            N random characters (1..%d, default %d)\n"
+        "  GET /alloc?kb=N                  allocate N KiB and keep it live (1..%d)\n"
+        "  GET /free                        free what /alloc holds\n"
+        "  GET /contend?threads=T&ms=M      T threads contend on one mutex (2..%d, 1..%d)\n"
+        "  GET /spawn?n=N                   start and join N threads (1..%d)\n"
+        "  GET /block?ms=M                  wait M ms on a condition variable (1..%d)\n",
+        RS_STRING_MAX, RS_STRING_DEFAULT, RS_ALLOC_MAX_KB, RS_CONTEND_THREADS_MAX, RS_WAIT_MS_MAX,
+        RS_SPAWN_MAX, RS_WAIT_MS_MAX);
 }
 
 static void handle_randomstring(const rs_request_t *req, rs_response_t *resp, rs_job_t **job)
@@ -225,8 +239,10 @@ static void handle_alloc(const rs_request_t *req, rs_response_t *resp, rs_job_t 
     int rc = rs_heap_alloc((size_t)params[0].value);
     rs_heap_stats(&kb, &blocks);
     if (rc == -ENOSPC) {
-        rs_response_set(resp, 409, "refused: live allocations would exceed %d KiB (now %zu KiB); "
-                        "GET /free first\n", RS_HEAP_LIVE_MAX_KB, kb);
+        rs_response_set(resp, 409,
+                        "refused: live allocations would exceed %d KiB (now %zu KiB); "
+                        "GET /free first\n",
+                        RS_HEAP_LIVE_MAX_KB, kb);
     } else if (rc != 0) {
         rs_response_set(resp, 503, "allocation of %ld KiB failed: %s\n", params[0].value,
                         strerror(-rc));
@@ -262,7 +278,10 @@ static void run_contend(rs_job_t *job)
 static void handle_contend(const rs_request_t *req, rs_response_t *resp, rs_job_t **job)
 {
     rs_param_t params[] = {
-        {.name = "threads", .min = 2, .max = RS_CONTEND_THREADS_MAX, .def = RS_CONTEND_THREADS_DEFAULT},
+        {.name = "threads",
+         .min = 2,
+         .max = RS_CONTEND_THREADS_MAX,
+         .def = RS_CONTEND_THREADS_DEFAULT},
         {.name = "ms", .min = 1, .max = RS_WAIT_MS_MAX, .def = RS_CONTEND_MS_DEFAULT},
     };
     if (parse_params(req, params, 2, resp) == 0) {
@@ -302,7 +321,8 @@ static void run_block(rs_job_t *job)
 
 static void handle_block(const rs_request_t *req, rs_response_t *resp, rs_job_t **job)
 {
-    rs_param_t params[] = {{.name = "ms", .min = 1, .max = RS_WAIT_MS_MAX, .def = RS_BLOCK_MS_DEFAULT}};
+    rs_param_t params[] = {
+        {.name = "ms", .min = 1, .max = RS_WAIT_MS_MAX, .def = RS_BLOCK_MS_DEFAULT}};
     if (parse_params(req, params, 1, resp) == 0) {
         *job = job_new(run_block, (int)params[0].value, 0);
     }

@@ -11,7 +11,8 @@
  * query parameter 400; every body is text/plain.
  * Owns: a response owns its body (rs_response_destroy()); a job owns its response until the
  *   server takes it.
- * Threads: rs_api_handle() on the loop thread; a job's run() on any one thread. */
+ * Threads: rs_api_handle() on the loop thread; a job's run() on any one thread.
+ * Errors: negative errno; what the client got wrong is a 4xx response, not an error. */
 #ifndef RS_API_H
 #define RS_API_H
 
@@ -20,8 +21,8 @@
 #include <uv.h>
 
 typedef struct rs_request {
-    int method;        /* llhttp_method_t */
-    const char *path;  /* not NUL-terminated; borrowed for the call */
+    int method;       /* llhttp_method_t */
+    const char *path; /* not NUL-terminated; borrowed for the call */
     size_t path_len;
     const char *query; /* after '?', NULL if there is none */
     size_t query_len;

@@ -93,7 +93,8 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     m->stop_signal = signum;
-    fprintf(stderr, "randomstring: %s received, stopping\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    fprintf(stderr, "randomstring: %s received, stopping\n",
+            signum == SIGINT ? "SIGINT" : "SIGTERM");
     rs_server_close(&m->server);
     uv_close((uv_handle_t *)&m->sigint, NULL);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
@@ -102,7 +103,8 @@ static void on_signal(uv_signal_t *h, int signum)
 static int start_agent(const char *path)
 {
     if (!RS_AGENT_LINKED) {
-        fprintf(stderr, "randomstring: the profiling agent is not built yet; cannot use %s\n", path);
+        fprintf(stderr, "randomstring: the profiling agent is not built yet; cannot use %s\n",
+                path);
         return -ENOSYS;
     }
     profagent_options_t opts;

@@ -49,11 +49,11 @@ struct rs_conn {
     rs_job_t *job; /* at most one: the parser is paused while it runs */
     bool job_keep_alive, job_head;
 
-    bool eof;        /* peer sent FIN */
-    bool last;       /* the last answer is queued; parse nothing more */
+    bool eof;  /* peer sent FIN */
+    bool last; /* the last answer is queued; parse nothing more */
     bool reading;
-    bool closing;    /* uv_shutdown or uv_close called */
-    bool closed;     /* close callback ran */
+    bool closing; /* uv_shutdown or uv_close called */
+    bool closed;  /* close callback ran */
 };
 
 typedef struct rs_write {

@@ -15,15 +15,15 @@
 /* Bounds the HTTP layer enforces (400 outside them) and the defaults it uses. */
 #define RS_STRING_DEFAULT 64
 #define RS_STRING_MAX 65536
-#define RS_ALLOC_MAX_KB (256 * 1024)       /* per request */
-#define RS_HEAP_LIVE_MAX_KB (1024 * 1024)  /* all live /alloc blocks together */
+#define RS_ALLOC_MAX_KB (256 * 1024)      /* per request */
+#define RS_HEAP_LIVE_MAX_KB (1024 * 1024) /* all live /alloc blocks together */
 #define RS_CONTEND_THREADS_DEFAULT 4
 #define RS_CONTEND_THREADS_MAX 16
 #define RS_CONTEND_MS_DEFAULT 1000
 #define RS_SPAWN_DEFAULT 16
 #define RS_SPAWN_MAX 256
 #define RS_BLOCK_MS_DEFAULT 100
-#define RS_WAIT_MS_MAX 10000               /* /contend and /block */
+#define RS_WAIT_MS_MAX 10000 /* /contend and /block */
 
 /* Seeds the generator from getrandom(2) (falls back to time and pid). Call once. */
 void rs_random_init(void);
