@@ -269,6 +269,7 @@ int pg_duration_parse(const char *text, uint64_t *ms, const char **why)
     }
     while (*p) {
         uint64_t n = 0, unit;
+        size_t ulen;
 
         if (!isdigit((unsigned char)*p)) {
             *why = "not a duration (write e.g. \"500ms\", \"10s\", \"2m\" or \"1h\")";
@@ -281,18 +282,16 @@ int pg_duration_parse(const char *text, uint64_t *ms, const char **why)
             }
             n = n * 10 + (uint64_t)(*p - '0');
         }
-        if (strncmp(p, "ms", 2) == 0) {
+        for (ulen = 0; isalpha((unsigned char)p[ulen]); ulen++)
+            ;
+        if (ulen == 2 && strncmp(p, "ms", 2) == 0) {
             unit = 1;
-            p += 2;
-        } else if (*p == 's') {
+        } else if (ulen == 1 && *p == 's') {
             unit = 1000;
-            p++;
-        } else if (*p == 'm') {
+        } else if (ulen == 1 && *p == 'm') {
             unit = 60 * 1000;
-            p++;
-        } else if (*p == 'h') {
+        } else if (ulen == 1 && *p == 'h') {
             unit = 3600 * 1000;
-            p++;
         } else if (*p == '\0') {
             *why = "missing unit (ms, s, m or h), e.g. \"10s\"";
             return -EINVAL;
@@ -303,6 +302,7 @@ int pg_duration_parse(const char *text, uint64_t *ms, const char **why)
             *why = "unknown unit (use ms, s, m or h)";
             return -EINVAL;
         }
+        p += ulen;
         if (n > UINT64_MAX / unit || total > UINT64_MAX - n * unit) {
             *why = "duration is too large";
             return -EINVAL;

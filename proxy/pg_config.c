@@ -37,9 +37,10 @@
 #define DAY_MS (24ULL * 3600 * 1000)
 
 typedef struct src {
-    char *path; /* as given, or as the glob produced it: what errors show */
-    char *dir;  /* directory that relative paths in it are relative to; "" = cwd */
-    char *real; /* realpath, to load each file once */
+    const char *path; /* as given, or as the glob produced it: what errors show (owned by
+                         cfg->files, so entries can point at it after the load) */
+    char *dir;        /* directory that relative paths in it are relative to; "" = cwd */
+    char *real;       /* realpath, to load each file once */
     pg_toml_value_t *root;
 } src_t;
 
@@ -54,6 +55,8 @@ typedef struct loader {
     pg_errlist_t *errs;
     size_t first_err; /* errs->n when the load began */
     bool oom;
+    bool upstream_seen;    /* some file has an "upstream" key */
+    bool names_incomplete; /* some upstream's name is unknown: "no upstream named" would guess */
     src_t *srcs;
     size_t nsrcs, capsrcs;
     entry_extra_t *upx;
@@ -206,6 +209,22 @@ static void check_unknown(const sect_t *s, const char *const *keys, size_t n)
         else
             add_err(s->L, s->src->path, pos, "%s.%s: unknown key", s->name, key);
     }
+}
+
+/* True when the table holds an unknown key that check_unknown() reports as a misspelling of
+ * key: then "key: missing" would only repeat that error. */
+static bool misspelled(const sect_t *s, const char *key, const char *const *keys, size_t n)
+{
+    size_t i, len = pg_toml_table_len(s->t);
+
+    for (i = 0; i < len; i++) {
+        const char *k, *sug;
+
+        pg_toml_table_at(s->t, i, &k, NULL);
+        if (!in_list(k, keys, n) && (sug = closest(k, keys, n)) != NULL && strcmp(sug, key) == 0)
+            return true;
+    }
+    return false;
 }
 
 static const char *a_type(const pg_toml_value_t *v)
@@ -837,18 +856,26 @@ static void parse_upstream(loader_t *L, const src_t *src, const pg_toml_value_t 
 
     check_unknown(&s, upstream_keys, NKEYS(upstream_keys));
     switch (get_str(&s, "name", &text, &pos)) {
+    case -1:
+        L->names_incomplete = true;
+        break;
     case 0:
-        add_err(L, src->path, u->pos, "upstream.name: missing (every [[upstream]] needs a name)");
+        L->names_incomplete = true;
+        if (!misspelled(&s, "name", upstream_keys, NKEYS(upstream_keys)))
+            add_err(L, src->path, u->pos,
+                    "upstream.name: missing (every [[upstream]] needs a name)");
         break;
     case 1:
-        if (!valid_name(text))
+        if (!valid_name(text)) {
+            L->names_incomplete = true;
             add_err(L, src->path, pos,
                     "upstream.name: \"%s\": use only letters, digits, '_', '.' and '-'", text);
-        else if ((u->name = strdup(text)) == NULL)
+        } else if ((u->name = strdup(text)) == NULL)
             L->oom = true;
         break;
     }
-    if (get_addr(&s, "address", false, &u->address) == 0)
+    if (get_addr(&s, "address", false, &u->address) == 0 &&
+        !misspelled(&s, "address", upstream_keys, NKEYS(upstream_keys)))
         add_err(L, src->path, u->pos,
                 "upstream.address: missing (every [[upstream]] needs an address, e.g. "
                 "\"127.0.0.1:9000\")");
@@ -891,6 +918,8 @@ static void parse_route(loader_t *L, const src_t *src, const pg_toml_value_t *t)
     check_unknown(&s, route_keys, NKEYS(route_keys));
     switch (get_str(&s, "prefix", &text, &pos)) {
     case 0:
+        if (misspelled(&s, "prefix", route_keys, NKEYS(route_keys)))
+            break;
         add_err(L, src->path, r->pos,
                 "route.prefix: missing (every [[route]] needs a prefix, e.g. \"/\")");
         break;
@@ -918,7 +947,8 @@ static void parse_route(loader_t *L, const src_t *src, const pg_toml_value_t *t)
             for (char *q = r->host; *q; q++)
                 *q = (char)tolower((unsigned char)*q);
     }
-    if (get_str(&s, "upstream", &text, &pos) == 0)
+    if (get_str(&s, "upstream", &text, &pos) == 0 &&
+        !misspelled(&s, "upstream", route_keys, NKEYS(route_keys)))
         add_err(L, src->path, r->pos,
                 "route.upstream: missing (every [[route]] names the upstream it goes to)");
 }
@@ -929,24 +959,30 @@ static void each_table(loader_t *L, const src_t *src, const char *key,
                        void (*fn)(loader_t *, const src_t *, const pg_toml_value_t *))
 {
     const pg_toml_value_t *v = pg_toml_table_get(src->root, key);
+    bool is_upstream = strcmp(key, "upstream") == 0;
     size_t i, n;
 
     if (v == NULL)
         return;
+    if (is_upstream)
+        L->upstream_seen = true;
     if (pg_toml_type(v) != PG_TOML_ARRAY) {
         add_err(L, src->path, pg_toml_pos(v), "%s: expected an array of tables ([[%s]]), got %s",
                 key, key, a_type(v));
+        L->names_incomplete |= is_upstream;
         return;
     }
     n = pg_toml_array_len(v);
     for (i = 0; i < n; i++) {
         const pg_toml_value_t *t = pg_toml_array_at(v, i);
 
-        if (pg_toml_type(t) != PG_TOML_TABLE)
+        if (pg_toml_type(t) != PG_TOML_TABLE) {
             add_err(L, src->path, pg_toml_pos(t), "%s: expected a table ([[%s]]), got %s", key, key,
                     a_type(t));
-        else
+            L->names_incomplete |= is_upstream;
+        } else {
             fn(L, src, t);
+        }
     }
 }
 
@@ -1030,12 +1066,11 @@ static int load_file(loader_t *L, const char *path, const char *real)
     src = &L->srcs[L->nsrcs];
     memset(src, 0, sizeof *src);
     copy = strdup(path);
-    src->path = strdup(path);
+    src->path = copy;
     src->dir = dir_of(path);
     src->real = real ? strdup(real) : NULL;
-    if (copy == NULL || src->path == NULL || src->dir == NULL || (real && src->real == NULL)) {
+    if (copy == NULL || src->dir == NULL || (real && src->real == NULL)) {
         free(copy);
-        free(src->path);
         free(src->dir);
         free(src->real);
         return -ENOMEM;
@@ -1089,6 +1124,18 @@ static char *glob_join(const char *dir, const char *pattern)
     return out;
 }
 
+/* glob() reports unreadable directories here; a missing one just means no match. */
+static __thread int glob_errno;
+
+static int on_glob_error(const char *path, int err)
+{
+    (void)path;
+    if (err == ENOENT || err == ENOTDIR)
+        return 0;
+    glob_errno = err;
+    return 1;
+}
+
 static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
 {
     const char *pattern, *by;
@@ -1112,10 +1159,12 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
         L->oom = true;
         return;
     }
-    rc = glob(full, GLOB_ERR | GLOB_MARK, NULL, &g);
+    glob_errno = 0;
+    rc = glob(full, GLOB_MARK, on_glob_error, &g);
     if (rc == GLOB_NOMATCH) {
         if (strpbrk(pattern, "*?[") == NULL)
-            add_err(L, top->path, pos, "include: \"%s\": no such file", full);
+            add_err(L, top->path, pos, "include: \"%s\": no such file (looked for %s)", pattern,
+                    full);
         free(full);
         return;
     }
@@ -1123,7 +1172,8 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
         if (rc == GLOB_NOSPACE)
             L->oom = true;
         else
-            add_err(L, top->path, pos, "include: \"%s\": cannot read a directory on the way", full);
+            add_err(L, top->path, pos, "include: \"%s\": cannot read a directory on the way: %s",
+                    full, strerror(glob_errno ? glob_errno : EIO));
         globfree(&g);
         free(full);
         return;
@@ -1229,7 +1279,7 @@ static void resolve_routes(loader_t *L)
                 break;
             }
         }
-        if (r->upstream != SIZE_MAX)
+        if (r->upstream != SIZE_MAX || L->names_incomplete)
             continue;
         if ((sug = closest(name, names, nnames)) != NULL)
             add_err(L, r->file, pg_toml_pos(v),
@@ -1379,7 +1429,7 @@ int pg_config_load(const char *path, pg_config_t **out, pg_errlist_t *errs)
             each_table(&L, &L.srcs[i], "route", parse_route);
     if (L.nsrcs == 1 || !has_errors(&L)) {
         /* "none at all" is only worth saying when no included file failed to load */
-        if (cfg->nupstreams == 0)
+        if (cfg->nupstreams == 0 && !L.upstream_seen)
             add_err(&L, path, (pg_pos_t){1, 1}, "upstream: at least one [[upstream]] is required");
         if (cfg->nroutes == 0)
             add_err(&L, path, (pg_pos_t){1, 1}, "route: at least one [[route]] is required");
@@ -1395,7 +1445,6 @@ done:
         rc = -ENOMEM;
     for (i = 0; i < L.nsrcs; i++) {
         pg_toml_free(L.srcs[i].root);
-        free(L.srcs[i].path);
         free(L.srcs[i].dir);
         free(L.srcs[i].real);
     }
