@@ -544,7 +544,7 @@ static int scan_number(pg__toml_parser_t *P, const char *s, const char *e, pg_to
     }
     if (xp) {
         buf[n++] = 'e';
-        if (*xp == '+' || *xp == '-')
+        if (xp < xpe && (*xp == '+' || *xp == '-'))
             buf[n++] = *xp++;
         if (!check_digits(xp, xpe, 10, buf, &n))
             goto bad;

@@ -230,6 +230,8 @@ static void test_floats_including_inf_nan_and_exponents(void **state)
     assert_non_null(strstr(ERR("x = 1.\n"), "malformed number"));
     assert_non_null(strstr(ERR("x = .5\n"), "expected a value"));
     assert_non_null(strstr(ERR("x = 1e_3\n"), "malformed number"));
+    /* Found by fuzz_toml: an empty exponent at the very end of the input. */
+    assert_non_null(strstr(parse_err("x = 0e", 6), "malformed number '0e'"));
 }
 
 static void test_strings_of_all_four_kinds_with_escapes(void **state)
