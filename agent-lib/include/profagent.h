@@ -1,0 +1,59 @@
+/* profagent: the public API of libprofagent, profgate's in-process profiling agent.
+ * The agent serves net/http/pprof's paths (/debug/pprof/...) over HTTP/1.1 on a Unix socket,
+ * from a thread of its own, so that `curl --unix-socket` or the profgate gateway can fetch
+ * profiles from a running C service.
+ * Owns: its thread, its socket file (created 0600, removed at stop) and every buffer it uses.
+ * Threads: profagent_start/profagent_stop from any thread, but not concurrently with each other.
+ * Errors: negative errno. The agent never aborts its host: a failure is logged as one line
+ *   "profagent: ..." on stderr and the service keeps running without it.
+ *
+ * Linking it is enough to get an agent when the environment asks for one: a constructor calls
+ * profagent_start(NULL) when PROFAGENT_SOCKET is set. Environment (read by profagent_start
+ * when opts is NULL, and by profagent_options_init):
+ *   PROFAGENT_SOCKET   path of the Unix socket (its directory is created 0700 if missing)
+ *   PROFAGENT_CPU_HZ   CPU sampling rate in Hz, 1..1000 (default 100); 0 turns CPU profiling off
+ */
+#ifndef PROFAGENT_H
+#define PROFAGENT_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PROFAGENT_BUILDING)
+#define PROFAGENT_API __attribute__((visibility("default")))
+#else
+#define PROFAGENT_API
+#endif
+
+#define PROFAGENT_DEFAULT_CPU_HZ 100
+
+typedef struct profagent_options {
+    /* public: */
+    const char *socket_path; /* required; copied by profagent_start */
+    int cpu_hz;              /* SIGPROF rate for /debug/pprof/profile; 0 disables it */
+    int reserved[6];         /* zero; room for later knobs without breaking the ABI */
+} profagent_options_t;
+
+/* Fill *opts with the defaults, then apply the PROFAGENT_* environment variables (an invalid
+ * value is logged and ignored). socket_path is NULL when PROFAGENT_SOCKET is unset. */
+PROFAGENT_API void profagent_options_init(profagent_options_t *opts);
+
+/* Start the agent: create the socket and the agent thread. opts NULL means "from the
+ * environment" (as profagent_options_init). Returns 0 if the agent is already running on the
+ * same socket path, -EALREADY if it runs on another one, -EINVAL without a socket path,
+ * -EADDRINUSE if a live process answers on that path, other negative errno on failure. */
+PROFAGENT_API int profagent_start(const profagent_options_t *opts);
+
+/* Stop the agent: a running profile ends (its client's connection is closed), the thread is
+ * joined and the socket file removed. Returns 0, also when the agent was not running. */
+PROFAGENT_API int profagent_stop(void);
+
+/* The socket path the agent listens on, or NULL when it is not running. Valid until stop. */
+PROFAGENT_API const char *profagent_socket_path(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,58 @@
+/* pa_cpu: the CPU sampler, control side. Installs the SIGPROF handler (pa_cpu_sig.c) once,
+ * arms a profiling timer at the requested rate, drains the handler's ring into a stack table
+ * (values: samples/count, cpu/nanoseconds), and stops. One CPU profile at a time per process,
+ * as Go's runtime/pprof.StartCPUProfile.
+ * Owns: the ring while a profile runs (freed by pa_cpu_stop). The caller owns the stack table.
+ * Threads: one thread at a time (the agent thread). Not async-signal-safe.
+ * Errors: negative errno; -EBUSY a profile is already running; -EEXIST SIGPROF has another
+ *   handler (left alone); -ENOTSUP CPU profiling is turned off (hz 0). */
+#ifndef PA_CPU_H
+#define PA_CPU_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "pa_ring.h"
+#include "pa_stacktab.h"
+
+#define PA_CPU_RING_SLOTS 2048 /* 20 s of one busy thread at 100 Hz between drains */
+#define PA_CPU_MAX_HZ 1000
+
+/* Prepare libunwind (caching policy, one warm-up unwind so its lazy set-up never runs inside a
+ * handler) and the loader hook. Idempotent; called at agent start. */
+int pa_cpu_init(void);
+
+/* Start sampling at hz (1..PA_CPU_MAX_HZ). */
+int pa_cpu_start(int hz);
+int pa_cpu_running(void);
+int64_t pa_cpu_period_ns(void);
+
+/* Move the samples recorded so far into t (nvalues 2): each adds {1, period}. Returns the
+ * number of samples moved. */
+size_t pa_cpu_drain(pa_stacktab_t *t);
+
+/* Stop the timer, wait for handlers still running, drain what is left into t (may be NULL to
+ * discard), add the lost samples (ring full) as one [lost samples] stack, free the ring.
+ * *lost, if not NULL, gets their count. No-op when no profile runs. */
+void pa_cpu_stop(pa_stacktab_t *t, uint64_t *lost);
+
+/* The message after "Could not enable CPU profiling: " for an error of pa_cpu_start. */
+const char *pa_cpu_strerror(int err);
+
+/* Forget a profile inherited across fork (the child has no timer; its ring is leaked). */
+void pa_cpu_atfork_child(void);
+
+/* --- internals shared with pa_cpu_sig.c --- */
+/* The ring the handler writes to; NULL when no profile runs. pa_cpu.c changes it only with
+ * the timer disarmed, or before arming it. */
+extern _Atomic(pa_ring_t *) pa__cpu_ring;
+/* Handlers between their entry and their last access to the ring. */
+extern _Atomic int pa__cpu_inflight;
+/* Nonzero while this thread is inside one of the agent's samplers (initial-exec TLS): a
+ * sampler that finds it set returns at once, so no sampler ever samples another (or itself). */
+extern __thread int pa__sampler_guard __attribute__((tls_model("initial-exec")));
+
+void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *uc);
+
+#endif

@@ -1,0 +1,81 @@
+/* pa_server: a small HTTP/1.1 server on a Unix socket, run by the agent's own thread with
+ * poll(). Keep-alive, one request at a time per connection (pipelined bytes wait), bounded
+ * requests, every response with Content-Length. A handler answers at once, or defers: the
+ * request then sleeps without blocking the thread (a CPU profile waits its N seconds that
+ * way) and its callback runs at the time it asked for, when the client goes away, or when the
+ * server stops.
+ * Socket file: created 0600 (bound under a temporary name, chmod'ed, renamed into place, so
+ * the process-wide umask never matters and no one else can connect meanwhile); its directory
+ * is created 0700 when missing; a stale file (nobody answering) is replaced; a live one is
+ * refused. The file is removed by pa_server_free if it is still ours. Only peers with our uid
+ * (or root) are served.
+ * Owns: its socket, connections and their buffers; pa_req_t's are borrowed by the handler
+ *   until it responds or its deferred callback gets GONE/SHUTDOWN.
+ * Threads: pa_server_run and every pa_req_* on one thread; pa_server_stop from any thread.
+ * Errors: negative errno. */
+#ifndef PA_SERVER_H
+#define PA_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PA_SERVER_MAX_CONNS 64
+#define PA_SERVER_MAX_URL 8192
+#define PA_SERVER_MAX_HEADERS 16384 /* bytes of header names and values */
+#define PA_SERVER_MAX_BODY 65536
+#define PA_SERVER_IDLE_MS 60000     /* keep-alive idle, and no progress reading or writing */
+
+typedef struct pa_server pa_server_t;
+typedef struct pa_req pa_req_t;
+
+typedef struct pa_header {
+    const char *name;
+    const char *value;
+} pa_header_t;
+
+typedef void (*pa_server_handler_fn)(void *arg, pa_req_t *req);
+
+typedef enum pa_req_event {
+    PA_REQ_WAKE,     /* the time given to pa_req_wake_at has come: respond, or wake again */
+    PA_REQ_GONE,     /* the client closed its side: release your state, do not respond */
+    PA_REQ_SHUTDOWN, /* the server is stopping: release your state, do not respond */
+} pa_req_event_t;
+
+typedef void (*pa_req_event_fn)(void *arg, pa_req_t *req, pa_req_event_t ev);
+
+/* Create the socket at path (listening) and call handler for each request. */
+int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_server_t **out);
+/* Serve until pa_server_stop; deferred requests get PA_REQ_SHUTDOWN before it returns. */
+int pa_server_run(pa_server_t *s);
+/* Ask run to return. Any thread; async-signal-safe (one write(2)). */
+void pa_server_stop(pa_server_t *s);
+/* Close everything and remove the socket file (if it is still the one we created). */
+void pa_server_free(pa_server_t *s);
+/* Remove the socket file if it is still ours; the server keeps running (for exit time). */
+void pa_server_unlink(pa_server_t *s);
+
+/* The request; strings stay valid until the response is queued. path is percent-decoded;
+ * query is raw (without '?', "" if none); body is not NUL-terminated. */
+const char *pa_req_method(const pa_req_t *r);
+const char *pa_req_path(const pa_req_t *r);
+const char *pa_req_query(const pa_req_t *r);
+const char *pa_req_body(const pa_req_t *r, size_t *len);
+
+/* Queue the response (head built here with Content-Length; body copied). The request is
+ * finished afterwards: do not touch r again. HEAD requests get the head only. */
+int pa_req_respond(pa_req_t *r, int status, const pa_header_t *headers, size_t nheaders,
+                   const void *body, size_t len);
+
+/* Keep the request open after the handler returns; fn gets the events above. */
+void pa_req_defer(pa_req_t *r, pa_req_event_fn fn, void *arg);
+/* Ask for a PA_REQ_WAKE at monotonic time at_ns (pa_server_now_ns). */
+void pa_req_wake_at(pa_req_t *r, int64_t at_ns);
+
+int64_t pa_server_now_ns(void); /* CLOCK_MONOTONIC */
+
+/* --- internals for tests --- */
+/* Percent-decode src[0..len) into dst (NUL-terminated, at most dstsize bytes with the NUL);
+ * '+' is kept unless plus_is_space. -EINVAL on a bad escape, -ENAMETOOLONG if it does not fit. */
+int pa__url_unescape(const char *src, size_t len, char *dst, size_t dstsize, int plus_is_space);
+
+#endif

@@ -1,0 +1,74 @@
+/* agent_burn: a host for the agent's integration tests. It links libprofagent and relies on
+ * its constructor (PROFAGENT_SOCKET) or, with --socket PATH, on profagent_start. N threads
+ * (default 2) spin in burn_cpu_hot() for --seconds S (default 60) unless killed first.
+ *   agent_burn [--socket PATH] [--threads N] [--seconds S] */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "profagent.h"
+
+static atomic_int stop_flag;
+static volatile unsigned long sink;
+
+__attribute__((noinline)) unsigned long burn_cpu_hot(unsigned long n);
+__attribute__((noinline)) unsigned long burn_cpu_hot(unsigned long n)
+{
+    unsigned long x = n;
+    for (unsigned long i = 0; i < 2000000; i++)
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+    return x;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_flag))
+        sink += burn_cpu_hot(sink);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *sock = NULL;
+    int nthreads = 2, seconds = 60;
+    pthread_t th[64];
+
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--socket") == 0)
+            sock = argv[i + 1];
+        else if (strcmp(argv[i], "--threads") == 0)
+            nthreads = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--seconds") == 0)
+            seconds = atoi(argv[i + 1]);
+    }
+    if (nthreads < 0 || nthreads > 64)
+        nthreads = 2;
+    if (sock != NULL) {
+        profagent_options_t o;
+        int rc;
+        profagent_options_init(&o);
+        o.socket_path = sock;
+        rc = profagent_start(&o);
+        if (rc < 0) {
+            fprintf(stderr, "agent_burn: profagent_start: %s\n", strerror(-rc));
+            return 1;
+        }
+    }
+    for (int i = 0; i < nthreads; i++)
+        pthread_create(&th[i], NULL, worker, NULL);
+    for (int s = 0; s < seconds * 10; s++) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&stop_flag, 1);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    profagent_stop();
+    return 0;
+}
