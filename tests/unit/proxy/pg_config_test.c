@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -961,14 +962,15 @@ static void test_error_token_file_unreadable(void **state)
 
 static void test_project_configs_load(void **state)
 {
-    static const char *const names[] = {"demo.toml", "example.toml", "multi-service.toml",
-                                        "hardened.toml"};
+    static const char *const required[] = {"demo.toml", "example.toml", "multi-service.toml",
+                                           "hardened.toml"};
     fixture_t *f = *state;
-    char root[PATH_MAX], path[PATH_MAX + 64];
+    char root[PATH_MAX], pattern[PATH_MAX + 64];
     char *p;
-    size_t i, loaded = 0;
+    glob_t g;
+    size_t i, j;
 
-    /* __FILE__ is this source's absolute path: .../tests/unit/proxy/pg_config_test.c */
+    /* __FILE__ is this source's path: .../tests/unit/proxy/pg_config_test.c */
     snprintf(root, sizeof root, "%s", __FILE__);
     p = strstr(root, "tests/unit/proxy/");
     assert_non_null(p);
@@ -976,23 +978,39 @@ static void test_project_configs_load(void **state)
         snprintf(root, sizeof root, ".");
     else
         p[-1] = '\0';
-    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, sizeof path, "%s/configs/%s", root, names[i]);
-        if (access(path, F_OK) != 0) {
-            fprintf(stderr, "  (not present yet: %s)\n", path);
-            continue;
-        }
+    snprintf(pattern, sizeof pattern, "%s/configs/*.toml", root);
+    assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+    snprintf(pattern, sizeof pattern, "%s/configs/conf.d/*.toml", root);
+    assert_int_equal(glob(pattern, GLOB_APPEND, NULL, &g), 0);
+    for (i = 0; i < sizeof required / sizeof required[0]; i++) {
+        for (j = 0; j < g.gl_pathc; j++)
+            if (strcmp(strrchr(g.gl_pathv[j], '/') + 1, required[i]) == 0)
+                break;
+        if (j == g.gl_pathc)
+            fail_msg("configs/%s is missing", required[i]);
+    }
+    for (j = 0; j < g.gl_pathc; j++) {
         pg_config_free(f->cfg);
         f->cfg = NULL;
-        if (pg_config_load(path, &f->cfg, &f->errs) != 0) {
+        if (pg_config_load(g.gl_pathv[j], &f->cfg, &f->errs) != 0) {
             dump_errors(f);
-            fail_msg("%s does not load", path);
+            fail_msg("%s does not load", g.gl_pathv[j]);
         }
         assert_true(f->cfg->nupstreams >= 1);
         assert_true(f->cfg->nroutes >= 1);
-        loaded++;
+        if (strstr(g.gl_pathv[j], "/multi-service.toml")) {
+            /* two upstreams from conf.d/, a host route and prefix routes */
+            assert_int_equal(f->cfg->nfiles, 3);
+            assert_int_equal(f->cfg->nupstreams, 2);
+            assert_int_equal(f->cfg->nroutes, 3);
+            assert_non_null(f->cfg->routes[2].host);
+        }
+        if (strstr(g.gl_pathv[j], "/hardened.toml")) {
+            assert_true(f->cfg->pprof.max_seconds < 60);
+            assert_true(f->cfg->pprof.has_admin_listen);
+        }
     }
-    assert_true(loaded >= 1);
+    globfree(&g);
 }
 
 int main(void)
