@@ -1,0 +1,48 @@
+/* pg_buf: reference-counted I/O buffers, so that bytes read from one socket can be written
+ * to the other without a copy: each pending uv_write holds a reference to the buffer its
+ * slice lives in, and the buffer goes back to its worker's free list when the last
+ * reference is dropped.
+ * Owns: a pg_bufpool_t owns the free buffers on its list; a pg_buf_t is owned by whoever
+ *   holds references (pg_buf_ref/pg_buf_unref); the pool must outlive every buffer it gave.
+ * Threads: a pool and its buffers belong to one worker's loop thread.
+ * Errors: pg_buf_get returns NULL when memory is exhausted. */
+#ifndef PG_BUF_H
+#define PG_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PG_BUF_SIZE 65536     /* standard buffer: one read, or one head */
+#define PG_BUF_POOL_MAX 256   /* free standard buffers kept per worker (16 MiB at most) */
+
+typedef struct pg_bufpool pg_bufpool_t;
+
+typedef struct pg_buf {
+    uint32_t refs;      /* private */
+    uint32_t cap;       /* read-only: bytes in data */
+    uint32_t len;       /* public: bytes used, for the holder's bookkeeping */
+    pg_bufpool_t *pool; /* private */
+    struct pg_buf *next; /* private: free list link */
+    char data[];
+} pg_buf_t;
+
+struct pg_bufpool {
+    pg_buf_t *free; /* private */
+    size_t nfree;   /* read-only */
+    size_t nlive;   /* read-only: buffers handed out and not yet returned */
+};
+
+void pg_bufpool_init(pg_bufpool_t *p);
+/* Frees the free list; buffers still referenced are a bug (asserts nlive == 0). */
+void pg_bufpool_destroy(pg_bufpool_t *p);
+
+/* A buffer of at least cap bytes with one reference, len 0; NULL on ENOMEM. */
+pg_buf_t *pg_buf_get(pg_bufpool_t *p, size_t cap);
+static inline pg_buf_t *pg_buf_ref(pg_buf_t *b)
+{
+    b->refs++;
+    return b;
+}
+void pg_buf_unref(pg_buf_t *b);
+
+#endif

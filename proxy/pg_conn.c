@@ -1,0 +1,1528 @@
+/* pg_conn: the client connection state machine.
+ *
+ * A connection carries a sequence of exchanges (one request, one response). Each side is
+ * parsed by llhttp (HTTP_REQUEST for the client, HTTP_RESPONSE for the upstream) only to
+ * learn where heads and messages end: the parsers pause (HPE_PAUSED) at the end of every
+ * head and every message, and llhttp_get_error_pos() says where. Heads are copied, in wire
+ * form, into one head buffer per side and rewritten (hop-by-hop headers dropped,
+ * X-Forwarded-* and Via added) into a single uv_write of iovecs; bodies are relayed as the
+ * bytes that were read, framing included (Content-Length or chunked), each write holding a
+ * reference to the read buffer it points into, so the body path makes no copy.
+ *
+ *   IDLE --first byte--> HEAD --head complete--> route, pprof policy
+ *        --> local answer (4xx/5xx, then close)                     or
+ *        --> upstream acquired (pooled, or connecting: writes queue behind the connect)
+ *            FORWARD: request body -> upstream, response head + body -> client
+ *            both messages complete --> upstream back to its pool --> IDLE (keep-alive)
+ *                                                                  or close
+ *
+ * Pipelining: the request parser pauses after each message; bytes after it are held (one
+ * buffer reference) with reading stopped until the response is complete, then parsed: so
+ * responses go out in request order and nothing more is buffered.
+ * Backpressure: reading from one side stops while the other side's write queue is above
+ * PG_CONN_WQ_HIGH, and resumes when a write completes below it.
+ * Timeouts: one timer per connection, armed for the current state: header_timeout from the
+ * first byte of a request (408), idle_timeout between requests (silent close),
+ * connect_timeout (502), the upstream's timeout between upstream reads (504 before the
+ * response head; a cut response after) -- or, for profile requests, seconds + a margin.
+ * A reused pooled connection that fails before any response byte, for a request without a
+ * body, is retried once on a new connection (the upstream may have closed it meanwhile). */
+#include "pg_conn.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+
+#include <llhttp.h>
+
+#include "pg_buf.h"
+#include "pg_config.h"
+#include "pg_http.h"
+#include "pg_log.h"
+#include "pg_route.h"
+#include "pg_upstream.h"
+
+#define PG_CONN_MAX_HEADERS 128
+#define PG_CONN_WQ_HIGH (256 * 1024)
+#define PG_CONN_PROFILE_MARGIN_MS 10000
+#define PG_CONN_HEAD_RESERVE 1024 /* room for added headers after the client's */
+
+enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
+enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
+#define PG_CONN_LINGER_MS 10000 /* a closing client that does not read its last response */
+
+typedef struct hdr {
+    uint32_t off;      /* line start in the head buffer: "Name: value\r\n" */
+    uint32_t len;      /* whole line, CRLF included (set at value complete) */
+    uint32_t name_len;
+} hdr_t;
+
+/* A head being read: first line part (URL or reason phrase) at offset 0, then the header
+ * lines, in wire form. */
+typedef struct headacc {
+    pg_buf_t *buf;
+    uint32_t first_len;
+    uint32_t limit;
+    uint16_t n;
+    bool field_open;
+    bool overflow;   /* limit passed: 431 / 502 */
+    bool too_many;
+    hdr_t h[PG_CONN_MAX_HEADERS];
+} headacc_t;
+
+typedef struct xchg {
+    headacc_t req;
+    headacc_t resp;
+    pg_gen_t *gen;
+    const pg_config_upstream_t *up;
+    pg_uconn_t *u;
+    bool pprof;
+    const char *pprof_rest;       /* into req.buf */
+    uint32_t pprof_rest_len;
+    uint32_t query_off, query_len; /* '?' included, into req.buf; len 0 when none */
+    uint32_t path_off;            /* where the origin-form path starts in the URL */
+    uint64_t budget_ms;           /* upstream first-byte/idle timeout for this request */
+    uint64_t body_sent;
+    uint8_t method;
+    bool req_has_body;
+    bool req_done;
+    bool resp_started;            /* final (non-1xx) response head sent to the client */
+    bool resp_done;
+    bool retried;
+    bool got_resp_bytes;
+    bool up_dirty;                /* the upstream connection must not be reused */
+    bool ev_rhead, ev_rdone;
+    int up_writes;                /* uv_writes to u not yet completed */
+} xchg_t;
+
+struct pg_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    pg_worker_t *w;
+    pg_conn_t *next, *prev;
+    llhttp_t req;
+    xchg_t *x;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    pg_buf_t *pend;               /* pipelined bytes waiting for the current response */
+    uint32_t pend_off, pend_len;
+    int state;
+    int timer_mode;
+    int open_handles;
+    int cl_writes;                /* uv_writes to the client not yet completed */
+    bool ev_head, ev_done;
+    bool keep_alive;              /* the client may send another request after this one */
+    bool close_after;             /* close once the current response is written */
+    bool reading;
+    bool closed;                  /* uv_close called */
+};
+
+typedef struct wreq {
+    uv_write_t req;
+    pg_buf_t *b;
+} wreq_t;
+
+static const llhttp_settings_t *req_settings(void);
+static const llhttp_settings_t *resp_settings(void);
+static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick);
+static void update_reading(pg_conn_t *c);
+static void finish_exchange(pg_conn_t *c);
+static void start_upstream(pg_conn_t *c);
+
+static const pg_uconn_ops_t uconn_ops;
+
+pg_conn_t *pg__conn_next(pg_conn_t *c)
+{
+    return c->next;
+}
+
+static pg_buf_t *buf_of(const uv_buf_t *buf)
+{
+    return (pg_buf_t *)(void *)(buf->base - offsetof(pg_buf_t, data));
+}
+
+/* ---------------- timers ---------------- */
+
+static void on_timeout(uv_timer_t *t);
+
+static void arm(pg_conn_t *c, int mode, uint64_t ms)
+{
+    c->timer_mode = mode;
+    uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* ---------------- closing ---------------- */
+
+static void on_handle_close(uv_handle_t *h)
+{
+    pg_conn_t *c = h->data;
+
+    if (--c->open_handles > 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pg__worker_conn_gone(c->w, c);
+    free(c);
+}
+
+static void drop_exchange(pg_conn_t *c, bool upstream_reusable)
+{
+    xchg_t *x = c->x;
+
+    if (x == NULL)
+        return;
+    if (x->u) {
+        x->u->owner = NULL;
+        if (upstream_reusable && x->up_writes == 0)
+            pg_upstream_release(x->u, true);
+        else
+            pg_upstream_close(x->u);
+        x->u = NULL;
+    }
+    if (x->req.buf)
+        pg_buf_unref(x->req.buf);
+    if (x->resp.buf)
+        pg_buf_unref(x->resp.buf);
+    if (x->gen)
+        pg__gen_unref(x->gen);
+    free(x);
+    c->x = NULL;
+}
+
+void pg_conn_abort(pg_conn_t *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    c->state = C_CLOSING;
+    drop_exchange(c, false);
+    if (c->pend) {
+        pg_buf_unref(c->pend);
+        c->pend = NULL;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+    uv_close((uv_handle_t *)&c->timer, on_handle_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    pg_conn_t *c = req->data;
+
+    (void)status;
+    free(req);
+    pg_conn_abort(c);
+}
+
+/* Close after every pending write has reached the kernel (FIN after the response). */
+static void close_gracefully(pg_conn_t *c)
+{
+    uv_shutdown_t *req;
+
+    if (c->state == C_CLOSING)
+        return;
+    drop_exchange(c, false);
+    req = malloc(sizeof *req);
+    if (req == NULL) {
+        pg_conn_abort(c);
+        return;
+    }
+    req->data = c;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    c->state = C_CLOSING;
+    arm(c, T_LINGER, PG_CONN_LINGER_MS);
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        free(req);
+        pg_conn_abort(c);
+    }
+}
+
+void pg_conn_drain(pg_conn_t *c)
+{
+    c->keep_alive = false;
+    if (c->state == C_IDLE && c->x == NULL)
+        close_gracefully(c);
+    else
+        c->close_after = true;
+}
+
+/* ---------------- writing ---------------- */
+
+static void on_client_write(uv_write_t *req, int status)
+{
+    wreq_t *wr = (wreq_t *)req;
+    pg_conn_t *c = req->handle->data;
+
+    if (wr->b)
+        pg_buf_unref(wr->b);
+    free(wr);
+    c->cl_writes--;
+    if (c->state == C_CLOSING)
+        return;
+    if (status < 0) {
+        pg_log_debug("client write failed: %s", uv_strerror(status));
+        pg_conn_abort(c);
+        return;
+    }
+    update_reading(c);
+}
+
+/* Write n buffers to the client; b (may be NULL) is referenced until the write is done. */
+static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
+{
+    wreq_t *wr = malloc(sizeof *wr);
+    int r;
+
+    if (wr == NULL)
+        return UV_ENOMEM;
+    wr->b = b ? pg_buf_ref(b) : NULL;
+    r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, on_client_write);
+    if (r < 0) {
+        if (wr->b)
+            pg_buf_unref(wr->b);
+        free(wr);
+        return r;
+    }
+    c->cl_writes++;
+    return 0;
+}
+
+static void upstream_failed(pg_conn_t *c, int err);
+
+static void on_upstream_write(uv_write_t *req, int status)
+{
+    wreq_t *wr = (wreq_t *)req;
+    pg_uconn_t *u = req->handle->data;
+    pg_conn_t *c = u->owner;
+
+    if (wr->b)
+        pg_buf_unref(wr->b);
+    free(wr);
+    if (c == NULL || c->x == NULL || c->x->u != u)
+        return;
+    c->x->up_writes--;
+    if (status < 0) {
+        /* before the connect completes, its callback reports the real cause */
+        if (status != UV_ECANCELED && u->connected)
+            upstream_failed(c, status);
+        return;
+    }
+    update_reading(c);
+}
+
+static int upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
+{
+    wreq_t *wr = malloc(sizeof *wr);
+    int r;
+
+    if (wr == NULL)
+        return UV_ENOMEM;
+    wr->b = b ? pg_buf_ref(b) : NULL;
+    r = uv_write(&wr->req, &c->x->u->h.stream, bufs, n, on_upstream_write);
+    if (r < 0) {
+        if (wr->b)
+            pg_buf_unref(wr->b);
+        free(wr);
+        return r;
+    }
+    c->x->up_writes++;
+    return 0;
+}
+
+/* A short text/plain answer of our own; the connection closes after it. The body names the
+ * cause (one static or formatted line), and goes to the log at debug level. */
+static void send_error(pg_conn_t *c, int status, const char *msg)
+{
+    bool pprof = c->x && c->x->pprof;
+    pg_buf_t *b;
+    uv_buf_t ub;
+    size_t n;
+
+    pg_log_debug("%d %s", status, msg);
+    if (c->x && c->x->resp_started) {
+        pg_conn_abort(c); /* too late for a status: cut the response */
+        return;
+    }
+    b = pg_buf_get(&c->w->bufs, PG_BUF_SIZE);
+    if (b == NULL) {
+        pg_conn_abort(c);
+        return;
+    }
+    n = pg_http_error_response(b->data, b->cap, status, msg, pprof, true);
+    if (n == 0)
+        n = pg_http_error_response(b->data, b->cap, status, "error", pprof, true);
+    ub = uv_buf_init(b->data, (unsigned)n);
+    if (client_write(c, &ub, 1, b) < 0) {
+        pg_buf_unref(b);
+        pg_conn_abort(c);
+        return;
+    }
+    pg_buf_unref(b);
+    close_gracefully(c);
+}
+
+/* ---------------- reading control ---------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    pg_conn_t *c = h->data;
+    pg_buf_t *b = pg_buf_get(&c->w->bufs, PG_BUF_SIZE);
+
+    (void)hint;
+    buf->base = b ? b->data : NULL;
+    buf->len = b ? b->cap : 0;
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void update_reading(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    bool want = true;
+
+    if (c->state == C_CLOSING)
+        return;
+    if (c->pend != NULL || (x && x->u && !x->u->connected))
+        want = false;
+    if (x && x->u && uv_stream_get_write_queue_size(&x->u->h.stream) > PG_CONN_WQ_HIGH)
+        want = false;
+    if (want != c->reading) {
+        if (want)
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_client_read);
+        else
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = want;
+    }
+    if (x && x->u && x->u->connected)
+        pg_upstream_read(x->u, uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) <=
+                                   PG_CONN_WQ_HIGH);
+}
+
+/* ---------------- head accumulation (both parsers) ---------------- */
+
+static int acc_append(pg_conn_t *c, headacc_t *a, const char *at, size_t len)
+{
+    if (a->buf == NULL) {
+        a->buf = pg_buf_get(&c->w->bufs, (size_t)a->limit + PG_CONN_HEAD_RESERVE);
+        if (a->buf == NULL) {
+            a->overflow = true;
+            return -1;
+        }
+    }
+    if ((size_t)a->buf->len + len > a->limit) {
+        a->overflow = true;
+        return -1;
+    }
+    memcpy(a->buf->data + a->buf->len, at, len);
+    a->buf->len += (uint32_t)len;
+    return 0;
+}
+
+static void acc_reset(pg_conn_t *c, headacc_t *a, uint32_t limit)
+{
+    (void)c;
+    if (a->buf)
+        a->buf->len = 0;
+    a->first_len = 0;
+    a->limit = limit;
+    a->n = 0;
+    a->field_open = false;
+    a->overflow = false;
+    a->too_many = false;
+}
+
+static int acc_first(pg_conn_t *c, headacc_t *a, const char *at, size_t len)
+{
+    if (acc_append(c, a, at, len) < 0)
+        return -1;
+    a->first_len += (uint32_t)len;
+    return 0;
+}
+
+static int acc_field(pg_conn_t *c, headacc_t *a, const char *at, size_t len)
+{
+    if (!a->field_open) {
+        if (a->n == PG_CONN_MAX_HEADERS) {
+            a->too_many = true;
+            return -1;
+        }
+        if (a->buf == NULL && acc_append(c, a, "", 0) < 0)
+            return -1;
+        a->h[a->n].off = a->buf->len;
+        a->h[a->n].name_len = 0;
+        a->h[a->n].len = 0;
+        a->field_open = true;
+    }
+    if (acc_append(c, a, at, len) < 0)
+        return -1;
+    a->h[a->n].name_len += (uint32_t)len;
+    return 0;
+}
+
+static int acc_field_done(pg_conn_t *c, headacc_t *a)
+{
+    return acc_append(c, a, ": ", 2);
+}
+
+static int acc_value_done(pg_conn_t *c, headacc_t *a)
+{
+    if (acc_append(c, a, "\r\n", 2) < 0)
+        return -1;
+    a->h[a->n].len = a->buf->len - a->h[a->n].off;
+    a->n++;
+    a->field_open = false;
+    return 0;
+}
+
+static const char *hdr_name(const headacc_t *a, const hdr_t *h)
+{
+    return a->buf->data + h->off;
+}
+
+static const char *hdr_value(const headacc_t *a, const hdr_t *h, size_t *len)
+{
+    *len = h->len - h->name_len - 4;
+    return a->buf->data + h->off + h->name_len + 2;
+}
+
+static const hdr_t *acc_find(const headacc_t *a, const char *lower)
+{
+    uint16_t i;
+
+    for (i = 0; i < a->n; i++)
+        if (pg_http_name_is(hdr_name(a, &a->h[i]), a->h[i].name_len, lower))
+            return &a->h[i];
+    return NULL;
+}
+
+/* Is this header one we drop when relaying: hop-by-hop, or named in Connection? */
+static bool drop_header(const headacc_t *a, const hdr_t *h, const hdr_t *conn_hdr)
+{
+    const char *name = hdr_name(a, h);
+    const char *v;
+    size_t vlen;
+
+    if (pg_http_is_hop_by_hop(name, h->name_len))
+        return true;
+    if (conn_hdr) {
+        v = hdr_value(a, conn_hdr, &vlen);
+        if (pg_http_token_list_has(v, vlen, name, h->name_len))
+            return true;
+    }
+    return false;
+}
+
+/* ---------------- request parser callbacks ---------------- */
+
+static int on_req_begin(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+    pg_gen_t *g = c->w->gen;
+    xchg_t *x = c->x;
+
+    if (x == NULL) {
+        x = malloc(sizeof *x);
+        if (x == NULL)
+            return -1;
+        c->x = x;
+    }
+    /* everything but the header index arrays, which are written before they are read */
+    memset(&x->req, 0, offsetof(headacc_t, h));
+    memset(&x->resp, 0, offsetof(headacc_t, h));
+    memset(&x->gen, 0, sizeof *x - offsetof(xchg_t, gen));
+    x->gen = g;
+    pg__gen_ref(g);
+    acc_reset(c, &x->req, g->cfg->server.max_header_bytes);
+    c->state = C_HEAD;
+    arm(c, T_HEAD, g->cfg->server.header_timeout_ms);
+    return 0;
+}
+
+static int on_req_url(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_first(c, &c->x->req, at, len);
+}
+
+static int on_req_field(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_field(c, &c->x->req, at, len);
+}
+
+static int on_req_field_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_field_done(c, &c->x->req);
+}
+
+static int on_req_value(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_append(c, &c->x->req, at, len);
+}
+
+static int on_req_value_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_value_done(c, &c->x->req);
+}
+
+static int on_req_headers_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->ev_head = true;
+    return HPE_PAUSED;
+}
+
+static int on_req_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->ev_done = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t *req_settings(void)
+{
+    static llhttp_settings_t s;
+    static bool init;
+
+    if (!init) { /* first call happens-before any worker thread starts (pg_conn_accept) */
+        llhttp_settings_init(&s);
+        s.on_message_begin = on_req_begin;
+        s.on_url = on_req_url;
+        s.on_header_field = on_req_field;
+        s.on_header_field_complete = on_req_field_done;
+        s.on_header_value = on_req_value;
+        s.on_header_value_complete = on_req_value_done;
+        s.on_headers_complete = on_req_headers_done;
+        s.on_message_complete = on_req_done;
+        init = true;
+    }
+    return &s;
+}
+
+/* ---------------- request head: route, policy, forward ---------------- */
+
+static bool pprof_allowed(pg_conn_t *c)
+{
+    const pg_config_pprof_t *pp = &c->x->up->pprof;
+    size_t i;
+
+    for (i = 0; i < pp->nallow; i++)
+        if (pg_cidr_match(&pp->allow[i], &c->peer.sa))
+            return true;
+    return false;
+}
+
+/* Host header without its port, for route matching. */
+static const char *request_host(const headacc_t *a, size_t *len)
+{
+    const hdr_t *h = acc_find(a, "host");
+    const char *v;
+    size_t n, i;
+
+    if (h == NULL) {
+        *len = 0;
+        return NULL;
+    }
+    v = hdr_value(a, h, &n);
+    if (n > 0 && v[0] == '[') { /* [v6]:port */
+        for (i = 0; i < n && v[i] != ']'; i++)
+            ;
+        *len = i < n ? i + 1 : n;
+        return v;
+    }
+    for (i = 0; i < n && v[i] != ':'; i++)
+        ;
+    *len = i;
+    return v;
+}
+
+/* Checks the pprof policy and sets the timeout budget. Returns 0, or an HTTP status with
+ * *why set (into msg). */
+static int pprof_policy(pg_conn_t *c, char *msg, size_t msglen)
+{
+    xchg_t *x = c->x;
+    const pg_config_pprof_t *pp = &x->up->pprof;
+    const char *q = x->req.buf->data + x->query_off + 1, *v;
+    size_t qlen = x->query_len ? x->query_len - 1 : 0, vlen;
+    unsigned long secs = 0;
+    bool has_secs = false;
+    char addr[64];
+
+    if (!pp->enabled) {
+        snprintf(msg, msglen, "profiling is disabled for upstream \"%s\" (pprof.enabled)",
+                 x->up->name);
+        return 404;
+    }
+    if (!pprof_allowed(c)) {
+        pg_http_addr_text(&c->peer.sa, addr, sizeof addr);
+        snprintf(msg, msglen, "pprof access denied: client %s is not in pprof.allow", addr);
+        return 403;
+    }
+    if (!x->up->has_agent) {
+        snprintf(msg, msglen, "upstream \"%s\" has no agent configured (upstream.agent)",
+                 x->up->name);
+        return 404;
+    }
+    if (x->query_len && pg_http_query_get(q, qlen, "seconds", &v, &vlen) &&
+        pg_http_parse_uint(v, vlen, &secs) == 0) {
+        has_secs = true;
+        if (secs > pp->max_seconds) {
+            snprintf(msg, msglen, "seconds=%lu exceeds the limit pprof.max_seconds = %u", secs,
+                     pp->max_seconds);
+            return 400;
+        }
+    }
+    if (!has_secs) {
+        /* Go's defaults: profile 30 s, trace 1 s. */
+        if (x->pprof_rest_len == 8 && memcmp(x->pprof_rest, "/profile", 8) == 0)
+            secs = 30, has_secs = true;
+        else if (x->pprof_rest_len == 6 && memcmp(x->pprof_rest, "/trace", 6) == 0)
+            secs = 1, has_secs = true;
+    }
+    if (has_secs && secs * 1000 + PG_CONN_PROFILE_MARGIN_MS > x->budget_ms)
+        x->budget_ms = secs * 1000 + PG_CONN_PROFILE_MARGIN_MS;
+    return 0;
+}
+
+static void on_request_head(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    const pg_config_t *cfg = x->gen->cfg;
+    const char *url = x->req.buf->data, *path, *host;
+    size_t urllen = x->req.first_len, pathlen, i, hostlen;
+    pg_route_match_t m;
+    char msg[512];
+    int status;
+
+    x->method = c->req.method;
+    c->keep_alive = llhttp_should_keep_alive(&c->req) && !c->w->draining;
+    x->req_has_body = (c->req.flags & F_CHUNKED) || c->req.content_length > 0;
+    if (c->req.upgrade) {
+        send_error(c, 501, "protocol upgrade (Upgrade header, CONNECT) is not supported");
+        return;
+    }
+    /* origin-form "/path?q"; absolute-form "http://host/path?q" is reduced to its path */
+    i = 0;
+    if (urllen > 0 && url[0] != '/') {
+        const char *s = memchr(url, ':', urllen);
+
+        if (s == NULL || (size_t)(s - url) + 3 > urllen || s[1] != '/' || s[2] != '/') {
+            send_error(c, 400, "request target must be a path (origin-form)");
+            return;
+        }
+        i = (size_t)(s - url) + 3;
+        while (i < urllen && url[i] != '/' && url[i] != '?')
+            i++;
+    }
+    x->path_off = (uint32_t)i;
+    path = url + i;
+    for (pathlen = 0; i + pathlen < urllen && path[pathlen] != '?'; pathlen++)
+        ;
+    x->query_off = (uint32_t)(i + pathlen);
+    x->query_len = (uint32_t)(urllen - i - pathlen);
+    host = request_host(&x->req, &hostlen);
+    if (host && x->gen->has_port_hosts) {
+        /* some route names a host with its port: match on the whole Host value */
+        size_t full;
+        const hdr_t *h = acc_find(&x->req, "host");
+
+        host = hdr_value(&x->req, h, &full);
+        if (pg_route_match(x->gen->routes, host, full, pathlen ? path : "/",
+                           pathlen ? pathlen : 1, &m) == 0 && m.route->host)
+            goto matched;
+        host = request_host(&x->req, &hostlen);
+    }
+    if (pg_route_match(x->gen->routes, host, hostlen, pathlen ? path : "/", pathlen ? pathlen : 1,
+                       &m) < 0) {
+        snprintf(msg, sizeof msg, "no route for \"%.*s\"", (int)(pathlen > 200 ? 200 : pathlen),
+                 path);
+        send_error(c, 404, msg);
+        return;
+    }
+matched:
+    x->up = m.upstream;
+    x->pprof = m.pprof;
+    x->budget_ms = x->up->timeout_ms;
+    if (m.pprof) {
+        x->pprof_rest = m.pprof_rest;
+        x->pprof_rest_len = (uint32_t)m.pprof_rest_len;
+        status = pprof_policy(c, msg, sizeof msg);
+        if (status) {
+            send_error(c, status, msg);
+            return;
+        }
+    }
+    if (cfg->server.max_body_bytes && c->req.content_length > cfg->server.max_body_bytes) {
+        snprintf(msg, sizeof msg, "request body of %llu bytes exceeds server.max_body_bytes = %llu",
+                 (unsigned long long)c->req.content_length,
+                 (unsigned long long)cfg->server.max_body_bytes);
+        send_error(c, 413, msg);
+        return;
+    }
+    c->state = C_FORWARD;
+    start_upstream(c);
+}
+
+/* The request head, rewritten: "METHOD target HTTP/1.1", the client's headers minus
+ * hop-by-hop ones and the X-Forwarded-* / Via we set, then ours. One uv_write of iovecs
+ * pointing into the head buffer and static strings. */
+static int write_request_head(pg_conn_t *c)
+{
+    static char sp[] = " ", ver[] = " HTTP/1.1\r\n", pprof_base[] = "/debug/pprof";
+    xchg_t *x = c->x;
+    headacc_t *a = &x->req;
+    const pg_config_server_t *srv = &x->gen->cfg->server;
+    const hdr_t *conn_hdr = acc_find(a, "connection");
+    const hdr_t *xff = srv->add_forwarded ? acc_find(a, "x-forwarded-for") : NULL;
+    const hdr_t *via = srv->add_via ? acc_find(a, "via") : NULL;
+    const hdr_t *host = acc_find(a, "host");
+    uv_buf_t bufs[PG_CONN_MAX_HEADERS + 8];
+    unsigned n = 0;
+    uint32_t ext = a->buf->len, i;
+    char addr[64], *e;
+    size_t room, vlen;
+    const char *v;
+    int k;
+
+    bufs[n++] = uv_buf_init((char *)llhttp_method_name(x->method), (unsigned)strlen(
+                                llhttp_method_name(x->method)));
+    bufs[n++] = uv_buf_init(sp, 1);
+    if (x->pprof) {
+        bufs[n++] = uv_buf_init(pprof_base, sizeof pprof_base - 1);
+        if (x->pprof_rest_len)
+            bufs[n++] = uv_buf_init((char *)x->pprof_rest, x->pprof_rest_len);
+        if (x->query_len)
+            bufs[n++] = uv_buf_init(a->buf->data + x->query_off, x->query_len);
+    } else if (a->first_len > x->path_off) {
+        bufs[n++] = uv_buf_init(a->buf->data + x->path_off, a->first_len - x->path_off);
+    } else {
+        bufs[n++] = uv_buf_init(pprof_base, 1); /* "/" */
+    }
+    bufs[n++] = uv_buf_init(ver, sizeof ver - 1);
+    for (i = 0; i < a->n; i++) {
+        const hdr_t *h = &a->h[i];
+        const char *name = hdr_name(a, h);
+
+        if (drop_header(a, h, conn_hdr) || h == xff || h == via ||
+            (srv->add_forwarded && (pg_http_name_is(name, h->name_len, "x-forwarded-proto") ||
+                                    pg_http_name_is(name, h->name_len, "x-forwarded-host"))))
+            continue;
+        if (bufs[n - 1].base + bufs[n - 1].len == a->buf->data + h->off)
+            bufs[n - 1].len += h->len; /* adjacent kept lines: one iovec */
+        else
+            bufs[n++] = uv_buf_init(a->buf->data + h->off, h->len);
+    }
+    /* Our headers go after the client's in the head buffer's reserve. */
+    e = a->buf->data + ext;
+    room = a->buf->cap - ext;
+    k = 0;
+    if (srv->add_forwarded) {
+        pg_http_addr_text(&c->peer.sa, addr, sizeof addr);
+        if (xff) {
+            v = hdr_value(a, xff, &vlen);
+            k = snprintf(e, room, "X-Forwarded-For: %.*s, %s\r\n", (int)vlen, v, addr);
+        } else {
+            k = snprintf(e, room, "X-Forwarded-For: %s\r\n", addr);
+        }
+        if (k < 0 || (size_t)k >= room)
+            return UV_E2BIG;
+        e += k, room -= (size_t)k;
+        if (host) {
+            v = hdr_value(a, host, &vlen);
+            k = snprintf(e, room, "X-Forwarded-Proto: http\r\nX-Forwarded-Host: %.*s\r\n",
+                         (int)vlen, v);
+        } else {
+            k = snprintf(e, room, "X-Forwarded-Proto: http\r\n");
+        }
+        if (k < 0 || (size_t)k >= room)
+            return UV_E2BIG;
+        e += k, room -= (size_t)k;
+    }
+    if (host == NULL) { /* HTTP/1.0 clients may omit it; HTTP/1.1 upstreams require one */
+        k = snprintf(e, room, "Host: %s\r\n",
+                     x->pprof ? "localhost" : x->up->address.text);
+        if (k < 0 || (size_t)k >= room)
+            return UV_E2BIG;
+        e += k, room -= (size_t)k;
+    }
+    if (srv->add_via) {
+        if (via) {
+            v = hdr_value(a, via, &vlen);
+            k = snprintf(e, room, "Via: %.*s, 1.1 profgate\r\n", (int)vlen, v);
+        } else {
+            k = snprintf(e, room, "Via: 1.1 profgate\r\n");
+        }
+        if (k < 0 || (size_t)k >= room)
+            return UV_E2BIG;
+        e += k, room -= (size_t)k;
+    }
+    if (room < 3)
+        return UV_E2BIG;
+    memcpy(e, "\r\n", 2);
+    e += 2;
+    bufs[n++] = uv_buf_init(a->buf->data + ext, (unsigned)(e - (a->buf->data + ext)));
+    return upstream_write(c, bufs, n, a->buf);
+}
+
+static void start_upstream(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    pg_gen_t *g = x->gen;
+    pg_pool_t *pool = x->pprof ? NULL : &g->pools[x->up - g->cfg->upstreams];
+    int r;
+
+    r = pg_upstream_acquire(c->w, pool, &x->up->agent, &uconn_ops, c, &x->u);
+    if (r < 0) {
+        x->u = NULL;
+        upstream_failed(c, r);
+        return;
+    }
+    llhttp_init(&x->u->parser, HTTP_RESPONSE, resp_settings());
+    x->u->parser.data = c;
+    if (!x->u->connected) {
+        /* the head is written once connected (a unix: stream is not writable before);
+         * meanwhile the client's further bytes wait (pend) */
+        arm(c, T_CONNECT, x->up->connect_timeout_ms);
+        return;
+    }
+    r = write_request_head(c);
+    if (r < 0) {
+        upstream_failed(c, r);
+        return;
+    }
+    arm(c, T_UPSTREAM, x->budget_ms);
+    pg_upstream_read(x->u, true);
+}
+
+static void upstream_failed(pg_conn_t *c, int err)
+{
+    xchg_t *x = c->x;
+    char msg[512];
+
+    if (x == NULL)
+        return;
+    /* A pooled connection the upstream closed meanwhile: try once on a fresh one. */
+    if (x->u && x->u->reused && !x->resp_started && !x->retried && !x->req_has_body &&
+        !x->got_resp_bytes && (err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE)) {
+        pg_pool_t *pool = x->u->pool;
+
+        pg_upstream_close(x->u);
+        /* if one pooled connection went stale (upstream restarted?), so did the rest */
+        if (pool)
+            pg_pool_close_idle(pool);
+        x->u = NULL;
+        x->up_writes = 0;
+        x->retried = true;
+        if (x->resp.buf)
+            x->resp.buf->len = 0;
+        start_upstream(c);
+        return;
+    }
+    if (x->resp_started) {
+        pg_log_debug("upstream \"%s\" failed mid-response: %s", x->up->name, uv_strerror(err));
+        pg_conn_abort(c);
+        return;
+    }
+    if (x->pprof)
+        snprintf(msg, sizeof msg, "agent of \"%s\" (%s) unreachable: %s", x->up->name,
+                 x->up->agent.text, uv_strerror(err));
+    else
+        snprintf(msg, sizeof msg, "upstream \"%s\" (%s) unreachable: %s", x->up->name,
+                 x->up->address.text, uv_strerror(err));
+    if (err == UV_EOF || err == UV_ECONNRESET)
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) closed the connection before responding",
+                 x->pprof ? "agent of" : "upstream", x->up->name,
+                 x->pprof ? x->up->agent.text : x->up->address.text);
+    pg_log_warn("%s", msg);
+    send_error(c, 502, msg);
+}
+
+/* ---------------- client reading ---------------- */
+
+/* Body bytes [p, p+n) of the current request go to the upstream (framing included). */
+static int forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
+{
+    xchg_t *x = c->x;
+    const pg_config_t *cfg = x->gen->cfg;
+    uv_buf_t ub;
+
+    if (n == 0 || x->u == NULL)
+        return 0;
+    x->body_sent += n;
+    if (cfg->server.max_body_bytes && x->body_sent > cfg->server.max_body_bytes + 4096) {
+        /* chunked bodies: the size is known only as it arrives (framing allowance) */
+        send_error(c, 413, "request body exceeds server.max_body_bytes");
+        return -1;
+    }
+    ub = uv_buf_init((char *)p, (unsigned)n);
+    if (upstream_write(c, &ub, 1, b) < 0) {
+        upstream_failed(c, UV_EPIPE);
+        return -1;
+    }
+    return 0;
+}
+
+static void request_error(pg_conn_t *c, llhttp_errno_t e)
+{
+    xchg_t *x = c->x;
+    char msg[300];
+
+    if (x && x->req.too_many) {
+        send_error(c, 431, "too many header fields (limit 128)");
+        return;
+    }
+    if (x && x->req.overflow) {
+        snprintf(msg, sizeof msg, "request head exceeds server.max_header_bytes = %u",
+                 x->gen->cfg->server.max_header_bytes);
+        send_error(c, 431, msg);
+        return;
+    }
+    snprintf(msg, sizeof msg, "malformed request: %s (%s)", llhttp_get_error_reason(&c->req),
+             llhttp_errno_name(e));
+    send_error(c, 400, msg);
+}
+
+/* Parse and relay len bytes of b from off. Runs until the bytes are used up, the request
+ * is complete (the rest is kept for later), or the connection closes. */
+static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick)
+{
+    const char *p = b->data + off, *end = p + len, *q;
+    bool again = kick;
+    llhttp_errno_t e;
+
+    while ((p < end || again) && c->state != C_CLOSING) {
+        if (c->x && (c->x->req_done || (c->x->u && !c->x->u->connected))) {
+            /* pipelined (keep the rest until this response is complete), or the upstream
+             * is still connecting (keep it until the head is written) */
+            c->pend = pg_buf_ref(b);
+            c->pend_off = (uint32_t)(p - b->data);
+            c->pend_len = (uint32_t)(end - p);
+            update_reading(c);
+            return;
+        }
+        again = false;
+        e = llhttp_execute(&c->req, p, (size_t)(end - p));
+        q = e == HPE_OK ? end : llhttp_get_error_pos(&c->req);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            request_error(c, e);
+            return;
+        }
+        /* once the head is handled, what the parser consumed is body (framing included) */
+        if (c->state == C_FORWARD && !c->ev_head && forward_body(c, b, p, (size_t)(q - p)) < 0)
+            return;
+        p = q;
+        if (e == HPE_PAUSED)
+            llhttp_resume(&c->req);
+        if (c->ev_head) {
+            c->ev_head = false;
+            on_request_head(c);
+            if (c->state == C_CLOSING)
+                return;
+            again = true; /* a body-less message completes on the next (empty) execute */
+        }
+        if (c->ev_done) {
+            c->ev_done = false;
+            c->x->req_done = true;
+            if (c->x->resp_done) {
+                finish_exchange(c);
+                if (p < end && c->state == C_IDLE) {
+                    again = false;
+                    continue;
+                }
+                return;
+            }
+        }
+    }
+    if (c->state != C_CLOSING)
+        update_reading(c);
+}
+
+static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    pg_conn_t *c = s->data;
+    pg_buf_t *b = buf->base ? buf_of(buf) : NULL;
+
+    if (nread > 0 && c->state != C_CLOSING) {
+        b->len = (uint32_t)nread;
+        if (c->x && c->x->req_done) {
+            /* pipelined bytes (or a client speaking early): keep them, stop reading */
+            c->pend = pg_buf_ref(b);
+            c->pend_off = 0;
+            c->pend_len = (uint32_t)nread;
+            update_reading(c);
+        } else {
+            if (c->state == C_FORWARD && c->x && c->x->u && c->timer_mode == T_UPSTREAM)
+                arm(c, T_UPSTREAM, c->x->budget_ms);
+            process_client(c, b, 0, (uint32_t)nread, false);
+        }
+    } else if (nread < 0 && c->state != C_CLOSING) {
+        if (nread != UV_EOF)
+            pg_log_debug("client read: %s", uv_strerror((int)nread));
+        if (c->state == C_HEAD && nread == UV_EOF && c->x && c->x->req.buf && c->x->req.buf->len)
+            pg_log_debug("client closed mid-head");
+        /* The client went away (or half-closed): as nginx does, drop the exchange; an
+         * agent sees its connection close and stops the profile early. */
+        pg_conn_abort(c);
+    }
+    if (b)
+        pg_buf_unref(b);
+}
+
+/* ---------------- response side ---------------- */
+
+static int on_resp_begin(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+    xchg_t *x = c->x;
+
+    acc_reset(c, &x->resp, 65536 - PG_CONN_HEAD_RESERVE);
+    return 0;
+}
+
+static int on_resp_status(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_first(c, &c->x->resp, at, len);
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_field(c, &c->x->resp, at, len);
+}
+
+static int on_resp_field_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_field_done(c, &c->x->resp);
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_append(c, &c->x->resp, at, len);
+}
+
+static int on_resp_value_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    return acc_value_done(c, &c->x->resp);
+}
+
+static int on_resp_headers_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->x->ev_rhead = true;
+    if (c->x->method == HTTP_HEAD)
+        return 1; /* no body, whatever Content-Length says; completes at once */
+    return HPE_PAUSED;
+}
+
+static int on_resp_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->x->ev_rdone = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t *resp_settings(void)
+{
+    static llhttp_settings_t s;
+    static bool init;
+
+    if (!init) {
+        llhttp_settings_init(&s);
+        s.on_message_begin = on_resp_begin;
+        s.on_status = on_resp_status;
+        s.on_header_field = on_resp_field;
+        s.on_header_field_complete = on_resp_field_done;
+        s.on_header_value = on_resp_value;
+        s.on_header_value_complete = on_resp_value_done;
+        s.on_headers_complete = on_resp_headers_done;
+        s.on_message_complete = on_resp_done;
+        init = true;
+    }
+    return &s;
+}
+
+/* Status line and headers for the client: hop-by-hop headers dropped, Via added, and
+ * Connection set for what we will do with the client connection. */
+static int write_response_head(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    headacc_t *a = &x->resp;
+    llhttp_t *p = &x->u->parser;
+    const hdr_t *conn_hdr = acc_find(a, "connection");
+    uv_buf_t bufs[PG_CONN_MAX_HEADERS + 4];
+    unsigned n = 0;
+    uint32_t ext = a->buf->len, i;
+    char *e = a->buf->data + ext;
+    size_t room = a->buf->cap - ext;
+    bool informational = p->status_code < 200;
+    int k;
+
+    /* the reason phrase is copied after the head in the same buffer (no overlap) */
+    k = snprintf(e, room, "HTTP/1.1 %03u ", (unsigned)p->status_code);
+    if (k < 0 || (size_t)k + a->first_len + 2 >= room)
+        return UV_E2BIG;
+    memmove(e + k, a->buf->data, a->first_len);
+    memcpy(e + k + a->first_len, "\r\n", 2);
+    k += (int)a->first_len + 2;
+    bufs[n++] = uv_buf_init(e, (unsigned)k);
+    e += k, room -= (size_t)k;
+    for (i = 0; i < a->n; i++) {
+        const hdr_t *h = &a->h[i];
+
+        if (drop_header(a, h, conn_hdr))
+            continue;
+        if (n > 1 && bufs[n - 1].base + bufs[n - 1].len == a->buf->data + h->off)
+            bufs[n - 1].len += h->len;
+        else
+            bufs[n++] = uv_buf_init(a->buf->data + h->off, h->len);
+    }
+    if (informational) {
+        k = snprintf(e, room, "\r\n");
+    } else {
+        bool close = !c->keep_alive || c->close_after;
+
+        k = snprintf(e, room, "%s%s\r\n", x->gen->cfg->server.add_via ? "Via: 1.1 profgate\r\n" : "",
+                     close ? "Connection: close\r\n"
+                           : (c->req.http_major == 1 && c->req.http_minor == 0
+                                  ? "Connection: keep-alive\r\n"
+                                  : ""));
+    }
+    if (k < 0 || (size_t)k >= room)
+        return UV_E2BIG;
+    bufs[n++] = uv_buf_init(e, (unsigned)k);
+    return client_write(c, bufs, n, a->buf);
+}
+
+static void on_response_head(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    llhttp_t *p = &x->u->parser;
+    bool has_len = p->flags & (F_CHUNKED | F_CONTENT_LENGTH);
+    bool bodyless = x->method == HTTP_HEAD || p->status_code == 204 || p->status_code == 304 ||
+                    p->status_code < 200;
+
+    if (p->status_code >= 200 || p->status_code == 101) {
+        x->resp_started = true;
+        /* a body delimited by the upstream closing: the client learns its end only from
+         * our close */
+        if (!has_len && !bodyless)
+            c->close_after = true;
+        if (p->status_code == 101)
+            c->close_after = true;
+    }
+    if (write_response_head(c) < 0) {
+        pg_conn_abort(c);
+        return;
+    }
+    /* the write holds the head buffer; a 1xx is followed by another head */
+    pg_buf_unref(x->resp.buf);
+    x->resp.buf = NULL;
+}
+
+static void response_error(pg_conn_t *c, llhttp_errno_t e)
+{
+    xchg_t *x = c->x;
+    char msg[400];
+
+    if (x->resp.overflow || x->resp.too_many)
+        snprintf(msg, sizeof msg, "upstream \"%s\" sent a response head too large",
+                 x->up->name);
+    else
+        snprintf(msg, sizeof msg, "upstream \"%s\" sent an invalid response: %s (%s)",
+                 x->up->name, llhttp_get_error_reason(&x->u->parser), llhttp_errno_name(e));
+    pg_log_warn("%s", msg);
+    send_error(c, 502, msg);
+}
+
+static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
+{
+    xchg_t *x = c->x;
+    pg_uconn_t *u = x->u;
+    const char *p = b->data, *end = p + b->len, *q;
+    bool again = false;
+    llhttp_errno_t e;
+    uv_buf_t ub;
+
+    arm(c, T_UPSTREAM, x->budget_ms);
+    x->got_resp_bytes = true;
+    while (p < end || again) {
+        again = false;
+        e = llhttp_execute(&u->parser, p, (size_t)(end - p));
+        q = e == HPE_OK ? end : llhttp_get_error_pos(&u->parser);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            response_error(c, e);
+            return;
+        }
+        if (!x->ev_rhead && q > p && x->resp_started) {
+            ub = uv_buf_init((char *)p, (unsigned)(q - p));
+            if (client_write(c, &ub, 1, b) < 0) {
+                pg_conn_abort(c);
+                return;
+            }
+        }
+        p = q;
+        if (e == HPE_PAUSED)
+            llhttp_resume(&u->parser);
+        if (x->ev_rhead) {
+            x->ev_rhead = false;
+            on_response_head(c);
+            if (c->state == C_CLOSING)
+                return;
+            again = true;
+        }
+        if (x->ev_rdone) {
+            x->ev_rdone = false;
+            if (u->parser.status_code < 200 && u->parser.status_code != 101)
+                continue; /* 100 Continue etc.: the final response follows */
+            x->resp_done = true;
+            if (p < end) /* bytes after the response: the upstream cannot be trusted */
+                x->up_dirty = true;
+            if (x->req_done) {
+                finish_exchange(c);
+            } else {
+                /* answered before the request was complete: no way to resync */
+                c->close_after = true;
+                close_gracefully(c);
+            }
+            return;
+        }
+    }
+    update_reading(c);
+}
+
+static void on_uconn_connect(pg_uconn_t *u, int status)
+{
+    pg_conn_t *c = u->owner;
+
+    pg_buf_t *pend;
+    int r;
+
+    if (status < 0) {
+        upstream_failed(c, status);
+        return;
+    }
+    r = write_request_head(c);
+    if (r < 0) {
+        upstream_failed(c, r);
+        return;
+    }
+    arm(c, T_UPSTREAM, c->x->budget_ms);
+    pg_upstream_read(u, true);
+    if (c->pend) { /* body bytes that came with the head */
+        pend = c->pend;
+        c->pend = NULL;
+        process_client(c, pend, c->pend_off, c->pend_len, true);
+        pg_buf_unref(pend);
+        return;
+    }
+    update_reading(c);
+}
+
+static void on_uconn_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
+{
+    pg_conn_t *c = u->owner;
+    xchg_t *x = c->x;
+    llhttp_errno_t e;
+
+    if (nread > 0) {
+        on_upstream_data(c, b);
+        return;
+    }
+    if (nread == UV_EOF && x->resp_started && !x->resp_done) {
+        /* a body delimited by close, or a cut response */
+        e = llhttp_finish(&u->parser);
+        if (e == HPE_OK && x->ev_rdone) {
+            x->resp_done = true;
+            c->close_after = true;
+            if (x->req_done) {
+                x->up_dirty = true;
+                finish_exchange(c);
+            } else {
+                close_gracefully(c);
+            }
+            return;
+        }
+        pg_log_warn("upstream \"%s\" closed the connection mid-response", x->up->name);
+        pg_conn_abort(c);
+        return;
+    }
+    upstream_failed(c, (int)nread);
+}
+
+static const pg_uconn_ops_t uconn_ops = {
+    .on_connect = on_uconn_connect,
+    .on_read = on_uconn_read,
+};
+
+/* Both messages of the exchange are complete: give the upstream connection back, and
+ * either go on with the client (keep-alive, maybe with pipelined bytes) or close it. */
+static void finish_exchange(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    bool reusable = x->u && x->up_writes == 0 && !x->up_dirty &&
+                    llhttp_should_keep_alive(&x->u->parser);
+    pg_buf_t *pend;
+
+    if (x->u) {
+        pg_uconn_t *u = x->u;
+
+        x->u = NULL;
+        u->owner = NULL;
+        pg_upstream_release(u, reusable);
+    }
+    /* keep the exchange's memory for the next request on this connection, drop the rest */
+    if (x->gen) {
+        pg__gen_unref(x->gen);
+        x->gen = NULL;
+    }
+    if (x->resp.buf) {
+        pg_buf_unref(x->resp.buf);
+        x->resp.buf = NULL;
+    }
+    if (x->req.buf) {
+        pg_buf_unref(x->req.buf);
+        x->req.buf = NULL;
+    }
+    free(x);
+    c->x = NULL;
+    if (!c->keep_alive || c->close_after || c->w->draining) {
+        close_gracefully(c);
+        return;
+    }
+    c->state = C_IDLE;
+    arm(c, T_IDLE, c->w->gen->cfg->server.idle_timeout_ms);
+    if (c->pend) {
+        pend = c->pend;
+        c->pend = NULL;
+        process_client(c, pend, c->pend_off, c->pend_len, true);
+        pg_buf_unref(pend);
+        return;
+    }
+    update_reading(c);
+}
+
+/* ---------------- timeouts ---------------- */
+
+static void on_timeout(uv_timer_t *t)
+{
+    pg_conn_t *c = t->data;
+    xchg_t *x = c->x;
+    char msg[300];
+
+    if (c->closed)
+        return;
+    if (c->timer_mode == T_LINGER) {
+        pg_conn_abort(c);
+        return;
+    }
+    if (c->state == C_CLOSING)
+        return;
+    switch (c->timer_mode) {
+    case T_IDLE:
+        close_gracefully(c);
+        break;
+    case T_HEAD:
+        if (x && x->req.buf && x->req.buf->len)
+            send_error(c, 408, "request head not received within server.header_timeout");
+        else
+            close_gracefully(c);
+        break;
+    case T_CONNECT:
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) unreachable: connect timed out after %llu ms",
+                 x->pprof ? "agent of" : "upstream", x->up->name,
+                 x->pprof ? x->up->agent.text : x->up->address.text,
+                 (unsigned long long)x->up->connect_timeout_ms);
+        pg_log_warn("%s", msg);
+        send_error(c, 502, msg);
+        break;
+    case T_UPSTREAM:
+        if (x && !x->resp_started) {
+            snprintf(msg, sizeof msg, "%s \"%s\" did not respond within %llu ms",
+                     x->pprof ? "agent of" : "upstream", x->up->name,
+                     (unsigned long long)x->budget_ms);
+            pg_log_warn("%s", msg);
+            send_error(c, 504, msg);
+        } else {
+            pg_log_warn("upstream \"%s\" stalled mid-response; connection cut",
+                        x ? x->up->name : "?");
+            pg_conn_abort(c);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---------------- accept ---------------- */
+
+int pg_conn_accept(pg_worker_t *w, uv_stream_t *server)
+{
+    pg_conn_t *c = calloc(1, sizeof *c);
+    int len, r;
+
+    if (c == NULL)
+        return UV_ENOMEM;
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->state = C_IDLE;
+    c->keep_alive = true;
+    /* linked before anything can fail, so that close always finds it in the list */
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (r < 0) {
+        pg_conn_abort(c);
+        return r;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    len = sizeof c->peer;
+    if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len) < 0)
+        memset(&c->peer, 0, sizeof c->peer);
+    llhttp_init(&c->req, HTTP_REQUEST, req_settings());
+    resp_settings();
+    c->req.data = c;
+    arm(c, T_IDLE, w->gen->cfg->server.header_timeout_ms);
+    update_reading(c);
+    return 0;
+}

@@ -1,0 +1,25 @@
+/* pg_conn: one client connection and the exchanges (request -> response) on it; the
+ * connection state machine described atop pg_conn.c.
+ * Owns: a connection owns its socket, timer, parser, the exchange in progress, the upstream
+ *   connection it borrowed for it, and the buffers it holds; it frees itself (and tells its
+ *   worker) once its handles have closed.
+ * Threads: owning worker's loop thread only. Errors: negative errno (libuv's UV_E*). */
+#ifndef PG_CONN_H
+#define PG_CONN_H
+
+#include <uv.h>
+
+#include "pg_worker.h"
+
+/* Accept one connection from server into a new pg_conn_t on w. */
+int pg_conn_accept(pg_worker_t *w, uv_stream_t *server);
+
+/* Drain: close now if no request is in progress, else close once its response is sent. */
+void pg_conn_drain(pg_conn_t *c);
+/* Close now, whatever is in flight (the drain deadline has passed, or shutdown). */
+void pg_conn_abort(pg_conn_t *c);
+
+/* ---- internals for pg_worker.c ---- */
+pg_conn_t *pg__conn_next(pg_conn_t *c); /* worker's list of connections */
+
+#endif

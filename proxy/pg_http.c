@@ -1,0 +1,164 @@
+/* pg_http: see pg_http.h. */
+#include "pg_http.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+bool pg_http_name_is(const char *name, size_t len, const char *lower)
+{
+    size_t n = strlen(lower);
+
+    return n == len && strncasecmp(name, lower, len) == 0;
+}
+
+bool pg_http_is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive",          "proxy-connection",    "te",
+        "trailer",    "upgrade",             "proxy-authenticate",  "proxy-authorization",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        if (pg_http_name_is(name, len, hop[i]))
+            return true;
+    return false;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+bool pg_http_token_list_has(const char *list, size_t len, const char *tok, size_t toklen)
+{
+    size_t i = 0, start, end;
+
+    while (i < len) {
+        while (i < len && (is_ows(list[i]) || list[i] == ','))
+            i++;
+        start = i;
+        while (i < len && list[i] != ',')
+            i++;
+        end = i;
+        while (end > start && is_ows(list[end - 1]))
+            end--;
+        if (end - start == toklen && toklen > 0 && strncasecmp(list + start, tok, toklen) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool pg_http_query_get(const char *q, size_t qlen, const char *name, const char **val,
+                       size_t *vlen)
+{
+    size_t nlen = strlen(name), i = 0, start, eq;
+
+    while (i <= qlen) {
+        start = i;
+        while (i < qlen && q[i] != '&')
+            i++;
+        /* [start, i) is one "k=v" pair */
+        eq = start;
+        while (eq < i && q[eq] != '=')
+            eq++;
+        if (eq - start == nlen && memcmp(q + start, name, nlen) == 0) {
+            *val = eq < i ? q + eq + 1 : q + i;
+            *vlen = eq < i ? i - eq - 1 : 0;
+            return true;
+        }
+        i++;
+    }
+    return false;
+}
+
+int pg_http_parse_uint(const char *s, size_t len, unsigned long *out)
+{
+    uint64_t v = 0;
+    size_t i;
+
+    if (len == 0 || len > 10)
+        return -EINVAL;
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (v > UINT32_MAX)
+        return -EINVAL;
+    *out = (unsigned long)v;
+    return 0;
+}
+
+size_t pg_http_addr_text(const struct sockaddr *sa, char *buf, size_t size)
+{
+    const void *src;
+
+    if (size == 0)
+        return 0;
+    if (sa->sa_family == AF_INET)
+        src = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        src = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    else {
+        if (size < 5)
+            return 0;
+        memcpy(buf, "unix", 5);
+        return 4;
+    }
+    if (inet_ntop(sa->sa_family, src, buf, (socklen_t)size) == NULL)
+        return 0;
+    return strlen(buf);
+}
+
+const char *pg_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+size_t pg_http_error_response(char *buf, size_t size, int status, const char *body, bool pprof,
+                              bool close)
+{
+    size_t blen = strlen(body);
+    int n;
+
+    n = snprintf(buf, size,
+                 "HTTP/1.1 %d %s\r\n"
+                 "Content-Type: text/plain; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\n"
+                 "X-Content-Type-Options: nosniff\r\n"
+                 "%s%s"
+                 "\r\n"
+                 "%s\n",
+                 status, pg_http_reason(status), blen + 1, pprof ? "X-Go-Pprof: 1\r\n" : "",
+                 close ? "Connection: close\r\n" : "", body);
+    if (n < 0 || (size_t)n >= size)
+        return 0;
+    return (size_t)n;
+}

@@ -1,0 +1,104 @@
+/* pg_worker: one worker thread of the gateway: its own libuv loop, its own SO_REUSEPORT
+ * listening socket (the kernel spreads connections over workers), its client connections,
+ * its upstream pools and its buffer pool. Nothing mutable is shared between workers; the
+ * main thread talks to a worker only through pg_worker_reload()/pg_worker_stop(), which
+ * hand over a message and wake the loop with a uv_async_t.
+ *
+ * A configuration reaches workers as a pg_cfgref_t (an atomically counted reference to an
+ * immutable pg_config_t). Each worker turns it into a generation (pg_gen_t): the route
+ * table and the upstream pools for that configuration. A request keeps the generation it
+ * started in, so a reload never changes a request in flight; a retired generation closes
+ * its idle pooled connections and is freed when its last request and connection are done.
+ *
+ * Owns: a worker owns its loop, handles, connections, generations and buffers; it holds a
+ *   reference to every pg_cfgref_t it uses.
+ * Threads: pg_worker_start/reload/stop/join from the main thread; everything else runs on
+ *   the worker's loop thread. Errors: negative errno. */
+#ifndef PG_WORKER_H
+#define PG_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "pg_buf.h"
+#include "pg_config.h"
+
+typedef struct pg_cfgref {
+    atomic_int refs;  /* private */
+    pg_config_t *cfg; /* read-only, immutable */
+} pg_cfgref_t;
+
+/* Takes ownership of cfg; one reference. NULL on ENOMEM (cfg is then not freed). */
+pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg);
+void pg_cfgref_get(pg_cfgref_t *r);
+/* Drops a reference; the last one frees the config. Any thread. */
+void pg_cfgref_put(pg_cfgref_t *r);
+
+typedef struct pg_worker pg_worker_t;
+
+/* A listening TCP socket on addr with SO_REUSEPORT (so every worker can have its own),
+ * bound and listening, non-blocking, in *fd. Call it once per worker from the main thread
+ * before starting any: a busy port fails here, before anything runs. */
+int pg_worker_listen_socket(const pg_addr_t *addr, int *fd);
+
+/* Start worker id (1-based, for logs) serving fd (taken over) with cfg (a reference is
+ * taken). max_conns: this worker's share of server.max_connections. */
+int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, pg_worker_t **out);
+/* Swap in a new configuration (a reference is taken); in-flight requests keep theirs. */
+void pg_worker_reload(pg_worker_t *w, pg_cfgref_t *cfg);
+/* Stop accepting, close idle connections, let requests in flight finish; after drain_ms
+ * close whatever is left. The loop then ends. */
+void pg_worker_stop(pg_worker_t *w, uint64_t drain_ms);
+/* Wait for the thread to end, free everything. */
+void pg_worker_join(pg_worker_t *w);
+
+/* ---- internals for pg_conn.c and pg_upstream.c ---- */
+typedef struct pg_pool pg_pool_t;
+typedef struct pg_conn pg_conn_t;
+typedef struct pg_route_table pg_route_table_t;
+
+typedef struct pg_gen {
+    int refs;                   /* worker's own + one per request and pooled connection */
+    bool retired;               /* a newer generation exists: pooled connections close */
+    pg_worker_t *w;
+    pg_cfgref_t *cref;
+    const pg_config_t *cfg;
+    pg_route_table_t *routes;
+    bool has_port_hosts;        /* a route's host has ":port" (match the whole Host then) */
+    pg_pool_t *pools;           /* one per upstream, index as cfg->upstreams */
+    size_t npools;
+} pg_gen_t;
+
+void pg__gen_ref(pg_gen_t *g);
+void pg__gen_unref(pg_gen_t *g);
+
+struct pg_worker {
+    int id;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_tcp_t listener;
+    uv_async_t wakeup;
+    uv_timer_t drain_timer;
+    int listen_fd;
+    pg_bufpool_t bufs;
+    pg_gen_t *gen;              /* current generation */
+    pg_conn_t *conns;           /* all client connections (intrusive list) */
+    size_t nconns;
+    size_t max_conns;
+    bool accept_pending;        /* a connection is waiting in the listener (accept paused) */
+    bool draining;
+    bool listener_closed;
+    /* mailbox from the main thread, under lock */
+    uv_mutex_t lock;
+    pg_cfgref_t *pending_cfg;
+    bool stop_requested;
+    uint64_t drain_ms;
+};
+
+/* A client connection has ended (called by pg_conn before it frees itself). */
+void pg__worker_conn_gone(pg_worker_t *w, pg_conn_t *c);
+
+#endif
