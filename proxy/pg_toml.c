@@ -33,7 +33,7 @@
 struct pg__toml_chunk {
     pg__toml_chunk_t *next;
     size_t used, cap;
-    max_align_t data[];
+    uint64_t data[];
 };
 
 /* The root value comes first, so pg_toml_free(root) finds the arena. */
@@ -47,7 +47,7 @@ void *pg__toml_alloc(pg__toml_parser_t *P, size_t size)
     pg__toml_chunk_t *c = *P->arena;
     void *p;
 
-    size = (size + 15) & ~(size_t)15;
+    size = (size + 7) & ~(size_t)7; /* nothing in a tree needs more than 8-byte alignment */
     if (c == NULL || c->cap - c->used < size) {
         size_t cap = size > CHUNK_SIZE / 4 ? size : CHUNK_SIZE;
         pg__toml_chunk_t *n = malloc(sizeof *n + cap);
@@ -176,7 +176,7 @@ static int table_add(pg__toml_parser_t *P, pg_toml_value_t *t, const char *k, si
     kc[n] = '\0';
     en = &t->u.tab.ents[t->u.tab.n++];
     en->key = kc;
-    en->key_len = n;
+    en->key_len = (uint32_t)n;
     en->hash = h;
     en->key_pos = key_pos;
     en->val = val;
@@ -213,30 +213,35 @@ static int array_add(pg__toml_parser_t *P, pg_toml_value_t *a, pg_toml_value_t *
 
 static int parse_value(pg__toml_parser_t *P, pg_toml_value_t **out);
 
-/* Dotted path of a key or header as written so far, for messages ("a.b.c"). */
+/* A key or header path as written in the source ("a.b", "a . \"b c\""), formatted only
+ * when a message needs it: building it for every key would cost more than parsing. */
 typedef struct keypath {
-    char s[200];
-    size_t n;
+    const char *start, *end;
+    char s[220];
 } keypath_t;
 
-static void keypath_add(keypath_t *kp, const char *k, size_t n)
+/* The path as written, clipped. */
+static const char *kp_raw(keypath_t *kp)
 {
-    bool bare = n > 0;
+    size_t n = (size_t)(kp->end - kp->start);
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)k[i];
+    if (n > 160)
+        snprintf(kp->s, sizeof kp->s, "%.160s...", kp->start);
+    else
+        snprintf(kp->s, sizeof kp->s, "%.*s", (int)n, kp->start);
+    return kp->s;
+}
 
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            bare = false;
-    }
-    if (kp->n >= sizeof kp->s - 1)
-        return;
-    int w = snprintf(kp->s + kp->n, sizeof kp->s - kp->n, bare ? "%s%.*s" : "%s\"%.*s\"",
-                     kp->n ? "." : "", (int)n, k);
-    kp->n += w > 0 ? (size_t)w : 0;
-    if (kp->n >= sizeof kp->s)
-        kp->n = sizeof kp->s - 1;
+/* The path for use in a sentence: bare keys get quotes, quoted ones already have them. */
+static const char *kp_q(keypath_t *kp)
+{
+    char raw[200];
+
+    snprintf(raw, sizeof raw, "%s", kp_raw(kp));
+    if (strpbrk(raw, "\"'"))
+        return kp->s;
+    snprintf(kp->s, sizeof kp->s, "\"%s\"", raw);
+    return kp->s;
 }
 
 static const char *what_is(const pg_toml_value_t *v)
@@ -279,7 +284,7 @@ static int fail_found(pg__toml_parser_t *P, const char *fmt, ...)
 /* key = value, inside table t (the current [section] or an inline table). */
 static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
 {
-    keypath_t kp = {.n = 0};
+    keypath_t kp = {.start = P->p};
     pg_toml_value_t *val;
     pg_pos_t kpos;
     uint32_t h;
@@ -291,7 +296,7 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
         kpos = pg__toml_pos(P, P->p);
         if ((rc = pg__toml_scan_key_part(P)) < 0)
             return rc;
-        keypath_add(&kp, P->scratch, P->scratch_len);
+        kp.end = P->p;
         h = hash_key(P->scratch, P->scratch_len);
         pg__toml_skip_ws(P);
         if (P->p >= P->end || *P->p != '.')
@@ -311,21 +316,21 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
             t = en->val;
         } else {
             return pg__toml_fail(P, kpos,
-                                 "cannot add keys to \"%s\" with a dotted key: it is already %s "
+                                 "cannot add keys to %s with a dotted key: it is already %s "
                                  "(line %u)",
-                                 kp.s, what_is(en->val), en->key_pos.line);
+                                 kp_q(&kp), what_is(en->val), en->key_pos.line);
         }
     }
     if (P->p >= P->end || *P->p != '=')
-        return fail_found(P, "expected '=' after key \"%s\"", kp.s);
+        return fail_found(P, "expected '=' after key %s", kp_q(&kp));
     P->p++;
     pg__toml_skip_ws(P);
     {
         pg__toml_entry_t *en = table_find(t, P->scratch, P->scratch_len, h);
 
         if (en)
-            return pg__toml_fail(P, kpos, "duplicate key \"%s\" (first defined on line %u)",
-                                 kp.s, en->key_pos.line);
+            return pg__toml_fail(P, kpos, "duplicate key %s (first defined on line %u)",
+                                 kp_q(&kp), en->key_pos.line);
     }
     /* The key is added before its value is parsed: the scratch buffer is about to be reused,
      * and nothing in the value can refer to this table. */
@@ -334,7 +339,7 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
     uint32_t slot = t->u.tab.n - 1;
 
     if (P->p >= P->end || *P->p == '\n' || *P->p == '\r' || *P->p == '#')
-        return fail_found(P, "expected a value after \"%s =\"", kp.s);
+        return fail_found(P, "expected a value after %s =", kp_q(&kp));
     if ((rc = parse_value(P, &val)) < 0)
         return rc;
     t->u.tab.ents[slot].val = val;
@@ -453,17 +458,18 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
     bool aot = P->end - P->p >= 2 && P->p[1] == '[';
     pg_toml_value_t *t = root, *nt;
     pg__toml_entry_t *en;
-    keypath_t kp = {.n = 0};
+    keypath_t kp;
     uint32_t h;
     int rc;
 
     P->p += aot ? 2 : 1;
     pg__toml_skip_ws(P);
+    kp.start = P->p;
     for (;;) {
         kpos = pg__toml_pos(P, P->p);
         if ((rc = pg__toml_scan_key_part(P)) < 0)
             return rc;
-        keypath_add(&kp, P->scratch, P->scratch_len);
+        kp.end = P->p;
         h = hash_key(P->scratch, P->scratch_len);
         pg__toml_skip_ws(P);
         if (P->p >= P->end || *P->p != '.')
@@ -482,13 +488,13 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
             t = en->val->u.arr.items[en->val->u.arr.n - 1];
         } else {
             return pg__toml_fail(P, kpos,
-                                 "cannot use \"%s\" as a table: it is already %s (line %u)",
-                                 kp.s, what_is(en->val), en->key_pos.line);
+                                 "cannot use %s as a table: it is already %s (line %u)",
+                                 kp_q(&kp), what_is(en->val), en->key_pos.line);
         }
     }
     if (P->p >= P->end || *P->p != ']' || (aot && (P->end - P->p < 2 || P->p[1] != ']')))
         return fail_found(P, "expected '%s' to close %s header %s%s", aot ? "]]" : "]",
-                          aot ? "array-of-tables" : "table", aot ? "[[" : "[", kp.s);
+                          aot ? "array-of-tables" : "table", aot ? "[[" : "[", kp_raw(&kp));
     P->p += aot ? 2 : 1;
     en = table_find(t, P->scratch, P->scratch_len, h);
     if (!aot) {
@@ -508,9 +514,9 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
         }
         if (en->val->type == PG_TOML_TABLE && en->val->kind == PG__TOML_HEADER)
             return pg__toml_fail(P, hpos, "table [%s] is defined twice (first on line %u)",
-                                 kp.s, en->val->pos.line);
-        return pg__toml_fail(P, hpos, "cannot define table [%s]: \"%s\" is already %s (line %u)",
-                             kp.s, kp.s, what_is(en->val), en->key_pos.line);
+                                 kp_raw(&kp), en->val->pos.line);
+        return pg__toml_fail(P, hpos, "cannot define table [%s]: it is already %s (line %u)",
+                             kp_raw(&kp), what_is(en->val), en->key_pos.line);
     }
     nt = new_value(P, PG_TOML_TABLE, PG__TOML_HEADER, hpos);
     if (nt == NULL)
@@ -525,8 +531,8 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
         rc = array_add(P, en->val, nt);
     } else {
         return pg__toml_fail(P, hpos,
-                             "cannot append to [[%s]]: \"%s\" is already %s (line %u)", kp.s,
-                             kp.s, what_is(en->val), en->key_pos.line);
+                             "cannot append to [[%s]]: it is already %s (line %u)",
+                             kp_raw(&kp), what_is(en->val), en->key_pos.line);
     }
     *cur = nt;
     return rc;

@@ -29,8 +29,8 @@ enum pg__toml_kind {
 };
 
 typedef struct pg__toml_entry {
-    const char *key; /* NUL-terminated copy in the arena */
-    size_t key_len;  /* a quoted key may hold \u0000 */
+    const char *key;  /* NUL-terminated copy in the arena */
+    uint32_t key_len; /* a quoted key may hold \u0000; inputs are < 2 GiB */
     uint32_t hash;
     pg_pos_t key_pos;
     pg_toml_value_t *val;

@@ -187,7 +187,7 @@ static void test_array_of_tables_cannot_extend_a_static_array(void **state)
     (void)state;
     const char *e = ERR("a = []\n[[a]]\n");
 
-    assert_non_null(strstr(e, "t.toml:2:1: cannot append to [[a]]: \"a\" is already an array"));
+    assert_non_null(strstr(e, "t.toml:2:1: cannot append to [[a]]: it is already an array"));
 }
 
 static void test_integers_in_every_base_and_at_the_limits(void **state)
@@ -384,7 +384,7 @@ static void test_parse_file_reads_a_file_and_names_it_in_errors(void **state)
     close(fd);
     assert_int_equal(pg_toml_parse_file(path, &root, &err), -EINVAL);
     assert_null(root);
-    snprintf(buf, sizeof buf, "%s:2:5: expected a value after \"y =\", found end of line", path);
+    snprintf(buf, sizeof buf, "%s:2:5: expected a value after \"y\" =, found end of line", path);
     assert_string_equal(pg_error_format(&err, buf + 300, 300), buf);
     unlink(path);
     assert_int_equal(pg_toml_parse_file(path, &root, &err), -ENOENT);
