@@ -1180,6 +1180,7 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
     }
     for (i = 0; i < g.gl_pathc; i++) {
         const char *path = g.gl_pathv[i];
+        struct stat st;
         char *real;
 
         if (path[0] && path[strlen(path) - 1] == '/') {
@@ -1194,7 +1195,10 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
             add_err(L, top->path, pos, "include: \"%s\": %s", path, strerror(errno));
             continue;
         }
-        if (already_loaded(L, real, &by))
+        if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+            add_err(L, top->path, pos,
+                    "include: \"%s\" matches \"%s\", which is not a regular file", pattern, path);
+        else if (already_loaded(L, real, &by))
             add_err(L, top->path, pos, "include: \"%s\" matches \"%s\", which is already loaded%s",
                     pattern, path, strcmp(by, top->path) == 0 ? " (it is this file)" : "");
         else if (load_file(L, path, real) == -ENOMEM)
@@ -1207,7 +1211,8 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
 
 static void process_includes(loader_t *L)
 {
-    const src_t *top = &L->srcs[0];
+    /* a copy: loading included files grows (moves) L->srcs; the strings it points at stay */
+    const src_t top_copy = L->srcs[0], *top = &top_copy;
     const pg_toml_value_t *v = pg_toml_table_get(top->root, "include");
     size_t i, n;
 

@@ -600,6 +600,31 @@ static void test_load_include_pulls_upstreams_and_routes(void **state)
     }
 }
 
+static void test_load_include_many_files(void **state)
+{
+    fixture_t *f = *state;
+    char name[64], text[256];
+    int i;
+
+    for (i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "d/%02d.toml", i);
+        snprintf(text, sizeof text,
+                 "[[upstream]]\nname = \"u%d\"\naddress = \"127.0.0.1:%d\"\n"
+                 "[[route]]\nprefix = \"/%d\"\nupstream = \"u%d\"\n",
+                 i, 1000 + i, i, i);
+        write_file(f, name, text);
+    }
+    expect_ok(f, "c.toml", "include = [\"d/0*.toml\", \"d/[1-3]*.toml\"]\n");
+    assert_int_equal(f->cfg->nfiles, 41);
+    assert_int_equal(f->cfg->nupstreams, 40);
+    assert_int_equal(f->cfg->nroutes, 40);
+    for (i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "u%d", i);
+        assert_string_equal(f->cfg->upstreams[i].name, name);
+        assert_int_equal(f->cfg->routes[i].upstream, i);
+    }
+}
+
 static void test_load_include_glob_matching_nothing_is_fine(void **state)
 {
     fixture_t *f = *state;
@@ -1032,6 +1057,7 @@ int main(void)
         T(test_load_workers_auto_is_core_count),
         T(test_load_inline_tables_and_dotted_keys_work),
         T(test_load_include_pulls_upstreams_and_routes),
+        T(test_load_include_many_files),
         T(test_load_include_glob_matching_nothing_is_fine),
         T(test_describe_names_routes_and_policy),
         T(test_error_unknown_key_suggests_close_one),
