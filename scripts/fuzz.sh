@@ -59,15 +59,17 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2206
     flags+=(${PG_FUZZ_FLAGS:-})
     echo "fuzz.sh: running $t for ${secs}s (log $log)"
+    t0=$(date +%s)
     set +e
     "$bin" "${flags[@]}" "${dirs[@]}" >"$log" 2>&1
     rc=$?
     set -e
+    elapsed=$(($(date +%s) - t0))
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     if [ -z "$execs" ]; then
         execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
     fi
-    line="$t: ${execs:-?} executions in ${secs}s, exit status $rc"
+    line="$t: ${execs:-?} executions in ${elapsed}s, exit status $rc"
     if [ $rc -ne 0 ]; then
         status=1
         line="$line (FAILED: see $log and $artifacts)"
