@@ -23,8 +23,14 @@ static struct {
     int running;
     int foreign_logged;
     int64_t period_ns;
+    size_t ring_slots; /* 0: PA_CPU_RING_SLOTS */
     pa_ring_t *ring;
 } cpu_singleton;
+
+void pa__cpu_set_ring_slots(size_t n)
+{
+    cpu_singleton.ring_slots = n;
+}
 
 static int warm_up_unwinder(void)
 {
@@ -117,7 +123,8 @@ int pa_cpu_start(int hz)
     }
     if (err < 0)
         return err;
-    err = pa_ring_new(PA_CPU_RING_SLOTS, &ring);
+    err =
+        pa_ring_new(cpu_singleton.ring_slots ? cpu_singleton.ring_slots : PA_CPU_RING_SLOTS, &ring);
     if (err < 0)
         return err;
     cpu_singleton.period_ns = 1000000000LL / hz;

@@ -54,5 +54,7 @@ extern _Atomic int pa__cpu_inflight;
 extern __thread int pa__sampler_guard __attribute__((tls_model("initial-exec")));
 
 void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *uc);
+/* Tests: ring size of the next profiles (0 restores PA_CPU_RING_SLOTS). */
+void pa__cpu_set_ring_slots(size_t n);
 
 #endif

@@ -79,7 +79,8 @@ static void serve_index(pa_req_t *req)
         o += (size_t)snprintf(buf + o, sizeof(buf) - o,
                               "<tr><td>0</td><td><a href='%s?debug=1'>%s</a></td></tr>\n",
                               index_entries[i].name, index_entries[i].name);
-    o += (size_t)snprintf(buf + o, sizeof(buf) - o, "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
+    o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+                          "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
     for (size_t i = 0; i < NH(index_entries); i++)
         o += (size_t)snprintf(buf + o, sizeof(buf) - o,
                               "<li><div class=profile-name>%s: </div> %s</li>\n",

@@ -8,9 +8,9 @@
 
 #include "pa_server.h"
 
-#define PA_CPU_DRAIN_MS 100      /* how often a running CPU profile empties the ring */
-#define PA_CPU_MAX_STACKS 8192   /* distinct stacks per CPU profile; more are counted */
-#define PA_MAX_SECONDS 86400     /* longest profile accepted */
+#define PA_CPU_DRAIN_MS 100    /* how often a running CPU profile empties the ring */
+#define PA_CPU_MAX_STACKS 8192 /* distinct stacks per CPU profile; more are counted */
+#define PA_MAX_SECONDS 86400   /* longest profile accepted */
 
 typedef struct pa_handlers {
     int cpu_hz; /* public: 0 turns CPU profiling off */

@@ -27,8 +27,8 @@
 
 #include <stdatomic.h>
 
-extern _Atomic int pa__loader_depth;     /* threads inside an interposed loader call */
-extern _Atomic int pa__loader_unwinders; /* handlers between unwind_begin and unwind_end */
+extern _Atomic int pa__loader_depth;           /* threads inside an interposed loader call */
+extern _Atomic int pa__loader_unwinders;       /* handlers between unwind_begin and unwind_end */
 extern _Atomic unsigned long pa__loader_calls; /* interposed calls so far (tests, stats) */
 
 /* Resolve the real functions now (they are also resolved lazily). Not async-signal-safe.

@@ -32,21 +32,21 @@ _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 || sizeof(size_t) != sizeof(long),
                "ring positions must be lock-free atomics to be used from a signal handler");
 
 typedef struct pa_ring_slot {
-    _Atomic size_t seq;                    /* private */
-    uint32_t npcs;                         /* public: filled by the producer */
-    uint32_t tag;                          /* public: sampler-defined (e.g. event kind) */
-    int64_t values[PA_RING_MAX_VALUES];    /* public: sampler-defined (e.g. bytes) */
-    uintptr_t pcs[PA_RING_MAX_FRAMES];     /* public: leaf first, see pa_stacktab.h */
+    _Atomic size_t seq;                 /* private */
+    uint32_t npcs;                      /* public: filled by the producer */
+    uint32_t tag;                       /* public: sampler-defined (e.g. event kind) */
+    int64_t values[PA_RING_MAX_VALUES]; /* public: sampler-defined (e.g. bytes) */
+    uintptr_t pcs[PA_RING_MAX_FRAMES];  /* public: leaf first, see pa_stacktab.h */
 } pa_ring_slot_t;
 
 typedef struct pa_ring {
-    _Atomic size_t head;          /* private: next position to reserve */
+    _Atomic size_t head; /* private: next position to reserve */
     char pad0[64 - sizeof(size_t)];
-    _Atomic uint64_t dropped;     /* private: reservations refused because the ring was full */
+    _Atomic uint64_t dropped; /* private: reservations refused because the ring was full */
     char pad1[64 - sizeof(uint64_t)];
-    size_t tail;                  /* private: consumer only */
-    size_t mask;                  /* read-only: nslots - 1 */
-    pa_ring_slot_t *slots;        /* private */
+    size_t tail;           /* private: consumer only */
+    size_t mask;           /* read-only: nslots - 1 */
+    pa_ring_slot_t *slots; /* private */
 } pa_ring_t;
 
 /* nslots is rounded up to a power of two, at least 2. */
@@ -74,8 +74,8 @@ static inline pa_ring_slot_t *pa_ring_reserve(pa_ring_t *r)
         size_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
         ptrdiff_t dif = (ptrdiff_t)(seq - pos);
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1,
-                                                      memory_order_relaxed, memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed))
                 return s;
             /* pos was reloaded by the failed CAS */
         } else if (dif < 0) {

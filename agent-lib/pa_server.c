@@ -350,8 +350,10 @@ static int on_headers_complete(llhttp_t *p)
 
     snprintf(c->method, sizeof(c->method), "%s", m);
     c->is_head = p->method == HTTP_HEAD;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > PA_SERVER_MAX_BODY)
-        return refuse(p, 413, "Payload Too Large");
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > PA_SERVER_MAX_BODY) {
+        (void)refuse(p, 413, "Payload Too Large");
+        return -1; /* this callback's error value (llhttp.h) */
+    }
     if (c->expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         (void)send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -425,8 +427,8 @@ static void finish_response(conn_t *c)
 static void try_write(conn_t *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -548,7 +550,7 @@ static void feed(pa_server_t *s, conn_t *c, const char *data, size_t len)
     }
     c->close_after = 1;
     c->state = C_HANDLING;
-    if (e == HPE_USER && c->user_status)
+    if (c->user_status)
         respond_error(c, c->user_status, c->user_msg);
     else
         respond_error(c, 400, llhttp_get_error_reason(&c->parser)); /* llhttp's own words */
@@ -655,8 +657,7 @@ static int poll_timeout(pa_server_t *s, int64_t now)
 
     for (size_t i = 0; i < s->nconns; i++) {
         conn_t *c = s->conns[i];
-        int64_t t = c->state == C_DEFERRED ? (c->wake_at ? c->wake_at : INT64_MAX)
-                                           : c->deadline_ns;
+        int64_t t = c->state == C_DEFERRED ? (c->wake_at ? c->wake_at : INT64_MAX) : c->deadline_ns;
         if (t < next)
             next = t;
     }

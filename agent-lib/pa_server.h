@@ -23,7 +23,7 @@
 #define PA_SERVER_MAX_URL 8192
 #define PA_SERVER_MAX_HEADERS 16384 /* bytes of header names and values */
 #define PA_SERVER_MAX_BODY 65536
-#define PA_SERVER_IDLE_MS 60000     /* keep-alive idle, and no progress reading or writing */
+#define PA_SERVER_IDLE_MS 60000 /* keep-alive idle, and no progress reading or writing */
 
 typedef struct pa_server pa_server_t;
 typedef struct pa_req pa_req_t;

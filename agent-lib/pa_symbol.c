@@ -36,8 +36,8 @@ static void put(outbuf_t *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-int pa_symbol_answer(const char *in, size_t len, pa_symbol_lookup_fn lookup, void *arg,
-                     char **out, size_t *outlen)
+int pa_symbol_answer(const char *in, size_t len, pa_symbol_lookup_fn lookup, void *arg, char **out,
+                     size_t *outlen)
 {
     static const char head[] = "num_symbols: 1\n";
     outbuf_t b = {0};

@@ -14,7 +14,7 @@
  * stay valid until pa_symbol_answer returns. */
 typedef const char *(*pa_symbol_lookup_fn)(void *arg, uint64_t pc);
 
-int pa_symbol_answer(const char *in, size_t len, pa_symbol_lookup_fn lookup, void *arg,
-                     char **out, size_t *outlen);
+int pa_symbol_answer(const char *in, size_t len, pa_symbol_lookup_fn lookup, void *arg, char **out,
+                     size_t *outlen);
 
 #endif

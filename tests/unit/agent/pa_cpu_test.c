@@ -1,0 +1,150 @@
+/* Unit tests for pa_cpu: the SIGPROF sampler in this very process. A busy loop is profiled;
+ * its samples must unwind into the loop's function, values must be {count, count*period},
+ * a second start is refused as Go refuses it, a foreign SIGPROF handler is left alone, and a
+ * full ring shows up as [lost samples]. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "pa_cpu.h"
+#include "pa_pprof.h"
+#include "pa_stacktab.h"
+
+static volatile unsigned long sink;
+
+__attribute__((noinline)) static unsigned long spin_for_ms(long ms)
+{
+    struct timespec t0, t;
+    unsigned long x = sink;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    do {
+        for (int i = 0; i < 100000; i++)
+            x = x * 6364136223846793005UL + 1442695040888963407UL;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    sink = x;
+    return x;
+}
+
+typedef struct tally {
+    int64_t samples, nanos;
+    int64_t in_spin; /* samples whose leaf is inside spin_for_ms */
+    int64_t lost;
+    size_t deepest;
+} tally_t;
+
+static int add_up(void *arg, const uintptr_t *pcs, size_t npcs, const int64_t *v)
+{
+    tally_t *t = arg;
+    uintptr_t f = (uintptr_t)spin_for_ms;
+    t->samples += v[0];
+    t->nanos += v[1];
+    if (npcs > t->deepest)
+        t->deepest = npcs;
+    if (npcs == 1 && pcs[0] == PA_PC_LOST)
+        t->lost += v[0];
+    if (pcs[0] >= f && pcs[0] < f + 1024)
+        t->in_spin += v[0];
+    return 0;
+}
+
+static void test_cpu_samples_a_busy_loop_with_its_stack(void **state)
+{
+    pa_stacktab_t *t;
+    tally_t tally = {0};
+    uint64_t lost = 99;
+    (void)state;
+
+    assert_int_equal(pa_stacktab_new(2, 1024, &t), 0);
+    assert_int_equal(pa_cpu_init(), 0);
+    assert_int_equal(pa_cpu_start(250), 0);
+    assert_true(pa_cpu_running());
+    assert_int_equal(pa_cpu_period_ns(), 4000000);
+    spin_for_ms(300);
+    pa_cpu_drain(t);
+    spin_for_ms(300);
+    pa_cpu_stop(t, &lost);
+    assert_false(pa_cpu_running());
+    assert_int_equal(lost, 0);
+    pa_stacktab_foreach(t, add_up, &tally);
+    /* 600 ms of CPU at 250 Hz is 150 samples; allow for scheduling noise */
+    assert_true(tally.samples >= 50);
+    assert_true(tally.samples <= 200);
+    assert_int_equal(tally.nanos, tally.samples * 4000000);
+    assert_true(tally.in_spin * 2 >= tally.samples);
+    assert_true(tally.deepest >= 3); /* spin_for_ms <- test <- cmocka ... */
+    pa_stacktab_free(t);
+}
+
+static void test_cpu_second_profile_is_refused_as_go_does(void **state)
+{
+    (void)state;
+    assert_int_equal(pa_cpu_start(100), 0);
+    assert_int_equal(pa_cpu_start(100), -EBUSY);
+    assert_string_equal(pa_cpu_strerror(-EBUSY), "cpu profiling already in use");
+    pa_cpu_stop(NULL, NULL);
+    pa_cpu_stop(NULL, NULL); /* no-op */
+    assert_int_equal(pa_cpu_start(0), -ENOTSUP);
+    assert_int_equal(pa_cpu_start(PA_CPU_MAX_HZ + 1), -EINVAL);
+}
+
+static void foreign_handler(int sig)
+{
+    (void)sig;
+}
+
+static void test_cpu_leaves_a_foreign_sigprof_handler_alone(void **state)
+{
+    struct sigaction sa, now;
+    (void)state;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = foreign_handler;
+    sigaction(SIGPROF, &sa, NULL);
+    assert_int_equal(pa_cpu_start(100), -EEXIST);
+    assert_false(pa_cpu_running());
+    sigaction(SIGPROF, NULL, &now);
+    assert_ptr_equal(now.sa_handler, foreign_handler);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGPROF, &sa, NULL);
+    assert_int_equal(pa_cpu_start(100), 0);
+    pa_cpu_stop(NULL, NULL);
+}
+
+static void test_cpu_full_ring_shows_as_lost_samples(void **state)
+{
+    pa_stacktab_t *t;
+    tally_t tally = {0};
+    uint64_t lost = 0;
+    (void)state;
+
+    assert_int_equal(pa_stacktab_new(2, 1024, &t), 0);
+    pa__cpu_set_ring_slots(4);
+    assert_int_equal(pa_cpu_start(500), 0);
+    spin_for_ms(200); /* ~100 samples, never drained: all but 4 are lost */
+    pa_cpu_stop(t, &lost);
+    pa__cpu_set_ring_slots(0);
+    pa_stacktab_foreach(t, add_up, &tally);
+    assert_true(lost > 0);
+    assert_int_equal(tally.lost, (int64_t)lost);
+    assert_int_equal(tally.samples, (int64_t)lost + 4);
+    assert_int_equal(tally.nanos, tally.samples * 2000000);
+    pa_stacktab_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cpu_samples_a_busy_loop_with_its_stack),
+        cmocka_unit_test(test_cpu_second_profile_is_refused_as_go_does),
+        cmocka_unit_test(test_cpu_leaves_a_foreign_sigprof_handler_alone),
+        cmocka_unit_test(test_cpu_full_ring_shows_as_lost_samples),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
