@@ -17,13 +17,6 @@
 #include "rs_server.h"
 #include "rs_work.h"
 
-/* TEMPORARY (until agent-lib defines these): weak references keep randomstring linkable. */
-#pragma weak profagent_options_init
-#pragma weak profagent_start
-#pragma weak profagent_stop
-#pragma weak profagent_socket_path
-#define RS_AGENT_LINKED (profagent_start != NULL)
-
 #define RS_DEFAULT_LISTEN "127.0.0.1:9000"
 
 typedef struct rs_main {
@@ -102,11 +95,6 @@ static void on_signal(uv_signal_t *h, int signum)
 
 static int start_agent(const char *path)
 {
-    if (!RS_AGENT_LINKED) {
-        fprintf(stderr, "randomstring: the profiling agent is not built yet; cannot use %s\n",
-                path);
-        return -ENOSYS;
-    }
     profagent_options_t opts;
     profagent_options_init(&opts);
     opts.socket_path = path;
@@ -174,9 +162,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "randomstring: cannot listen on %s: %s\n", listen, uv_strerror(rc));
         uv_run(&m.loop, UV_RUN_DEFAULT);
         uv_loop_close(&m.loop);
-        if (RS_AGENT_LINKED) {
-            profagent_stop();
-        }
+        profagent_stop();
         return 1;
     }
     uv_signal_init(&m.loop, &m.sigint);
@@ -185,7 +171,7 @@ int main(int argc, char **argv)
     uv_signal_start(&m.sigint, on_signal, SIGINT);
     uv_signal_start(&m.sigterm, on_signal, SIGTERM);
 
-    const char *agent_path = RS_AGENT_LINKED ? profagent_socket_path() : NULL;
+    const char *agent_path = profagent_socket_path();
     fprintf(stderr, "randomstring: listening on http://%s (pid %d, agent %s)\n", listen,
             (int)getpid(), agent_path ? agent_path : "off: no --agent-socket or PROFAGENT_SOCKET");
 
@@ -197,9 +183,7 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "randomstring: uv_loop_close: %s\n", uv_strerror(rc));
     }
-    if (RS_AGENT_LINKED) {
-        profagent_stop();
-    }
+    profagent_stop();
     fprintf(stderr, "randomstring: stopped\n");
     return 0;
 }

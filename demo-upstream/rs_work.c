@@ -17,9 +17,9 @@
 #define RS_NOINLINE __attribute__((noinline, noclone))
 #endif
 
-/* Mixer rounds per character: ~0.5 us of dependent multiplies, so a 64-character string costs
+/* Mixer rounds per character: 0.5-1 us of dependent multiplies, so a 64-character string costs
  * a few tens of microseconds, well above the cost of parsing and answering the request. */
-#define RS_CHAR_ROUNDS 160
+#define RS_CHAR_ROUNDS 256
 #define RS_HEAP_BLOCK (64 * 1024)
 
 static const char rs_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
