@@ -1,9 +1,12 @@
 /* agent_burn: a host for the agent's integration tests. It links libprofagent and relies on
  * its constructor (PROFAGENT_SOCKET) or, with --socket PATH, on profagent_start. N threads
  * (default 2) spin in burn_cpu_hot() for --seconds S (default 60) unless killed first.
- *   agent_burn [--socket PATH] [--threads N] [--seconds S] */
+ * With --foreign-sigprof 1 it installs a SIGPROF handler of its own first (the agent must
+ * leave it alone and say so).
+ *   agent_burn [--socket PATH] [--threads N] [--seconds S] [--foreign-sigprof 1] */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,11 @@ __attribute__((noinline)) unsigned long burn_cpu_hot(unsigned long n)
     for (unsigned long i = 0; i < 2000000; i++)
         x = x * 6364136223846793005UL + 1442695040888963407UL;
     return x;
+}
+
+static void foreign_sigprof(int sig)
+{
+    (void)sig;
 }
 
 static void *worker(void *arg)
@@ -46,6 +54,8 @@ int main(int argc, char **argv)
             nthreads = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--seconds") == 0)
             seconds = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--foreign-sigprof") == 0 && atoi(argv[i + 1]) != 0)
+            signal(SIGPROF, foreign_sigprof);
     }
     if (nthreads < 0 || nthreads > 64)
         nthreads = 2;
