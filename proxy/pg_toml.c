@@ -220,29 +220,21 @@ typedef struct keypath {
     char s[220];
 } keypath_t;
 
-/* The path as written, clipped. */
-static const char *kp_raw(keypath_t *kp)
+/* The path as written, clipped; quoted (for use in a sentence) unless it has quotes. */
+static const char *kp_fmt(keypath_t *kp, bool quote)
 {
     size_t n = (size_t)(kp->end - kp->start);
+    const char *more = n > 160 ? "..." : "";
 
-    if (n > 160)
-        snprintf(kp->s, sizeof kp->s, "%.160s...", kp->start);
+    if (quote && memchr(kp->start, '"', n) == NULL && memchr(kp->start, '\'', n) == NULL)
+        snprintf(kp->s, sizeof kp->s, "\"%.*s%s\"", (int)(n > 160 ? 160 : n), kp->start, more);
     else
-        snprintf(kp->s, sizeof kp->s, "%.*s", (int)n, kp->start);
+        snprintf(kp->s, sizeof kp->s, "%.*s%s", (int)(n > 160 ? 160 : n), kp->start, more);
     return kp->s;
 }
 
-/* The path for use in a sentence: bare keys get quotes, quoted ones already have them. */
-static const char *kp_q(keypath_t *kp)
-{
-    char raw[200];
-
-    snprintf(raw, sizeof raw, "%s", kp_raw(kp));
-    if (strpbrk(raw, "\"'"))
-        return kp->s;
-    snprintf(kp->s, sizeof kp->s, "\"%s\"", raw);
-    return kp->s;
-}
+#define kp_raw(kp) kp_fmt((kp), false)
+#define kp_q(kp) kp_fmt((kp), true)
 
 static const char *what_is(const pg_toml_value_t *v)
 {
