@@ -1,8 +1,8 @@
 /* pg_config: see pg_config.h.
  *
  * How a load goes: parse the top file; expand its "include" globs and parse each match; walk
- * every file's tables checking each key against the schema below; then resolve names across
- * files (route -> upstream) and check the rules that span entries (at least one upstream and
+ * every file's tables checking each key against the schema (pg_config_schema.c); then resolve names
+ * across files (route -> upstream) and check the rules that span entries (at least one upstream and
  * one route, unique upstream names, unique (host, prefix)). A mistake never stops the walk:
  * every error is collected, then sorted by file and position, so `--check` shows them all in
  * reading order.
@@ -16,941 +16,23 @@
 #include "pg_config.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
-#include <sched.h>
-#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
+#include "pg_config_int.h"
 #include "pg_toml.h"
 
 #define MAX_INCLUDED_FILES 1024
-#define MAX_WORKERS 1024
-#define DAY_MS (24ULL * 3600 * 1000)
-
-typedef struct src {
-    const char *path; /* as given, or as the glob produced it: what errors show (owned by
-                         cfg->files, so entries can point at it after the load) */
-    char *dir;        /* directory that relative paths in it are relative to; "" = cwd */
-    char *real;       /* realpath, to load each file once */
-    pg_toml_value_t *root;
-} src_t;
-
-/* What resolution and duplicate checks need beyond pg_config_*_t, parallel to them. */
-typedef struct entry_extra {
-    const src_t *src;
-    const pg_toml_value_t *tbl;
-} entry_extra_t;
-
-typedef struct loader {
-    pg_config_t *cfg;
-    pg_errlist_t *errs;
-    size_t first_err; /* errs->n when the load began */
-    bool oom;
-    bool upstream_seen;    /* some file has an "upstream" key */
-    bool names_incomplete; /* some upstream's name is unknown: "no upstream named" would guess */
-    src_t *srcs;
-    size_t nsrcs, capsrcs;
-    entry_extra_t *upx;
-    size_t capup;
-    entry_extra_t *rtx;
-    size_t caprt;
-} loader_t;
-
-/* One table being checked: which file, and the dotted name errors use ("upstream"). */
-typedef struct sect {
-    loader_t *L;
-    const src_t *src;
-    const char *name;
-    const pg_toml_value_t *t;
-} sect_t;
-
-static const char *const top_keys[] = {"include", "server", "upstream", "route", "pprof"};
-static const char *const server_keys[] = {
-    "listen",         "workers",       "max_connections", "max_header_bytes", "max_body_bytes",
-    "header_timeout", "idle_timeout",  "drain_timeout",   "access_log",       "access_log_format",
-    "metrics_path",   "add_forwarded", "add_via"};
-static const char *const upstream_keys[] = {
-    "name",      "address",           "agent", "connect_timeout", "timeout",
-    "pool_size", "pool_idle_timeout", "pprof"};
-static const char *const route_keys[] = {"prefix", "host", "upstream"};
-static const char *const pprof_keys[] = {"path",       "allow",          "max_seconds", "enabled",
-                                         "token_file", "max_concurrent", "admin_listen"};
-static const char *const upstream_pprof_keys[] = {"allow", "max_seconds", "enabled", "token_file",
-                                                  "max_concurrent"};
-
-#define NKEYS(a) (sizeof(a) / sizeof(a[0]))
-
-/* ---- errors and suggestions -------------------------------------------------------------- */
-
-static void add_err(loader_t *L, const char *file, pg_pos_t pos, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void add_err(loader_t *L, const char *file, pg_pos_t pos, const char *fmt, ...)
-{
-    pg_error_t e;
-    va_list ap;
-
-    snprintf(e.file, sizeof e.file, "%s", file ? file : "");
-    e.pos = pos;
-    va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
-    va_end(ap);
-    if (pg_errlist_add(L->errs, &e) < 0)
-        L->oom = true;
-}
 
 static bool has_errors(const loader_t *L)
 {
     return L->oom || L->errs->n > L->first_err;
-}
-
-/* Optimal-string-alignment distance (a transposition counts 1), ignoring ASCII case. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), i, j;
-    size_t d[33][33];
-
-    if (la > 32 || lb > 32)
-        return SIZE_MAX;
-    for (i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (i = 1; i <= la; i++) {
-        for (j = 1; j <= lb; j++) {
-            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-            size_t best = d[i - 1][j] + 1;
-
-            if (d[i][j - 1] + 1 < best)
-                best = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < best)
-                best = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 &&
-                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == tolower((unsigned char)b[j - 1]) &&
-                d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    }
-    return d[la][lb];
-}
-
-/* The candidate closest to word, if close enough to be what was meant: a distance of at most
- * 1 + (longer length) / 4, so "adress" -> "address" but "x" -> nothing. */
-static const char *closest(const char *word, const char *const *cands, size_t n)
-{
-    const char *best = NULL;
-    size_t bestd = SIZE_MAX, i;
-
-    for (i = 0; i < n; i++) {
-        size_t d = edit_distance(word, cands[i]);
-        size_t lw = strlen(word), lc = strlen(cands[i]);
-        size_t limit = 1 + (lw > lc ? lw : lc) / 4;
-
-        if (d <= limit && d < bestd) {
-            best = cands[i];
-            bestd = d;
-        }
-    }
-    return best;
-}
-
-static bool in_list(const char *key, const char *const *keys, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
-}
-
-/* Where else a misplaced key belongs, for "unknown key" hints. */
-static const char *home_of(const char *key, const char *here)
-{
-    if (strcmp(here, "server") != 0 && in_list(key, server_keys, NKEYS(server_keys)))
-        return "[server]";
-    if (strcmp(here, "upstream") != 0 && in_list(key, upstream_keys, NKEYS(upstream_keys)))
-        return "[[upstream]]";
-    if (strcmp(here, "route") != 0 && in_list(key, route_keys, NKEYS(route_keys)))
-        return "[[route]]";
-    if (strcmp(here, "pprof") != 0 && in_list(key, pprof_keys, NKEYS(pprof_keys)))
-        return "[pprof]";
-    return NULL;
-}
-
-static void check_unknown(const sect_t *s, const char *const *keys, size_t n)
-{
-    size_t i, len = pg_toml_table_len(s->t);
-
-    for (i = 0; i < len; i++) {
-        const char *key, *sug, *home;
-        pg_pos_t pos;
-
-        pg_toml_table_at(s->t, i, &key, &pos);
-        if (in_list(key, keys, n))
-            continue;
-        if ((sug = closest(key, keys, n)) != NULL)
-            add_err(s->L, s->src->path, pos, "%s.%s: unknown key (did you mean \"%s\"?)", s->name,
-                    key, sug);
-        else if ((home = home_of(key, s->name)) != NULL)
-            add_err(s->L, s->src->path, pos, "%s.%s: unknown key here (it belongs in %s)", s->name,
-                    key, home);
-        else
-            add_err(s->L, s->src->path, pos, "%s.%s: unknown key", s->name, key);
-    }
-}
-
-/* True when the table holds an unknown key that check_unknown() reports as a misspelling of
- * key: then "key: missing" would only repeat that error. */
-static bool misspelled(const sect_t *s, const char *key, const char *const *keys, size_t n)
-{
-    size_t i, len = pg_toml_table_len(s->t);
-
-    for (i = 0; i < len; i++) {
-        const char *k, *sug;
-
-        pg_toml_table_at(s->t, i, &k, NULL);
-        if (!in_list(k, keys, n) && (sug = closest(k, keys, n)) != NULL && strcmp(sug, key) == 0)
-            return true;
-    }
-    return false;
-}
-
-static const char *a_type(const pg_toml_value_t *v)
-{
-    switch (pg_toml_type(v)) {
-    case PG_TOML_TABLE:
-        return "a table";
-    case PG_TOML_ARRAY:
-        return "an array";
-    case PG_TOML_STRING:
-        return "a string";
-    case PG_TOML_INTEGER:
-        return "an integer";
-    case PG_TOML_FLOAT:
-        return "a float";
-    case PG_TOML_BOOL:
-        return "a boolean";
-    default:
-        return "a date/time";
-    }
-}
-
-static void type_err(const sect_t *s, const char *key, const pg_toml_value_t *v, const char *expect)
-{
-    add_err(s->L, s->src->path, pg_toml_pos(v), "%s.%s: expected %s, got %s", s->name, key, expect,
-            a_type(v));
-}
-
-/* ---- typed getters: 1 = present and valid, 0 = absent, -1 = invalid (error added) ------- */
-
-static const char *fmt_ms(uint64_t ms, char *buf, size_t size)
-{
-    if (ms && ms % 3600000 == 0)
-        snprintf(buf, size, "%lluh", (unsigned long long)(ms / 3600000));
-    else if (ms && ms % 60000 == 0)
-        snprintf(buf, size, "%llum", (unsigned long long)(ms / 60000));
-    else if (ms % 1000 == 0)
-        snprintf(buf, size, "%llus", (unsigned long long)(ms / 1000));
-    else
-        snprintf(buf, size, "%llums", (unsigned long long)ms);
-    return buf;
-}
-
-static int get_typed(const sect_t *s, const char *key, pg_toml_type_t want, const char *expect,
-                     const pg_toml_value_t **out)
-{
-    const pg_toml_value_t *v = pg_toml_table_get(s->t, key);
-
-    if (v == NULL)
-        return 0;
-    if (pg_toml_type(v) != want) {
-        type_err(s, key, v, expect);
-        return -1;
-    }
-    *out = v;
-    return 1;
-}
-
-static int get_str(const sect_t *s, const char *key, const char **out, pg_pos_t *pos)
-{
-    const pg_toml_value_t *v;
-    size_t len;
-    int rc = get_typed(s, key, PG_TOML_STRING, "a string", &v);
-
-    if (rc <= 0)
-        return rc;
-    *out = pg_toml_string(v, &len);
-    *pos = pg_toml_pos(v);
-    if (strlen(*out) != len) {
-        add_err(s->L, s->src->path, *pos, "%s.%s: must not contain NUL characters", s->name, key);
-        return -1;
-    }
-    return 1;
-}
-
-static int get_bool(const sect_t *s, const char *key, bool *out)
-{
-    const pg_toml_value_t *v;
-    int rc = get_typed(s, key, PG_TOML_BOOL, "a boolean (true or false)", &v);
-
-    if (rc == 1)
-        *out = pg_toml_bool(v);
-    return rc;
-}
-
-static int get_uint(const sect_t *s, const char *key, uint64_t min, uint64_t max, uint64_t *out)
-{
-    const pg_toml_value_t *v;
-    int rc = get_typed(s, key, PG_TOML_INTEGER, "an integer", &v);
-    int64_t n;
-
-    if (rc <= 0)
-        return rc;
-    n = pg_toml_int(v);
-    if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
-        add_err(s->L, s->src->path, pg_toml_pos(v), "%s.%s: %lld is out of range (%llu..%llu)",
-                s->name, key, (long long)n, (unsigned long long)min, (unsigned long long)max);
-        return -1;
-    }
-    *out = (uint64_t)n;
-    return 1;
-}
-
-/* A byte count: an integer, or a string "32KiB", "1MiB", "1GiB" (also "KB"/"MB"/"GB" = 10^3..,
- * and "B"). */
-static int parse_size(const char *text, uint64_t *out)
-{
-    static const struct {
-        const char *unit;
-        uint64_t mul;
-    } units[] = {{"", 1},
-                 {"B", 1},
-                 {"KiB", 1ULL << 10},
-                 {"MiB", 1ULL << 20},
-                 {"GiB", 1ULL << 30},
-                 {"TiB", 1ULL << 40},
-                 {"KB", 1000},
-                 {"MB", 1000000},
-                 {"GB", 1000000000},
-                 {"TB", 1000000000000ULL}};
-    uint64_t n = 0;
-    const char *p = text;
-    size_t i;
-
-    if (!isdigit((unsigned char)*p))
-        return -EINVAL;
-    for (; isdigit((unsigned char)*p); p++) {
-        if (n > (UINT64_MAX - 9) / 10)
-            return -ERANGE;
-        n = n * 10 + (uint64_t)(*p - '0');
-    }
-    if (*p == ' ')
-        p++;
-    for (i = 0; i < NKEYS(units); i++) {
-        if (strcasecmp(p, units[i].unit) == 0) {
-            if (n > UINT64_MAX / units[i].mul)
-                return -ERANGE;
-            *out = n * units[i].mul;
-            return 0;
-        }
-    }
-    return -EINVAL;
-}
-
-static int get_size(const sect_t *s, const char *key, uint64_t min, uint64_t max, uint64_t *out)
-{
-    const pg_toml_value_t *v = pg_toml_table_get(s->t, key);
-    pg_pos_t pos;
-    uint64_t n;
-
-    if (v == NULL)
-        return 0;
-    pos = pg_toml_pos(v);
-    if (pg_toml_type(v) == PG_TOML_INTEGER) {
-        if (pg_toml_int(v) < 0) {
-            add_err(s->L, s->src->path, pos, "%s.%s: %lld is out of range (%llu..%llu)", s->name,
-                    key, (long long)pg_toml_int(v), (unsigned long long)min,
-                    (unsigned long long)max);
-            return -1;
-        }
-        n = (uint64_t)pg_toml_int(v);
-    } else if (pg_toml_type(v) == PG_TOML_STRING) {
-        const char *text = pg_toml_string(v, NULL);
-        int rc = parse_size(text, &n);
-
-        if (rc == -ERANGE) {
-            add_err(s->L, s->src->path, pos, "%s.%s: \"%s\" is too large", s->name, key, text);
-            return -1;
-        }
-        if (rc < 0) {
-            add_err(s->L, s->src->path, pos,
-                    "%s.%s: \"%s\" is not a size (write bytes as an integer, or e.g. \"64KiB\", "
-                    "\"1MiB\", \"1GiB\")",
-                    s->name, key, text);
-            return -1;
-        }
-    } else {
-        type_err(s, key, v, "a size (an integer, or a string such as \"1MiB\")");
-        return -1;
-    }
-    if (n < min || n > max) {
-        add_err(s->L, s->src->path, pos, "%s.%s: %llu is out of range (%llu..%llu)", s->name, key,
-                (unsigned long long)n, (unsigned long long)min, (unsigned long long)max);
-        return -1;
-    }
-    *out = n;
-    return 1;
-}
-
-static int get_duration(const sect_t *s, const char *key, uint64_t min, uint64_t max, uint64_t *out)
-{
-    const pg_toml_value_t *v = pg_toml_table_get(s->t, key);
-    const char *text, *why;
-    char b1[32], b2[32];
-    uint64_t ms;
-
-    if (v == NULL)
-        return 0;
-    if (pg_toml_type(v) != PG_TOML_STRING) {
-        type_err(s, key, v, "a duration string with a unit (e.g. \"10s\", \"500ms\")");
-        return -1;
-    }
-    text = pg_toml_string(v, NULL);
-    if (pg_duration_parse(text, &ms, &why) < 0) {
-        add_err(s->L, s->src->path, pg_toml_pos(v), "%s.%s: \"%s\": %s", s->name, key, text, why);
-        return -1;
-    }
-    if (ms < min || ms > max) {
-        add_err(s->L, s->src->path, pg_toml_pos(v), "%s.%s: \"%s\" is out of range (%s..%s)",
-                s->name, key, text, fmt_ms(min, b1, sizeof b1), fmt_ms(max, b2, sizeof b2));
-        return -1;
-    }
-    *out = ms;
-    return 1;
-}
-
-/* path joined to the directory of the file it was written in, unless absolute. */
-static char *resolve_path(const src_t *src, const char *path)
-{
-    char *out;
-
-    if (path[0] == '/' || src->dir[0] == '\0')
-        return strdup(path);
-    if (asprintf(&out, "%s/%s", src->dir, path) < 0)
-        return NULL;
-    return out;
-}
-
-static int get_addr(const sect_t *s, const char *key, bool unix_only, pg_addr_t *out)
-{
-    const char *text, *why;
-    pg_pos_t pos;
-    pg_addr_t a;
-    int rc = get_str(s, key, &text, &pos);
-
-    if (rc <= 0)
-        return rc;
-    if (pg_addr_parse(text, &a, &why) < 0) {
-        add_err(s->L, s->src->path, pos, "%s.%s: \"%s\": %s", s->name, key, text, why);
-        return -1;
-    }
-    if (unix_only && a.kind != PG_ADDR_UNIX) {
-        add_err(s->L, s->src->path, pos,
-                "%s.%s: \"%s\": must be a unix: socket address (the agent listens on a Unix "
-                "socket), e.g. \"unix:/tmp/profgate/app.sock\"",
-                s->name, key, text);
-        return -1;
-    }
-    if (a.kind == PG_ADDR_UNIX && text[5] != '/' && s->src->dir[0]) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&a.sa;
-        char *full = resolve_path(s->src, text + 5);
-        size_t len;
-
-        if (full == NULL) {
-            s->L->oom = true;
-            return -1;
-        }
-        len = strlen(full);
-        if (len >= sizeof un->sun_path) {
-            add_err(s->L, s->src->path, pos,
-                    "%s.%s: \"%s\": resolved against the config's directory the path is %zu "
-                    "bytes, more than a unix socket allows (107)",
-                    s->name, key, text, len);
-            free(full);
-            return -1;
-        }
-        memcpy(un->sun_path, full, len + 1);
-        a.salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
-        free(full);
-    }
-    *out = a;
-    return 1;
-}
-
-/* A URL path prefix as used for routes, pprof and metrics: starts with '/', printable, no
- * query, fragment or spaces. */
-static const char *path_problem(const char *p)
-{
-    if (p[0] != '/')
-        return "must start with \"/\"";
-    for (; *p; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f)
-            return "must not contain spaces or control characters";
-        if (*p == '?' || *p == '#')
-            return "must not contain '?' or '#' (a path prefix, not a URL)";
-    }
-    return NULL;
-}
-
-/* ---- sections ------------------------------------------------------------------------------- */
-
-static int cpu_count(void)
-{
-    cpu_set_t set;
-    long n;
-
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)(n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
-}
-
-static void parse_workers(const sect_t *s, pg_config_server_t *srv)
-{
-    const pg_toml_value_t *v = pg_toml_table_get(s->t, "workers");
-    uint64_t n;
-
-    if (v == NULL)
-        return;
-    if (pg_toml_type(v) == PG_TOML_STRING) {
-        const char *text = pg_toml_string(v, NULL);
-
-        if (strcmp(text, "auto") == 0) {
-            int cores = cpu_count();
-
-            srv->workers = cores > MAX_WORKERS ? MAX_WORKERS : cores;
-        } else {
-            add_err(s->L, s->src->path, pg_toml_pos(v),
-                    "%s.workers: \"%s\": expected a number of workers or \"auto\"%s", s->name, text,
-                    closest(text, (const char *const[]){"auto"}, 1) ? " (did you mean \"auto\"?)"
-                                                                    : "");
-        }
-        return;
-    }
-    if (pg_toml_type(v) != PG_TOML_INTEGER) {
-        type_err(s, "workers", v, "an integer or \"auto\"");
-        return;
-    }
-    if (get_uint(s, "workers", 1, MAX_WORKERS, &n) == 1)
-        srv->workers = (int)n;
-}
-
-static int read_token(const sect_t *s, const char *path, pg_pos_t pos, char **out)
-{
-    char buf[4097];
-    ssize_t n;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        add_err(s->L, s->src->path, pos, "%s.token_file: cannot open \"%s\": %s", s->name, path,
-                strerror(errno));
-        return -1;
-    }
-    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            add_err(s->L, s->src->path, pos, "%s.token_file: cannot read \"%s\": %s", s->name, path,
-                    strerror(errno));
-            close(fd);
-            return -1;
-        }
-        len += (size_t)n;
-    }
-    close(fd);
-    if (len == sizeof buf - 1) {
-        add_err(s->L, s->src->path, pos, "%s.token_file: \"%s\" is larger than 4 KiB", s->name,
-                path);
-        return -1;
-    }
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        len--;
-    buf[len] = '\0';
-    if (len == 0 || strlen(buf) != len) {
-        add_err(s->L, s->src->path, pos, "%s.token_file: \"%s\" %s", s->name, path,
-                len ? "contains a NUL byte" : "is empty");
-        return -1;
-    }
-    if ((*out = strdup(buf)) == NULL) {
-        s->L->oom = true;
-        return -1;
-    }
-    return 1;
-}
-
-static void parse_allow(const sect_t *s, pg_config_pprof_t *pp)
-{
-    const pg_toml_value_t *v;
-    pg_cidr_t *allow;
-    size_t n, i;
-    bool ok = true;
-
-    if (get_typed(s, "allow", PG_TOML_ARRAY, "an array of networks (e.g. [\"127.0.0.0/8\"])", &v) <=
-        0)
-        return;
-    n = pg_toml_array_len(v);
-    allow = calloc(n ? n : 1, sizeof *allow);
-    if (allow == NULL) {
-        s->L->oom = true;
-        return;
-    }
-    for (i = 0; i < n; i++) {
-        const pg_toml_value_t *e = pg_toml_array_at(v, i);
-        const char *text, *why;
-
-        if (pg_toml_type(e) != PG_TOML_STRING) {
-            add_err(s->L, s->src->path, pg_toml_pos(e),
-                    "%s.allow: expected a network string (e.g. \"10.0.0.0/8\"), got %s", s->name,
-                    a_type(e));
-            ok = false;
-            continue;
-        }
-        text = pg_toml_string(e, NULL);
-        if (pg_cidr_parse(text, &allow[i], &why) < 0) {
-            add_err(s->L, s->src->path, pg_toml_pos(e), "%s.allow: \"%s\": %s", s->name, text, why);
-            ok = false;
-        }
-    }
-    if (!ok) {
-        free(allow);
-        return;
-    }
-    free(pp->allow);
-    pp->allow = allow;
-    pp->nallow = n;
-}
-
-/* [pprof], or [upstream.pprof] (global == false: path and admin_listen are global only). */
-static void parse_pprof(const sect_t *s, pg_config_pprof_t *pp, bool global)
-{
-    const char *text, *why;
-    pg_pos_t pos;
-    uint64_t n;
-
-    if (global)
-        check_unknown(s, pprof_keys, NKEYS(pprof_keys));
-    else
-        check_unknown(s, upstream_pprof_keys, NKEYS(upstream_pprof_keys));
-    if (global && get_str(s, "path", &text, &pos) == 1) {
-        size_t len = strlen(text);
-
-        if ((why = path_problem(text)) != NULL)
-            add_err(s->L, s->src->path, pos, "%s.path: \"%s\" %s", s->name, text, why);
-        else if (len < 2 || text[len - 1] == '/')
-            add_err(s->L, s->src->path, pos,
-                    "%s.path: \"%s\": must name a path without a trailing \"/\" (e.g. "
-                    "\"/debug/pprof\")",
-                    s->name, text);
-        else {
-            char *dup = strdup(text);
-
-            if (dup == NULL)
-                s->L->oom = true;
-            else {
-                free(pp->path);
-                pp->path = dup;
-            }
-        }
-    }
-    parse_allow(s, pp);
-    if (get_uint(s, "max_seconds", 1, 3600, &n) == 1)
-        pp->max_seconds = (uint32_t)n;
-    get_bool(s, "enabled", &pp->enabled);
-    if (get_uint(s, "max_concurrent", 1, 64, &n) == 1)
-        pp->max_concurrent = (uint32_t)n;
-    if (get_str(s, "token_file", &text, &pos) == 1) {
-        char *full = resolve_path(s->src, text), *token = NULL;
-
-        if (full == NULL) {
-            s->L->oom = true;
-        } else if (read_token(s, full, pos, &token) == 1) {
-            free(pp->token_file);
-            free(pp->token);
-            pp->token_file = full;
-            pp->token = token;
-            full = NULL;
-        }
-        free(full);
-    }
-    if (global && get_addr(s, "admin_listen", false, &pp->admin_listen) == 1)
-        pp->has_admin_listen = true;
-}
-
-static void parse_server(const sect_t *s, pg_config_server_t *srv)
-{
-    static const char *const formats[] = {"combined", "common", "json"};
-    const char *text, *why;
-    pg_pos_t pos;
-    uint64_t n;
-
-    check_unknown(s, server_keys, NKEYS(server_keys));
-    get_addr(s, "listen", false, &srv->listen);
-    parse_workers(s, srv);
-    if (get_uint(s, "max_connections", 1, 1000000, &n) == 1)
-        srv->max_connections = (uint32_t)n;
-    if (get_size(s, "max_header_bytes", 1024, 1 << 20, &n) == 1)
-        srv->max_header_bytes = (uint32_t)n;
-    get_size(s, "max_body_bytes", 0, 1ULL << 50, &srv->max_body_bytes);
-    get_duration(s, "header_timeout", 1, DAY_MS, &srv->header_timeout_ms);
-    get_duration(s, "idle_timeout", 1, DAY_MS, &srv->idle_timeout_ms);
-    get_duration(s, "drain_timeout", 0, 3600 * 1000, &srv->drain_timeout_ms);
-    if (get_str(s, "access_log", &text, &pos) == 1) {
-        if (text[0] == '\0') {
-            add_err(s->L, s->src->path, pos,
-                    "%s.access_log: empty (write \"off\", \"stderr\" or a file path)", s->name);
-        } else if (strcmp(text, "off") != 0) {
-            char *p = strcmp(text, "stderr") == 0 ? strdup(text) : resolve_path(s->src, text);
-
-            if (p == NULL)
-                s->L->oom = true;
-            free(srv->access_log);
-            srv->access_log = p;
-        }
-    }
-    if (get_str(s, "access_log_format", &text, &pos) == 1) {
-        size_t i;
-
-        for (i = 0; i < NKEYS(formats) && strcmp(text, formats[i]) != 0; i++)
-            ;
-        if (i < NKEYS(formats)) {
-            srv->access_log_format = PG_LOG_COMBINED + (int)i;
-        } else {
-            const char *sug = closest(text, formats, NKEYS(formats));
-
-            if (sug)
-                add_err(s->L, s->src->path, pos,
-                        "%s.access_log_format: \"%s\" is not a format (did you mean \"%s\"?)",
-                        s->name, text, sug);
-            else
-                add_err(s->L, s->src->path, pos,
-                        "%s.access_log_format: \"%s\" is not a format (use \"combined\", "
-                        "\"common\" or \"json\")",
-                        s->name, text);
-        }
-    }
-    if (get_str(s, "metrics_path", &text, &pos) == 1 && strcmp(text, "off") != 0) {
-        if ((why = path_problem(text)) != NULL) {
-            add_err(s->L, s->src->path, pos, "%s.metrics_path: \"%s\" %s", s->name, text, why);
-        } else {
-            char *p = strdup(text);
-
-            if (p == NULL)
-                s->L->oom = true;
-            free(srv->metrics_path);
-            srv->metrics_path = p;
-        }
-    }
-    get_bool(s, "add_forwarded", &srv->add_forwarded);
-    get_bool(s, "add_via", &srv->add_via);
-}
-
-static void pprof_destroy(pg_config_pprof_t *pp)
-{
-    free(pp->path);
-    free(pp->allow);
-    free(pp->token_file);
-    free(pp->token);
-    memset(pp, 0, sizeof *pp);
-}
-
-/* Deep copy (an upstream starts from the global policy). */
-static int pprof_copy(pg_config_pprof_t *dst, const pg_config_pprof_t *src)
-{
-    *dst = *src;
-    dst->path = NULL;
-    dst->allow = NULL;
-    dst->token_file = NULL;
-    dst->token = NULL;
-    if ((src->path && (dst->path = strdup(src->path)) == NULL) ||
-        (src->token_file && (dst->token_file = strdup(src->token_file)) == NULL) ||
-        (src->token && (dst->token = strdup(src->token)) == NULL) ||
-        (dst->allow = malloc((src->nallow ? src->nallow : 1) * sizeof *dst->allow)) == NULL) {
-        pprof_destroy(dst);
-        return -ENOMEM;
-    }
-    if (src->nallow)
-        memcpy(dst->allow, src->allow, src->nallow * sizeof *dst->allow);
-    return 0;
-}
-
-static int grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-    void *p;
-    size_t n;
-
-    if (need <= *cap)
-        return 0;
-    n = *cap ? *cap * 2 : 8;
-    while (n < need)
-        n *= 2;
-    if ((p = realloc(*arr, n * size)) == NULL)
-        return -ENOMEM;
-    *arr = p;
-    *cap = n;
-    return 0;
-}
-
-static bool valid_name(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-')
-            return false;
-    return true;
-}
-
-static void parse_upstream(loader_t *L, const src_t *src, const pg_toml_value_t *t)
-{
-    pg_config_t *cfg = L->cfg;
-    sect_t s = {L, src, "upstream", t};
-    pg_config_upstream_t *u;
-    const pg_toml_value_t *pv;
-    const char *text;
-    pg_pos_t pos;
-    uint64_t n;
-    size_t cap = L->capup;
-
-    if (grow((void **)&cfg->upstreams, &cap, cfg->nupstreams + 1, sizeof *cfg->upstreams) < 0 ||
-        grow((void **)&L->upx, &L->capup, cfg->nupstreams + 1, sizeof *L->upx) < 0) {
-        L->oom = true;
-        return;
-    }
-    u = &cfg->upstreams[cfg->nupstreams];
-    memset(u, 0, sizeof *u);
-    u->connect_timeout_ms = 5000;
-    u->timeout_ms = 60000;
-    u->pool_size = 64;
-    u->pool_idle_timeout_ms = 30000;
-    u->pos = pg_toml_pos(t);
-    u->file = src->path;
-    if (pprof_copy(&u->pprof, &cfg->pprof) < 0) {
-        L->oom = true;
-        return;
-    }
-    L->upx[cfg->nupstreams] = (entry_extra_t){src, t};
-    cfg->nupstreams++;
-
-    check_unknown(&s, upstream_keys, NKEYS(upstream_keys));
-    switch (get_str(&s, "name", &text, &pos)) {
-    case -1:
-        L->names_incomplete = true;
-        break;
-    case 0:
-        L->names_incomplete = true;
-        if (!misspelled(&s, "name", upstream_keys, NKEYS(upstream_keys)))
-            add_err(L, src->path, u->pos,
-                    "upstream.name: missing (every [[upstream]] needs a name)");
-        break;
-    case 1:
-        if (!valid_name(text)) {
-            L->names_incomplete = true;
-            add_err(L, src->path, pos,
-                    "upstream.name: \"%s\": use only letters, digits, '_', '.' and '-'", text);
-        } else if ((u->name = strdup(text)) == NULL)
-            L->oom = true;
-        break;
-    }
-    if (get_addr(&s, "address", false, &u->address) == 0 &&
-        !misspelled(&s, "address", upstream_keys, NKEYS(upstream_keys)))
-        add_err(L, src->path, u->pos,
-                "upstream.address: missing (every [[upstream]] needs an address, e.g. "
-                "\"127.0.0.1:9000\")");
-    if (get_addr(&s, "agent", true, &u->agent) == 1)
-        u->has_agent = true;
-    get_duration(&s, "connect_timeout", 1, DAY_MS, &u->connect_timeout_ms);
-    get_duration(&s, "timeout", 1, DAY_MS, &u->timeout_ms);
-    if (get_uint(&s, "pool_size", 0, 65535, &n) == 1)
-        u->pool_size = (uint32_t)n;
-    get_duration(&s, "pool_idle_timeout", 1, DAY_MS, &u->pool_idle_timeout_ms);
-    if (get_typed(&s, "pprof", PG_TOML_TABLE, "a table ([upstream.pprof])", &pv) == 1) {
-        sect_t ps = {L, src, "upstream.pprof", pv};
-
-        parse_pprof(&ps, &u->pprof, false);
-    }
-}
-
-static void parse_route(loader_t *L, const src_t *src, const pg_toml_value_t *t)
-{
-    pg_config_t *cfg = L->cfg;
-    sect_t s = {L, src, "route", t};
-    pg_config_route_t *r;
-    const char *text, *why;
-    pg_pos_t pos;
-    size_t cap = L->caprt;
-
-    if (grow((void **)&cfg->routes, &cap, cfg->nroutes + 1, sizeof *cfg->routes) < 0 ||
-        grow((void **)&L->rtx, &L->caprt, cfg->nroutes + 1, sizeof *L->rtx) < 0) {
-        L->oom = true;
-        return;
-    }
-    r = &cfg->routes[cfg->nroutes];
-    memset(r, 0, sizeof *r);
-    r->upstream = SIZE_MAX;
-    r->pos = pg_toml_pos(t);
-    r->file = src->path;
-    L->rtx[cfg->nroutes] = (entry_extra_t){src, t};
-    cfg->nroutes++;
-
-    check_unknown(&s, route_keys, NKEYS(route_keys));
-    switch (get_str(&s, "prefix", &text, &pos)) {
-    case 0:
-        if (misspelled(&s, "prefix", route_keys, NKEYS(route_keys)))
-            break;
-        add_err(L, src->path, r->pos,
-                "route.prefix: missing (every [[route]] needs a prefix, e.g. \"/\")");
-        break;
-    case 1:
-        if ((why = path_problem(text)) != NULL)
-            add_err(L, src->path, pos, "route.prefix: \"%s\" %s", text, why);
-        else if ((r->prefix = strdup(text)) == NULL)
-            L->oom = true;
-        break;
-    }
-    if (get_str(&s, "host", &text, &pos) == 1) {
-        const char *p;
-
-        for (p = text; *p; p++)
-            if (!isalnum((unsigned char)*p) && !strchr("-._:[]*", *p))
-                break;
-        if (text[0] == '\0' || *p)
-            add_err(L, src->path, pos,
-                    "route.host: \"%s\": expected a host name as in the Host header (letters, "
-                    "digits, '-', '.', optional :port)",
-                    text);
-        else if ((r->host = strdup(text)) == NULL)
-            L->oom = true;
-        else
-            for (char *q = r->host; *q; q++)
-                *q = (char)tolower((unsigned char)*q);
-    }
-    if (get_str(&s, "upstream", &text, &pos) == 0 &&
-        !misspelled(&s, "upstream", route_keys, NKEYS(route_keys)))
-        add_err(L, src->path, r->pos,
-                "route.upstream: missing (every [[route]] names the upstream it goes to)");
 }
 
 /* The value of key as an array of tables (what [[key]] makes; an inline array of inline
@@ -967,8 +49,9 @@ static void each_table(loader_t *L, const src_t *src, const char *key,
     if (is_upstream)
         L->upstream_seen = true;
     if (pg_toml_type(v) != PG_TOML_ARRAY) {
-        add_err(L, src->path, pg_toml_pos(v), "%s: expected an array of tables ([[%s]]), got %s",
-                key, key, a_type(v));
+        pg__config_err(L, src->path, pg_toml_pos(v),
+                       "%s: expected an array of tables ([[%s]]), got %s", key, key,
+                       pg__config_a_type(v));
         L->names_incomplete |= is_upstream;
         return;
     }
@@ -977,39 +60,12 @@ static void each_table(loader_t *L, const src_t *src, const char *key,
         const pg_toml_value_t *t = pg_toml_array_at(v, i);
 
         if (pg_toml_type(t) != PG_TOML_TABLE) {
-            add_err(L, src->path, pg_toml_pos(t), "%s: expected a table ([[%s]]), got %s", key, key,
-                    a_type(t));
+            pg__config_err(L, src->path, pg_toml_pos(t), "%s: expected a table ([[%s]]), got %s",
+                           key, key, pg__config_a_type(t));
             L->names_incomplete |= is_upstream;
         } else {
             fn(L, src, t);
         }
-    }
-}
-
-/* Top-level keys of one file; included files may hold only [[upstream]] and [[route]]. */
-static void check_top_keys(loader_t *L, const src_t *src, bool top)
-{
-    size_t i, n = pg_toml_table_len(src->root);
-
-    for (i = 0; i < n; i++) {
-        const char *key, *sug, *home;
-        pg_pos_t pos;
-
-        pg_toml_table_at(src->root, i, &key, &pos);
-        if (in_list(key, top_keys, NKEYS(top_keys))) {
-            if (!top && strcmp(key, "upstream") != 0 && strcmp(key, "route") != 0)
-                add_err(L, src->path, pos,
-                        "%s: not allowed in an included file (an included file holds only "
-                        "[[upstream]] and [[route]]; includes do not nest)",
-                        key);
-            continue;
-        }
-        if ((sug = closest(key, top_keys, NKEYS(top_keys))) != NULL)
-            add_err(L, src->path, pos, "%s: unknown key (did you mean \"%s\"?)", key, sug);
-        else if ((home = home_of(key, "")) != NULL)
-            add_err(L, src->path, pos, "%s: unknown top-level key (it belongs in %s)", key, home);
-        else
-            add_err(L, src->path, pos, "%s: unknown key", key);
     }
 }
 
@@ -1021,19 +77,19 @@ static void parse_top_tables(loader_t *L, const src_t *src)
         sect_t s = {L, src, "server", v};
 
         if (pg_toml_type(v) != PG_TOML_TABLE)
-            add_err(L, src->path, pg_toml_pos(v), "server: expected a table ([server]), got %s",
-                    a_type(v));
+            pg__config_err(L, src->path, pg_toml_pos(v),
+                           "server: expected a table ([server]), got %s", pg__config_a_type(v));
         else
-            parse_server(&s, &L->cfg->server);
+            pg__config_parse_server(&s, &L->cfg->server);
     }
     if ((v = pg_toml_table_get(src->root, "pprof")) != NULL) {
         sect_t s = {L, src, "pprof", v};
 
         if (pg_toml_type(v) != PG_TOML_TABLE)
-            add_err(L, src->path, pg_toml_pos(v), "pprof: expected a table ([pprof]), got %s",
-                    a_type(v));
+            pg__config_err(L, src->path, pg_toml_pos(v),
+                           "pprof: expected a table ([pprof]), got %s", pg__config_a_type(v));
         else
-            parse_pprof(&s, &L->cfg->pprof, true);
+            pg__config_parse_pprof(&s, &L->cfg->pprof, true);
     }
 }
 
@@ -1060,8 +116,8 @@ static int load_file(loader_t *L, const char *path, const char *real)
     size_t cap = L->capsrcs;
     int rc;
 
-    if (grow((void **)&L->srcs, &L->capsrcs, L->nsrcs + 1, sizeof *L->srcs) < 0 ||
-        grow((void **)&L->cfg->files, &cap, L->nsrcs + 1, sizeof *L->cfg->files) < 0)
+    if (pg__config_grow((void **)&L->srcs, &L->capsrcs, L->nsrcs + 1, sizeof *L->srcs) < 0 ||
+        pg__config_grow((void **)&L->cfg->files, &cap, L->nsrcs + 1, sizeof *L->cfg->files) < 0)
         return -ENOMEM;
     src = &L->srcs[L->nsrcs];
     memset(src, 0, sizeof *src);
@@ -1146,13 +202,13 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
     int rc;
 
     if (pg_toml_type(e) != PG_TOML_STRING) {
-        add_err(L, top->path, pos, "include: expected a file name or glob string, got %s",
-                a_type(e));
+        pg__config_err(L, top->path, pos, "include: expected a file name or glob string, got %s",
+                       pg__config_a_type(e));
         return;
     }
     pattern = pg_toml_string(e, NULL);
     if (pattern[0] == '\0') {
-        add_err(L, top->path, pos, "include: empty pattern");
+        pg__config_err(L, top->path, pos, "include: empty pattern");
         return;
     }
     if ((full = glob_join(top->dir, pattern)) == NULL) {
@@ -1163,8 +219,8 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
     rc = glob(full, GLOB_MARK, on_glob_error, &g);
     if (rc == GLOB_NOMATCH) {
         if (strpbrk(pattern, "*?[") == NULL)
-            add_err(L, top->path, pos, "include: \"%s\": no such file (looked for %s)", pattern,
-                    full);
+            pg__config_err(L, top->path, pos, "include: \"%s\": no such file (looked for %s)",
+                           pattern, full);
         free(full);
         return;
     }
@@ -1172,8 +228,9 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
         if (rc == GLOB_NOSPACE)
             L->oom = true;
         else
-            add_err(L, top->path, pos, "include: \"%s\": cannot read a directory on the way: %s",
-                    full, strerror(glob_errno ? glob_errno : EIO));
+            pg__config_err(L, top->path, pos,
+                           "include: \"%s\": cannot read a directory on the way: %s", full,
+                           strerror(glob_errno ? glob_errno : EIO));
         globfree(&g);
         free(full);
         return;
@@ -1184,23 +241,27 @@ static void include_one(loader_t *L, const src_t *top, const pg_toml_value_t *e)
         char *real;
 
         if (path[0] && path[strlen(path) - 1] == '/') {
-            add_err(L, top->path, pos, "include: \"%s\" matches directory \"%s\"", pattern, path);
+            pg__config_err(L, top->path, pos, "include: \"%s\" matches directory \"%s\"", pattern,
+                           path);
             continue;
         }
         if (L->nsrcs > MAX_INCLUDED_FILES) {
-            add_err(L, top->path, pos, "include: more than %d files included", MAX_INCLUDED_FILES);
+            pg__config_err(L, top->path, pos, "include: more than %d files included",
+                           MAX_INCLUDED_FILES);
             break;
         }
         if ((real = realpath(path, NULL)) == NULL) {
-            add_err(L, top->path, pos, "include: \"%s\": %s", path, strerror(errno));
+            pg__config_err(L, top->path, pos, "include: \"%s\": %s", path, strerror(errno));
             continue;
         }
         if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
-            add_err(L, top->path, pos,
-                    "include: \"%s\" matches \"%s\", which is not a regular file", pattern, path);
+            pg__config_err(L, top->path, pos,
+                           "include: \"%s\" matches \"%s\", which is not a regular file", pattern,
+                           path);
         else if (already_loaded(L, real, &by))
-            add_err(L, top->path, pos, "include: \"%s\" matches \"%s\", which is already loaded%s",
-                    pattern, path, strcmp(by, top->path) == 0 ? " (it is this file)" : "");
+            pg__config_err(L, top->path, pos,
+                           "include: \"%s\" matches \"%s\", which is already loaded%s", pattern,
+                           path, strcmp(by, top->path) == 0 ? " (it is this file)" : "");
         else if (load_file(L, path, real) == -ENOMEM)
             L->oom = true;
         free(real);
@@ -1219,9 +280,10 @@ static void process_includes(loader_t *L)
     if (v == NULL)
         return;
     if (pg_toml_type(v) != PG_TOML_ARRAY) {
-        add_err(L, top->path, pg_toml_pos(v),
-                "include: expected an array of globs (e.g. include = [\"conf.d/*.toml\"]), got %s",
-                a_type(v));
+        pg__config_err(
+            L, top->path, pg_toml_pos(v),
+            "include: expected an array of globs (e.g. include = [\"conf.d/*.toml\"]), got %s",
+            pg__config_a_type(v));
         return;
     }
     n = pg_toml_array_len(v);
@@ -1231,134 +293,188 @@ static void process_includes(loader_t *L)
 
 /* ---- rules across entries --------------------------------------------------------------- */
 
-static void check_upstreams(loader_t *L)
+/* Entries sorted by name (or host and prefix), so duplicates sit side by side and routes
+ * find their upstream by binary search: a config with thousands of services stays fast. */
+typedef struct ix {
+    const char *a, *b; /* upstream: name, NULL; route: host ("" = any), prefix */
+    size_t i;          /* index in cfg->upstreams / cfg->routes: ties keep file order */
+} ix_t;
+
+static int cmp_ix(const void *pa, const void *pb)
 {
-    const pg_config_t *cfg = L->cfg;
-    size_t i, j;
+    const ix_t *x = pa, *y = pb;
+    int c = strcmp(x->a, y->a);
 
-    for (i = 0; i < cfg->nupstreams; i++) {
-        const pg_config_upstream_t *u = &cfg->upstreams[i];
-
-        if (u->name == NULL)
-            continue;
-        for (j = 0; j < i; j++) {
-            const pg_config_upstream_t *o = &cfg->upstreams[j];
-
-            if (o->name && strcmp(o->name, u->name) == 0) {
-                pg_pos_t p = pg_toml_pos(pg_toml_table_get(L->upx[i].tbl, "name"));
-                pg_pos_t op = pg_toml_pos(pg_toml_table_get(L->upx[j].tbl, "name"));
-
-                add_err(L, u->file, p,
-                        "upstream.name: duplicate upstream \"%s\" (first defined at %s:%u:%u)",
-                        u->name, o->file, op.line, op.col);
-                break;
-            }
-        }
-    }
+    if (c == 0 && x->b && y->b)
+        c = strcmp(x->b, y->b);
+    if (c == 0)
+        c = x->i < y->i ? -1 : x->i > y->i;
+    return c;
 }
 
-static void resolve_routes(loader_t *L)
+static int cmp_ix_name(const void *key, const void *elem)
 {
-    pg_config_t *cfg = L->cfg;
-    const char **names = calloc(cfg->nupstreams + 1, sizeof *names);
-    size_t i, j, nnames = 0;
+    return strcmp(key, ((const ix_t *)elem)->a);
+}
 
-    if (names == NULL) {
+/* Upstream names sorted; each duplicate reported against the first of its name. */
+static ix_t *check_upstreams(loader_t *L, size_t *nix)
+{
+    const pg_config_t *cfg = L->cfg;
+    ix_t *ix = malloc((cfg->nupstreams + 1) * sizeof *ix);
+    size_t i, n = 0, first = 0;
+
+    if (ix == NULL) {
         L->oom = true;
-        return;
+        return NULL;
     }
     for (i = 0; i < cfg->nupstreams; i++)
         if (cfg->upstreams[i].name)
-            names[nnames++] = cfg->upstreams[i].name;
+            ix[n++] = (ix_t){cfg->upstreams[i].name, NULL, i};
+    qsort(ix, n, sizeof *ix, cmp_ix);
+    for (i = 1; i < n; i++) {
+        const pg_config_upstream_t *u, *o;
+        pg_pos_t p, op;
+
+        if (strcmp(ix[i].a, ix[first].a) != 0) {
+            first = i;
+            continue;
+        }
+        u = &cfg->upstreams[ix[i].i];
+        o = &cfg->upstreams[ix[first].i];
+        p = pg_toml_pos(pg_toml_table_get(L->upx[ix[i].i].tbl, "name"));
+        op = pg_toml_pos(pg_toml_table_get(L->upx[ix[first].i].tbl, "name"));
+        pg__config_err(L, u->file, p,
+                       "upstream.name: duplicate upstream \"%s\" (first defined at %s:%u:%u)",
+                       u->name, o->file, op.line, op.col);
+    }
+    *nix = n;
+    return ix;
+}
+
+static void resolve_routes(loader_t *L, const ix_t *names, size_t nnames)
+{
+    pg_config_t *cfg = L->cfg;
+    const char **cands = NULL;
+    ix_t *rix;
+    size_t i, n = 0, first = 0;
+
     for (i = 0; i < cfg->nroutes; i++) {
         pg_config_route_t *r = &cfg->routes[i];
         const pg_toml_value_t *v = pg_toml_table_get(L->rtx[i].tbl, "upstream");
+        const ix_t *hit;
         const char *name, *sug;
 
         if (v == NULL || pg_toml_type(v) != PG_TOML_STRING)
             continue;
         name = pg_toml_string(v, NULL);
-        for (j = 0; j < cfg->nupstreams; j++) {
-            if (cfg->upstreams[j].name && strcmp(cfg->upstreams[j].name, name) == 0) {
-                r->upstream = j;
-                break;
-            }
-        }
-        if (r->upstream != SIZE_MAX || L->names_incomplete)
+        hit = bsearch(name, names, nnames, sizeof *names, cmp_ix_name);
+        if (hit) {
+            while (hit > names && strcmp(hit[-1].a, name) == 0)
+                hit--;
+            r->upstream = hit->i;
             continue;
-        if ((sug = closest(name, names, nnames)) != NULL)
-            add_err(L, r->file, pg_toml_pos(v),
-                    "route.upstream: no upstream named \"%s\" (did you mean \"%s\"?)", name, sug);
+        }
+        if (L->names_incomplete)
+            continue;
+        if (cands == NULL) {
+            size_t k;
+
+            if ((cands = malloc((nnames + 1) * sizeof *cands)) == NULL) {
+                L->oom = true;
+                return;
+            }
+            for (k = 0; k < nnames; k++)
+                cands[k] = names[k].a;
+        }
+        if ((sug = pg__config_closest(name, cands, nnames)) != NULL)
+            pg__config_err(L, r->file, pg_toml_pos(v),
+                           "route.upstream: no upstream named \"%s\" (did you mean \"%s\"?)", name,
+                           sug);
         else
-            add_err(L, r->file, pg_toml_pos(v), "route.upstream: no upstream named \"%s\"", name);
+            pg__config_err(L, r->file, pg_toml_pos(v), "route.upstream: no upstream named \"%s\"",
+                           name);
     }
-    free(names);
+    free(cands);
 
-    for (i = 0; i < cfg->nroutes; i++) {
-        const pg_config_route_t *r = &cfg->routes[i];
+    /* no two routes with the same (host, prefix) */
+    if ((rix = malloc((cfg->nroutes + 1) * sizeof *rix)) == NULL) {
+        L->oom = true;
+        return;
+    }
+    for (i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].prefix)
+            rix[n++] =
+                (ix_t){cfg->routes[i].host ? cfg->routes[i].host : "", cfg->routes[i].prefix, i};
+    qsort(rix, n, sizeof *rix, cmp_ix);
+    for (i = 1; i < n; i++) {
+        const pg_config_route_t *r, *o;
 
-        if (r->prefix == NULL)
+        if (strcmp(rix[i].a, rix[first].a) != 0 || strcmp(rix[i].b, rix[first].b) != 0) {
+            first = i;
             continue;
-        for (j = 0; j < i; j++) {
-            const pg_config_route_t *o = &cfg->routes[j];
-
-            if (o->prefix && strcmp(o->prefix, r->prefix) == 0 &&
-                ((o->host == NULL && r->host == NULL) ||
-                 (o->host && r->host && strcmp(o->host, r->host) == 0))) {
-                add_err(L, r->file, r->pos,
-                        "route: another route has the same host and prefix%s%s%s \"%s\" (first "
-                        "defined at %s:%u:%u)",
-                        r->host ? " (host \"" : "", r->host ? r->host : "", r->host ? "\")" : "",
-                        r->prefix, o->file, o->pos.line, o->pos.col);
-                break;
-            }
         }
+        r = &cfg->routes[rix[i].i];
+        o = &cfg->routes[rix[first].i];
+        pg__config_err(L, r->file, r->pos,
+                       "route: another route has the same host and prefix%s%s%s \"%s\" (first "
+                       "defined at %s:%u:%u)",
+                       r->host ? " (host \"" : "", r->host ? r->host : "", r->host ? "\")" : "",
+                       r->prefix, o->file, o->pos.line, o->pos.col);
     }
+    free(rix);
 }
 
 /* Errors in reading order: by file (load order), then line and column; the order they were
- * found in breaks ties. */
-static const loader_t *sort_loader;
+ * found in breaks ties (qsort is not stable, so the key carries it). */
+typedef struct err_key {
+    size_t rank, seq;
+    pg_pos_t pos;
+} err_key_t;
 
-static size_t file_rank(const char *file)
+static int cmp_err_keys(const void *pa, const void *pb)
 {
-    size_t i;
+    const err_key_t *a = pa, *b = pb;
 
-    for (i = 0; i < sort_loader->nsrcs; i++)
-        if (strcmp(sort_loader->srcs[i].path, file) == 0)
-            return i;
-    return SIZE_MAX;
-}
-
-static int cmp_errors(const void *pa, const void *pb)
-{
-    const pg_error_t *a = pa, *b = pb;
-    size_t ra = file_rank(a->file), rb = file_rank(b->file);
-
-    if (ra != rb)
-        return ra < rb ? -1 : 1;
+    if (a->rank != b->rank)
+        return a->rank < b->rank ? -1 : 1;
     if (a->pos.line != b->pos.line)
         return a->pos.line < b->pos.line ? -1 : 1;
     if (a->pos.col != b->pos.col)
         return a->pos.col < b->pos.col ? -1 : 1;
-    return 0;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
 static void sort_errors(loader_t *L)
 {
-    pg_error_t *items = L->errs->items + L->first_err;
+    pg_error_t *items = L->errs->items + L->first_err, *sorted;
     size_t n = L->errs->n - L->first_err, i, j;
+    err_key_t *keys;
 
-    /* insertion sort: stable, and error lists are short */
-    sort_loader = L;
-    for (i = 1; i < n; i++) {
-        pg_error_t e = items[i];
-
-        for (j = i; j > 0 && cmp_errors(&items[j - 1], &e) > 0; j--)
-            items[j] = items[j - 1];
-        items[j] = e;
+    if (n < 2)
+        return;
+    keys = malloc(n * sizeof *keys);
+    sorted = malloc(n * sizeof *sorted);
+    if (keys == NULL || sorted == NULL)
+        goto done; /* unsorted is still every error */
+    for (i = 0; i < n; i++) {
+        keys[i].rank = SIZE_MAX;
+        for (j = 0; j < L->nsrcs; j++) {
+            if (strcmp(L->srcs[j].path, items[i].file) == 0) {
+                keys[i].rank = j;
+                break;
+            }
+        }
+        keys[i].seq = i;
+        keys[i].pos = items[i].pos;
     }
-    sort_loader = NULL;
+    qsort(keys, n, sizeof *keys, cmp_err_keys);
+    for (i = 0; i < n; i++)
+        sorted[i] = items[keys[i].seq];
+    memcpy(items, sorted, n * sizeof *items);
+done:
+    free(keys);
+    free(sorted);
 }
 
 /* ---- load / free ------------------------------------------------------------------------- */
@@ -1385,17 +501,19 @@ static int set_defaults(pg_config_t *cfg)
     cfg->pprof.enabled = true;
     cfg->pprof.max_concurrent = 2;
     if ((cfg->pprof.path = strdup("/debug/pprof")) == NULL ||
-        (cfg->pprof.allow = calloc(NKEYS(loopback), sizeof *cfg->pprof.allow)) == NULL)
+        (cfg->pprof.allow = calloc(PG__NKEYS(loopback), sizeof *cfg->pprof.allow)) == NULL)
         return -ENOMEM;
-    for (i = 0; i < NKEYS(loopback); i++)
+    for (i = 0; i < PG__NKEYS(loopback); i++)
         if (pg_cidr_parse(loopback[i], &cfg->pprof.allow[i], &why) < 0)
             return -EINVAL;
-    cfg->pprof.nallow = NKEYS(loopback);
+    cfg->pprof.nallow = PG__NKEYS(loopback);
     return 0;
 }
 
 int pg_config_load(const char *path, pg_config_t **out, pg_errlist_t *errs)
 {
+    ix_t *names;
+    size_t nnames = 0;
     loader_t L;
     pg_config_t *cfg;
     char *real;
@@ -1420,27 +538,30 @@ int pg_config_load(const char *path, pg_config_t **out, pg_errlist_t *errs)
         goto done;
 
     /* [server] and [pprof] first: every upstream starts from the global pprof policy. */
-    check_top_keys(&L, &L.srcs[0], true);
+    pg__config_check_top_keys(&L, &L.srcs[0], true);
     parse_top_tables(&L, &L.srcs[0]);
     process_includes(&L);
     for (i = 1; i < L.nsrcs; i++)
         if (L.srcs[i].root)
-            check_top_keys(&L, &L.srcs[i], false);
+            pg__config_check_top_keys(&L, &L.srcs[i], false);
     for (i = 0; i < L.nsrcs; i++)
         if (L.srcs[i].root)
-            each_table(&L, &L.srcs[i], "upstream", parse_upstream);
+            each_table(&L, &L.srcs[i], "upstream", pg__config_parse_upstream);
     for (i = 0; i < L.nsrcs; i++)
         if (L.srcs[i].root)
-            each_table(&L, &L.srcs[i], "route", parse_route);
+            each_table(&L, &L.srcs[i], "route", pg__config_parse_route);
     if (L.nsrcs == 1 || !has_errors(&L)) {
         /* "none at all" is only worth saying when no included file failed to load */
         if (cfg->nupstreams == 0 && !L.upstream_seen)
-            add_err(&L, path, (pg_pos_t){1, 1}, "upstream: at least one [[upstream]] is required");
+            pg__config_err(&L, path, (pg_pos_t){1, 1},
+                           "upstream: at least one [[upstream]] is required");
         if (cfg->nroutes == 0)
-            add_err(&L, path, (pg_pos_t){1, 1}, "route: at least one [[route]] is required");
+            pg__config_err(&L, path, (pg_pos_t){1, 1}, "route: at least one [[route]] is required");
     }
-    check_upstreams(&L);
-    resolve_routes(&L);
+    names = check_upstreams(&L, &nnames);
+    if (names)
+        resolve_routes(&L, names, nnames);
+    free(names);
     rc = L.oom ? -ENOMEM : has_errors(&L) ? -EINVAL : 0;
 
 done:
@@ -1458,7 +579,7 @@ done:
     free(L.rtx);
     if (rc < 0) {
         if (rc == -ENOMEM && !L.oom)
-            add_err(&L, path, (pg_pos_t){0, 0}, "out of memory while loading");
+            pg__config_err(&L, path, (pg_pos_t){0, 0}, "out of memory while loading");
         pg_config_free(cfg);
         return rc;
     }
@@ -1477,7 +598,7 @@ void pg_config_free(pg_config_t *cfg)
     free(cfg->server.metrics_path);
     for (i = 0; i < cfg->nupstreams; i++) {
         free(cfg->upstreams[i].name);
-        pprof_destroy(&cfg->upstreams[i].pprof);
+        pg__config_pprof_destroy(&cfg->upstreams[i].pprof);
     }
     free(cfg->upstreams);
     for (i = 0; i < cfg->nroutes; i++) {
@@ -1485,7 +606,7 @@ void pg_config_free(pg_config_t *cfg)
         free(cfg->routes[i].host);
     }
     free(cfg->routes);
-    pprof_destroy(&cfg->pprof);
+    pg__config_pprof_destroy(&cfg->pprof);
     for (i = 0; i < cfg->nfiles; i++)
         free(cfg->files[i]);
     free(cfg->files);
@@ -1547,9 +668,9 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
     else
         fprintf(out, "unlimited");
     fprintf(out, "; timeouts header %s, idle %s, drain %s\n",
-            fmt_ms(srv->header_timeout_ms, d1, sizeof d1),
-            fmt_ms(srv->idle_timeout_ms, d2, sizeof d2),
-            fmt_ms(srv->drain_timeout_ms, d3, sizeof d3));
+            pg__config_fmt_ms(srv->header_timeout_ms, d1, sizeof d1),
+            pg__config_fmt_ms(srv->idle_timeout_ms, d2, sizeof d2),
+            pg__config_fmt_ms(srv->drain_timeout_ms, d3, sizeof d3));
     fprintf(out, "access_log %s%s%s, metrics %s, add X-Forwarded-* %s, Via %s\n",
             srv->access_log ? srv->access_log : "off", srv->access_log ? " format " : "",
             srv->access_log ? (srv->access_log_format == PG_LOG_JSON     ? "json"
@@ -1567,8 +688,9 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
         else
             fprintf(out, " (no agent)");
         fprintf(out, ": connect_timeout %s, timeout %s, pool %u idle %s; pprof ",
-                fmt_ms(u->connect_timeout_ms, d1, sizeof d1), fmt_ms(u->timeout_ms, d2, sizeof d2),
-                u->pool_size, fmt_ms(u->pool_idle_timeout_ms, d3, sizeof d3));
+                pg__config_fmt_ms(u->connect_timeout_ms, d1, sizeof d1),
+                pg__config_fmt_ms(u->timeout_ms, d2, sizeof d2), u->pool_size,
+                pg__config_fmt_ms(u->pool_idle_timeout_ms, d3, sizeof d3));
         describe_pprof(&u->pprof, out);
         fprintf(out, "   [%s:%u]\n", u->file, u->pos.line);
     }

@@ -759,6 +759,35 @@ static void test_error_duplicate_upstream_names(void **state)
                       want);
 }
 
+static void test_error_each_duplicate_points_at_the_first(void **state)
+{
+    fixture_t *f = *state;
+    char want[PATH_MAX + 128];
+
+    assert_int_equal(load(f, "c.toml",
+                          "[[upstream]]\nname = \"b\"\naddress = \"127.0.0.1:2\"\n" /* 1-3 */
+                          "[[upstream]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n" /* 4-6 */
+                          "[[upstream]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n" /* 7-9 */
+                          "[[upstream]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n" /* 10-12 */
+                          "[[route]]\nprefix = \"/\"\nupstream = \"a\"\n"           /* 13-15 */
+                          "[[route]]\nprefix = \"/\"\nupstream = \"b\"\n"),         /* 16-18 */
+                     -EINVAL);
+    assert_int_equal(f->errs.n, 3);
+    snprintf(want, sizeof want,
+             "8:8: upstream.name: duplicate upstream \"a\" (first defined at %s/c.toml:5:8)",
+             f->dir);
+    expect_error_at(f, 0, "c.toml", want);
+    snprintf(want, sizeof want,
+             "11:8: upstream.name: duplicate upstream \"a\" (first defined at %s/c.toml:5:8)",
+             f->dir);
+    expect_error_at(f, 1, "c.toml", want);
+    snprintf(want, sizeof want,
+             "16:1: route: another route has the same host and prefix \"/\" (first defined at "
+             "%s/c.toml:13:1)",
+             f->dir);
+    expect_error_at(f, 2, "c.toml", want);
+}
+
 static void test_error_route_names_unknown_upstream(void **state)
 {
     fixture_t *f = *state;
@@ -1065,6 +1094,7 @@ int main(void)
         T(test_error_wrong_type),
         T(test_error_out_of_range),
         T(test_error_duplicate_upstream_names),
+        T(test_error_each_duplicate_points_at_the_first),
         T(test_error_route_names_unknown_upstream),
         T(test_error_unparsable_address_cidr_duration),
         T(test_error_missing_required_keys),
