@@ -93,6 +93,23 @@ static void parse_top_tables(loader_t *L, const src_t *src)
     }
 }
 
+/* pprof.admin_listen exists to keep profiles off the public port: the same address as
+ * server.listen would defeat it (and could not be bound twice). */
+static void check_admin_listen(loader_t *L)
+{
+    const pg_config_t *cfg = L->cfg;
+    const pg_addr_t *a = &cfg->pprof.admin_listen, *l = &cfg->server.listen;
+    const pg_toml_value_t *pp;
+
+    if (!cfg->pprof.has_admin_listen || a->salen != l->salen || memcmp(&a->sa, &l->sa, a->salen))
+        return;
+    pp = pg_toml_table_get(L->srcs[0].root, "pprof");
+    pg__config_err(L, L->srcs[0].path, pg_toml_pos(pg_toml_table_get(pp, "admin_listen")),
+                   "pprof.admin_listen: \"%s\" is the same address as server.listen; it must be "
+                   "a separate one (e.g. 127.0.0.1:8081)",
+                   a->text);
+}
+
 /* ---- files and includes ----------------------------------------------------------------- */
 
 static char *dir_of(const char *path)
@@ -514,6 +531,7 @@ int pg_config_load(const char *path, pg_config_t **out, pg_errlist_t *errs)
 {
     ix_t *names;
     size_t nnames = 0;
+    struct stat st;
     loader_t L;
     pg_config_t *cfg;
     char *real;
@@ -531,6 +549,12 @@ int pg_config_load(const char *path, pg_config_t **out, pg_errlist_t *errs)
         rc = -ENOMEM;
         goto done;
     }
+    /* a FIFO or device would block or never end; say so instead */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        pg__config_err(&L, path, (pg_pos_t){0, 0}, "not a regular file");
+        rc = L.oom ? -ENOMEM : -EINVAL;
+        goto done;
+    }
     real = realpath(path, NULL);
     rc = load_file(&L, path, real);
     free(real);
@@ -540,6 +564,7 @@ int pg_config_load(const char *path, pg_config_t **out, pg_errlist_t *errs)
     /* [server] and [pprof] first: every upstream starts from the global pprof policy. */
     pg__config_check_top_keys(&L, &L.srcs[0], true);
     parse_top_tables(&L, &L.srcs[0]);
+    check_admin_listen(&L);
     process_includes(&L);
     for (i = 1; i < L.nsrcs; i++)
         if (L.srcs[i].root)

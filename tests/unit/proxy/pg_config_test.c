@@ -880,6 +880,29 @@ static void test_error_duplicate_host_and_prefix(void **state)
     expect_ok(f, "c.toml", MINIMAL "[[route]]\nprefix = \"/\"\nhost = \"x\"\nupstream = \"app\"\n");
 }
 
+static void test_error_admin_listen_same_as_listen(void **state)
+{
+    fixture_t *f = *state;
+
+    expect_only_error(f,
+                      "[server]\nlisten = \"127.0.0.1:8080\"\n"
+                      "[pprof]\nadmin_listen = \"localhost:8080\"\n" MINIMAL,
+                      "4:16: pprof.admin_listen: \"localhost:8080\" is the same address as "
+                      "server.listen; it must be a separate one (e.g. 127.0.0.1:8081)");
+    pg_errlist_destroy(&f->errs);
+    expect_ok(f, "c.toml", "[pprof]\nadmin_listen = \"127.0.0.1:8081\"\n" MINIMAL);
+}
+
+static void test_error_not_a_regular_file(void **state)
+{
+    fixture_t *f = *state;
+
+    assert_int_equal(pg_config_load(f->dir, &f->cfg, &f->errs), -EINVAL);
+    assert_int_equal(f->errs.n, 1);
+    assert_string_equal(f->errs.items[0].msg, "not a regular file");
+    assert_string_equal(f->errs.items[0].file, f->dir);
+}
+
 static void test_error_syntax_error_comes_from_the_parser(void **state)
 {
     fixture_t *f = *state;
@@ -1101,6 +1124,8 @@ int main(void)
         T(test_error_no_upstream_or_route_at_all),
         T(test_error_agent_must_be_unix),
         T(test_error_duplicate_host_and_prefix),
+        T(test_error_admin_listen_same_as_listen),
+        T(test_error_not_a_regular_file),
         T(test_error_syntax_error_comes_from_the_parser),
         T(test_error_missing_file_names_it),
         T(test_error_include_errors_name_the_included_file),
