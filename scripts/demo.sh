@@ -26,22 +26,25 @@ say()
     echo "demo: $*" >&2
 }
 
-# stop PID NAME: SIGTERM, up to 5 s to exit, then SIGKILL. Only the PIDs this script started.
+# stop PID NAME: SIGTERM, then up to STOP_SECS to exit (profgate drains requests in flight,
+# e.g. a running CPU profile, for up to 10 s), then SIGKILL. Only PIDs this script started.
+STOP_SECS=15
 stop()
 {
-    local pid=$1 name=$2
+    local pid=$1 name=$2 i
     [ -n "$pid" ] || return 0
     kill -0 "$pid" 2>/dev/null || {
         wait "$pid" 2>/dev/null
         return 0
     }
     kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 50); do
+    for i in $(seq 1 $((STOP_SECS * 10))); do
         kill -0 "$pid" 2>/dev/null || break
+        [ "$i" = 20 ] && say "waiting for $name (pid $pid) to finish what is in flight"
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        say "$name (pid $pid) did not stop within 5 s of SIGTERM; sending SIGKILL"
+        say "$name (pid $pid) did not stop within $STOP_SECS s of SIGTERM; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null
     fi
     wait "$pid" 2>/dev/null
