@@ -42,12 +42,17 @@ void pg__config_err(loader_t *L, const char *file, pg_pos_t pos, const char *fmt
 {
     pg_error_t e;
     va_list ap;
+    char *p;
 
     snprintf(e.file, sizeof e.file, "%s", file ? file : "");
     e.pos = pos;
     va_start(ap, fmt);
     vsnprintf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
+    /* keys and values are echoed as written: keep each error on one printable line */
+    for (p = e.msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (pg_errlist_add(L->errs, &e) < 0)
         L->oom = true;
 }
@@ -134,9 +139,15 @@ static void check_unknown(const sect_t *s, const char *const *keys, size_t n)
 
     for (i = 0; i < len; i++) {
         const char *key, *sug, *home;
+        size_t klen;
         pg_pos_t pos;
 
-        pg_toml_table_at(s->t, i, &key, &pos);
+        pg_toml_table_at_len(s->t, i, &key, &klen, &pos);
+        if (klen != strlen(key)) {
+            pg__config_err(s->L, s->src->path, pos, "%s.%s: unknown key (it holds a NUL character)",
+                           s->name, key);
+            continue;
+        }
         if (in_list(key, keys, n))
             continue;
         if ((sug = pg__config_closest(key, keys, n)) != NULL)
@@ -916,9 +927,14 @@ void pg__config_check_top_keys(loader_t *L, const src_t *src, bool top)
 
     for (i = 0; i < n; i++) {
         const char *key, *sug, *home;
+        size_t klen;
         pg_pos_t pos;
 
-        pg_toml_table_at(src->root, i, &key, &pos);
+        pg_toml_table_at_len(src->root, i, &key, &klen, &pos);
+        if (klen != strlen(key)) {
+            pg__config_err(L, src->path, pos, "%s: unknown key (it holds a NUL character)", key);
+            continue;
+        }
         if (in_list(key, top_keys, PG__NKEYS(top_keys))) {
             if (!top && strcmp(key, "upstream") != 0 && strcmp(key, "route") != 0)
                 pg__config_err(L, src->path, pos,

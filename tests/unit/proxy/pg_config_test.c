@@ -903,6 +903,18 @@ static void test_error_not_a_regular_file(void **state)
     assert_string_equal(f->errs.items[0].file, f->dir);
 }
 
+static void test_error_odd_keys_and_values_stay_on_one_line(void **state)
+{
+    fixture_t *f = *state;
+
+    expect_only_error(f, "[server]\n\"lis\\u0000ten\" = 1\n" MINIMAL,
+                      "2:1: server.lis: unknown key (it holds a NUL character)");
+    pg_errlist_destroy(&f->errs);
+    expect_only_error(f, "[server]\nlisten = \"a\\nb:1\"\n" MINIMAL,
+                      "2:10: server.listen: \"a?b:1\": host names are not resolved: write a "
+                      "numeric IPv4 address, [IPv6] or localhost");
+}
+
 static void test_error_syntax_error_comes_from_the_parser(void **state)
 {
     fixture_t *f = *state;
@@ -1126,6 +1138,7 @@ int main(void)
         T(test_error_duplicate_host_and_prefix),
         T(test_error_admin_listen_same_as_listen),
         T(test_error_not_a_regular_file),
+        T(test_error_odd_keys_and_values_stay_on_one_line),
         T(test_error_syntax_error_comes_from_the_parser),
         T(test_error_missing_file_names_it),
         T(test_error_include_errors_name_the_included_file),
