@@ -81,8 +81,7 @@ static void arena_free(pg__toml_chunk_t *c)
     }
 }
 
-static pg_toml_value_t *new_value(pg__toml_parser_t *P, pg_toml_type_t type, int kind,
-                                  pg_pos_t pos)
+static pg_toml_value_t *new_value(pg__toml_parser_t *P, pg_toml_type_t type, int kind, pg_pos_t pos)
 {
     pg_toml_value_t *v = pg__toml_alloc(P, sizeof *v);
 
@@ -106,8 +105,7 @@ static uint32_t hash_key(const char *k, size_t n)
     return h;
 }
 
-static pg__toml_entry_t *table_find(const pg_toml_value_t *t, const char *k, size_t n,
-                                    uint32_t h)
+static pg__toml_entry_t *table_find(const pg_toml_value_t *t, const char *k, size_t n, uint32_t h)
 {
     if (t->u.tab.idx) {
         uint32_t mask = t->u.tab.idx_cap - 1;
@@ -152,8 +150,8 @@ static int index_rebuild(pg__toml_parser_t *P, pg_toml_value_t *t, uint32_t cap)
 }
 
 /* Append key (copied) -> val; the caller has checked the key is absent. */
-static int table_add(pg__toml_parser_t *P, pg_toml_value_t *t, const char *k, size_t n,
-                     uint32_t h, pg_pos_t key_pos, pg_toml_value_t *val)
+static int table_add(pg__toml_parser_t *P, pg_toml_value_t *t, const char *k, size_t n, uint32_t h,
+                     pg_pos_t key_pos, pg_toml_value_t *val)
 {
     pg__toml_entry_t *en;
     char *kc;
@@ -214,46 +212,56 @@ static int array_add(pg__toml_parser_t *P, pg_toml_value_t *a, pg_toml_value_t *
 static int parse_value(pg__toml_parser_t *P, pg_toml_value_t **out);
 
 /* A key or header path as written in the source ("a.b", "a . \"b c\""), formatted only
- * when a message needs it: building it for every key would cost more than parsing. */
+ * when a message needs it (building it for every key would cost more than parsing), into
+ * the parser's buffer, so that nested inline tables do not each carry one on the stack. */
 typedef struct keypath {
     const char *start, *end;
-    char s[220];
 } keypath_t;
 
 /* The path as written, clipped; quoted (for use in a sentence) unless it has quotes. */
-static const char *kp_fmt(keypath_t *kp, bool quote)
+static const char *kp_fmt(pg__toml_parser_t *P, const keypath_t *kp, bool quote)
 {
     size_t n = (size_t)(kp->end - kp->start);
     const char *more = n > 160 ? "..." : "";
+    int w = (int)(n > 160 ? 160 : n);
 
     if (quote && memchr(kp->start, '"', n) == NULL && memchr(kp->start, '\'', n) == NULL)
-        snprintf(kp->s, sizeof kp->s, "\"%.*s%s\"", (int)(n > 160 ? 160 : n), kp->start, more);
+        snprintf(P->keybuf, sizeof P->keybuf, "\"%.*s%s\"", w, kp->start, more);
     else
-        snprintf(kp->s, sizeof kp->s, "%.*s%s", (int)(n > 160 ? 160 : n), kp->start, more);
-    return kp->s;
+        snprintf(P->keybuf, sizeof P->keybuf, "%.*s%s", w, kp->start, more);
+    return P->keybuf;
 }
 
-#define kp_raw(kp) kp_fmt((kp), false)
-#define kp_q(kp) kp_fmt((kp), true)
+#define kp_raw(kp) kp_fmt(P, (kp), false)
+#define kp_q(kp) kp_fmt(P, (kp), true)
 
 static const char *what_is(const pg_toml_value_t *v)
 {
     if (v->type == PG_TOML_TABLE) {
         switch (v->kind) {
-        case PG__TOML_INLINE: return "an inline table";
-        case PG__TOML_HEADER: return "a table defined by a [header]";
-        case PG__TOML_DOTTED: return "a table defined by dotted keys";
-        default: return "a table";
+        case PG__TOML_INLINE:
+            return "an inline table";
+        case PG__TOML_HEADER:
+            return "a table defined by a [header]";
+        case PG__TOML_DOTTED:
+            return "a table defined by dotted keys";
+        default:
+            return "a table";
         }
     }
     if (v->type == PG_TOML_ARRAY)
         return v->kind == PG__TOML_AOT ? "an array of tables" : "an array";
     switch (v->type) {
-    case PG_TOML_STRING: return "a string";
-    case PG_TOML_INTEGER: return "an integer";
-    case PG_TOML_FLOAT: return "a float";
-    case PG_TOML_BOOL: return "a boolean";
-    default: return "a date-time";
+    case PG_TOML_STRING:
+        return "a string";
+    case PG_TOML_INTEGER:
+        return "an integer";
+    case PG_TOML_FLOAT:
+        return "a float";
+    case PG_TOML_BOOL:
+        return "a boolean";
+    default:
+        return "a date-time";
     }
 }
 
@@ -321,8 +329,8 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
         pg__toml_entry_t *en = table_find(t, P->scratch, P->scratch_len, h);
 
         if (en)
-            return pg__toml_fail(P, kpos, "duplicate key %s (first defined on line %u)",
-                                 kp_q(&kp), en->key_pos.line);
+            return pg__toml_fail(P, kpos, "duplicate key %s (first defined on line %u)", kp_q(&kp),
+                                 en->key_pos.line);
     }
     /* The key is added before its value is parsed: the scratch buffer is about to be reused,
      * and nothing in the value can refer to this table. */
@@ -479,8 +487,7 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
         } else if (en->val->type == PG_TOML_ARRAY && en->val->kind == PG__TOML_AOT) {
             t = en->val->u.arr.items[en->val->u.arr.n - 1];
         } else {
-            return pg__toml_fail(P, kpos,
-                                 "cannot use %s as a table: it is already %s (line %u)",
+            return pg__toml_fail(P, kpos, "cannot use %s as a table: it is already %s (line %u)",
                                  kp_q(&kp), what_is(en->val), en->key_pos.line);
         }
     }
@@ -522,8 +529,7 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
     } else if (en->val->type == PG_TOML_ARRAY && en->val->kind == PG__TOML_AOT) {
         rc = array_add(P, en->val, nt);
     } else {
-        return pg__toml_fail(P, hpos,
-                             "cannot append to [[%s]]: it is already %s (line %u)",
+        return pg__toml_fail(P, hpos, "cannot append to [[%s]]: it is already %s (line %u)",
                              kp_raw(&kp), what_is(en->val), en->key_pos.line);
     }
     *cur = nt;
@@ -592,8 +598,14 @@ int pg_toml_parse(const char *buf, size_t len, const char *filename, pg_toml_val
 {
     pg__toml_chunk_t *arena = NULL;
     pg__toml_parser_t P = {
-        .buf = buf, .p = buf, .end = buf + len, .line_start = buf, .line = 1,
-        .file = filename, .err = err, .arena = &arena,
+        .buf = buf,
+        .p = buf,
+        .end = buf + len,
+        .line_start = buf,
+        .line = 1,
+        .file = filename,
+        .err = err,
+        .arena = &arena,
     };
     toml_doc_t *doc;
     int rc;
@@ -612,6 +624,8 @@ int pg_toml_parse(const char *buf, size_t len, const char *filename, pg_toml_val
     doc->root.pos = (pg_pos_t){1, 1};
     rc = parse_document(&P, &doc->root);
     free(P.scratch);
+    if (P.c_locale != (locale_t)0)
+        freelocale(P.c_locale);
     if (rc < 0) {
         if (rc == -ENOMEM && err)
             pg_error_set(err, filename, pg__toml_pos(&P, P.p), "out of memory");
@@ -696,16 +710,26 @@ pg_toml_type_t pg_toml_type(const pg_toml_value_t *v)
 const char *pg_toml_type_name(pg_toml_type_t t)
 {
     switch (t) {
-    case PG_TOML_TABLE: return "table";
-    case PG_TOML_ARRAY: return "array";
-    case PG_TOML_STRING: return "string";
-    case PG_TOML_INTEGER: return "integer";
-    case PG_TOML_FLOAT: return "float";
-    case PG_TOML_BOOL: return "boolean";
-    case PG_TOML_DATETIME: return "offset date-time";
-    case PG_TOML_DATETIME_LOCAL: return "local date-time";
-    case PG_TOML_DATE_LOCAL: return "local date";
-    case PG_TOML_TIME_LOCAL: return "local time";
+    case PG_TOML_TABLE:
+        return "table";
+    case PG_TOML_ARRAY:
+        return "array";
+    case PG_TOML_STRING:
+        return "string";
+    case PG_TOML_INTEGER:
+        return "integer";
+    case PG_TOML_FLOAT:
+        return "float";
+    case PG_TOML_BOOL:
+        return "boolean";
+    case PG_TOML_DATETIME:
+        return "offset date-time";
+    case PG_TOML_DATETIME_LOCAL:
+        return "local date-time";
+    case PG_TOML_DATE_LOCAL:
+        return "local date";
+    case PG_TOML_TIME_LOCAL:
+        return "local time";
     }
     return "unknown";
 }

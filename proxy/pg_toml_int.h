@@ -10,6 +10,8 @@
 #ifndef PG_TOML_INT_H
 #define PG_TOML_INT_H
 
+#include <locale.h>
+
 #include "pg_toml.h"
 
 /* Nesting limit for arrays and inline tables: the parser recurses once per level, so hostile
@@ -75,6 +77,8 @@ typedef struct pg__toml_parser {
     pg__toml_chunk_t **arena;
     char *scratch; /* decoded key or string; grows; owned by the parser */
     size_t scratch_len, scratch_cap;
+    locale_t c_locale; /* for strtod_l: "1.5" whatever setlocale() the program made */
+    char keybuf[200];  /* a key path formatted for an error message */
 } pg__toml_parser_t;
 
 static inline pg_pos_t pg__toml_pos(const pg__toml_parser_t *P, const char *at)

@@ -113,8 +113,7 @@ int pg__toml_check_utf8(pg__toml_parser_t *P)
         for (unsigned i = 1; i <= need; i++) {
             if ((s[i] & 0xc0) != 0x80)
                 return pg__toml_fail(P, pos_of(P, (const char *)s),
-                                     "invalid UTF-8 sequence (byte 0x%02x after 0x%02x)", s[i],
-                                     c);
+                                     "invalid UTF-8 sequence (byte 0x%02x after 0x%02x)", s[i], c);
             cp = (cp << 6) | (s[i] & 0x3f);
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
@@ -263,15 +262,26 @@ static int scan_escape(pg__toml_parser_t *P)
     c = P->p[1];
     P->p += 2;
     switch (c) {
-    case 'b': return scratch_put(P, "\b", 1);
-    case 't': return scratch_put(P, "\t", 1);
-    case 'n': return scratch_put(P, "\n", 1);
-    case 'f': return scratch_put(P, "\f", 1);
-    case 'r': return scratch_put(P, "\r", 1);
-    case '"': return scratch_put(P, "\"", 1);
-    case '\\': return scratch_put(P, "\\", 1);
-    case 'u': n = 4; break;
-    case 'U': n = 8; break;
+    case 'b':
+        return scratch_put(P, "\b", 1);
+    case 't':
+        return scratch_put(P, "\t", 1);
+    case 'n':
+        return scratch_put(P, "\n", 1);
+    case 'f':
+        return scratch_put(P, "\f", 1);
+    case 'r':
+        return scratch_put(P, "\r", 1);
+    case '"':
+        return scratch_put(P, "\"", 1);
+    case '\\':
+        return scratch_put(P, "\\", 1);
+    case 'u':
+        n = 4;
+        break;
+    case 'U':
+        n = 8;
+        break;
     default:
         P->p = at + 1;
         return fail_here(P, at + 1,
@@ -282,8 +292,9 @@ static int scan_escape(pg__toml_parser_t *P)
         int h = P->p < P->end ? hexval((unsigned char)*P->p) : -1;
 
         if (h < 0)
-            return fail_here(P, P->p, n == 4 ? "expected 4 hex digits after \\u"
-                                             : "expected 8 hex digits after \\U");
+            return fail_here(P, P->p,
+                             n == 4 ? "expected 4 hex digits after \\u"
+                                    : "expected 8 hex digits after \\U");
         cp = (cp << 4) | (uint32_t)h;
         P->p++;
     }
@@ -372,8 +383,9 @@ static int scan_string_body(pg__toml_parser_t *P, char q, bool ml, const char *s
                 return rc;
         } else if (c == '\n' || c == '\r') {
             if (!ml)
-                return fail_here(P, P->p, "unterminated string (strings in \"\" or '' end on "
-                                          "the same line; use \"\"\" or ''' for several lines)");
+                return fail_here(P, P->p,
+                                 "unterminated string (strings in \"\" or '' end on "
+                                 "the same line; use \"\"\" or ''' for several lines)");
             if ((rc = pg__toml_newline(P)) < 0)
                 return rc;
             if (scratch_put(P, "\n", 1) < 0)
@@ -399,16 +411,15 @@ static int scan_string(pg__toml_parser_t *P, bool allow_ml)
     bool ml = P->end - P->p >= 3 && P->p[1] == q && P->p[2] == q;
 
     if (ml && !allow_ml)
-        return pg__toml_fail(P, pg__toml_pos(P, start),
-                             "a key cannot be a multi-line string");
+        return pg__toml_fail(P, pg__toml_pos(P, start), "a key cannot be a multi-line string");
     P->p += ml ? 3 : 1;
     return scan_string_body(P, q, ml, start);
 }
 
 static inline bool is_bare(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 int pg__toml_scan_key_part(pg__toml_parser_t *P)
@@ -467,14 +478,16 @@ static int scan_radix_int(pg__toml_parser_t *P, const char *s, const char *e, pg
         return pg__toml_fail(P, pg__toml_pos(P, s),
                              "malformed %s integer '%.*s' (digits, with single '_' only between "
                              "digits)",
-                             radix == 16 ? "hexadecimal" : radix == 8 ? "octal" : "binary",
+                             radix == 16  ? "hexadecimal"
+                             : radix == 8 ? "octal"
+                                          : "binary",
                              (int)(e - s), s);
     for (const char *q = s + 2; q < e; q++) {
         if (*q == '_')
             continue;
         if (acc > ((uint64_t)INT64_MAX - (uint64_t)hexval((unsigned char)*q)) / (uint64_t)radix)
-            return pg__toml_fail(P, pg__toml_pos(P, s),
-                                 "integer '%.*s' does not fit in 64 bits", (int)(e - s), s);
+            return pg__toml_fail(P, pg__toml_pos(P, s), "integer '%.*s' does not fit in 64 bits",
+                                 (int)(e - s), s);
         acc = acc * (uint64_t)radix + (uint64_t)hexval((unsigned char)*q);
     }
     v->type = PG_TOML_INTEGER;
@@ -525,16 +538,16 @@ static int scan_number(pg__toml_parser_t *P, const char *s, const char *e, pg_to
     if (!check_digits(ip, ipe, 10, buf, &n))
         goto bad;
     if (ipe - ip > 1 && ip[0] == '0')
-        return pg__toml_fail(P, pg__toml_pos(P, s), "leading zeros are not allowed in '%.*s'",
-                             len, s);
+        return pg__toml_fail(P, pg__toml_pos(P, s), "leading zeros are not allowed in '%.*s'", len,
+                             s);
     if (!fp && !xp) {
         errno = 0;
         buf[n] = '\0';
         v->type = PG_TOML_INTEGER;
         v->u.i = strtoll(buf, NULL, 10);
         if (errno == ERANGE)
-            return pg__toml_fail(P, pg__toml_pos(P, s),
-                                 "integer '%.*s' does not fit in 64 bits", len, s);
+            return pg__toml_fail(P, pg__toml_pos(P, s), "integer '%.*s' does not fit in 64 bits",
+                                 len, s);
         return 0;
     }
     if (fp) {
@@ -551,7 +564,12 @@ static int scan_number(pg__toml_parser_t *P, const char *s, const char *e, pg_to
     }
     buf[n] = '\0';
     v->type = PG_TOML_FLOAT;
-    v->u.f = strtod(buf, NULL);
+    if (P->c_locale == (locale_t)0) {
+        P->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+        if (P->c_locale == (locale_t)0)
+            return -ENOMEM;
+    }
+    v->u.f = strtod_l(buf, NULL, P->c_locale);
     return 0;
 bad:
     return pg__toml_fail(P, pg__toml_pos(P, s),
@@ -600,8 +618,7 @@ static int scan_time(pg__toml_parser_t *P, pg_toml_datetime_t *dt)
                              "malformed time (expected HH:MM:SS with two digits each)");
     if (h > 23 || mi > 59 || se > 59)
         return pg__toml_fail(P, pg__toml_pos(P, s),
-                             "time %.8s out of range (hours 00-23, minutes and seconds 00-59)",
-                             s);
+                             "time %.8s out of range (hours 00-23, minutes and seconds 00-59)", s);
     dt->hour = h, dt->minute = mi, dt->second = se;
     P->p = s + 8;
     if (P->p < P->end && *P->p == '.') {
@@ -639,18 +656,16 @@ static int scan_datetime(pg__toml_parser_t *P, pg_toml_value_t *v, bool has_date
     if (dt->year < 0 || dt->day < 0)
         return pg__toml_fail(P, pg__toml_pos(P, s), "malformed date (expected YYYY-MM-DD)");
     if (dt->month < 1 || dt->month > 12)
-        return pg__toml_fail(P, pg__toml_pos(P, s), "month %02d out of range (01-12)",
-                             dt->month);
+        return pg__toml_fail(P, pg__toml_pos(P, s), "month %02d out of range (01-12)", dt->month);
     if (dt->day < 1 || dt->day > days_in_month(dt->year, dt->month))
-        return pg__toml_fail(P, pg__toml_pos(P, s), "day %02d out of range for %04d-%02d",
-                             dt->day, dt->year, dt->month);
+        return pg__toml_fail(P, pg__toml_pos(P, s), "day %02d out of range for %04d-%02d", dt->day,
+                             dt->year, dt->month);
     P->p = s + 10;
     v->type = PG_TOML_DATE_LOCAL;
     /* 'T', 't', or a space followed by a time. */
-    if (P->p < P->end &&
-        (*P->p == 'T' || *P->p == 't' ||
-         (*P->p == ' ' && P->end - P->p > 3 && is_digit(P->p[1]) && is_digit(P->p[2]) &&
-          P->p[3] == ':'))) {
+    if (P->p < P->end && (*P->p == 'T' || *P->p == 't' ||
+                          (*P->p == ' ' && P->end - P->p > 3 && is_digit(P->p[1]) &&
+                           is_digit(P->p[2]) && P->p[3] == ':'))) {
         P->p++;
         if ((rc = scan_time(P, dt)) < 0)
             return rc;
@@ -667,8 +682,7 @@ static int scan_datetime(pg__toml_parser_t *P, pg_toml_value_t *v, bool has_date
                 return pg__toml_fail(P, pg__toml_pos(P, o),
                                      "malformed time offset (expected Z, +HH:MM or -HH:MM)");
             if (oh > 23 || om > 59)
-                return pg__toml_fail(P, pg__toml_pos(P, o), "time offset %.6s out of range",
-                                     o);
+                return pg__toml_fail(P, pg__toml_pos(P, o), "time offset %.6s out of range", o);
             dt->offset_minutes = (oh * 60 + om) * (*o == '-' ? -1 : 1);
             P->p = o + 6;
             v->type = PG_TOML_DATETIME;
@@ -719,8 +733,7 @@ int pg__toml_scan_scalar(pg__toml_parser_t *P, pg_toml_value_t *v)
     }
     if (is_digit(*s)) {
         /* Dates start with 4 digits and '-', times with 2 digits and ':'. */
-        if (P->end - s >= 5 && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) &&
-            s[4] == '-')
+        if (P->end - s >= 5 && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) && s[4] == '-')
             return scan_datetime(P, v, true);
         if (P->end - s >= 3 && is_digit(s[1]) && s[2] == ':')
             return scan_datetime(P, v, false);

@@ -85,8 +85,8 @@ static void put_scalar(const pg_toml_value_t *v, FILE *out)
     if (t != PG_TOML_TIME_LOCAL)
         fprintf(out, "%04d-%02d-%02d", dt->year, dt->month, dt->day);
     if (t != PG_TOML_DATE_LOCAL) {
-        fprintf(out, "%s%02d:%02d:%02d", t == PG_TOML_TIME_LOCAL ? "" : "T", dt->hour,
-                dt->minute, dt->second);
+        fprintf(out, "%s%02d:%02d:%02d", t == PG_TOML_TIME_LOCAL ? "" : "T", dt->hour, dt->minute,
+                dt->second);
         put_frac(dt->nanosecond, out);
     }
     if (t == PG_TOML_DATETIME) {

@@ -22,8 +22,8 @@ static pg_toml_value_t *parse_ok(const char *src)
     int rc = pg_toml_parse(src, strlen(src), "t.toml", &root, &err);
 
     if (rc != 0)
-        fail_msg("unexpected parse error %d: %s:%u:%u: %s", rc, err.file, err.pos.line,
-                 err.pos.col, err.msg);
+        fail_msg("unexpected parse error %d: %s:%u:%u: %s", rc, err.file, err.pos.line, err.pos.col,
+                 err.msg);
     assert_non_null(root);
     return root;
 }
@@ -248,8 +248,7 @@ static void test_strings_of_all_four_kinds_with_escapes(void **state)
                         "tab\there \xc3\xa9 \xf0\x9f\x98\x80 \"q\"");
     assert_string_equal(pg_toml_string(pg_toml_table_get(root, "b"), NULL), "C:\\path\\n");
     assert_string_equal(pg_toml_string(pg_toml_table_get(root, "c"), NULL), "line1line2 \"");
-    assert_string_equal(pg_toml_string(pg_toml_table_get(root, "d"), NULL),
-                        "raw\\n ''quoted'' ");
+    assert_string_equal(pg_toml_string(pg_toml_table_get(root, "d"), NULL), "raw\\n ''quoted'' ");
     assert_memory_equal(pg_toml_string(pg_toml_table_get(root, "e"), &len), "nul\0byte", 9);
     assert_int_equal(len, 8);
     pg_toml_free(root);
