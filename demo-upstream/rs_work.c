@@ -45,8 +45,12 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Always inlined, also at -O0 (Debug, sanitizer builds): the time must be spent in the named
+ * function that calls these, or a profile credits "mix" instead of rs_random_char. */
+#define RS_INLINE inline __attribute__((always_inline))
+
 /* splitmix64's finaliser: cheap, but each round depends on the previous one. */
-static inline uint64_t mix(uint64_t x)
+static RS_INLINE uint64_t mix(uint64_t x)
 {
     x ^= x >> 30;
     x *= 0xbf58476d1ce4e5b9u;
@@ -57,7 +61,7 @@ static inline uint64_t mix(uint64_t x)
 }
 
 /* Spins for about rounds * 5 ns; the result is only there so the work cannot be dropped. */
-static uint64_t burn(uint64_t x, int rounds)
+static RS_INLINE uint64_t burn(uint64_t x, int rounds)
 {
     for (int i = 0; i < rounds; i++) {
         x = mix(x + (uint64_t)i);
