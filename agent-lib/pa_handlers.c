@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pa_cpu.h"
+#include "pa_handlers_threads.h"
 #include "pa_pprof.h"
 #include "pa_query.h"
 #include "pa_stacktab.h"
@@ -55,9 +56,13 @@ typedef struct profile_entry {
 /* Only what works is listed (Go's wording); issue 4's kinds join as they land. */
 static const profile_entry_t index_entries[] = {
     {"cmdline", "The command line invocation of the current program"},
+    {"goroutine", "Stack traces of all current threads (goroutines, for native code). Use "
+                  "debug=2 as a query parameter to export one block per thread with its id "
+                  "and name."},
     {"profile", "CPU profile. You can specify the duration in the seconds GET parameter. After "
                 "you get the profile file, use the go tool pprof command to investigate the "
                 "profile."},
+    {"threadcreate", "Stack traces that led to the creation of new OS threads"},
 };
 
 static void serve_index(pa_req_t *req)
@@ -327,6 +332,8 @@ void pa_handlers_serve(void *arg, pa_req_t *req)
         serve_profile(h, req);
     else if (strcmp(name, "symbol") == 0)
         serve_symbol(req);
+    else if (pa_handlers_threads_serve(req, name))
+        ; /* goroutine, threadcreate: pa_handlers_threads.c */
     else
         serve_error(req, 404, "Unknown profile");
 }

@@ -1,0 +1,46 @@
+/* pa_thread_hook: the interposed pthread_create, which records the creator's stack for the
+ * threadcreate profile (Go's: "stack traces that led to the creation of new OS threads").
+ *
+ * The record is a fixed table in static memory (no allocation, no set-up: it works before the
+ * agent starts), aggregated in place without locks: a stack's entry is claimed by CAS on its
+ * hash, filled, then marked ready; later creations at the same stack add to its count
+ * atomically. Two threads racing to create the same new stack may leave two entries, which
+ * pa_stacktab merges when the profile is read. A full table counts the creation as dropped.
+ * The table is cumulative for the life of the process, as Go's; a fork child starts empty.
+ * The real pthread_create is found with dlsym(RTLD_NEXT) on first use (pthread_create is never
+ * called from malloc, so dlsym cannot recurse into us); a thread-local guard turns a re-entrant
+ * call (the unwinder creating a thread, or the resolution itself) into a plain call with no
+ * record, and if the real function cannot be found pthread_create fails with EAGAIN.
+ *
+ * Interposition needs this library's pthread_create to be the one the process binds to. A
+ * sanitizer runtime (ASan, TSan) or another preloaded library earlier in the search order
+ * shadows it; pa_thread_hook_status says so, and the endpoint reports it instead of an empty
+ * profile.
+ *
+ * Owns: the static table. Threads: any; the hook is re-entrancy-safe and takes no lock of
+ *   ours. Readers (pa_thread_hook_read) on any thread. Not async-signal-safe (pthread_create
+ *   is not either). Errors: negative errno. */
+#ifndef PA_THREAD_HOOK_H
+#define PA_THREAD_HOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pa_stacktab.h"
+
+#define PA_THREAD_HOOK_MAX_STACKS 512 /* distinct creation stacks kept */
+
+/* 0 when calls to pthread_create from anywhere in the process reach this hook; -ENOTSUP when
+ * the process binds pthread_create to another object first (its path in *who, a static string
+ * or one owned by the loader, "" if unknown); -ENOSYS when no real pthread_create is found. */
+int pa_thread_hook_status(const char **who);
+
+/* Add every recorded creation stack to t (nvalues 1), values {count}. Returns the stacks t
+ * refused (table full). */
+size_t pa_thread_hook_read(pa_stacktab_t *t);
+
+/* Creations seen by the hook, and those not recorded (table full). */
+uint64_t pa_thread_hook_calls(void);
+uint64_t pa_thread_hook_dropped(void);
+
+#endif
