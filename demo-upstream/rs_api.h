@@ -7,6 +7,10 @@
  *   GET|POST /spawn?n=N          start and join N threads (threadcreate)
  *   GET|POST /block?ms=M         wait M ms on a condition variable (block)
  *   GET|HEAD /                   this list
+ * Functions each profile kind should show (tests may assert on them; they are never inlined):
+ *   cpu: rs_random_char (flat), rs_random_string; heap/allocs: rs_heap_alloc;
+ *   mutex: rs_contend_critical (the holder); block: rs_contend_worker, rs_block_wait;
+ *   threadcreate: rs_spawn; /contend's threads start in rs_contend, /spawn's run rs_spawn_child.
  * Anything else is 404, a known path with another method 405 (with Allow), a bad or unknown
  * query parameter 400; every body is text/plain.
  * Owns: a response owns its body (rs_response_destroy()); a job owns its response until the

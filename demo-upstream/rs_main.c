@@ -99,10 +99,15 @@ static int start_agent(const char *path)
     profagent_options_init(&opts);
     opts.socket_path = path;
     int rc = profagent_start(&opts);
-    if (rc != 0) {
-        const char *running = profagent_socket_path();
-        fprintf(stderr, "randomstring: cannot start the profiling agent on %s: %s%s%s\n", path,
-                strerror(-rc), running ? "; it already runs on " : "", running ? running : "");
+    if (rc == -EALREADY) {
+        /* The agent's constructor started it from PROFAGENT_SOCKET, on another path. */
+        fprintf(stderr,
+                "randomstring: cannot start the profiling agent on %s: it already runs on %s "
+                "(PROFAGENT_SOCKET); unset that or give the same path\n",
+                path, profagent_socket_path() ? profagent_socket_path() : "another socket");
+    } else if (rc != 0) {
+        fprintf(stderr, "randomstring: cannot start the profiling agent on %s: %s\n", path,
+                strerror(-rc));
     }
     return rc;
 }

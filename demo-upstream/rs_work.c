@@ -184,7 +184,7 @@ RS_NOINLINE void *rs_contend_worker(void *arg)
     return (void *)(uintptr_t)(local & 1);
 }
 
-int rs_contend(int nthreads, int ms, uint64_t *acquisitions)
+RS_NOINLINE int rs_contend(int nthreads, int ms, uint64_t *acquisitions)
 {
     pthread_t tids[RS_CONTEND_THREADS_MAX];
     rs_contention_t c = {.mu = PTHREAD_MUTEX_INITIALIZER, .state = 1};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# demo_service: randomstring on its own (no agent, no gateway): command line, every endpoint,
-# bad input answered 400/404/405/414, keep-alive, pipelining in order, and the process still
-# serving and stopping cleanly (exit 0 on SIGTERM) afterwards.
+# demo_service: randomstring on its own (no gateway): command line, how it starts its agent;
+# then, without an agent: every endpoint, bad input answered 400/404/405/414/431, keep-alive,
+# pipelining in order, and the process still serving and stopping cleanly (exit 0 on SIGTERM).
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
@@ -19,6 +19,28 @@ pg_check "--listen without a port exits 2 and says so (rc=$rc)" \
 "$RS" --bogus >/dev/null 2>&1
 rc=$?
 pg_check "an unknown option exits 2 (rc=$rc)" [ "$rc" = 2 ]
+
+# --- how randomstring starts its agent (the agent itself is tested elsewhere)
+APORT=$(pg_free_port) || exit 1
+pg_start envagent env PROFAGENT_SOCKET="$T/env.sock" "$RS" --listen 127.0.0.1:$APORT
+pg_wait_port "$APORT" && pg_wait_unix "$T/env.sock" || pg_log envagent
+pg_check "PROFAGENT_SOCKET alone starts the agent (its constructor) and the banner names it" \
+    grep -q "agent $T/env.sock" "$T/envagent.log"
+pg_check "that agent answers /debug/pprof/cmdline with randomstring's argv" \
+    bash -c "curl -s -m 5 --unix-socket '$T/env.sock' http://agent/debug/pprof/cmdline | tr '\\0' ' ' | grep -q 'randomstring --listen 127.0.0.1:$APORT'"
+"$RS" --listen 127.0.0.1:$(pg_free_port) --agent-socket "$T/env.sock" >"$T/agentbusy.out" 2>&1
+rc=$?
+pg_check "--agent-socket on a socket another process serves: exit 1, says so (rc=$rc)" \
+    bash -c "[ $rc = 1 ] && grep -q 'cannot start the profiling agent on $T/env.sock' '$T/agentbusy.out'"
+env PROFAGENT_SOCKET="$T/other.sock" "$RS" --listen 127.0.0.1:$(pg_free_port) \
+    --agent-socket "$T/mine.sock" >"$T/agentboth.out" 2>&1
+rc=$?
+pg_check "--agent-socket differing from PROFAGENT_SOCKET: exit 1, names both (rc=$rc)" \
+    bash -c "[ $rc = 1 ] && grep -q 'already runs on $T/other.sock' '$T/agentboth.out'"
+pg_stop envagent TERM
+rc=$?
+pg_check "with its agent running, SIGTERM still exits 0 (rc=$rc) and removes the socket" \
+    bash -c "[ $rc = 0 ] && [ ! -e '$T/env.sock' ]"
 
 PORT=$(pg_free_port) || exit 1
 pg_start rs "$RS" --listen 127.0.0.1:$PORT

@@ -59,7 +59,14 @@ pg_check "GET /randomstring through the gateway: 64 alphanumerics" \
 # --- the seed's two commands, at once
 go tool pprof -seconds 5 -top "$GW/debug/pprof/profile" >"$T/top.txt" 2>"$T/pprof.err" &
 PPROF=$!
-sleep 1 # go tool pprof is fetching: the profile window is open
+# Start the load once pprof has sent its request (it prints this line just before), so that
+# the 5 s window and ab's run overlap even when the go tool is slow to start.
+for _ in $(seq 1 200); do
+    grep -q '^Fetching profile over HTTP' "$T/pprof.err" 2>/dev/null && break
+    kill -0 $PPROF 2>/dev/null || break
+    sleep 0.1
+done
+sleep 0.5
 ab -k -c 8 -n 20000 "$GW/randomstring" >"$T/ab.txt" 2>&1
 abrc=$?
 # The profile runs 5 s from its request; give it that plus a margin, bounded.
