@@ -30,16 +30,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pa_elf.h"
 
+#define DELETED " (deleted)"
 #define BUILD_ID_MAX 128 /* hex digits; GNU ids are 40 (SHA-1), anything up to 64 bytes fits */
 
 typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
 
 typedef struct file {
     char *path;
+    unsigned long inode; /* of the mapped file: two files may have had one name */
     char build_id[BUILD_ID_MAX + 1];
     pa_elf_t elf;
     int opened;          /* open_file ran */
@@ -71,17 +74,19 @@ struct pa_symtab {
 typedef struct raw_map {
     uintptr_t start, limit;
     uint64_t offset;
+    unsigned long inode;
     char *path;
 } raw_map_t;
 
-static int find_or_add_file(pa_symtab_t *s, const char *path)
+static int find_or_add_file(pa_symtab_t *s, const char *path, unsigned long inode)
 {
     for (size_t i = 0; i < s->nfiles; i++) {
-        if (strcmp(s->files[i].path, path) == 0)
+        if (s->files[i].inode == inode && strcmp(s->files[i].path, path) == 0)
             return (int)i;
     }
     file_t *f = &s->files[s->nfiles];
     memset(f, 0, sizeof(*f));
+    f->inode = inode;
     f->path = strdup(path);
     if (f->path == NULL)
         return -ENOMEM;
@@ -89,9 +94,12 @@ static int find_or_add_file(pa_symtab_t *s, const char *path)
 }
 
 /* Open the file's image and read its build id; failures leave it without symbols.
- * [start, limit) is the mapping that made us open it. */
+ * [start, limit) and inode are those of the mapping that made us open it. */
 static void open_file(file_t *f, uintptr_t start, uintptr_t limit)
 {
+    unsigned long inode = f->inode;
+    struct stat st;
+    char alt[64];
     int rc;
 
     f->opened = 1;
@@ -103,7 +111,16 @@ static void open_file(file_t *f, uintptr_t start, uintptr_t limit)
             return;
         rc = pa_elf_from_memory((const void *)base, limit - start, &f->elf);
     } else if (f->path[0] == '/') {
-        rc = pa_elf_open(f->path, &f->elf);
+        /* A file replaced on disk since it was mapped (a package upgrade) would give wrong
+         * symbols and build id: then read the mapped inode itself through map_files (which
+         * may be refused without privileges: no symbols beyond dladdr's, then). */
+        if (inode == 0 || (stat(f->path, &st) == 0 && st.st_ino == inode)) {
+            rc = pa_elf_open(f->path, &f->elf);
+        } else {
+            snprintf(alt, sizeof(alt), "/proc/self/map_files/%lx-%lx", (unsigned long)start,
+                     (unsigned long)limit);
+            rc = pa_elf_open(alt, &f->elf);
+        }
     } else {
         return; /* other [pseudo] mappings */
     }
@@ -137,19 +154,25 @@ static int read_maps(raw_map_t **raw, size_t *nraw, char *main_path, size_t main
     if (fp == NULL)
         return -errno;
     while (getline(&line, &linecap, fp) > 0) {
-        unsigned long start, limit;
+        unsigned long start, limit, inode = 0;
         unsigned long long off;
         char perms[8];
         int pos = 0;
         char *path, *end;
 
-        if (sscanf(line, "%lx-%lx %7s %llx %*s %*s %n", &start, &limit, perms, &off, &pos) < 4 ||
+        if (sscanf(line, "%lx-%lx %7s %llx %*s %lu %n", &start, &limit, perms, &off, &inode,
+                   &pos) < 5 ||
             pos == 0)
             continue;
         path = line + pos;
         end = path + strlen(path);
         while (end > path && (end[-1] == '\n' || end[-1] == ' '))
             *--end = '\0';
+        /* " (deleted)" marks a file unlinked since it was mapped; not part of its name
+         * (pprof's own maps parser drops it too). open_file finds the mapped inode. */
+        if ((size_t)(end - path) > sizeof(DELETED) - 1 &&
+            strcmp(end - (sizeof(DELETED) - 1), DELETED) == 0)
+            end[-(long)(sizeof(DELETED) - 1)] = '\0';
         if (at_phdr >= start && at_phdr < limit && path[0] == '/')
             snprintf(main_path, main_cap, "%s", path);
         if (strlen(perms) < 3 || perms[2] != 'x')
@@ -167,6 +190,7 @@ static int read_maps(raw_map_t **raw, size_t *nraw, char *main_path, size_t main
         v[n].start = start;
         v[n].limit = limit;
         v[n].offset = off;
+        v[n].inode = inode;
         v[n].path = strdup(path);
         if (v[n].path == NULL) {
             rc = -ENOMEM;
@@ -242,7 +266,7 @@ int pa_symtab_new(pa_symtab_t **out)
             m->build_id = "";
             s->map_file[k] = -1;
             if (raw[i].path[0] != '\0') {
-                int fi = find_or_add_file(s, raw[i].path);
+                int fi = find_or_add_file(s, raw[i].path, raw[i].inode);
                 file_t *f;
                 if (fi < 0) {
                     rc = fi;

@@ -130,6 +130,12 @@ static void test_symbolize_demangles_cxx_names_when_libstdcxx_is_loaded(void **s
     assert_int_equal(pa_symtab_lookup(s, fn, &sym), 0);
     assert_non_null(sym.name);
     assert_string_equal(sym.name, "std::exception::what() const");
+    {
+        const char *raw = NULL;
+        assert_int_equal(pa__symtab_lookup_raw(s, fn + 1, &sym, &raw), 0);
+        assert_non_null(raw);
+        assert_string_equal(raw, "_ZNKSt9exception4whatEv");
+    }
     assert_true(ends_with(sym.mapping->path, "libstdc++.so.6.0.30") ||
                 strstr(sym.mapping->path, "libstdc++") != NULL);
     pa_symtab_free(s);
@@ -155,6 +161,65 @@ static void test_symbolize_unknown_and_anonymous_addresses(void **state)
     assert_null(sym.name);
     pa_symtab_free(s);
     munmap(jit, (size_t)page);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    char cmd[2 * PATH_MAX + 16];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    return system(cmd);
+}
+
+/* A library upgraded on disk while mapped: the mapped inode is what must be described. */
+static void test_symbolize_ignores_a_library_replaced_on_disk(void **state)
+{
+    char dir[] = "/tmp/pa_symbolize_test.XXXXXX";
+    char path[PATH_MAX], cmd[PATH_MAX + 16];
+    char other_id[256] = "", own_id[256] = "";
+    pa_symtab_t *s;
+    pa_sym_t sym;
+    pa_elf_t e;
+    void *h;
+    uintptr_t fn;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/libcopy.so", dir);
+    if (copy_file("/usr/lib/x86_64-linux-gnu/libz.so.1", path) != 0) {
+        fprintf(stderr, "no libz.so.1 to copy: skipping\n");
+        skip();
+    }
+    assert_int_equal(pa_elf_open(path, &e), 0);
+    assert_int_equal(pa_elf_build_id(&e, own_id, sizeof(own_id)), 0);
+    pa_elf_close(&e);
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(h);
+    fn = (uintptr_t)dlsym(h, "zlibVersion");
+    assert_true(fn != 0);
+    /* replace it by another ELF file under the same name (a new inode) */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(copy_file("/usr/lib/x86_64-linux-gnu/libm.so.6", path), 0);
+    assert_int_equal(pa_elf_open(path, &e), 0);
+    assert_int_equal(pa_elf_build_id(&e, other_id, sizeof(other_id)), 0);
+    pa_elf_close(&e);
+
+    assert_int_equal(pa_symtab_new(&s), 0);
+    assert_int_equal(pa_symtab_lookup(s, fn + 1, &sym), 0);
+    assert_non_null(sym.mapping);
+    assert_string_equal(sym.mapping->path, path);
+    assert_string_not_equal(sym.mapping->build_id, other_id);
+    /* read through /proc/self/map_files when allowed, else no build id (dladdr names) */
+    if (sym.mapping->build_id[0] != '\0')
+        assert_string_equal(sym.mapping->build_id, own_id);
+    else
+        fprintf(stderr, "map_files not readable here: replaced library has no build id\n");
+    assert_non_null(sym.name);
+    assert_string_equal(sym.name, "zlibVersion");
+    assert_int_equal(sym.start, fn);
+    pa_symtab_free(s);
+    dlclose(h);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void test_elf_sym_find_is_size_aware(void **state)
@@ -196,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_symbolize_finds_libc_function_in_the_libc_mapping),
         cmocka_unit_test(test_symbolize_demangles_cxx_names_when_libstdcxx_is_loaded),
         cmocka_unit_test(test_symbolize_unknown_and_anonymous_addresses),
+        cmocka_unit_test(test_symbolize_ignores_a_library_replaced_on_disk),
         cmocka_unit_test(test_elf_sym_find_is_size_aware),
         cmocka_unit_test(test_elf_refuses_non_elf_images),
     };
