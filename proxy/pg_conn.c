@@ -1365,7 +1365,7 @@ static void on_uconn_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
     if (nread == UV_EOF && x->resp_started && !x->resp_done) {
         /* a body delimited by close, or a cut response */
         e = llhttp_finish(&u->parser);
-        if (e == HPE_OK && x->ev_rdone) {
+        if ((e == HPE_OK || e == HPE_PAUSED) && x->ev_rdone) {
             x->resp_done = true;
             c->close_after = true;
             if (x->req_done) {

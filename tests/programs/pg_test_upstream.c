@@ -12,8 +12,9 @@
  *   /eof             200 without Content-Length, body "until close\n", then closes
  *   /status [code=N] that status, body "status N\n" (none for 1xx/204/304)
  *   /close           200 "bye\n" with Connection: close, then closes
- *   anything else    404 "not found\n"
- * A request with "Expect: 100-continue" gets "100 Continue" first. conn=N counts accepted
+ *   anything else    404 "NAME not found URL\n"
+ * A leading "/debug/pprof" is ignored when choosing the endpoint (the program then stands
+ * in for an agent). A request with "Expect: 100-continue" gets "100 Continue" first. conn=N counts accepted
  * connections, so a test can see whether the proxy reused its upstream connection. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -133,12 +134,16 @@ static long qparam(const tconn_t *c, const char *key, long dflt)
     return f ? strtol(f + strlen(pat), NULL, 10) : dflt;
 }
 
+/* "/debug/pprof" in front of an endpoint is ignored, so that the program can also stand in
+ * for an agent behind profgate's pprof relay. */
 static bool path_is(const tconn_t *c, const char *path)
 {
-    size_t n = strlen(path);
+    const char *u = c->url;
+    size_t n = strlen(path), len = c->urllen;
 
-    return c->urllen >= n && memcmp(c->url, path, n) == 0 &&
-           (c->urllen == n || c->url[n] == '?');
+    if (len >= 12 && memcmp(u, "/debug/pprof", 12) == 0)
+        u += 12, len -= 12;
+    return len >= n && memcmp(u, path, n) == 0 && (len == n || u[n] == '?');
 }
 
 static void on_sleep_done(uv_timer_t *t)
@@ -213,7 +218,11 @@ static void handle(tconn_t *c)
     } else if (path_is(c, "/close")) {
         respond(c, 200, "", "bye\n", 4, true);
     } else {
-        respond(c, 404, "", "not found\n", 10, false);
+        char nf[2200];
+
+        n = (size_t)snprintf(nf, sizeof nf, "%s not found %.*s\n", name, (int)c->urllen,
+                             c->url);
+        respond(c, 404, "", nf, n, false);
     }
 }
 
@@ -369,6 +378,8 @@ static void on_conn(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
+    if (server->type == UV_TCP)
+        uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start(c->s, on_alloc, on_read);
 }
 
