@@ -26,18 +26,18 @@ typedef Perftools__Profiles__Profile profile_t;
 
 __attribute__((noinline)) static int pprof_test_leaf_function(int x)
 {
-    volatile int acc = x;
-    for (int i = 0; i < 5; i++)
+    volatile unsigned acc = (unsigned)x;
+    for (unsigned i = 0; i < 5; i++)
         acc = acc * 17 + i;
-    return acc;
+    return (int)(acc & 0xffff);
 }
 
 __attribute__((noinline)) static int pprof_test_caller_function(int x)
 {
-    volatile int acc = pprof_test_leaf_function(x);
-    for (int i = 0; i < 5; i++)
+    volatile unsigned acc = (unsigned)pprof_test_leaf_function(x);
+    for (unsigned i = 0; i < 5; i++)
         acc = acc * 13 + i;
-    return acc;
+    return (int)(acc & 0xffff);
 }
 
 static const pa_pprof_vt_t cpu_types[] = {{"samples", "count"}, {"cpu", "nanoseconds"}};

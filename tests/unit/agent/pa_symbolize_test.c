@@ -21,10 +21,10 @@
 /* A function only .symtab knows (static), not exported, kept out of line. */
 __attribute__((noinline)) static int known_static_function(int x)
 {
-    volatile int acc = x;
-    for (int i = 0; i < 3; i++)
+    volatile unsigned acc = (unsigned)x;
+    for (unsigned i = 0; i < 3; i++)
         acc = acc * 31 + i;
-    return acc;
+    return (int)(acc & 0xffff) + 1;
 }
 
 static int ends_with(const char *s, const char *suffix)
