@@ -20,7 +20,7 @@
 
 #include "rs_api.h"
 
-#define RS_IN_CAP (64 * 1024)     /* bytes read but not parsed yet (after a pause) */
+#define RS_IN_CAP (16 * 1024)     /* one read; bytes not parsed yet wait here after a pause */
 #define RS_URL_MAX 8192           /* longer: 414 */
 #define RS_HEAD_MAX (32 * 1024)   /* request line and headers; longer: 431 */
 #define RS_BODY_MAX (1024 * 1024) /* request bodies are read and ignored; longer: 413 */
