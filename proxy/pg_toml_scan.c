@@ -541,13 +541,19 @@ static int scan_number(pg__toml_parser_t *P, const char *s, const char *e, pg_to
         return pg__toml_fail(P, pg__toml_pos(P, s), "leading zeros are not allowed in '%.*s'", len,
                              s);
     if (!fp && !xp) {
-        errno = 0;
-        buf[n] = '\0';
+        /* |INT64_MIN| = INT64_MAX + 1 */
+        uint64_t acc = 0, limit = (uint64_t)INT64_MAX + (neg ? 1 : 0);
+
+        for (size_t i = neg ? 1 : 0; i < n; i++) {
+            uint64_t d = (uint64_t)(buf[i] - '0');
+
+            if (acc > (limit - d) / 10)
+                return pg__toml_fail(P, pg__toml_pos(P, s),
+                                     "integer '%.*s' does not fit in 64 bits", len, s);
+            acc = acc * 10 + d;
+        }
         v->type = PG_TOML_INTEGER;
-        v->u.i = strtoll(buf, NULL, 10);
-        if (errno == ERANGE)
-            return pg__toml_fail(P, pg__toml_pos(P, s), "integer '%.*s' does not fit in 64 bits",
-                                 len, s);
+        v->u.i = !neg ? (int64_t)acc : acc > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)acc;
         return 0;
     }
     if (fp) {
