@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# integration.agent_threads: /debug/pprof/goroutine and /threadcreate straight from the agent's
+# socket, on tests/programs/threads_park: K threads named park-<i> parked in
+# threads_park_here(), one thread masking every signal, one busy thread.
+#   goroutine debug=0 parses with go tool pprof -raw and has exactly K samples in
+#   threads_park_here, and says in its comments that one thread was not sampled; debug=1 has
+#   "K @"; debug=2 lists every thread by name (the masked one without a stack, the agent's own
+#   as "profagent"); threadcreate shows the spawning function with K+2 creations; Go's 400s
+#   for bad seconds; a host handler on the agent's signal is left alone with an honest 500.
+# Sanitizer builds (libasan/libtsan in the program): the runtime interposes pthread_create
+# ahead of libprofagent, so threadcreate must answer 500 naming it; the test checks that.
+# ctest-timeout: 120
+. "$(dirname "$0")/lib/common.sh"
+unset PROFAGENT_SOCKET
+
+PROG=$BIN/tests/programs/threads_park
+[ -x "$PROG" ] || { echo "FAIL: $PROG not built"; exit 1; }
+command -v go >/dev/null || { echo "FAIL: go not installed"; exit 1; }
+K=6
+SOCK=$T/agent/park.sock
+SAN=$(ldd "$PROG" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+
+PROFAGENT_SOCKET=$SOCK pg_start park "$PROG" --threads $K --masked 1 --busy 1 --seconds 100
+for _ in $(seq 1 100); do
+    grep -q '^ready' "$T/park.log" && break
+    sleep 0.1
+done
+grep -q '^ready' "$T/park.log" && pg_wait_unix "$SOCK" 5 || { pg_log park; echo "FAIL: threads_park did not come up"; exit 1; }
+
+get() # get PATH OUT: prints the status code; 10 s bound (the agent waits 500 ms at most)
+{
+    curl -s -m 10 --unix-socket "$SOCK" -o "$2" -D "$2.h" -w '%{http_code}' "http://agent$1"
+}
+
+# Sum of the sample values whose stack has a location named $2, in go tool pprof -raw output $1.
+raw_count()
+{
+    awk -v fn="$2" '
+        /^Samples:/ { sec = "s"; next }
+        /^Locations/ { sec = "l"; next }
+        /^Mappings/ { sec = "" }
+        sec == "s" && $1 ~ /^[0-9]+:$/ { n++; v[n] = $1 + 0; ids[n] = $0 }
+        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
+        END {
+            for (j = 1; j <= n; j++) {
+                k = split(ids[j], f, " ")
+                for (i = 2; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
+            }
+            print s + 0
+        }' "$1"
+}
+
+# --- goroutine, debug=0
+code=$(get /debug/pprof/goroutine "$T/g.pb.gz")
+pg_check "goroutine: 200 (got $code)" [ "$code" = 200 ]
+pg_check "goroutine: Content-Disposition names the profile" \
+    grep -qi '^Content-Disposition: attachment; filename="goroutine"' "$T/g.pb.gz.h"
+if go tool pprof -raw "$T/g.pb.gz" >"$T/g.raw" 2>"$T/g.err"; then
+    pg_pass "goroutine: go tool pprof -raw parses it"
+else
+    pg_fail "goroutine: go tool pprof -raw: $(head -c 300 "$T/g.err")"
+fi
+pg_check "goroutine: PeriodType goroutine count" grep -q '^PeriodType: goroutine count' "$T/g.raw"
+pg_check "goroutine: sample type goroutine/count" grep -Eq '^ *goroutine/count *$' "$T/g.raw"
+n=$(raw_count "$T/g.raw" threads_park_here)
+pg_check "goroutine: $K samples in threads_park_here (got $n)" [ "$n" = $K ]
+n=$(raw_count "$T/g.raw" threads_busy_loop)
+pg_check "goroutine: 1 sample in threads_busy_loop (got $n)" [ "$n" = 1 ]
+n=$(raw_count "$T/g.raw" threads_park_masked)
+pg_check "goroutine: the masked thread has no sample (got $n)" [ "$n" = 0 ]
+pg_check "goroutine: comments count the masked thread ($(grep '^Comment' "$T/g.raw" | tr '\n' '|'))" \
+    grep -Eq '^Comment: 1 threads not sampled: signal [0-9]+ blocked' "$T/g.raw"
+pg_check "goroutine: the agent's own thread is in it" grep -q ' pa_server_run ' "$T/g.raw"
+
+# --- goroutine, debug=1 and debug=2
+code=$(get '/debug/pprof/goroutine?debug=1' "$T/g1.txt")
+pg_check "goroutine?debug=1: 200 text/plain (got $code)" \
+    bash -c "[ $code = 200 ] && grep -qi '^Content-Type: text/plain' '$T/g1.txt.h'"
+pg_check "goroutine?debug=1: header line" grep -Eq '^goroutine profile: total [0-9]+$' "$T/g1.txt"
+pg_check "goroutine?debug=1: a record \"$K @\" whose frames have threads_park_here" \
+    bash -c "awk '/^$K @ /{r=1;next} r&&/^\$/{r=0} r' '$T/g1.txt' | grep -Pq '^#\t0x[0-9a-f]+\tthreads_park_here\+0x[0-9a-f]+\t+/'"
+pg_check "goroutine?debug=1: ends with the masked-thread comment" \
+    grep -Eq '^# 1 threads not sampled' "$T/g1.txt"
+
+code=$(get '/debug/pprof/goroutine?debug=2' "$T/g2.txt")
+pg_check "goroutine?debug=2: 200 (got $code)" [ "$code" = 200 ]
+for i in $(seq 0 $((K - 1))); do
+    pg_check "goroutine?debug=2: thread park-$i listed, parked in threads_park_here" \
+        bash -c "awk '/^thread [0-9]+ \[park-$i, /{r=1;next} r&&/^\$/{r=0} r' '$T/g2.txt' | grep -q '^threads_park_here(...)\$'"
+done
+pg_check "goroutine?debug=2: busy-0 in threads_busy_loop" \
+    bash -c "awk '/^thread [0-9]+ \[busy-0, /{r=1;next} r&&/^\$/{r=0} r' '$T/g2.txt' | grep -q '^threads_busy_loop(...)\$'"
+pg_check "goroutine?debug=2: masked-0 listed without a stack" \
+    bash -c "grep -A1 '^thread [0-9]* \[masked-0, ' '$T/g2.txt' | grep -q '(no stack: signal'"
+pg_check "goroutine?debug=2: the agent's thread is listed as profagent" \
+    grep -Eq '^thread [0-9]+ \[profagent, ' "$T/g2.txt"
+pg_check "goroutine?debug=2: frames are 'name(...)' then a tab, the file and +0xoff" \
+    grep -Pq '^\t/.*threads_park \+0x[0-9a-f]+$' "$T/g2.txt"
+
+# --- parameters as Go checks them
+code=$(get '/debug/pprof/goroutine?seconds=abc' "$T/bad1")
+pg_check "goroutine?seconds=abc: 400 with Go's message (got $code)" \
+    bash -c "[ $code = 400 ] && grep -q 'invalid value for \"seconds\" - must be a positive integer' '$T/bad1'"
+code=$(get '/debug/pprof/threadcreate?seconds=2&debug=1' "$T/bad2")
+pg_check "threadcreate?seconds=2&debug=1: 400 with Go's message (got $code)" \
+    bash -c "[ $code = 400 ] && grep -q 'seconds and debug params are incompatible' '$T/bad2'"
+
+# --- threadcreate
+code=$(get /debug/pprof/threadcreate "$T/tc.pb.gz")
+if [ -n "$SAN" ]; then
+    pg_check "threadcreate under $SAN: 500 naming the sanitizer runtime (got $code: $(head -c 200 "$T/tc.pb.gz"))" \
+        bash -c "[ $code = 500 ] && grep -q 'threadcreate profile unavailable: pthread_create is bound to .*san' '$T/tc.pb.gz'"
+    echo "note: $SAN interposes pthread_create ahead of libprofagent: threadcreate stacks are not checked in this build"
+else
+    pg_check "threadcreate: 200 (got $code)" [ "$code" = 200 ]
+    if go tool pprof -raw "$T/tc.pb.gz" >"$T/tc.raw" 2>"$T/tc.err"; then
+        pg_pass "threadcreate: go tool pprof -raw parses it"
+    else
+        pg_fail "threadcreate: go tool pprof -raw: $(head -c 300 "$T/tc.err")"
+    fi
+    pg_check "threadcreate: PeriodType threadcreate count" grep -q '^PeriodType: threadcreate count' "$T/tc.raw"
+    n=$(raw_count "$T/tc.raw" threads_spawn_parkers)
+    pg_check "threadcreate: $((K + 2)) creations in threads_spawn_parkers (got $n)" [ "$n" = $((K + 2)) ]
+    n=$(raw_count "$T/tc.raw" pthread_create)
+    pg_check "threadcreate: every stack starts at pthread_create ($n >= $((K + 2)))" [ "$n" -ge $((K + 2)) ]
+    code=$(get '/debug/pprof/threadcreate?debug=1' "$T/tc1.txt")
+    pg_check "threadcreate?debug=1: 200 (got $code)" [ "$code" = 200 ]
+    pg_check "threadcreate?debug=1: header line" grep -Eq '^threadcreate profile: total [0-9]+$' "$T/tc1.txt"
+    pg_check "threadcreate?debug=1: frames name threads_spawn_parkers" \
+        grep -Pq '^#\t0x[0-9a-f]+\tthreads_spawn_parkers\+0x' "$T/tc1.txt"
+fi
+
+# --- index lists both
+code=$(get /debug/pprof/ "$T/index.html")
+pg_check "index lists goroutine and threadcreate" \
+    bash -c "grep -q \"href='goroutine?debug=1'\" '$T/index.html' && grep -q \"href='threadcreate?debug=1'\" '$T/index.html'"
+
+# --- repeated requests: answered every time, the host keeps running
+ok=0
+for i in $(seq 1 20); do
+    [ "$(get /debug/pprof/goroutine "$T/r.pb.gz")" = 200 ] && ok=$((ok + 1))
+done
+pg_check "20 goroutine profiles in a row answered ($ok/20)" [ $ok = 20 ]
+pg_check "threads_park still alive" kill -0 "$(pg_pid park)"
+pg_stop park TERM
+
+# --- the host already handles the agent's signal: left alone, honest 500
+SIG=$(( $(kill -l RTMAX) - 3 ))
+SOCK=$T/agent/foreign.sock
+PROFAGENT_SOCKET=$SOCK pg_start foreign "$PROG" --threads 2 --seconds 100 --foreign-signal $SIG
+for _ in $(seq 1 100); do
+    grep -q '^ready' "$T/foreign.log" && break
+    sleep 0.1
+done
+pg_wait_unix "$SOCK" 5
+code=$(get /debug/pprof/goroutine "$T/f.txt")
+pg_check "signal $SIG taken by the host: goroutine 500 saying so (got $code: $(head -c 160 "$T/f.txt"))" \
+    bash -c "[ $code = 500 ] && grep -q 'already has a handler' '$T/f.txt'"
+pg_check "... and the agent logged it once" grep -q "signal $SIG already has a handler that is not ours" "$T/foreign.log"
+pg_check "the host with its own handler still runs" kill -0 "$(pg_pid foreign)"
+pg_stop foreign TERM
+
+[ "$PG_FAILED" = 0 ] || { pg_log park; head -n 40 "$T/g2.txt"; }
+pg_done
