@@ -1,0 +1,144 @@
+/* pa_heap: heap and allocation profiling, control side. The interposed allocator entry points
+ * (pa_heap_hook.c) sample allocations by bytes, with an exponentially distributed interval of
+ * mean `rate` bytes (Go's MemProfileRate, 512 KiB by default, PROFAGENT_MEM_RATE, 0 = off),
+ * and record each sampled allocation in two fixed tables this module owns:
+ *   records: one per distinct (stack, allocation size), as Go's memory profile buckets, with
+ *            cumulative allocation and free counts (bytes = count * size). Never removed.
+ *   live:    sampled pointer -> record, so that free() of a sampled pointer moves it to the
+ *            record's freed totals. 4-way buckets of one cache line; a byte of occupancy per
+ *            bucket lets free() of an unsampled pointer return after one load.
+ * Both are lock-free (CAS to claim a slot, release stores to publish) and bounded: an
+ * allocation that finds no room is counted as dropped and not recorded at all, so in-use
+ * totals never include allocations whose free could not be seen.
+ * Snapshots turn records into a pa_stacktab with Go's four values, alloc_objects,
+ * alloc_space, inuse_objects, inuse_space, scaled as Go's scaleHeapSample does.
+ *
+ * Sanitizer builds (PG_SANITIZE_BUILD) interpose malloc themselves: the hooks are compiled out,
+ * pa_heap_available() is 0 and every other call here returns -ENOTSUP.
+ *
+ * Owns: the tables (one anonymous mapping, made by a constructor at load time and replaced in
+ *   the child after fork, so the child starts clean). Callers own the stack tables they pass.
+ * Threads: snapshots from any one thread at a time (the agent thread); the hooks run on every
+ *   thread concurrently. Nothing here is async-signal-safe.
+ * Errors: negative errno. */
+#ifndef PA_HEAP_H
+#define PA_HEAP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pa_stacktab.h"
+
+#define PA_HEAP_DEFAULT_RATE (512 * 1024)     /* Go's MemProfileRate */
+#define PA_HEAP_MAX_RATE ((int64_t)1 << 40)   /* largest PROFAGENT_MEM_RATE accepted */
+#define PA_HEAP_MAX_FRAMES 32                 /* Go's memory profile keeps 32 too */
+#define PA_HEAP_LIVE_WAYS 4                   /* live entries per bucket (one cache line) */
+#define PA_HEAP_LIVE_BUCKETS 16384            /* 65536 sampled allocations live at once */
+#define PA_HEAP_MAX_RECORDS 8192              /* distinct (stack, size) pairs */
+#define PA_HEAP_NVALUES 4
+
+/* Value indexes in a snapshot, in Go's order. */
+enum { PA_HEAP_ALLOC_OBJECTS, PA_HEAP_ALLOC_SPACE, PA_HEAP_INUSE_OBJECTS, PA_HEAP_INUSE_SPACE };
+
+typedef struct pa_heap_stats {
+    int64_t rate;           /* bytes; 0 when sampling is off */
+    uint64_t records;       /* distinct (stack, size) records in use */
+    uint64_t max_records;
+    uint64_t live;          /* sampled allocations not yet freed */
+    uint64_t live_capacity;
+    uint64_t dropped_live;  /* sampled allocations not recorded: their live bucket was full */
+    uint64_t dropped_records; /* ... not recorded: the record table was full */
+    uint64_t dropped_stacks;  /* records that did not fit the caller's stack table */
+} pa_heap_stats_t;
+
+/* 1 when heap profiling can work in this build (not a sanitizer build), else 0. */
+int pa_heap_available(void);
+
+/* The sampling rate in bytes (0: off). */
+int64_t pa_heap_rate(void);
+
+/* Add every record to t (nvalues PA_HEAP_NVALUES, values in Go's order above), scaled to
+ * unbiased estimates when scaled is non-zero, raw sampled counts otherwise (Go's debug=1 text
+ * prints raw counts). Records with the same stack but different sizes are summed into one
+ * stack. stats, if not NULL, is filled. -EINVAL if t has the wrong nvalues, -ENOTSUP in a
+ * sanitizer build. */
+int pa_heap_snapshot(pa_stacktab_t *t, int scaled, pa_heap_stats_t *stats);
+
+/* Go's runtime/pprof scaleHeapSample: the unbiased estimate of count allocations totalling
+ * size bytes, sampled at rate: both times 1/(1-exp(-avg/rate)), avg = size/count. rate <= 1
+ * means unscaled. */
+void pa_heap_scale(int64_t count, int64_t size, int64_t rate, int64_t *out_count,
+                   int64_t *out_size);
+
+/* Never sample the calling thread's allocations again (the agent thread's own work). */
+void pa_heap_exclude_this_thread(void);
+
+/* --- internals shared with pa_heap_hook.c and tests --- */
+
+#define PA__HEAP_KEY_BUSY ((uintptr_t)1) /* a live slot being filled */
+#define PA__HEAP_NO_RECORD UINT32_MAX
+
+typedef struct pa__heap_record {
+    uint64_t hash;                      /* read-only once published */
+    uint64_t size;                      /* read-only once published */
+    uint32_t npcs;                      /* read-only once published */
+    _Atomic uint64_t allocs;            /* sampled allocations of this stack and size */
+    _Atomic uint64_t frees;             /* ... of which freed */
+    uintptr_t pcs[PA_HEAP_MAX_FRAMES];  /* leaf first; pcs[0] is in malloc's caller */
+} pa__heap_record_t;
+
+typedef struct pa__heap_live {
+    _Atomic uintptr_t key;  /* 0 empty, PA__HEAP_KEY_BUSY being filled, else the pointer */
+    uint32_t record;        /* written before key is published */
+    uint32_t pad;
+} pa__heap_live_t;
+
+typedef struct pa__heap_tables {
+    unsigned live_shift;              /* 64 - log2(live buckets) */
+    size_t live_buckets;
+    size_t index_mask;                /* record index slots - 1 */
+    uint32_t max_records;
+    _Atomic uint8_t *live_count;      /* entries used or being filled, per bucket */
+    pa__heap_live_t *live;            /* live_buckets * PA_HEAP_LIVE_WAYS */
+    _Atomic uint32_t *index;          /* hash -> record + 1; 0 empty */
+    pa__heap_record_t *records;
+    _Atomic uint32_t nrecords;        /* records claimed (may pass max_records) */
+    _Atomic uint64_t dropped_live;
+    _Atomic uint64_t dropped_records;
+    size_t map_len;
+} pa__heap_tables_t;
+
+/* Per-thread sampling state (initial-exec TLS: no allocation on first use, valid from the
+ * first instruction of a thread to its last). */
+typedef struct pa__heap_thread {
+    uint64_t countdown; /* bytes to allocate before the next sample (fast path: size < this) */
+    uint64_t rng;       /* xorshift state; 0 until the thread's first interval is drawn */
+    uint32_t gen;       /* pa__heap_gen when the interval was drawn */
+    uint32_t excluded;  /* never sample this thread */
+} pa__heap_thread_t;
+
+extern __thread pa__heap_thread_t pa__heap_thread __attribute__((tls_model("initial-exec")));
+
+/* The tables the hooks record into; NULL before the constructor, when the rate is 0, and in
+ * sanitizer builds. */
+extern _Atomic(pa__heap_tables_t *) pa__heap_tables;
+/* Sampling rate in bytes; 0 off. */
+extern _Atomic int64_t pa__heap_rate;
+/* Bumped whenever the rate or the tables change: a thread that sees a new value draws a new
+ * interval before it samples again. */
+extern _Atomic uint32_t pa__heap_gen;
+
+static inline size_t pa__heap_live_bucket(const pa__heap_tables_t *t, uintptr_t p)
+{
+    /* malloc pointers are 16-aligned: drop the zero bits, then Fibonacci hashing */
+    return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> t->live_shift);
+}
+
+/* Tests: replace the tables (0 sizes: the defaults; live_buckets a power of two >= 2) and the rate, as at load time. Only when
+ * no other thread allocates. The calling thread draws a new interval at its next allocation. */
+int pa__heap_configure(int64_t rate, size_t live_buckets, size_t max_records);
+/* Tests: the calling thread forgets its countdown (next allocation draws a new interval). */
+void pa__heap_thread_reset(void);
+
+#endif
