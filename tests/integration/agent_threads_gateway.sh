@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# integration.agent_threads_gateway: goroutine and threadcreate through the gateway, the way a
+# user runs them: randomstring (agent linked in) behind profgate, `go tool pprof` pointed at
+# <gateway>/debug/pprof/{goroutine,threadcreate}. After 3 x GET /spawn?n=5, threadcreate has
+# exactly 15 creations under rs_spawn; goroutine has the event loop thread in uv_run and the
+# agent's own thread; debug=1 and debug=2 pass through with their text.
+# Sanitizer builds: the runtime interposes pthread_create ahead of libprofagent, so threadcreate
+# answers 500 naming it (checked instead of the stacks).
+# ctest-timeout: 120
+. "$(dirname "$0")/lib/common.sh"
+unset PROFAGENT_SOCKET
+
+RS=$BIN/demo-upstream/randomstring
+PG=$BIN/proxy/profgate
+for b in "$RS" "$PG"; do
+    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
+for tool in go curl; do
+    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
+done
+SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+
+RS_PORT=$(pg_free_port) || exit 1
+PG_PORT=$(pg_free_port) || exit 1
+[ "$RS_PORT" != "$PG_PORT" ] || PG_PORT=$(pg_free_port) || exit 1
+SOCK=$T/agent/randomstring.sock
+GW=http://127.0.0.1:$PG_PORT
+
+cat >"$T/profgate.toml" <<CONF
+[server]
+listen  = "127.0.0.1:$PG_PORT"
+workers = 1
+
+[[upstream]]
+name    = "randomstring"
+address = "127.0.0.1:$RS_PORT"
+agent   = "unix:$SOCK"
+
+[[route]]
+prefix   = "/"
+upstream = "randomstring"
+
+[pprof]
+path        = "/debug/pprof"
+allow       = ["127.0.0.0/8", "::1/128"]
+max_seconds = 60
+CONF
+
+pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
+pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
+pg_start pg "$PG" --config "$T/profgate.toml"
+pg_wait_port "$PG_PORT" || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }
+
+raw_count() # as in agent_threads.sh: sum of samples whose stack has a location named $2
+{
+    awk -v fn="$2" '
+        /^Samples:/ { sec = "s"; next }
+        /^Locations/ { sec = "l"; next }
+        /^Mappings/ { sec = "" }
+        sec == "s" && $1 ~ /^[0-9]+:$/ { n++; v[n] = $1 + 0; ids[n] = $0 }
+        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
+        END {
+            for (j = 1; j <= n; j++) {
+                k = split(ids[j], f, " ")
+                for (i = 2; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
+            }
+            print s + 0
+        }' "$1"
+}
+
+for i in 1 2 3; do
+    out=$(curl -s -m 10 "$GW/spawn?n=5")
+    pg_check "GET /spawn?n=5 through the gateway ($out)" [ "$out" = "spawned and joined 5 threads" ]
+done
+
+# --- threadcreate, with go tool pprof against the gateway
+if [ -n "$SAN" ]; then
+    code=$(curl -s -m 10 -o "$T/tc.txt" -w '%{http_code}' "$GW/debug/pprof/threadcreate")
+    pg_check "threadcreate under $SAN: 500 naming the sanitizer runtime (got $code: $(head -c 200 "$T/tc.txt"))" \
+        bash -c "[ $code = 500 ] && grep -q 'pthread_create is bound to .*san' '$T/tc.txt'"
+    echo "note: $SAN interposes pthread_create ahead of libprofagent: threadcreate stacks are not checked in this build"
+else
+    if timeout 60 go tool pprof -raw "$GW/debug/pprof/threadcreate" >"$T/tc.raw" 2>"$T/tc.err"; then
+        pg_pass "go tool pprof -raw $GW/debug/pprof/threadcreate"
+    else
+        pg_fail "go tool pprof -raw threadcreate: $(head -c 300 "$T/tc.err")"
+    fi
+    n=$(raw_count "$T/tc.raw" rs_spawn)
+    pg_check "threadcreate: 15 creations under rs_spawn (got $n)" [ "$n" = 15 ]
+    curl -s -m 10 "$GW/debug/pprof/threadcreate?debug=1" >"$T/tc1.txt"
+    pg_check "threadcreate?debug=1 through the gateway: a record of 15 at rs_spawn" \
+        bash -c "awk '/^15 @ /{r=1;next} r&&/^\$/{r=0} r' '$T/tc1.txt' | grep -Pq '^#\t0x[0-9a-f]+\trs_spawn\+0x'"
+fi
+
+# --- goroutine
+if timeout 60 go tool pprof -raw "$GW/debug/pprof/goroutine" >"$T/g.raw" 2>"$T/g.err"; then
+    pg_pass "go tool pprof -raw $GW/debug/pprof/goroutine"
+else
+    pg_fail "go tool pprof -raw goroutine: $(head -c 300 "$T/g.err")"
+fi
+pg_check "goroutine: PeriodType goroutine count" grep -q '^PeriodType: goroutine count' "$T/g.raw"
+n=$(raw_count "$T/g.raw" uv_run)
+pg_check "goroutine: the event loop thread is in uv_run (got $n)" [ "$n" -ge 1 ]
+n=$(raw_count "$T/g.raw" pa_server_run)
+pg_check "goroutine: the agent's own thread (got $n)" [ "$n" = 1 ]
+curl -s -m 10 "$GW/debug/pprof/goroutine?debug=1" >"$T/g1.txt"
+pg_check "goroutine?debug=1 through the gateway: header" grep -Eq '^goroutine profile: total [0-9]+$' "$T/g1.txt"
+curl -s -m 10 "$GW/debug/pprof/goroutine?debug=2" >"$T/g2.txt"
+pg_check "goroutine?debug=2 through the gateway: the main thread by name" \
+    grep -Eq '^thread [0-9]+ \[randomstring, ' "$T/g2.txt"
+pg_check "goroutine?debug=2 through the gateway: profagent listed" \
+    grep -Eq '^thread [0-9]+ \[profagent, ' "$T/g2.txt"
+
+pg_check "randomstring still serving" \
+    bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+pg_stop pg TERM
+pg_stop rs TERM
+rc=$?
+pg_check "randomstring exits 0 on SIGTERM after the profiles (rc=$rc)" [ $rc = 0 ]
+[ "$PG_FAILED" = 0 ] || { pg_log rs; pg_log pg; cat "$T/g.err" "$T/tc.err" 2>/dev/null; }
+pg_done
