@@ -312,7 +312,11 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
             t = sub;
         } else if (en->val->type == PG_TOML_TABLE &&
                    (en->val->kind == PG__TOML_DOTTED || en->val->kind == PG__TOML_IMPLICIT)) {
-            en->val->kind = PG__TOML_DOTTED;
+            if (en->val->kind == PG__TOML_IMPLICIT) {
+                /* Defined here now: a later [header] for it must point at this line. */
+                en->val->kind = PG__TOML_DOTTED;
+                en->key_pos = kpos;
+            }
             t = en->val;
         } else {
             return pg__toml_fail(P, kpos,

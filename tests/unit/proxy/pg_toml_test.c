@@ -169,6 +169,10 @@ static void test_dotted_keys_cannot_reopen_a_header_table(void **state)
     const char *e = ERR("[a.b]\nz = 1\n[a]\nb.y = 2\n");
 
     assert_non_null(strstr(e, "t.toml:4:1: cannot add keys to \"b\" with a dotted key"));
+    /* A dotted key defines an implicit table; a header may not define it again. */
+    assert_string_equal(ERR("[a.b.c]\n[a]\nb.x = 1\n[a.b]\n"),
+                        "t.toml:4:1: cannot define table [a.b]: it is already a table defined "
+                        "by dotted keys (line 3)");
 }
 
 static void test_inline_tables_are_immutable(void **state)
