@@ -169,7 +169,9 @@ static int64_t intern(strtab_t *st, const char *s)
 
     if (s == NULL)
         s = "";
-    h = hash_bytes(s, strlen(s));
+    /* FNV's low bits mix poorly (bit 0 is the parity of the bytes' bit 0s), and buckets
+     * are chosen by low bits: finalize first. */
+    h = hash_word(hash_bytes(s, strlen(s)));
     for (b = (size_t)h & st->mask;; b = (b + 1) & st->mask) {
         uint32_t i = st->buckets[b];
         if (i == 0)
@@ -183,6 +185,16 @@ static int64_t intern(strtab_t *st, const char *s)
     st->hash[st->n] = h;
     st->buckets[b] = (uint32_t)(++st->n);
     return (int64_t)(st->n - 1);
+}
+
+/* Add s without looking for it: for names known to be new (see function_id). */
+static int64_t append_new(strtab_t *st, const char *s)
+{
+    if (st->n == st->cap)
+        return -1;
+    st->s[st->n] = (char *)s;
+    st->hash[st->n] = 0;
+    return (int64_t)st->n++;
 }
 
 /* len bytes that live until the builder is destroyed. */
@@ -293,18 +305,22 @@ static const char *unknown_name(builder_t *b, uintptr_t addr, const pa_mapping_t
     return out;
 }
 
+/* Id of the Function (name, mapping), created if new. unique: name is an address's own
+ * ("libc.so.6+0x1234", "0x7f..."), made once per distinct address, so it is new and nothing
+ * else will be called that: skip both lookups (profiles of code without symbols are made of
+ * such names, one per location). */
 static uint64_t function_id(builder_t *b, const char *name, const char *system_name,
-                            size_t mapping)
+                            size_t mapping, int unique)
 {
-    int64_t ni = intern(&b->str, name);
+    int64_t ni = unique ? append_new(&b->str, name) : intern(&b->str, name);
     func_key_t key = {ni, mapping};
-    size_t k;
+    size_t k = 0;
     function_t *f;
 
     if (ni < 0)
         return 0;
-    for (k = (size_t)hash_word((uint64_t)ni * 0x9e3779b97f4a7c15ULL ^ mapping) & b->func_mask;;
-         k = (k + 1) & b->func_mask) {
+    for (k = (size_t)hash_word((uint64_t)ni * 0x9e3779b97f4a7c15ULL ^ mapping) & b->func_mask;
+         !unique; k = (k + 1) & b->func_mask) {
         uint32_t i = b->func_buckets[k];
         if (i == 0)
             break;
@@ -315,12 +331,17 @@ static uint64_t function_id(builder_t *b, const char *name, const char *system_n
     perftools__profiles__function__init(f);
     f->id = b->nfunc + 1;
     f->name = ni;
-    f->system_name = intern(&b->str, system_name ? system_name : name);
+    /* most names are their own system name (C): skip the second lookup */
+    f->system_name = system_name == NULL || system_name == name || strcmp(system_name, name) == 0
+                         ? ni
+                         : intern(&b->str, system_name);
     if (f->system_name < 0)
         return 0;
     b->func_keys[b->nfunc] = key;
     b->func_ptrs[b->nfunc] = f;
-    b->func_buckets[k] = (uint32_t)(++b->nfunc);
+    b->nfunc++;
+    if (!unique)
+        b->func_buckets[k] = (uint32_t)b->nfunc;
     return f->id;
 }
 
@@ -334,6 +355,7 @@ static int build_locations(builder_t *b)
         location_t *l = &b->locs[i];
         line_t *ln = &b->lines[i];
         const char *name = NULL, *system_name = NULL;
+        int unique = 0;
         size_t mi = NO_MAPPING;
         pa_sym_t sym = {NULL, 0, NULL};
 
@@ -352,11 +374,12 @@ static int build_locations(builder_t *b)
             if (name == NULL) {
                 name = unknown_name(b, addr, mi == NO_MAPPING ? NULL : sym.mapping);
                 system_name = NULL;
+                unique = 1;
                 if (name == NULL)
                     return -ENOMEM;
             }
         }
-        ln->function_id = function_id(b, name, system_name, mi);
+        ln->function_id = function_id(b, name, system_name, mi, unique);
         if (ln->function_id == 0)
             return -EOVERFLOW;
         b->loc_mapping[i] = mi;
