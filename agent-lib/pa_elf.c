@@ -32,7 +32,7 @@ static int in_image(const pa_elf_t *e, uint64_t off, uint64_t len)
     return off <= e->size && len <= e->size - off;
 }
 
-static const ElfW(Ehdr) *ehdr(const pa_elf_t *e)
+static const ElfW(Ehdr) * ehdr(const pa_elf_t *e)
 {
     return (const ElfW(Ehdr) *)e->base;
 }
@@ -95,7 +95,7 @@ void pa_elf_close(pa_elf_t *e)
 }
 
 /* Program header i, or NULL if out of the image. */
-static const ElfW(Phdr) *phdr(const pa_elf_t *e, size_t i)
+static const ElfW(Phdr) * phdr(const pa_elf_t *e, size_t i)
 {
     const ElfW(Ehdr) *h = ehdr(e);
     uint64_t off = (uint64_t)h->e_phoff + (uint64_t)i * sizeof(ElfW(Phdr));
@@ -104,7 +104,7 @@ static const ElfW(Phdr) *phdr(const pa_elf_t *e, size_t i)
     return (const ElfW(Phdr) *)(e->base + off);
 }
 
-static const ElfW(Shdr) *shdr(const pa_elf_t *e, size_t i)
+static const ElfW(Shdr) * shdr(const pa_elf_t *e, size_t i)
 {
     const ElfW(Ehdr) *h = ehdr(e);
     uint64_t off = (uint64_t)h->e_shoff + (uint64_t)i * sizeof(ElfW(Shdr));
@@ -219,7 +219,7 @@ static int cmp_cand(const void *a, const void *b)
     return strcmp(x->sym.name, y->sym.name);
 }
 
-static int rank_of(const ElfW(Sym) *s, const char *name)
+static int rank_of(const ElfW(Sym) * s, const char *name)
 {
     /* glibc defines most functions as a strong __name with a weak name alias: the user
      * knows the alias, so the underscore counts for more than the binding. */
@@ -236,7 +236,7 @@ static int rank_of(const ElfW(Sym) *s, const char *name)
 }
 
 /* Read the symbol table section symsec (its sh_link is the string table). */
-static int read_symtab(const pa_elf_t *e, const ElfW(Shdr) *symsec, pa_elf_sym_t **out, size_t *n)
+static int read_symtab(const pa_elf_t *e, const ElfW(Shdr) * symsec, pa_elf_sym_t **out, size_t *n)
 {
     const ElfW(Shdr) *strsec = shdr(e, symsec->sh_link);
     const char *strtab;

@@ -58,10 +58,10 @@ typedef struct chunk {
 } chunk_t;
 
 typedef struct strtab {
-    char **s;           /* string_table */
-    uint64_t *hash;     /* per string */
+    char **s;       /* string_table */
+    uint64_t *hash; /* per string */
     size_t n, cap;
-    uint32_t *buckets;  /* index + 1; 0 empty */
+    uint32_t *buckets; /* index + 1; 0 empty */
     size_t mask;
 } strtab_t;
 
@@ -82,10 +82,10 @@ typedef struct builder {
     /* pass 2: samples and distinct addresses */
     sample_t *samples;
     sample_t **sample_ptrs;
-    uint64_t *loc_ids;    /* all samples' location_id, back to back */
+    uint64_t *loc_ids; /* all samples' location_id, back to back */
     int64_t *values;
     size_t isample, iframe;
-    uintptr_t *loc_addr;  /* per location (id - 1): the address (pseudo-PC unchanged) */
+    uintptr_t *loc_addr; /* per location (id - 1): the address (pseudo-PC unchanged) */
     size_t nloc;
     uint32_t *loc_buckets; /* location index + 1; 0 empty */
     size_t loc_mask;
@@ -95,7 +95,7 @@ typedef struct builder {
     location_t **loc_ptrs;
     line_t *lines;
     line_t **line_ptrs;
-    size_t *loc_mapping;  /* per location: mapping index or NO_MAPPING */
+    size_t *loc_mapping; /* per location: mapping index or NO_MAPPING */
     function_t *funcs;
     function_t **func_ptrs;
     func_key_t *func_keys;
@@ -309,8 +309,8 @@ static const char *unknown_name(builder_t *b, uintptr_t addr, const pa_mapping_t
  * ("libc.so.6+0x1234", "0x7f..."), made once per distinct address, so it is new and nothing
  * else will be called that: skip both lookups (profiles of code without symbols are made of
  * such names, one per location). */
-static uint64_t function_id(builder_t *b, const char *name, const char *system_name,
-                            size_t mapping, int unique)
+static uint64_t function_id(builder_t *b, const char *name, const char *system_name, size_t mapping,
+                            int unique)
 {
     int64_t ni = unique ? append_new(&b->str, name) : intern(&b->str, name);
     func_key_t key = {ni, mapping};
@@ -486,8 +486,8 @@ static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *o
     return 0;
 }
 
-int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_t *sym,
-                    int gzip, uint8_t **out, size_t *outlen)
+int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_t *sym, int gzip,
+                    uint8_t **out, size_t *outlen)
 {
     builder_t b;
     profile_t p = PERFTOOLS__PROFILES__PROFILE__INIT;
@@ -528,9 +528,9 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     st = malloc((d->nsample_types + 1) * sizeof(*st));
     st_ptrs = malloc((d->nsample_types + 1) * sizeof(*st_ptrs));
     comments = malloc((d->ncomments + 1) * sizeof(*comments));
-    if (strtab_init(&b.str, nstr) != 0 || !b.samples || !b.sample_ptrs || !b.loc_ids ||
-        !b.values || !b.loc_addr || !b.loc_buckets || !b.mapping_id || !b.maps || !b.map_ptrs ||
-        !st || !st_ptrs || !comments)
+    if (strtab_init(&b.str, nstr) != 0 || !b.samples || !b.sample_ptrs || !b.loc_ids || !b.values ||
+        !b.loc_addr || !b.loc_buckets || !b.mapping_id || !b.maps || !b.map_ptrs || !st ||
+        !st_ptrs || !comments)
         goto fail;
     intern(&b.str, ""); /* string_table[0] must be "" */
 

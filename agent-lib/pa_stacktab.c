@@ -24,10 +24,10 @@ typedef struct entry {
 
 struct pa_stacktab {
     size_t nvalues;
-    size_t cap;          /* max distinct stacks */
-    size_t count;        /* distinct stacks now */
-    size_t mask;         /* nbuckets - 1 */
-    uint64_t dropped;    /* stacks refused because the table was full */
+    size_t cap;       /* max distinct stacks */
+    size_t count;     /* distinct stacks now */
+    size_t mask;      /* nbuckets - 1 */
+    uint64_t dropped; /* stacks refused because the table was full */
     entry_t *entries;
     uintptr_t *pcs;
     int64_t *values;
@@ -154,8 +154,8 @@ uint64_t pa_stacktab_dropped(const pa_stacktab_t *t)
 int pa_stacktab_foreach(const pa_stacktab_t *t, pa_stacktab_visit_fn fn, void *arg)
 {
     for (size_t i = 0; i < t->count; i++) {
-        int rc = fn(arg, t->pcs + i * PA_MAX_FRAMES, t->entries[i].npcs,
-                    t->values + i * t->nvalues);
+        int rc =
+            fn(arg, t->pcs + i * PA_MAX_FRAMES, t->entries[i].npcs, t->values + i * t->nvalues);
         if (rc != 0)
             return rc;
     }

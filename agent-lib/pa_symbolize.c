@@ -45,12 +45,12 @@ typedef struct file {
     unsigned long inode; /* of the mapped file: two files may have had one name */
     char build_id[BUILD_ID_MAX + 1];
     pa_elf_t elf;
-    int opened;          /* open_file ran */
-    int elf_ok;          /* elf holds the image */
-    int syms_loaded;     /* symbol table read (or tried) */
-    pa_elf_sym_t *syms;  /* sorted, names inside elf */
+    int opened;         /* open_file ran */
+    int elf_ok;         /* elf holds the image */
+    int syms_loaded;    /* symbol table read (or tried) */
+    pa_elf_sym_t *syms; /* sorted, names inside elf */
     size_t nsyms;
-    char **demangled;    /* per symbol: NULL untried, == syms[i].name when not demangled */
+    char **demangled; /* per symbol: NULL untried, == syms[i].name when not demangled */
 } file_t;
 
 typedef struct copied {
@@ -59,16 +59,16 @@ typedef struct copied {
 } copied_t;
 
 struct pa_symtab {
-    pa_mapping_t *maps;  /* main executable first */
+    pa_mapping_t *maps; /* main executable first */
     size_t nmaps;
-    int *map_file;       /* per mapping: index in files, -1 for anonymous */
-    uintptr_t *bias;     /* per mapping */
+    int *map_file;   /* per mapping: index in files, -1 for anonymous */
+    uintptr_t *bias; /* per mapping */
     int *bias_ok;
-    size_t *by_addr;     /* mapping indexes sorted by start, for lookup */
+    size_t *by_addr; /* mapping indexes sorted by start, for lookup */
     file_t *files;
     size_t nfiles;
     demangle_fn demangle;
-    copied_t *copies;    /* names copied from dladdr */
+    copied_t *copies; /* names copied from dladdr */
 };
 
 typedef struct raw_map {
@@ -160,8 +160,8 @@ static int read_maps(raw_map_t **raw, size_t *nraw, char *main_path, size_t main
         int pos = 0;
         char *path, *end;
 
-        if (sscanf(line, "%lx-%lx %7s %llx %*s %lu %n", &start, &limit, perms, &off, &inode,
-                   &pos) < 5 ||
+        if (sscanf(line, "%lx-%lx %7s %llx %*s %lu %n", &start, &limit, perms, &off, &inode, &pos) <
+                5 ||
             pos == 0)
             continue;
         path = line + pos;
@@ -278,8 +278,7 @@ int pa_symtab_new(pa_symtab_t **out)
                 s->map_file[k] = fi;
                 m->path = f->path;
                 m->build_id = f->build_id;
-                if (f->elf_ok &&
-                    pa_elf_load_bias(&f->elf, m->offset, m->start, &s->bias[k]) == 0)
+                if (f->elf_ok && pa_elf_load_bias(&f->elf, m->offset, m->start, &s->bias[k]) == 0)
                     s->bias_ok[k] = 1;
             }
             k++;
@@ -443,8 +442,7 @@ int pa_symtab_lookup(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out)
     return pa__symtab_lookup_raw(s, addr, out, NULL);
 }
 
-int pa__symtab_lookup_raw(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out,
-                          const char **system_name)
+int pa__symtab_lookup_raw(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out, const char **system_name)
 {
     long mi = find_mapping(s, addr);
     file_t *f;

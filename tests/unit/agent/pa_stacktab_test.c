@@ -50,8 +50,8 @@ static void test_stacktab_sums_values_of_identical_stacks(void **state)
 {
     pa_stacktab_t *t;
     uintptr_t a[] = {0x1000, 0x2000, 0x3000};
-    uintptr_t b[] = {0x1000, 0x2000};          /* prefix of a: a different stack */
-    uintptr_t c[] = {0x2000, 0x1000, 0x3000};  /* same PCs, other order: different */
+    uintptr_t b[] = {0x1000, 0x2000};         /* prefix of a: a different stack */
+    uintptr_t c[] = {0x2000, 0x1000, 0x3000}; /* same PCs, other order: different */
     int64_t v1[] = {1, 10};
     int64_t v2[] = {2, 20};
     collected_t col = {0};
