@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pa_cpu.h"
+#include "pa_handlers_heap.h"
 #include "pa_handlers_threads.h"
 #include "pa_pprof.h"
 #include "pa_query.h"
@@ -55,10 +56,12 @@ typedef struct profile_entry {
 
 /* Only what works is listed (Go's wording); issue 4's kinds join as they land. */
 static const profile_entry_t index_entries[] = {
+    {"allocs", "A sampling of all past memory allocations"},
     {"cmdline", "The command line invocation of the current program"},
     {"goroutine", "Stack traces of all current threads (goroutines, for native code). Use "
                   "debug=2 as a query parameter to export one block per thread with its id "
                   "and name."},
+    {"heap", "A sampling of memory allocations of live objects."},
     {"profile", "CPU profile. You can specify the duration in the seconds GET parameter. After "
                 "you get the profile file, use the go tool pprof command to investigate the "
                 "profile."},
@@ -332,6 +335,8 @@ void pa_handlers_serve(void *arg, pa_req_t *req)
         serve_profile(h, req);
     else if (strcmp(name, "symbol") == 0)
         serve_symbol(req);
+    else if (pa_handlers_heap_serve(req, name))
+        ; /* heap, allocs: pa_handlers_heap.c */
     else if (pa_handlers_threads_serve(req, name))
         ; /* goroutine, threadcreate: pa_handlers_threads.c */
     else
