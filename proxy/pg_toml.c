@@ -81,17 +81,29 @@ static void arena_free(pg__toml_chunk_t *c)
     }
 }
 
-static pg_toml_value_t *new_value(pg__toml_parser_t *P, pg_toml_type_t type, int kind, pg_pos_t pos)
+/* A node one level below parent. The depth limit counts every way of nesting (arrays, inline
+ * tables, dotted keys, header paths), so the parser's recursion and any recursive walk of a
+ * tree (a decoder, a dump) are bounded, whatever the input. */
+static int new_node(pg__toml_parser_t *P, const pg_toml_value_t *parent, pg_toml_type_t type,
+                    int kind, pg_pos_t pos, pg_toml_value_t **out)
 {
-    pg_toml_value_t *v = pg__toml_alloc(P, sizeof *v);
+    pg_toml_value_t *v;
 
+    if (parent->depth >= PG_TOML_MAX_DEPTH)
+        return pg__toml_fail(P, pos,
+                             "nested deeper than %d levels (arrays, inline tables and dotted "
+                             "keys all count)",
+                             PG_TOML_MAX_DEPTH);
+    v = pg__toml_alloc(P, sizeof *v);
     if (v == NULL)
-        return NULL;
+        return -ENOMEM;
     memset(v, 0, sizeof *v);
     v->type = (uint8_t)type;
     v->kind = (uint8_t)kind;
+    v->depth = (uint16_t)(parent->depth + 1);
     v->pos = pos;
-    return v;
+    *out = v;
+    return 0;
 }
 
 /* --- tables --------------------------------------------------------------------------- */
@@ -209,7 +221,7 @@ static int array_add(pg__toml_parser_t *P, pg_toml_value_t *a, pg_toml_value_t *
 
 /* --- grammar -------------------------------------------------------------------------- */
 
-static int parse_value(pg__toml_parser_t *P, pg_toml_value_t **out);
+static int parse_value(pg__toml_parser_t *P, const pg_toml_value_t *parent, pg_toml_value_t **out);
 
 /* A key or header path as written in the source ("a.b", "a . \"b c\""), formatted only
  * when a message needs it (building it for every key would cost more than parsing), into
@@ -305,9 +317,11 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
         pg__toml_skip_ws(P);
         en = table_find(t, P->scratch, P->scratch_len, h);
         if (en == NULL) {
-            pg_toml_value_t *sub = new_value(P, PG_TOML_TABLE, PG__TOML_DOTTED, kpos);
+            pg_toml_value_t *sub;
 
-            if (sub == NULL || table_add(P, t, P->scratch, P->scratch_len, h, kpos, sub) < 0)
+            if ((rc = new_node(P, t, PG_TOML_TABLE, PG__TOML_DOTTED, kpos, &sub)) < 0)
+                return rc;
+            if (table_add(P, t, P->scratch, P->scratch_len, h, kpos, sub) < 0)
                 return -ENOMEM;
             t = sub;
         } else if (en->val->type == PG_TOML_TABLE &&
@@ -344,7 +358,7 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
 
     if (P->p >= P->end || *P->p == '\n' || *P->p == '\r' || *P->p == '#')
         return fail_found(P, "expected a value after %s =", kp_q(&kp));
-    if ((rc = parse_value(P, &val)) < 0)
+    if ((rc = parse_value(P, t, &val)) < 0)
         return rc;
     t->u.tab.ents[slot].val = val;
     return 0;
@@ -364,7 +378,7 @@ static int parse_array(pg__toml_parser_t *P, pg_toml_value_t *a)
             break;
         if (P->p >= P->end)
             return pg__toml_fail(P, a->pos, "unterminated array (no closing ']')");
-        if ((rc = parse_value(P, &item)) < 0)
+        if ((rc = parse_value(P, a, &item)) < 0)
             return rc;
         if ((rc = array_add(P, a, item)) < 0)
             return rc;
@@ -417,7 +431,7 @@ static int parse_inline_table(pg__toml_parser_t *P, pg_toml_value_t *t)
     return 0;
 }
 
-static int parse_value(pg__toml_parser_t *P, pg_toml_value_t **out)
+static int parse_value(pg__toml_parser_t *P, const pg_toml_value_t *parent, pg_toml_value_t **out)
 {
     pg_pos_t pos = pg__toml_pos(P, P->p);
     pg_toml_value_t *v;
@@ -426,16 +440,11 @@ static int parse_value(pg__toml_parser_t *P, pg_toml_value_t **out)
     if (P->p < P->end && (*P->p == '[' || *P->p == '{')) {
         bool arr = *P->p == '[';
 
-        if (P->depth >= PG_TOML_MAX_DEPTH)
-            return pg__toml_fail(P, pos, "arrays and inline tables nested deeper than %d",
-                                 PG_TOML_MAX_DEPTH);
-        v = new_value(P, arr ? PG_TOML_ARRAY : PG_TOML_TABLE,
-                      arr ? PG__TOML_STATIC : PG__TOML_DOTTED, pos);
-        if (v == NULL)
-            return -ENOMEM;
-        P->depth++;
+        rc = new_node(P, parent, arr ? PG_TOML_ARRAY : PG_TOML_TABLE,
+                      arr ? PG__TOML_STATIC : PG__TOML_DOTTED, pos, &v);
+        if (rc < 0)
+            return rc;
         rc = arr ? parse_array(P, v) : parse_inline_table(P, v);
-        P->depth--;
         if (rc < 0)
             return rc;
         if (!arr)
@@ -445,9 +454,8 @@ static int parse_value(pg__toml_parser_t *P, pg_toml_value_t **out)
     }
     if (P->p >= P->end)
         return fail_found(P, "expected a value");
-    v = new_value(P, PG_TOML_STRING, 0, pos);
-    if (v == NULL)
-        return -ENOMEM;
+    if ((rc = new_node(P, parent, PG_TOML_STRING, 0, pos, &v)) < 0)
+        return rc;
     if ((rc = pg__toml_scan_scalar(P, v)) < 0)
         return rc;
     *out = v;
@@ -482,8 +490,9 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
         pg__toml_skip_ws(P);
         en = table_find(t, P->scratch, P->scratch_len, h);
         if (en == NULL) {
-            nt = new_value(P, PG_TOML_TABLE, PG__TOML_IMPLICIT, hpos);
-            if (nt == NULL || table_add(P, t, P->scratch, P->scratch_len, h, kpos, nt) < 0)
+            if ((rc = new_node(P, t, PG_TOML_TABLE, PG__TOML_IMPLICIT, hpos, &nt)) < 0)
+                return rc;
+            if (table_add(P, t, P->scratch, P->scratch_len, h, kpos, nt) < 0)
                 return -ENOMEM;
             t = nt;
         } else if (en->val->type == PG_TOML_TABLE && en->val->kind != PG__TOML_INLINE) {
@@ -502,8 +511,9 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
     en = table_find(t, P->scratch, P->scratch_len, h);
     if (!aot) {
         if (en == NULL) {
-            nt = new_value(P, PG_TOML_TABLE, PG__TOML_HEADER, hpos);
-            if (nt == NULL || table_add(P, t, P->scratch, P->scratch_len, h, kpos, nt) < 0)
+            if ((rc = new_node(P, t, PG_TOML_TABLE, PG__TOML_HEADER, hpos, &nt)) < 0)
+                return rc;
+            if (table_add(P, t, P->scratch, P->scratch_len, h, kpos, nt) < 0)
                 return -ENOMEM;
             *cur = nt;
             return 0;
@@ -521,16 +531,18 @@ static int parse_header(pg__toml_parser_t *P, pg_toml_value_t *root, pg_toml_val
         return pg__toml_fail(P, hpos, "cannot define table [%s]: it is already %s (line %u)",
                              kp_raw(&kp), what_is(en->val), en->key_pos.line);
     }
-    nt = new_value(P, PG_TOML_TABLE, PG__TOML_HEADER, hpos);
-    if (nt == NULL)
-        return -ENOMEM;
     if (en == NULL) {
-        pg_toml_value_t *a = new_value(P, PG_TOML_ARRAY, PG__TOML_AOT, hpos);
+        pg_toml_value_t *a;
 
-        if (a == NULL || table_add(P, t, P->scratch, P->scratch_len, h, kpos, a) < 0)
+        if ((rc = new_node(P, t, PG_TOML_ARRAY, PG__TOML_AOT, hpos, &a)) < 0 ||
+            (rc = new_node(P, a, PG_TOML_TABLE, PG__TOML_HEADER, hpos, &nt)) < 0)
+            return rc;
+        if (table_add(P, t, P->scratch, P->scratch_len, h, kpos, a) < 0)
             return -ENOMEM;
         rc = array_add(P, a, nt);
     } else if (en->val->type == PG_TOML_ARRAY && en->val->kind == PG__TOML_AOT) {
+        if ((rc = new_node(P, en->val, PG_TOML_TABLE, PG__TOML_HEADER, hpos, &nt)) < 0)
+            return rc;
         rc = array_add(P, en->val, nt);
     } else {
         return pg__toml_fail(P, hpos, "cannot append to [[%s]]: it is already %s (line %u)",

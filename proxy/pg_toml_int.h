@@ -14,8 +14,9 @@
 
 #include "pg_toml.h"
 
-/* Nesting limit for arrays and inline tables: the parser recurses once per level, so hostile
- * input ("[[[[[[...") must not be able to exhaust the stack. */
+/* Depth limit of a tree (arrays, inline tables, dotted keys, header paths all nest): the parser
+ * recurses once per array or inline table level and readers walk trees recursively, so hostile
+ * input ("[[[[[[...", "a.a.a.a...") must not be able to exhaust a stack. */
 #define PG_TOML_MAX_DEPTH 512
 
 /* How a table came to exist; decides what may later define or extend it (TOML 1.0 "Table"
@@ -39,8 +40,9 @@ typedef struct pg__toml_entry {
 } pg__toml_entry_t;
 
 struct pg_toml_value {
-    uint8_t type; /* pg_toml_type_t */
-    uint8_t kind; /* enum pg__toml_kind, tables and arrays */
+    uint8_t type;   /* pg_toml_type_t */
+    uint8_t kind;   /* enum pg__toml_kind, tables and arrays */
+    uint16_t depth; /* root 0; at most PG_TOML_MAX_DEPTH */
     pg_pos_t pos;
     union {
         struct {
@@ -73,7 +75,6 @@ typedef struct pg__toml_parser {
     const char *file;
     pg_error_t *err;
     bool failed;
-    int depth;
     pg__toml_chunk_t **arena;
     char *scratch; /* decoded key or string; grows; owned by the parser */
     size_t scratch_len, scratch_cap;

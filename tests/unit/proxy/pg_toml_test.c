@@ -322,7 +322,18 @@ static void test_nesting_deeper_than_the_limit_is_an_error_not_a_crash(void **st
     for (size_t i = 0; i + 3 <= n; i += 3)
         src[4 + i] = '{', src[5 + i] = 'b', src[6 + i] = '=';
     assert_non_null(strstr(parse_err(src, n + 4), "nested deeper than 512"));
+    /* Dotted keys and header paths nest too: a walker recursing over the tree is bounded. */
+    for (size_t i = 0; i < 1200; i += 2)
+        src[i] = 'a', src[i + 1] = '.';
+    memcpy(src + 1199, " = 1\n", 5);
+    assert_non_null(strstr(parse_err(src, 1204), "t.toml:1:1025: nested deeper than 512"));
+    src[0] = '[';
+    for (size_t i = 1; i < 1200; i += 2)
+        src[i] = 'a', src[i + 1] = '.';
+    memcpy(src + 1200, "]\n", 2);
+    assert_non_null(strstr(parse_err(src, 1202), "nested deeper than 512"));
     /* 512 levels are fine. */
+    memcpy(src, "a = ", 4);
     memset(src + 4, '[', 512);
     memset(src + 4 + 512, ']', 512);
     src[4 + 1024] = '\0';
