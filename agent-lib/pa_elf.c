@@ -309,6 +309,20 @@ int pa_elf_symbols(const pa_elf_t *e, pa_elf_sym_t **out, size_t *n)
     return -ENOENT;
 }
 
+int pa_elf_has_symtab(const pa_elf_t *e)
+{
+    const ElfW(Ehdr) *h = ehdr(e);
+
+    for (size_t i = 0; i < h->e_shnum; i++) {
+        const ElfW(Shdr) *s = shdr(e, i);
+        if (s == NULL)
+            break;
+        if (s->sh_type == SHT_SYMTAB)
+            return 1;
+    }
+    return 0;
+}
+
 long pa_elf_sym_find(const pa_elf_sym_t *syms, size_t n, uint64_t vaddr)
 {
     size_t lo = 0, hi = n;

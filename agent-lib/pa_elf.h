@@ -48,6 +48,10 @@ int pa_elf_load_bias(const pa_elf_t *e, uint64_t off, uintptr_t start, uintptr_t
  * a sized, not underscore-prefixed, global one). *out is malloc'd (free()); *n may be 0. */
 int pa_elf_symbols(const pa_elf_t *e, pa_elf_sym_t **out, size_t *n);
 
+/* Whether the image has a full symbol table (.symtab): if not, a separate debug file may
+ * have one (see pa_symbolize). */
+int pa_elf_has_symtab(const pa_elf_t *e);
+
 /* Index of the symbol covering vaddr in syms (sorted, as pa_elf_symbols returns them):
  * the last symbol at or below vaddr if vaddr is inside its size, or if its size is 0 (then
  * it is the nearest preceding symbol); -1 if none. */

@@ -36,6 +36,7 @@
 #include "pa_elf.h"
 
 #define DELETED " (deleted)"
+#define DEBUG_DIR "/usr/lib/debug/.build-id"
 #define BUILD_ID_MAX 128 /* hex digits; GNU ids are 40 (SHA-1), anything up to 64 bytes fits */
 
 typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
@@ -45,6 +46,8 @@ typedef struct file {
     unsigned long inode; /* of the mapped file: two files may have had one name */
     char build_id[BUILD_ID_MAX + 1];
     pa_elf_t elf;
+    pa_elf_t dbg; /* separate debug file, when it supplied the symbols */
+    int dbg_ok;
     int opened;         /* open_file ran */
     int elf_ok;         /* elf holds the image */
     int syms_loaded;    /* symbol table read (or tried) */
@@ -129,6 +132,35 @@ static void open_file(file_t *f, uintptr_t start, uintptr_t limit)
     f->elf_ok = 1;
     if (pa_elf_build_id(&f->elf, f->build_id, sizeof(f->build_id)) != 0)
         f->build_id[0] = '\0';
+}
+
+/* Read f's symbols: its own .symtab; else that of its separate debug file, found by build
+ * id as gdb finds it (/usr/lib/debug/.build-id/ab/cdef....debug, e.g. from libc6-dbg), which
+ * names the static functions a stripped library's .dynsym lacks; else its .dynsym. A debug
+ * file has the same addresses as its object, so the mapping's bias holds. */
+static void load_symbols(file_t *f)
+{
+    char path[sizeof(DEBUG_DIR) + BUILD_ID_MAX + 16];
+
+    f->syms_loaded = 1;
+    if (!pa_elf_has_symtab(&f->elf) && strlen(f->build_id) > 2) {
+        snprintf(path, sizeof(path), "%s/%.2s/%s.debug", DEBUG_DIR, f->build_id, f->build_id + 2);
+        if (pa_elf_open(path, &f->dbg) == 0) {
+            if (pa_elf_has_symtab(&f->dbg) && pa_elf_symbols(&f->dbg, &f->syms, &f->nsyms) == 0 &&
+                f->nsyms > 0) {
+                f->dbg_ok = 1;
+                return;
+            }
+            free(f->syms);
+            f->syms = NULL;
+            f->nsyms = 0;
+            pa_elf_close(&f->dbg);
+        }
+    }
+    if (pa_elf_symbols(&f->elf, &f->syms, &f->nsyms) != 0) {
+        f->syms = NULL;
+        f->nsyms = 0;
+    }
 }
 
 static int cmp_start(const void *a, const void *b)
@@ -325,6 +357,8 @@ void pa_symtab_free(pa_symtab_t *s)
         free(f->syms);
         if (f->elf_ok)
             pa_elf_close(&f->elf);
+        if (f->dbg_ok)
+            pa_elf_close(&f->dbg);
         free(f->path);
     }
     while (s->copies != NULL) {
@@ -459,13 +493,8 @@ int pa__symtab_lookup_raw(pa_symtab_t *s, uintptr_t addr, pa_sym_t *out, const c
     if (s->map_file[mi] < 0)
         return 0; /* anonymous: JIT code and the like */
     f = &s->files[s->map_file[mi]];
-    if (f->elf_ok && !f->syms_loaded) {
-        f->syms_loaded = 1;
-        if (pa_elf_symbols(&f->elf, &f->syms, &f->nsyms) != 0) {
-            f->syms = NULL;
-            f->nsyms = 0;
-        }
-    }
+    if (f->elf_ok && !f->syms_loaded)
+        load_symbols(f);
     if (f->nsyms == 0 || !s->bias_ok[mi]) {
         out->name = lookup_dladdr(s, addr, &out->start, system_name);
         return 0;

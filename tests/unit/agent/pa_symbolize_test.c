@@ -222,6 +222,35 @@ static void test_symbolize_ignores_a_library_replaced_on_disk(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Where main returns to: inside libc's static __libc_start_call_main (glibc >= 2.34). */
+static uintptr_t main_return_address;
+
+/* libc has only .dynsym; with its debug file installed (libc6-dbg), local functions get
+ * names from the debug file's .symtab. */
+static void test_symbolize_uses_separate_debug_file_by_build_id(void **state)
+{
+    pa_symtab_t *s;
+    pa_sym_t sym;
+    char dbg[512];
+    (void)state;
+
+    assert_true(main_return_address != 0);
+    assert_int_equal(pa_symtab_new(&s), 0);
+    assert_int_equal(pa_symtab_lookup(s, main_return_address - 1, &sym), 0);
+    assert_non_null(sym.mapping);
+    assert_true(ends_with(sym.mapping->path, "/libc.so.6"));
+    snprintf(dbg, sizeof(dbg), "/usr/lib/debug/.build-id/%.2s/%s.debug", sym.mapping->build_id,
+             sym.mapping->build_id + 2);
+    if (access(dbg, R_OK) != 0) {
+        pa_symtab_free(s);
+        fprintf(stderr, "no %s (libc6-dbg): skipping\n", dbg);
+        skip();
+    }
+    assert_non_null(sym.name);
+    assert_string_equal(sym.name, "__libc_start_call_main");
+    pa_symtab_free(s);
+}
+
 static void test_elf_sym_find_is_size_aware(void **state)
 {
     static const pa_elf_sym_t syms[] = {
@@ -255,6 +284,7 @@ static void test_elf_refuses_non_elf_images(void **state)
 
 int main(void)
 {
+    main_return_address = (uintptr_t)__builtin_return_address(0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_symbolize_main_executable_mapping_comes_first),
         cmocka_unit_test(test_symbolize_finds_static_function_of_the_test_binary),
@@ -262,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_symbolize_demangles_cxx_names_when_libstdcxx_is_loaded),
         cmocka_unit_test(test_symbolize_unknown_and_anonymous_addresses),
         cmocka_unit_test(test_symbolize_ignores_a_library_replaced_on_disk),
+        cmocka_unit_test(test_symbolize_uses_separate_debug_file_by_build_id),
         cmocka_unit_test(test_elf_sym_find_is_size_aware),
         cmocka_unit_test(test_elf_refuses_non_elf_images),
     };
