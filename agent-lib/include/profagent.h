@@ -12,6 +12,10 @@
  * when opts is NULL, and by profagent_options_init):
  *   PROFAGENT_SOCKET   path of the Unix socket (its directory is created 0700 if missing)
  *   PROFAGENT_CPU_HZ   CPU sampling rate in Hz, 1..1000 (default 100); 0 turns CPU profiling off
+ *   PROFAGENT_MEM_RATE heap sampling: mean bytes allocated between samples, as Go's
+ *                      runtime.MemProfileRate (default 524288); 1 samples every allocation, 0
+ *                      turns heap profiling off. Read once, when the library is loaded (the
+ *                      malloc hooks run before profagent_start), not by profagent_start.
  */
 #ifndef PROFAGENT_H
 #define PROFAGENT_H
