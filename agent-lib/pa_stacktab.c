@@ -116,7 +116,8 @@ int pa_stacktab_add(pa_stacktab_t *t, const uintptr_t *pcs, size_t npcs, const i
         if (idx == EMPTY)
             break;
         if (t->entries[idx].hash == h && t->entries[idx].npcs == npcs &&
-            memcmp(t->pcs + (size_t)idx * PA_MAX_FRAMES, pcs, npcs * sizeof(*pcs)) == 0)
+            (npcs == 0 ||
+             memcmp(t->pcs + (size_t)idx * PA_MAX_FRAMES, pcs, npcs * sizeof(*pcs)) == 0))
             goto found;
     }
     if (t->count == t->cap) {

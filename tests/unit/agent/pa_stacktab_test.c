@@ -144,6 +144,23 @@ static void test_stacktab_truncates_deep_stacks_at_the_root(void **state)
     pa_stacktab_free(t);
 }
 
+static void test_stacktab_empty_stack_is_one_entry(void **state)
+{
+    pa_stacktab_t *t;
+    int64_t v[] = {4, 0};
+    collected_t col = {0};
+    (void)state;
+
+    assert_int_equal(pa_stacktab_new(2, 8, &t), 0);
+    assert_int_equal(pa_stacktab_add(t, NULL, 0, v), 0);
+    assert_int_equal(pa_stacktab_add(t, NULL, 0, v), 0);
+    assert_int_equal(pa_stacktab_count(t), 1);
+    assert_int_equal(pa_stacktab_foreach(t, collect, &col), 0);
+    assert_int_equal(col.npcs[0], 0);
+    assert_int_equal(col.v0[0], 8);
+    pa_stacktab_free(t);
+}
+
 static void test_stacktab_foreach_stops_on_nonzero(void **state)
 {
     pa_stacktab_t *t;
@@ -190,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_stacktab_sums_values_of_identical_stacks),
         cmocka_unit_test(test_stacktab_full_table_counts_drops_and_keeps_summing),
         cmocka_unit_test(test_stacktab_truncates_deep_stacks_at_the_root),
+        cmocka_unit_test(test_stacktab_empty_stack_is_one_entry),
         cmocka_unit_test(test_stacktab_foreach_stops_on_nonzero),
         cmocka_unit_test(test_stacktab_many_stacks_all_found_again),
     };
