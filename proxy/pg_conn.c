@@ -53,7 +53,7 @@
 
 enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
 enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
-#define PG_CONN_LINGER_MS 10000 /* a closing client that does not read its last response */
+#define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
 
 typedef struct hdr {
     uint32_t off;      /* line start in the head buffer: "Name: value\r\n" */
@@ -86,7 +86,9 @@ typedef struct xchg {
     uint32_t query_off, query_len; /* '?' included, into req.buf; len 0 when none */
     uint32_t path_off;            /* where the origin-form path starts in the URL */
     uint64_t budget_ms;           /* upstream first-byte/idle timeout for this request */
-    uint64_t body_sent;
+    uint64_t body_sent;           /* bytes relayed, framing included */
+    uint64_t body_payload;        /* body bytes without chunk framing */
+    bool body_too_big;
     uint8_t method;
     bool req_has_body;
     bool req_done;
@@ -215,13 +217,29 @@ void pg_conn_abort(pg_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_close);
 }
 
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    pg_conn_t *c = s->data;
+
+    if (buf->base)
+        pg_buf_unref((pg_buf_t *)(void *)(buf->base - offsetof(pg_buf_t, data)));
+    if (nread < 0)
+        pg_conn_abort(c);
+}
+
+/* Our FIN is out. Closing now could make the kernel answer bytes the client is still
+ * sending (a body we refused) with a RST that destroys the response before the client
+ * reads it; so read and discard until the client closes, for PG_CONN_LINGER_MS at most. */
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     pg_conn_t *c = req->data;
 
-    (void)status;
     free(req);
-    pg_conn_abort(c);
+    if (status < 0 || c->closed ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) < 0)
+        pg_conn_abort(c);
 }
 
 /* Close after every pending write has reached the kernel (FIN after the response). */
@@ -594,6 +612,22 @@ static int on_req_headers_done(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* Counts the payload only: a chunked body's size is known only as it arrives. */
+static int on_req_body(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+    xchg_t *x = c->x;
+    uint64_t max = x->gen->cfg->server.max_body_bytes;
+
+    (void)at;
+    x->body_payload += len;
+    if (max && x->body_payload > max) {
+        x->body_too_big = true;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_req_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
@@ -616,6 +650,7 @@ static const llhttp_settings_t *req_settings(void)
         s.on_header_value = on_req_value;
         s.on_header_value_complete = on_req_value_done;
         s.on_headers_complete = on_req_headers_done;
+        s.on_body = on_req_body;
         s.on_message_complete = on_req_done;
         init = true;
     }
@@ -966,17 +1001,11 @@ static void upstream_failed(pg_conn_t *c, int err)
 static int forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
 {
     xchg_t *x = c->x;
-    const pg_config_t *cfg = x->gen->cfg;
     uv_buf_t ub;
 
     if (n == 0 || x->u == NULL)
         return 0;
     x->body_sent += n;
-    if (cfg->server.max_body_bytes && x->body_sent > cfg->server.max_body_bytes + 4096) {
-        /* chunked bodies: the size is known only as it arrives (framing allowance) */
-        send_error(c, 413, "request body exceeds server.max_body_bytes");
-        return -1;
-    }
     ub = uv_buf_init((char *)p, (unsigned)n);
     if (upstream_write(c, &ub, 1, b) < 0) {
         upstream_failed(c, UV_EPIPE);
@@ -990,6 +1019,12 @@ static void request_error(pg_conn_t *c, llhttp_errno_t e)
     xchg_t *x = c->x;
     char msg[300];
 
+    if (x && x->body_too_big) {
+        snprintf(msg, sizeof msg, "request body exceeds server.max_body_bytes = %llu",
+                 (unsigned long long)x->gen->cfg->server.max_body_bytes);
+        send_error(c, 413, msg);
+        return;
+    }
     if (x && x->req.too_many) {
         send_error(c, 431, "too many header fields (limit 128)");
         return;

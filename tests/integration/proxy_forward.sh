@@ -7,12 +7,24 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
+# Ports below the kernel's ephemeral range (32768+), so that no outgoing connection of a
+# test running in parallel can be holding the one we are about to listen on.
+port()
+{
+    local p
+    for _ in $(seq 1 100); do
+        p=$(pg_free_port) || return 1
+        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
+    done
+    pg_free_port
+}
+
 PG=$BIN/proxy/profgate
 UP=$BIN/tests/programs/pg_test_upstream
-P=$(pg_free_port)
-U1=$(pg_free_port)
-U2=$(pg_free_port)
-DEAD=$(pg_free_port)
+P=$(port)
+U1=$(port)
+U2=$(port)
+DEAD=$(port)
 
 cat >"$T/pg.toml" <<EOF
 [server]
