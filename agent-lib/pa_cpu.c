@@ -49,7 +49,11 @@ int pa_cpu_init(void)
 {
     if (cpu_singleton.inited)
         return 0;
-    /* per-thread caches need no lock, so a handler never waits for another thread's unwind */
+    /* Per-thread caches need no lock where libunwind has them. Debian 12's 1.6.2 accepts the
+     * request but keeps its global cache, whose mutex it takes with every signal blocked: a
+     * handler may wait for another thread's unwind, which itself waits only for the loader's
+     * lock, and pa_loader_hook keeps handlers from unwinding while a dlopen/dlclose holds it
+     * (observed: without that rule, integration.agent_dlopen_stress hangs in this lock). */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     (void)warm_up_unwinder();
     (void)pa_loader_hook_init();

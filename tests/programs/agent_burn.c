@@ -2,7 +2,8 @@
  * its constructor (PROFAGENT_SOCKET) or, with --socket PATH, on profagent_start. N threads
  * (default 2) spin in burn_cpu_hot() for --seconds S (default 60) unless killed first.
  * With --foreign-sigprof 1 it installs a SIGPROF handler of its own first (the agent must
- * leave it alone and say so).
+ * leave it alone and say so). SIGTERM/SIGINT end it cleanly (profagent_stop, exit 0), so that
+ * sanitizers' leak checks run.
  *   agent_burn [--socket PATH] [--threads N] [--seconds S] [--foreign-sigprof 1] */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +27,12 @@ __attribute__((noinline)) unsigned long burn_cpu_hot(unsigned long n)
     for (unsigned long i = 0; i < 2000000; i++)
         x = x * 6364136223846793005UL + 1442695040888963407UL;
     return x;
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    atomic_store(&stop_flag, 1);
 }
 
 static void foreign_sigprof(int sig)
@@ -70,9 +77,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
     for (int i = 0; i < nthreads; i++)
         pthread_create(&th[i], NULL, worker, NULL);
-    for (int s = 0; s < seconds * 10; s++) {
+    for (int s = 0; s < seconds * 10 && !atomic_load(&stop_flag); s++) {
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
     }
