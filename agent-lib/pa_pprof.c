@@ -11,8 +11,8 @@
  *     pcs[i] - 1   for i > 0,
  * and that same address is what gets symbolized. The address is then inside the call
  * instruction, so any later tool (addr2line, pprof's own symbolizer given the binary)
- * lands on the calling line, and a leaf PC and a return address at the same call site
- * share one Location. Pseudo-PCs (< PA_PC_PSEUDO_MAX) are never adjusted; their Locations
+ * lands on the calling line and function, and the profile needs no convention of its own
+ * to be read right. Pseudo-PCs (< PA_PC_PSEUDO_MAX) are never adjusted; their Locations
  * have address 0, no mapping, and a function named for the marker.
  *
  * Functions. One Function per distinct (name, mapping); name is the demangled name,
@@ -71,8 +71,6 @@ typedef struct func_key {
 } func_key_t;
 
 typedef struct builder {
-    const pa_pprof_desc_t *d;
-    const pa_stacktab_t *t;
     pa_symtab_t *sym;
     size_t nvalues;
 
@@ -503,8 +501,6 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
         (d->ncomments > 0 && d->comments == NULL))
         return -EINVAL;
     memset(&b, 0, sizeof(b));
-    b.d = d;
-    b.t = t;
     b.sym = sym;
     b.nvalues = pa_stacktab_nvalues(t);
     nsym_maps = sym ? pa_symtab_mapping_count(sym) : 0;
