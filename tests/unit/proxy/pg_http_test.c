@@ -1,0 +1,138 @@
+/* pg_http unit tests: hop-by-hop headers, Connection token lists, query parameters, numbers,
+ * client address text and whole error responses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "pg_http.h"
+
+static void test_http_hop_by_hop_headers(void **state)
+{
+    (void)state;
+    assert_true(pg_http_is_hop_by_hop("Connection", 10));
+    assert_true(pg_http_is_hop_by_hop("KEEP-ALIVE", 10));
+    assert_true(pg_http_is_hop_by_hop("te", 2));
+    assert_true(pg_http_is_hop_by_hop("Upgrade", 7));
+    assert_true(pg_http_is_hop_by_hop("Proxy-Connection", 16));
+    /* framing is relayed untouched, so these stay */
+    assert_false(pg_http_is_hop_by_hop("Transfer-Encoding", 17));
+    assert_false(pg_http_is_hop_by_hop("Content-Length", 14));
+    assert_false(pg_http_is_hop_by_hop("Tex", 3));
+    assert_false(pg_http_is_hop_by_hop("Connectio", 9));
+}
+
+static void test_http_token_list(void **state)
+{
+    const char *v = "keep-alive , X-Secret,,Upgrade";
+
+    (void)state;
+    assert_true(pg_http_token_list_has(v, strlen(v), "x-secret", 8));
+    assert_true(pg_http_token_list_has(v, strlen(v), "keep-alive", 10));
+    assert_true(pg_http_token_list_has(v, strlen(v), "upgrade", 7));
+    assert_false(pg_http_token_list_has(v, strlen(v), "x-secre", 7));
+    assert_false(pg_http_token_list_has(v, strlen(v), "", 0));
+    assert_false(pg_http_token_list_has("", 0, "close", 5));
+}
+
+static void test_http_query_get(void **state)
+{
+    const char *q = "debug=1&seconds=30&gc&x=";
+    const char *v;
+    size_t n;
+
+    (void)state;
+    assert_true(pg_http_query_get(q, strlen(q), "seconds", &v, &n));
+    assert_int_equal(n, 2);
+    assert_memory_equal(v, "30", 2);
+    assert_true(pg_http_query_get(q, strlen(q), "gc", &v, &n));
+    assert_int_equal(n, 0);
+    assert_true(pg_http_query_get(q, strlen(q), "x", &v, &n));
+    assert_int_equal(n, 0);
+    assert_false(pg_http_query_get(q, strlen(q), "second", &v, &n));
+    assert_false(pg_http_query_get(q, strlen(q), "econds", &v, &n));
+    assert_false(pg_http_query_get("", 0, "seconds", &v, &n));
+}
+
+static void test_http_parse_uint(void **state)
+{
+    unsigned long v;
+
+    (void)state;
+    assert_int_equal(pg_http_parse_uint("60", 2, &v), 0);
+    assert_int_equal(v, 60);
+    assert_int_equal(pg_http_parse_uint("4294967295", 10, &v), 0);
+    assert_int_equal(pg_http_parse_uint("4294967296", 10, &v), -EINVAL);
+    assert_int_equal(pg_http_parse_uint("-1", 2, &v), -EINVAL);
+    assert_int_equal(pg_http_parse_uint("1e3", 3, &v), -EINVAL);
+    assert_int_equal(pg_http_parse_uint("", 0, &v), -EINVAL);
+}
+
+static void test_http_addr_text(void **state)
+{
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+    struct sockaddr_un un;
+    char buf[64];
+
+    (void)state;
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    inet_pton(AF_INET, "10.0.0.9", &in.sin_addr);
+    assert_int_equal(pg_http_addr_text((struct sockaddr *)&in, buf, sizeof buf), 8);
+    assert_string_equal(buf, "10.0.0.9");
+    memset(&in6, 0, sizeof in6);
+    in6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+    pg_http_addr_text((struct sockaddr *)&in6, buf, sizeof buf);
+    assert_string_equal(buf, "::1");
+    memset(&un, 0, sizeof un);
+    un.sun_family = AF_UNIX;
+    pg_http_addr_text((struct sockaddr *)&un, buf, sizeof buf);
+    assert_string_equal(buf, "unix");
+    assert_int_equal(pg_http_addr_text((struct sockaddr *)&in, buf, 4), 0);
+}
+
+static void test_http_error_response_is_text_naming_the_cause(void **state)
+{
+    char buf[512];
+    size_t n;
+
+    (void)state;
+    n = pg_http_error_response(buf, sizeof buf, 502, "upstream \"x\" unreachable", true, true);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "HTTP/1.1 502 Bad Gateway\r\n"));
+    assert_non_null(strstr(buf, "Content-Type: text/plain"));
+    assert_non_null(strstr(buf, "Content-Length: 25\r\n"));
+    assert_non_null(strstr(buf, "X-Go-Pprof: 1\r\n"));
+    assert_non_null(strstr(buf, "Connection: close\r\n"));
+    assert_non_null(strstr(buf, "\r\n\r\nupstream \"x\" unreachable\n"));
+    n = pg_http_error_response(buf, sizeof buf, 404, "no route", false, false);
+    buf[n] = '\0';
+    assert_null(strstr(buf, "X-Go-Pprof"));
+    assert_null(strstr(buf, "Connection:"));
+    assert_int_equal(pg_http_error_response(buf, 20, 404, "no route", false, false), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_hop_by_hop_headers),
+        cmocka_unit_test(test_http_token_list),
+        cmocka_unit_test(test_http_query_get),
+        cmocka_unit_test(test_http_parse_uint),
+        cmocka_unit_test(test_http_addr_text),
+        cmocka_unit_test(test_http_error_response_is_text_naming_the_cause),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
