@@ -8,10 +8,11 @@
  * It must not: allocate (malloc, stdio, snprintf, strerror, dlsym, lazily allocated TLS), take
  *   any lock of ours, log, or call functions in other agent files.
  *
- * Shape: save errno; re-entrancy guard (initial-exec TLS); count ourselves in-flight so that
- * pa_cpu_stop can wait for us before freeing the ring; reserve a slot (full: the ring counts
- * the drop); unwind into it unless a thread is inside the loader, in which case the stack is
- * [interrupted pc, in dynamic loader]; publish; restore errno. */
+ * Shape: save errno; count ourselves in-flight so that pa_cpu_stop can wait for us before
+ * freeing the ring; re-entrancy guard (initial-exec TLS, shared by every sampler: a signal
+ * landing inside another sampler's unwinder counts a lost sample instead); reserve a slot
+ * (full: the ring counts the drop); unwind into it unless a thread is inside the loader, in
+ * which case the stack is [interrupted pc, in dynamic loader]; publish; restore errno. */
 #include "pa_cpu.h"
 
 #include <errno.h>
@@ -100,18 +101,23 @@ void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *ucv)
 
     (void)sig;
     (void)si;
-    if (pa__sampler_guard)
-        goto out;
-    pa__sampler_guard = 1;
     atomic_fetch_add(&pa__cpu_inflight, 1);
     ring = atomic_load(&pa__cpu_ring);
-    if (ring != NULL && (slot = pa_ring_reserve(ring)) != NULL) {
-        slot->npcs = unwind(slot->pcs, ucv);
-        slot->tag = 0;
-        pa_ring_commit(slot);
+    if (ring == NULL) {
+        /* no profile (a late signal after stop): nothing to do */
+    } else if (pa__sampler_guard) {
+        /* this thread is inside another sampler (its unwinder): not unwound, but counted, so
+         * the profile's [lost samples] still accounts for the CPU time */
+        pa_ring_count_drop(ring);
+    } else {
+        pa__sampler_guard = 1;
+        if ((slot = pa_ring_reserve(ring)) != NULL) {
+            slot->npcs = unwind(slot->pcs, ucv);
+            slot->tag = 0;
+            pa_ring_commit(slot);
+        }
+        pa__sampler_guard = 0;
     }
     atomic_fetch_sub(&pa__cpu_inflight, 1);
-    pa__sampler_guard = 0;
-out:
     errno = saved_errno;
 }

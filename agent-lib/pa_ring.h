@@ -64,6 +64,13 @@ static inline uint64_t pa_ring_dropped(pa_ring_t *r)
     return atomic_load_explicit(&r->dropped, memory_order_relaxed);
 }
 
+/* Producer: count an event that was not recorded (e.g. a signal inside another sampler).
+ * Async-signal-safe. */
+static inline void pa_ring_count_drop(pa_ring_t *r)
+{
+    atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+}
+
 /* Producer: claim the next slot, or NULL (drop counted) when the ring is full.
  * Async-signal-safe, lock-free. */
 static inline pa_ring_slot_t *pa_ring_reserve(pa_ring_t *r)

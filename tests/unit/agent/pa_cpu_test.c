@@ -1,7 +1,7 @@
 /* Unit tests for pa_cpu: the SIGPROF sampler in this very process. A busy loop is profiled;
  * its samples must unwind into the loop's function, values must be {count, count*period},
  * a second start is refused as Go refuses it, a foreign SIGPROF handler is left alone, and a
- * full ring shows up as [lost samples]. */
+ * full ring or a signal inside another sampler shows up as [lost samples]. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -138,6 +138,26 @@ static void test_cpu_full_ring_shows_as_lost_samples(void **state)
     pa_stacktab_free(t);
 }
 
+static void test_cpu_signal_inside_another_sampler_counts_as_lost(void **state)
+{
+    pa_stacktab_t *t;
+    tally_t tally = {0};
+    uint64_t lost = 0;
+    (void)state;
+
+    assert_int_equal(pa_stacktab_new(2, 1024, &t), 0);
+    assert_int_equal(pa_cpu_start(250), 0);
+    pa__sampler_guard = 1; /* as if this thread were inside the heap sampler's unwinder */
+    spin_for_ms(200);
+    pa__sampler_guard = 0;
+    pa_cpu_stop(t, &lost);
+    pa_stacktab_foreach(t, add_up, &tally);
+    assert_true(lost > 0);
+    assert_int_equal(tally.lost, (int64_t)lost);
+    assert_int_equal(tally.samples, tally.lost); /* nothing was unwound */
+    pa_stacktab_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_cpu_second_profile_is_refused_as_go_does),
         cmocka_unit_test(test_cpu_leaves_a_foreign_sigprof_handler_alone),
         cmocka_unit_test(test_cpu_full_ring_shows_as_lost_samples),
+        cmocka_unit_test(test_cpu_signal_inside_another_sampler_counts_as_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
