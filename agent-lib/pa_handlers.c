@@ -12,6 +12,7 @@
 
 #include "pa_cpu.h"
 #include "pa_handlers_heap.h"
+#include "pa_handlers_lock.h"
 #include "pa_handlers_threads.h"
 #include "pa_pprof.h"
 #include "pa_query.h"
@@ -57,11 +58,14 @@ typedef struct profile_entry {
 /* Only what works is listed (Go's wording); issue 4's kinds join as they land. */
 static const profile_entry_t index_entries[] = {
     {"allocs", "A sampling of all past memory allocations"},
+    {"block", "Stack traces that led to blocking on synchronization primitives (pthread mutexes, "
+              "rwlocks, condition variables, semaphores); on with PROFAGENT_BLOCK_RATE"},
     {"cmdline", "The command line invocation of the current program"},
     {"goroutine", "Stack traces of all current threads (goroutines, for native code). Use "
                   "debug=2 as a query parameter to export one block per thread with its id "
                   "and name."},
     {"heap", "A sampling of memory allocations of live objects."},
+    {"mutex", "Stack traces of holders of contended mutexes; on with PROFAGENT_MUTEX_FRACTION"},
     {"profile", "CPU profile. You can specify the duration in the seconds GET parameter. After "
                 "you get the profile file, use the go tool pprof command to investigate the "
                 "profile."},
@@ -339,6 +343,8 @@ void pa_handlers_serve(void *arg, pa_req_t *req)
         ; /* heap, allocs: pa_handlers_heap.c */
     else if (pa_handlers_threads_serve(req, name))
         ; /* goroutine, threadcreate: pa_handlers_threads.c */
+    else if (pa_handlers_lock_serve(req, name))
+        ; /* block, mutex: pa_handlers_lock.c */
     else
         serve_error(req, 404, "Unknown profile");
 }

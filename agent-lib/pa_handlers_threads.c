@@ -29,7 +29,7 @@ static const pa_header_t text_headers[] = {
 };
 
 /* Go's serveError: text/plain, X-Go-Pprof (so go tool pprof shows the text), msg + "\n" */
-static void serve_error(pa_req_t *req, int status, const char *msg)
+void pa__serve_error(pa_req_t *req, int status, const char *msg)
 {
     static const pa_header_t hdrs[] = {
         {"Content-Type", "text/plain; charset=utf-8"},
@@ -44,7 +44,7 @@ static void serve_error(pa_req_t *req, int status, const char *msg)
 }
 
 /* Go: debug, _ := strconv.Atoi(r.FormValue("debug")): anything unparsable is 0 */
-static int64_t query_debug(pa_req_t *req)
+int64_t pa__query_debug(pa_req_t *req)
 {
     char v[32];
     int64_t d;
@@ -57,7 +57,7 @@ static int64_t query_debug(pa_req_t *req)
 
 /* 1 when the request asks for a delta (and has been answered: bad values or not available
  * yet), 0 when it does not. */
-static int serve_delta_checks(pa_req_t *req)
+int pa__serve_delta_checks(pa_req_t *req)
 {
     char v[32];
     int64_t sec;
@@ -66,21 +66,21 @@ static int serve_delta_checks(pa_req_t *req)
     if (rc == 0 || (rc == 1 && v[0] == '\0'))
         return 0; /* Go: FormValue("seconds") == "" means no delta */
     if (rc < 0 || pa_query_parse_int(v, &sec) < 0 || sec <= 0) {
-        serve_error(req, 400, "invalid value for \"seconds\" - must be a positive integer");
+        pa__serve_error(req, 400, "invalid value for \"seconds\" - must be a positive integer");
         return 1;
     }
-    if (query_debug(req) != 0) {
-        serve_error(req, 400, "seconds and debug params are incompatible");
+    if (pa__query_debug(req) != 0) {
+        pa__serve_error(req, 400, "seconds and debug params are incompatible");
         return 1;
     }
-    serve_error(req, 501, "delta profiles (seconds=N) of this kind are not implemented yet");
+    pa__serve_error(req, 501, "delta profiles (seconds=N) of this kind are not implemented yet");
     return 1;
 }
 
 /* Proto (debug <= 0) or text: Go sets text/plain for any debug != 0 even when, for a negative
  * value, WriteTo then writes the proto. */
-static void respond_profile(pa_req_t *req, const char *name, int64_t debug, const void *body,
-                            size_t len)
+void pa__respond_profile(pa_req_t *req, const char *name, int64_t debug, const void *body,
+                         size_t len)
 {
     char disp[64];
     pa_header_t hdrs[3] = {
@@ -125,10 +125,10 @@ static void serve_count_profile(pa_req_t *req, const char *name, int64_t debug,
     pa_symtab_free(st);
     if (rc < 0) {
         fprintf(stderr, "profagent: writing the %s profile failed: %s\n", name, strerror(-rc));
-        serve_error(req, 500, "failed to write the profile");
+        pa__serve_error(req, 500, "failed to write the profile");
         return;
     }
-    respond_profile(req, name, debug, text ? (const void *)text : out, outlen);
+    pa__respond_profile(req, name, debug, text ? (const void *)text : out, outlen);
     free(text);
     free(out);
 }
@@ -217,7 +217,7 @@ static void serve_threads_debug2(pa_req_t *req, const pa_threads_snap_t *s)
     pa_textbuf_destroy(&b);
     pa_symtab_free(st);
     if (rc < 0) {
-        serve_error(req, 500, "failed to write the profile");
+        pa__serve_error(req, 500, "failed to write the profile");
         return;
     }
     pa_req_respond(req, 200, text_headers, NH(text_headers), out, outlen);
@@ -235,7 +235,7 @@ static void goroutine_answer(goroutine_req_t *g, pa_req_t *req)
 
     g->c = NULL;
     if (rc < 0) {
-        serve_error(req, 500, "failed to collect profile");
+        pa__serve_error(req, 500, "failed to collect profile");
         return;
     }
     if (g->debug >= 2) {
@@ -246,7 +246,7 @@ static void goroutine_answer(goroutine_req_t *g, pa_req_t *req)
     rc = pa_stacktab_new(1, s->n ? s->n : 1, &tab);
     if (rc < 0) {
         pa_threads_snap_free(s);
-        serve_error(req, 500, "failed to collect profile");
+        pa__serve_error(req, 500, "failed to collect profile");
         return;
     }
     refused = pa_threads_snap_to_stacktab(s, tab);
@@ -278,7 +278,7 @@ static int goroutine_begin(goroutine_req_t *g, pa_req_t *req)
     if (rc < 0) {
         snprintf(msg, sizeof(msg), "Could not collect thread stacks: %s",
                  pa_threads_strerror(rc));
-        serve_error(req, 500, msg);
+        pa__serve_error(req, 500, msg);
         return -1;
     }
     g->deadline_ns = pa_server_now_ns() + (int64_t)PA_THREADS_WAIT_MS * 1000000;
@@ -299,7 +299,7 @@ static void on_goroutine_event(void *arg, pa_req_t *req, pa_req_event_t ev)
         rc = goroutine_begin(g, req);
         if (rc < 0 || (rc == 0 && now >= g->deadline_ns)) {
             if (rc == 0)
-                serve_error(req, 500, "Could not collect thread stacks: another collection "
+                pa__serve_error(req, 500, "Could not collect thread stacks: another collection "
                                       "kept running");
             goroutine_free(g);
             return;
@@ -320,14 +320,14 @@ static void serve_goroutine(pa_req_t *req)
     goroutine_req_t *g;
     int rc;
 
-    if (serve_delta_checks(req))
+    if (pa__serve_delta_checks(req))
         return;
     g = calloc(1, sizeof(*g));
     if (g == NULL) {
-        serve_error(req, 500, "failed to collect profile");
+        pa__serve_error(req, 500, "failed to collect profile");
         return;
     }
-    g->debug = query_debug(req);
+    g->debug = pa__query_debug(req);
     rc = goroutine_begin(g, req);
     if (rc < 0) {
         free(g);
@@ -358,7 +358,7 @@ static void serve_threadcreate(pa_req_t *req)
     int64_t debug;
     int rc;
 
-    if (serve_delta_checks(req))
+    if (pa__serve_delta_checks(req))
         return;
     rc = pa_thread_hook_status(&who);
     if (rc < 0) {
@@ -370,12 +370,12 @@ static void serve_threadcreate(pa_req_t *req)
                      "bound to %s ahead of libprofagent (a sanitizer runtime or another "
                      "preloaded library interposes it), so thread creations are not seen",
                      who[0] ? who : "another object");
-        serve_error(req, 500, msg);
+        pa__serve_error(req, 500, msg);
         return;
     }
-    debug = query_debug(req);
+    debug = pa__query_debug(req);
     if (pa_stacktab_new(1, PA_THREAD_HOOK_MAX_STACKS, &tab) < 0) {
-        serve_error(req, 500, "failed to write the profile");
+        pa__serve_error(req, 500, "failed to write the profile");
         return;
     }
     refused = pa_thread_hook_read(tab);

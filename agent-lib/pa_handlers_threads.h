@@ -27,10 +27,25 @@
 #ifndef PA_HANDLERS_THREADS_H
 #define PA_HANDLERS_THREADS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "pa_server.h"
 
 /* Serve req if name (the path after /debug/pprof/) is one of ours: returns 1 when it took the
  * request (answered or deferred), 0 when name is not ours. */
 int pa_handlers_threads_serve(pa_req_t *req, const char *name);
+
+/* --- internals for sibling handler files (pa_handlers_lock.c) --- */
+/* Go's serveError: text/plain, X-Go-Pprof: 1, msg + "\n". */
+void pa__serve_error(pa_req_t *req, int status, const char *msg);
+/* Go's strconv.Atoi(r.FormValue("debug")), 0 when absent or unparsable. */
+int64_t pa__query_debug(pa_req_t *req);
+/* 1 when the request asks for a delta (seconds=N) and has been answered (400s as Go's, or 501
+ * until pa_delta lands), 0 when it does not ask for one. */
+int pa__serve_delta_checks(pa_req_t *req);
+/* 200 with Go's headers: proto (debug 0, Content-Disposition naming the profile) or text. */
+void pa__respond_profile(pa_req_t *req, const char *name, int64_t debug, const void *body,
+                         size_t len);
 
 #endif

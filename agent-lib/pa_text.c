@@ -344,13 +344,14 @@ typedef struct record {
     const uintptr_t *pcs;
     size_t npcs;
     int64_t count;
+    int64_t other; /* contention profiles: the count, when count holds the delay */
     char *key;
 } record_t;
 
 typedef struct collect {
     record_t *recs;
     size_t n;
-    size_t value_index;
+    size_t value_index; /* the value records are sorted by (count, or delay) */
     int64_t total;
     int err;
 } collect_t;
@@ -371,6 +372,7 @@ static int on_stack(void *arg, const uintptr_t *pcs, size_t npcs, const int64_t 
     r->pcs = pcs;
     r->npcs = npcs;
     r->count = values[c->value_index];
+    r->other = values[0];
     c->total += r->count;
     c->n++;
     return 0;
@@ -414,6 +416,50 @@ int pa_text_count_profile(const char *name, const pa_stacktab_t *t, size_t value
         if (c.recs[i].count == 0)
             continue; /* a delta may leave stacks with nothing in them */
         pa_textbuf_printf(&b, "%" PRId64 " %s\n", c.recs[i].count, c.recs[i].key);
+        pa_text_stack_record(&b, sym, c.recs[i].pcs, c.recs[i].npcs);
+    }
+    for (size_t i = 0; i < ncomments; i++)
+        pa_textbuf_printf(&b, "# %s\n", comments[i]);
+    rc = pa_textbuf_take(&b, out, outlen);
+out:
+    pa_textbuf_destroy(&b);
+    for (size_t i = 0; i < c.n; i++)
+        free(c.recs[i].key);
+    free(c.recs);
+    return rc;
+}
+
+int pa_text_contention_profile(const char *name, const pa_stacktab_t *t, int64_t sampling_period,
+                               pa_symtab_t *sym, const char *const *comments, size_t ncomments,
+                               char **out, size_t *outlen)
+{
+    collect_t c = {.value_index = 1};
+    pa_textbuf_t b;
+    size_t n = pa_stacktab_count(t);
+    int rc;
+
+    *out = NULL;
+    *outlen = 0;
+    if (pa_stacktab_nvalues(t) < 2)
+        return -EINVAL;
+    c.recs = calloc(n ? n : 1, sizeof(*c.recs));
+    if (c.recs == NULL)
+        return -ENOMEM;
+    pa_stacktab_foreach(t, on_stack, &c);
+    pa_textbuf_init(&b);
+    if (c.err) {
+        rc = c.err;
+        goto out;
+    }
+    qsort(c.recs, c.n, sizeof(*c.recs), by_count); /* count holds the delay here */
+    pa_textbuf_printf(&b, "--- %s:\ncycles/second=1000000000\n", name);
+    if (sampling_period >= 0)
+        pa_textbuf_printf(&b, "sampling period=%" PRId64 "\n", sampling_period);
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.recs[i].count == 0 && c.recs[i].other == 0)
+            continue;
+        pa_textbuf_printf(&b, "%" PRId64 " %" PRId64 " %s\n", c.recs[i].count, c.recs[i].other,
+                          c.recs[i].key);
         pa_text_stack_record(&b, sym, c.recs[i].pcs, c.recs[i].npcs);
     }
     for (size_t i = 0; i < ncomments; i++)

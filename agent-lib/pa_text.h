@@ -68,6 +68,18 @@ int pa_text_count_profile(const char *name, const pa_stacktab_t *t, size_t value
                           pa_symtab_t *sym, const char *const *comments, size_t ncomments,
                           char **out, size_t *outlen);
 
+/* The debug=1 text of a contention profile (Go's block and mutex, values {count, delay ns}):
+ *     --- contention:                  (name: "contention" for block, "mutex" for mutex)
+ *     cycles/second=1000000000         (delays are nanoseconds here: one "cycle" per ns)
+ *     sampling period=5                (only when sampling_period >= 0: mutex)
+ *     81000000 9 @ 0x... 0x...         (delay, count, stack)
+ *     #	0x...	pthread_mutex_lock+0x6b	/usr/lib/libprofagent.so
+ *     ...
+ * records by delay, largest first (then by stack); comments as "# " lines at the end. */
+int pa_text_contention_profile(const char *name, const pa_stacktab_t *t, int64_t sampling_period,
+                               pa_symtab_t *sym, const char *const *comments, size_t ncomments,
+                               char **out, size_t *outlen);
+
 /* --- internals for tests --- */
 /* Go's text/tabwriter with (minwidth 1, tabwidth 8, padding 1, padchar '\t', flags 0) over
  * text made of whole lines, each ending in '\n'. Appends the aligned text to b. */

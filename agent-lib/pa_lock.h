@@ -1,0 +1,61 @@
+/* pa_lock: contention profiling (Go's block and mutex profiles), control side. The
+ * interposers and their tables are in pa_lock_hook.c.
+ *
+ * block: where threads waited. pthread_mutex_lock, pthread_rwlock_rdlock/wrlock, sem_wait
+ *   (tried first without waiting: only an acquisition that had to wait is an event) and
+ *   pthread_cond_wait/timedwait (always a wait) record the waiter's stack with
+ *   contentions/count and delay/nanoseconds. Sampling as Go's SetBlockProfileRate(rate): an
+ *   event of d >= rate ns is always kept, a shorter one with probability d/rate and then
+ *   counted as rate/d events of rate ns in all (Go's unbiasing, CL 299991). rate 1 keeps every
+ *   event; 0 (the default) turns it off.
+ * mutex: who held a lock others waited for. pthread_mutex_unlock, when threads are waiting on
+ *   that mutex, charges the time they have waited since the last unlock (as Go's semrelease
+ *   charges the woken waiter's wait and re-bases the others) to the unlocker's stack. Sampling
+ *   as Go's SetMutexProfileFraction(rate): one event in rate on average is kept, and counted
+ *   as rate events with rate times its delay. 0 (the default) turns it off. Waiters are found
+ *   through a fixed table indexed by the mutex's address; two mutexes contended at once in
+ *   the same entry share it, and the later one is not tracked (counted in the comments).
+ *   rwlocks, condition variables and semaphores are in the block profile only.
+ * Both profiles are cumulative since the rate was set, as Go's. Memory is fixed: stacks that
+ *   do not fit the tables are counted, not kept.
+ * Environment (read at load, so LD_PRELOAD works before the agent starts):
+ *   PROFAGENT_BLOCK_RATE      nanoseconds, >= 0 (Go's SetBlockProfileRate)
+ *   PROFAGENT_MUTEX_FRACTION  >= 0 (Go's SetMutexProfileFraction)
+ * Owns: nothing the caller frees. Threads: any. Not async-signal-safe.
+ * Errors: negative errno. */
+#ifndef PA_LOCK_H
+#define PA_LOCK_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pa_stacktab.h"
+
+#define PA_LOCK_MAX_STACKS 1024 /* distinct stacks per profile */
+#define PA_LOCK_MUTEX_SLOTS 4096 /* mutexes tracked at once for the mutex profile */
+
+enum { PA_LOCK_BLOCK = 0, PA_LOCK_MUTEX = 1 };
+
+/* Go's SetBlockProfileRate / SetMutexProfileFraction; negative values are treated as 0.
+ * pa_lock_mutex_fraction(-1) reads it without change, as Go's does. */
+void pa_lock_set_block_rate(int64_t rate_ns);
+int64_t pa_lock_block_rate(void);
+int64_t pa_lock_mutex_fraction(int64_t rate);
+
+/* Add the recorded stacks of profile kind (PA_LOCK_BLOCK or PA_LOCK_MUTEX) to t (nvalues 2:
+ * contentions, delay ns). Returns the stacks t refused. */
+size_t pa_lock_read(int kind, pa_stacktab_t *t);
+/* Events not recorded: stack table full or not unwound; mutexes not tracked (slot taken). */
+uint64_t pa_lock_dropped(int kind);
+uint64_t pa_lock_untracked_mutexes(void);
+
+/* 0 when calls to pthread_mutex_lock from anywhere in the process reach the hooks; -ENOTSUP
+ * when another object (a sanitizer runtime, a preload) binds it first (its path in *who). */
+int pa_lock_hook_status(const char **who);
+
+/* --- internals shared with pa_lock_hook.c --- */
+extern _Atomic int64_t pa__lock_block_rate;
+extern _Atomic int64_t pa__lock_mutex_fraction;
+
+#endif

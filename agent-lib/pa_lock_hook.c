@@ -1,0 +1,476 @@
+/* pa_lock_hook: the interposed pthread_mutex_lock/unlock, pthread_rwlock_rdlock/wrlock,
+ * pthread_cond_wait/timedwait and sem_wait, and the fixed tables they record into; see
+ * pa_lock.h for what is measured.
+ *
+ * The hooks run in the host's threads, before, during and after the agent's life, and on the
+ * host's hottest paths. With both rates 0 a hook costs two atomic loads and an indirect call.
+ * They may call only: the real functions (found with dlsym(RTLD_NEXT) on first use; glibc's
+ * dlsym takes no pthread lock, so resolving cannot recurse into us, and a thread-local guard
+ * turns any re-entry into a plain call); the non-interposed try-variants; clock_gettime; local
+ * libunwind with pa__sampler_guard raised (so a profiling signal never re-enters the
+ * unwinder); C11 atomics; memcpy/memcmp into the static tables. They take no lock of ours and
+ * never allocate. */
+#include "pa_lock.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libunwind.h>
+
+#include "pa_cpu.h"
+
+#define PA_INTERPOSE __attribute__((visibility("default")))
+#define TAB_MASK (PA_LOCK_MAX_STACKS - 1)
+#define MSLOT_MASK (PA_LOCK_MUTEX_SLOTS - 1)
+
+_Static_assert((PA_LOCK_MAX_STACKS & TAB_MASK) == 0, "power of two");
+_Static_assert((PA_LOCK_MUTEX_SLOTS & MSLOT_MASK) == 0, "power of two");
+
+_Atomic int64_t pa__lock_block_rate;
+_Atomic int64_t pa__lock_mutex_fraction;
+
+typedef int (*mutex_fn)(pthread_mutex_t *);
+typedef int (*rwlock_fn)(pthread_rwlock_t *);
+typedef int (*cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
+typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+typedef int (*sem_wait_fn)(sem_t *);
+
+typedef struct entry {
+    _Atomic uint64_t hash; /* 0: free; claimed by CAS */
+    _Atomic int ready;
+    _Atomic int64_t v[2];  /* contentions, delay ns */
+    uint32_t npcs;
+    uintptr_t pcs[PA_MAX_FRAMES];
+} entry_t;
+
+typedef struct table {
+    entry_t entries[PA_LOCK_MAX_STACKS];
+    _Atomic uint64_t dropped;
+} table_t;
+
+typedef struct mslot {
+    _Atomic uintptr_t mutex;   /* the mutex whose waiters this slot counts; 0 free */
+    _Atomic int nwaiters;
+    _Atomic int64_t since;     /* earliest wait start not yet charged to an unlocker */
+} mslot_t;
+
+/* singleton: the contention tables and real functions, zeroed static memory */
+static struct {
+    table_t tabs[2]; /* PA_LOCK_BLOCK, PA_LOCK_MUTEX */
+    mslot_t mslots[PA_LOCK_MUTEX_SLOTS];
+    _Atomic uint64_t untracked;
+    _Atomic(mutex_fn) lock, unlock;
+    _Atomic(rwlock_fn) rdlock, wrlock;
+    _Atomic(cond_wait_fn) cwait;
+    _Atomic(cond_timedwait_fn) ctimedwait;
+    _Atomic(sem_wait_fn) semwait;
+} lock_singleton;
+
+static __thread int in_hook __attribute__((tls_model("initial-exec")));
+static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
+
+/* ---- real functions ---- */
+
+static void *resolve(const char *name, const char *version)
+{
+    void *f = NULL;
+    in_hook++;
+    if (version != NULL)
+        f = dlvsym(RTLD_NEXT, name, version);
+    if (f == NULL)
+        f = dlsym(RTLD_NEXT, name);
+    in_hook--;
+    return f;
+}
+
+#define REAL(field, type, name, version)                                                       \
+    static type real_##field(void)                                                             \
+    {                                                                                          \
+        type f = atomic_load(&lock_singleton.field);                                           \
+        if (f == NULL) {                                                                       \
+            f = (type)resolve(name, version);                                                  \
+            atomic_store(&lock_singleton.field, f);                                            \
+        }                                                                                      \
+        return f;                                                                              \
+    }
+REAL(lock, mutex_fn, "pthread_mutex_lock", NULL)
+REAL(unlock, mutex_fn, "pthread_mutex_unlock", NULL)
+REAL(rdlock, rwlock_fn, "pthread_rwlock_rdlock", NULL)
+REAL(wrlock, rwlock_fn, "pthread_rwlock_wrlock", NULL)
+REAL(cwait, cond_wait_fn, "pthread_cond_wait", "GLIBC_2.3.2")
+REAL(ctimedwait, cond_timedwait_fn, "pthread_cond_timedwait", "GLIBC_2.3.2")
+REAL(semwait, sem_wait_fn, "sem_wait", NULL)
+
+/* ---- sampling and recording ---- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static uint64_t next_rand(void)
+{
+    uint64_t x = rng;
+    if (x == 0)
+        x = (uint64_t)now_ns() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)syscall(SYS_gettid);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rng = x ? x : 1;
+    return rng;
+}
+
+static uint64_t hash_pcs(const uintptr_t *pcs, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint64_t)pcs[i];
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
+    }
+    return h | 1;
+}
+
+static void record(table_t *t, const uintptr_t *pcs, uint32_t n, int64_t count, int64_t delay)
+{
+    uint64_t h = hash_pcs(pcs, n);
+    size_t i = (size_t)h & TAB_MASK;
+
+    for (size_t probes = 0; probes < PA_LOCK_MAX_STACKS; probes++, i = (i + 1) & TAB_MASK) {
+        entry_t *e = &t->entries[i];
+        uint64_t cur = atomic_load(&e->hash);
+
+        if (cur == 0 && atomic_compare_exchange_strong(&e->hash, &cur, h)) {
+            memcpy(e->pcs, pcs, n * sizeof(*pcs));
+            e->npcs = n;
+            atomic_fetch_add(&e->v[0], count);
+            atomic_fetch_add(&e->v[1], delay);
+            atomic_store(&e->ready, 1);
+            return;
+        }
+        if (cur == h && atomic_load(&e->ready) && e->npcs == n &&
+            memcmp(e->pcs, pcs, n * sizeof(*pcs)) == 0) {
+            atomic_fetch_add(&e->v[0], count);
+            atomic_fetch_add(&e->v[1], delay);
+            return;
+        }
+    }
+    atomic_fetch_add(&t->dropped, 1);
+}
+
+/* The caller's stack, pcs[0] the return address into the hook that called us (so the leaf
+ * names the interposed function, as Go's block stacks start in sync.(*Mutex).Lock). Must be
+ * called from the hook itself. */
+static __attribute__((noinline)) uint32_t capture(uintptr_t *pcs)
+{
+    unw_context_t ctx;
+    unw_cursor_t c;
+    unw_word_t ip;
+    uint32_t n = 0;
+    int guard = pa__sampler_guard;
+
+    if (guard)
+        return 0;
+    pa__sampler_guard = 1;
+    if (unw_getcontext(&ctx) == 0 && unw_init_local(&c, &ctx) == 0 && unw_step(&c) > 0) {
+        do {
+            if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
+                break;
+            pcs[n++] = (uintptr_t)ip;
+        } while (n < PA_MAX_FRAMES && unw_step(&c) > 0);
+    }
+    pa__sampler_guard = 0;
+    return n;
+}
+
+/* Go's blocksampled + saveblockevent: 0 when not sampled, else the values to record. */
+static int block_sampled(int64_t d, int64_t *count, int64_t *delay)
+{
+    int64_t rate = atomic_load_explicit(&pa__lock_block_rate, memory_order_relaxed);
+
+    if (rate <= 0)
+        return 0;
+    if (d <= 0)
+        d = 1;
+    if (rate > d && (int64_t)(next_rand() % (uint64_t)rate) > d)
+        return 0;
+    if (d < rate) {
+        *count = (rate + d / 2) / d;
+        *delay = rate;
+    } else {
+        *count = 1;
+        *delay = d;
+    }
+    return 1;
+}
+
+static void block_record(const uintptr_t *pcs, uint32_t n, int64_t count, int64_t delay)
+{
+    if (n > 0)
+        record(&lock_singleton.tabs[PA_LOCK_BLOCK], pcs, n, count, delay);
+    else
+        atomic_fetch_add(&lock_singleton.tabs[PA_LOCK_BLOCK].dropped, 1);
+}
+
+static int block_on(void)
+{
+    return atomic_load_explicit(&pa__lock_block_rate, memory_order_relaxed) > 0;
+}
+
+static int mutex_on(void)
+{
+    return atomic_load_explicit(&pa__lock_mutex_fraction, memory_order_relaxed) > 0;
+}
+
+/* ---- waiters of a mutex (mutex profile) ---- */
+
+static mslot_t *mslot_of(const pthread_mutex_t *m)
+{
+    uintptr_t a = (uintptr_t)m;
+    return &lock_singleton.mslots[(size_t)((a >> 3) ^ (a >> 15)) & MSLOT_MASK];
+}
+
+static mslot_t *waiter_enter(pthread_mutex_t *m, int64_t t0)
+{
+    mslot_t *s = mslot_of(m);
+    uintptr_t cur = 0;
+    int64_t zero = 0;
+
+    if (!atomic_compare_exchange_strong(&s->mutex, &cur, (uintptr_t)m) && cur != (uintptr_t)m) {
+        atomic_fetch_add(&lock_singleton.untracked, 1);
+        return NULL;
+    }
+    atomic_fetch_add(&s->nwaiters, 1);
+    atomic_compare_exchange_strong(&s->since, &zero, t0);
+    return s;
+}
+
+static void waiter_leave(mslot_t *s, pthread_mutex_t *m)
+{
+    uintptr_t mine = (uintptr_t)m;
+
+    if (s != NULL && atomic_fetch_sub(&s->nwaiters, 1) == 1) {
+        atomic_store(&s->since, 0);
+        atomic_compare_exchange_strong(&s->mutex, &mine, 0);
+    }
+}
+
+/* ---- the hooks ---- */
+
+PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    mutex_fn f = real_lock();
+    uintptr_t pcs[PA_MAX_FRAMES];
+    int64_t t0, count, delay;
+    mslot_t *s = NULL;
+    uint32_t n = 0;
+    int rc;
+
+    if (f == NULL)
+        return EAGAIN;
+    if (in_hook || (!block_on() && !mutex_on()))
+        return f(m);
+    rc = pthread_mutex_trylock(m);
+    if (rc != EBUSY)
+        return rc;
+    in_hook = 1;
+    t0 = now_ns();
+    if (mutex_on())
+        s = waiter_enter(m, t0);
+    rc = f(m);
+    waiter_leave(s, m);
+    if (block_sampled(now_ns() - t0, &count, &delay)) {
+        n = capture(pcs);
+        block_record(pcs, n, count, delay);
+    }
+    in_hook = 0;
+    return rc;
+}
+
+PA_INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    mutex_fn f = real_unlock();
+    uintptr_t pcs[PA_MAX_FRAMES];
+    int64_t rate, since, now;
+    mslot_t *s;
+    uint32_t n;
+
+    if (f == NULL)
+        return EPERM;
+    if (in_hook || !mutex_on())
+        return f(m);
+    s = mslot_of(m);
+    if (atomic_load(&s->mutex) != (uintptr_t)m || atomic_load(&s->nwaiters) <= 0)
+        return f(m);
+    in_hook = 1;
+    now = now_ns();
+    since = atomic_exchange(&s->since, now); /* the waiters' time from here is the next's */
+    rate = atomic_load(&pa__lock_mutex_fraction);
+    if (since > 0 && now > since && rate > 0 && next_rand() % (uint64_t)rate == 0) {
+        n = capture(pcs);
+        if (n > 0)
+            record(&lock_singleton.tabs[PA_LOCK_MUTEX], pcs, n, rate, rate * (now - since));
+        else
+            atomic_fetch_add(&lock_singleton.tabs[PA_LOCK_MUTEX].dropped, 1);
+    }
+    in_hook = 0;
+    return f(m);
+}
+
+/* A wait that may block: try first, time the real wait only when the try failed. */
+#define TIMED_WAIT(call)                                                                       \
+    do {                                                                                       \
+        uintptr_t pcs_[PA_MAX_FRAMES];                                                         \
+        int64_t t0_, count_, delay_;                                                           \
+        in_hook = 1;                                                                           \
+        t0_ = now_ns();                                                                        \
+        rc = (call);                                                                           \
+        if (block_sampled(now_ns() - t0_, &count_, &delay_))                                   \
+            block_record(pcs_, capture(pcs_), count_, delay_);                                 \
+        in_hook = 0;                                                                           \
+    } while (0)
+
+PA_INTERPOSE int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    rwlock_fn f = real_rdlock();
+    int rc;
+
+    if (f == NULL)
+        return EAGAIN;
+    if (in_hook || !block_on())
+        return f(l);
+    rc = pthread_rwlock_tryrdlock(l);
+    if (rc != EBUSY)
+        return rc;
+    TIMED_WAIT(f(l));
+    return rc;
+}
+
+PA_INTERPOSE int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    rwlock_fn f = real_wrlock();
+    int rc;
+
+    if (f == NULL)
+        return EAGAIN;
+    if (in_hook || !block_on())
+        return f(l);
+    rc = pthread_rwlock_trywrlock(l);
+    if (rc != EBUSY)
+        return rc;
+    TIMED_WAIT(f(l));
+    return rc;
+}
+
+PA_INTERPOSE int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    cond_wait_fn f = real_cwait();
+    int rc;
+
+    if (f == NULL)
+        return EINVAL;
+    if (in_hook || !block_on())
+        return f(c, m);
+    TIMED_WAIT(f(c, m));
+    return rc;
+}
+
+PA_INTERPOSE int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                        const struct timespec *abstime)
+{
+    cond_timedwait_fn f = real_ctimedwait();
+    int rc;
+
+    if (f == NULL)
+        return EINVAL;
+    if (in_hook || !block_on())
+        return f(c, m, abstime);
+    TIMED_WAIT(f(c, m, abstime));
+    return rc;
+}
+
+PA_INTERPOSE int sem_wait(sem_t *sem)
+{
+    sem_wait_fn f = real_semwait();
+    int rc, saved;
+
+    if (f == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (in_hook || !block_on())
+        return f(sem);
+    saved = errno;
+    if (sem_trywait(sem) == 0)
+        return 0;
+    if (errno != EAGAIN)
+        return -1;
+    errno = saved;
+    TIMED_WAIT(f(sem));
+    return rc;
+}
+
+/* ---- readers (agent thread) ---- */
+
+size_t pa_lock_read(int kind, pa_stacktab_t *t)
+{
+    table_t *tab = &lock_singleton.tabs[kind == PA_LOCK_MUTEX];
+    size_t refused = 0;
+
+    for (size_t i = 0; i < PA_LOCK_MAX_STACKS; i++) {
+        entry_t *e = &tab->entries[i];
+        int64_t v[2];
+        if (!atomic_load(&e->ready))
+            continue;
+        v[0] = atomic_load(&e->v[0]);
+        v[1] = atomic_load(&e->v[1]);
+        if (pa_stacktab_add(t, e->pcs, e->npcs, v) < 0)
+            refused++;
+    }
+    return refused;
+}
+
+uint64_t pa_lock_dropped(int kind)
+{
+    return atomic_load(&lock_singleton.tabs[kind == PA_LOCK_MUTEX].dropped);
+}
+
+uint64_t pa_lock_untracked_mutexes(void)
+{
+    return atomic_load(&lock_singleton.untracked);
+}
+
+int pa_lock_hook_status(const char **who)
+{
+    Dl_info ours, theirs;
+    void *global = dlsym(RTLD_DEFAULT, "pthread_mutex_lock");
+
+    *who = "";
+    if (dladdr((void *)capture, &ours) == 0 || global == NULL || dladdr(global, &theirs) == 0)
+        return -ENOTSUP;
+    if (theirs.dli_fbase == ours.dli_fbase)
+        return 0;
+    *who = theirs.dli_fname != NULL ? theirs.dli_fname : "";
+    return -ENOTSUP;
+}
+
+static void atfork_child(void)
+{
+    /* the child starts with empty profiles (the rates stay, as the child's environment) */
+    memset(&lock_singleton.tabs, 0, sizeof(lock_singleton.tabs));
+    memset(&lock_singleton.mslots, 0, sizeof(lock_singleton.mslots));
+    atomic_store(&lock_singleton.untracked, 0);
+}
+
+__attribute__((constructor)) static void lock_hook_on_load(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
