@@ -57,7 +57,7 @@ pg_free_port()
 # pg_wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
 pg_wait_port()
 {
-    local port=$1 secs=${2:-10} i
+    local port=$1 secs=${2:-30} i
     for i in $(seq 1 $((secs * 10))); do
         if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
             return 0
@@ -71,7 +71,7 @@ pg_wait_port()
 # pg_wait_unix PATH [SECONDS]: until PATH is a socket.
 pg_wait_unix()
 {
-    local path=$1 secs=${2:-10} i
+    local path=$1 secs=${2:-30} i
     for i in $(seq 1 $((secs * 10))); do
         [ -S "$path" ] && return 0
         sleep 0.1
