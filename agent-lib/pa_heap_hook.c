@@ -246,7 +246,7 @@ static __attribute__((noinline)) void sample(void *p, size_t size)
         th->gen = gen;
         th->countdown = next_interval(th, rate);
         if (size < th->countdown) { /* the fast path's test, with the fresh interval */
-            th->countdown -= size;
+            th->countdown = th->countdown - size;
             goto out;
         }
     }
@@ -289,9 +289,10 @@ out:
 #define SAMPLED_ALLOC(size, call)                                                              \
     do {                                                                                       \
         pa__heap_thread_t *th_ = &pa__heap_thread;                                             \
+        uint64_t c_ = th_->countdown;                                                          \
         void *p_;                                                                              \
-        if (LIKELY((size) < th_->countdown)) {                                                 \
-            th_->countdown -= (size);                                                          \
+        if (LIKELY((size) < c_)) {                                                             \
+            th_->countdown = c_ - (size);                                                      \
             return call;                                                                       \
         }                                                                                      \
         p_ = call;                                                                             \
@@ -349,10 +350,12 @@ PA_INTERPOSE void *realloc(void *old, size_t size)
     pa__heap_thread_t *th = &pa__heap_thread;
     pa__heap_tables_t *t;
     uint32_t r = lookup_and_untrack(old, &t);
+    uint64_t c;
     void *p;
 
-    if (LIKELY(size < th->countdown)) {
-        th->countdown -= size;
+    c = th->countdown; /* one load: a malloc in a signal handler here cannot wrap it */
+    if (LIKELY(size < c)) {
+        th->countdown = c - size;
         return realloc_tracked(old, size, t, r);
     }
     p = realloc_tracked(old, size, t, r);
@@ -366,6 +369,7 @@ PA_INTERPOSE void *reallocarray(void *old, size_t n, size_t m)
     pa__heap_thread_t *th = &pa__heap_thread;
     pa__heap_tables_t *t;
     uint32_t r;
+    uint64_t c;
     size_t size;
     void *p;
 
@@ -374,8 +378,9 @@ PA_INTERPOSE void *reallocarray(void *old, size_t n, size_t m)
         return NULL;
     }
     r = lookup_and_untrack(old, &t);
-    if (LIKELY(size < th->countdown)) {
-        th->countdown -= size;
+    c = th->countdown; /* one load: a malloc in a signal handler here cannot wrap it */
+    if (LIKELY(size < c)) {
+        th->countdown = c - size;
         return realloc_tracked(old, size, t, r);
     }
     p = realloc_tracked(old, size, t, r);
@@ -410,12 +415,14 @@ PA_INTERPOSE void *pvalloc(size_t size)
 PA_INTERPOSE int posix_memalign(void **out, size_t align, size_t size)
 {
     pa__heap_thread_t *th = &pa__heap_thread;
+    uint64_t c;
     void *p;
 
     if (align == 0 || align % sizeof(void *) != 0 || (align & (align - 1)) != 0)
         return EINVAL;
-    if (LIKELY(size < th->countdown)) {
-        th->countdown -= size;
+    c = th->countdown; /* one load: a malloc in a signal handler here cannot wrap it */
+    if (LIKELY(size < c)) {
+        th->countdown = c - size;
         p = __libc_memalign(align, size);
     } else {
         p = __libc_memalign(align, size);

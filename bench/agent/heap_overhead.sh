@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# bench/agent/heap_overhead.sh: what heap sampling at Go's default rate (512 KiB) costs
+# randomstring's throughput, against the same binary with heap sampling off
+# (PROFAGENT_MEM_RATE=0), as issue 4 asks (target: <= 2%).
+#   bench/agent/heap_overhead.sh [--runs N] [--seconds S] [--conns C] [--path P]
+#                                [--build DIR] [--keep]
+# Method: two randomstring instances start side by side, identical but for
+# PROFAGENT_MEM_RATE (both with their agent socket, as in production), pinned to CPU 0 with
+# wrk pinned to CPU 1 when there are at least 2 CPUs. N rounds (default 7); in each, `wrk -t1
+# -cC -dSs` (default 32 connections, 5 s) runs against each instance in turn, the order
+# alternating from round to round so that drift (thermal, other load) hits both alike. After a
+# warm-up run each, the per-instance medians of Requests/sec are compared: ratio = on / off,
+# overhead = 1 - ratio. Every run's figure is printed. Also prints the sampler's own state
+# (from /debug/pprof/heap?debug=1) to show it sampled during the run.
+# Not a ctest. Every process started here is killed by PID at exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build=${PG_BUILD_DIR:-$src/build-bench}
+runs=7
+secs=5
+conns=32
+path="/randomstring?n=64"
+keep=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --runs) runs=$2; shift ;;
+    --seconds) secs=$2; shift ;;
+    --conns) conns=$2; shift ;;
+    --path) path=$2; shift ;;
+    --build) build=$2; shift ;;
+    --keep) keep=1 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "heap_overhead.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ "$runs" -ge 1 ] && [ "$runs" -le 50 ] || { echo "--runs: 1..50" >&2; exit 2; }
+[ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "--seconds: 1..60" >&2; exit 2; }
+
+"$src/scripts/install-deps.sh" bench
+if [ ! -x "$build/demo-upstream/randomstring" ]; then
+    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$build" -j2 --target randomstring profagent >/dev/null
+if grep -q '^PG_SANITIZE:STRING=.\+' "$build/CMakeCache.txt"; then
+    echo "heap_overhead.sh: $build is a sanitizer build (no heap hooks there); use another" >&2
+    exit 2
+fi
+
+work=$(mktemp -d /tmp/pg_heap_overhead.XXXXXX)
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 1 25); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [ "$keep" = 1 ]; then echo "heap_overhead.sh: kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+pin_srv=()
+pin_wrk=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    pin_srv=(taskset -c 0)
+    pin_wrk=(taskset -c 1)
+fi
+
+declare -A port
+for mode in on off; do
+    port[$mode]=$(free_port)
+    rate=524288
+    [ "$mode" = off ] && rate=0
+    env PROFAGENT_MEM_RATE=$rate "${pin_srv[@]}" "$build/demo-upstream/randomstring" \
+        --listen "127.0.0.1:${port[$mode]}" --agent-socket "$work/$mode.sock" \
+        >"$work/$mode.log" 2>&1 &
+    pids+=($!)
+done
+for mode in on off; do
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/${port[$mode]}") 2>/dev/null && break
+        sleep 0.1
+    done
+done
+
+# one wrk run; prints Requests/sec
+run() {
+    "${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:${port[$1]}$path" \
+        >"$work/wrk.txt" 2>&1
+    if grep -q 'Non-2xx\|Socket errors' "$work/wrk.txt"; then
+        echo "heap_overhead.sh: wrk saw errors:" >&2
+        cat "$work/wrk.txt" >&2
+        exit 1
+    fi
+    awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.txt"
+}
+
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+echo "randomstring $path, wrk -t1 -c$conns -d${secs}s, $runs rounds, pinned: ${pin_srv[*]:-no}"
+run on >/dev/null # warm-up
+run off >/dev/null
+: >"$work/on.rps"
+: >"$work/off.rps"
+for i in $(seq 1 "$runs"); do
+    if [ $((i % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+    line="round $i:"
+    for mode in $order; do
+        r=$(run $mode)
+        echo "$r" >>"$work/$mode.rps"
+        line="$line $mode=$r"
+    done
+    echo "$line"
+done
+on=$(median <"$work/on.rps")
+off=$(median <"$work/off.rps")
+awk -v on="$on" -v off="$off" 'BEGIN {
+    printf "median req/s: heap sampling on (512 KiB) %.0f, off (PROFAGENT_MEM_RATE=0) %.0f\n", on, off
+    printf "ratio on/off %.4f, overhead %.2f%%\n", on / off, (1 - on / off) * 100 }'
+echo "sampler state of the 'on' instance:"
+curl -s -m 10 --unix-socket "$work/on.sock" "http://agent/debug/pprof/heap?debug=1" |
+    grep -E '^heap profile:|^# (SampleRate|Stacks|LiveSamples|Dropped)' || true
