@@ -23,12 +23,6 @@ _Atomic uint32_t pa__heap_gen;
 __thread pa__heap_thread_t pa__heap_thread __attribute__((tls_model("initial-exec")));
 _Atomic(usable_size_fn) pa__heap_real_usable_size;
 
-/* singleton: sizes of the current tables (reused for the child after fork) */
-static struct {
-    size_t live_buckets;
-    size_t max_records;
-} heap_singleton = {PA_HEAP_LIVE_BUCKETS, PA_HEAP_MAX_RECORDS};
-
 int64_t pa_heap_rate(void)
 {
     return atomic_load(&pa__heap_rate);
@@ -90,6 +84,12 @@ void pa_heap_scale(int64_t count, int64_t size, int64_t rate, int64_t *out_count
 }
 
 #ifndef PG_SANITIZE_BUILD
+
+/* singleton: sizes of the current tables (reused for the child after fork) */
+static struct {
+    size_t live_buckets;
+    size_t max_records;
+} heap_singleton = {PA_HEAP_LIVE_BUCKETS, PA_HEAP_MAX_RECORDS};
 
 static size_t align64(size_t n)
 {
