@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# integration.agent_lock_gateway: block and mutex profiles through the gateway, with
+# randomstring's /contend (4 threads on one mutex) and /block (a condition-variable wait).
+# With PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1: go tool pprof -raw parses both;
+# block has the waits in rs_contend_worker (at pthread_mutex_lock) and rs_block_wait (at
+# pthread_cond_timedwait); mutex has rs_contend_worker at pthread_mutex_unlock; debug=1 is Go's
+# legacy text. Without the variables: empty profiles whose comment says how to turn them on.
+# Sanitizer builds: ASan/TSan interpose pthread_mutex_lock ahead of libprofagent, so both
+# endpoints answer 500 naming the runtime (checked instead of the stacks).
+# ctest-timeout: 120
+. "$(dirname "$0")/lib/common.sh"
+unset PROFAGENT_SOCKET PROFAGENT_BLOCK_RATE PROFAGENT_MUTEX_FRACTION
+
+RS=$BIN/demo-upstream/randomstring
+PG=$BIN/proxy/profgate
+for b in "$RS" "$PG"; do
+    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
+command -v go >/dev/null || { echo "FAIL: go not installed"; exit 1; }
+SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+
+raw_count() # sum of the first sample value over stacks with a location named $2
+{
+    awk -v fn="$2" '
+        /^Samples:/ { sec = "s"; next }
+        /^Locations/ { sec = "l"; next }
+        /^Mappings/ { sec = "" }
+        sec == "s" && $1 ~ /^[0-9]+$/ { n++; v[n] = $1 + 0; sub(/^ *[0-9]+ +[0-9]+: */, ""); ids[n] = $0 }
+        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
+        END {
+            for (j = 1; j <= n; j++) {
+                k = split(ids[j], f, " ")
+                for (i = 1; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
+            }
+            print s + 0
+        }' "$1"
+}
+
+# start_pair NAME [ENV...]: randomstring (with ENV) + profgate; sets GW
+start_pair()
+{
+    local name=$1 rs_port pg_port sock
+    shift
+    rs_port=$(pg_free_port) || exit 1
+    pg_port=$(pg_free_port) || exit 1
+    [ "$rs_port" != "$pg_port" ] || pg_port=$(pg_free_port) || exit 1
+    sock=$T/agent/$name.sock
+    cat >"$T/$name.toml" <<CONF
+[server]
+listen  = "127.0.0.1:$pg_port"
+workers = 1
+
+[[upstream]]
+name    = "randomstring"
+address = "127.0.0.1:$rs_port"
+agent   = "unix:$sock"
+
+[[route]]
+prefix   = "/"
+upstream = "randomstring"
+
+[pprof]
+path        = "/debug/pprof"
+allow       = ["127.0.0.0/8", "::1/128"]
+max_seconds = 60
+CONF
+    pg_start "rs-$name" env "$@" "$RS" --listen 127.0.0.1:$rs_port --agent-socket "$sock"
+    pg_wait_port "$rs_port" && pg_wait_unix "$sock" || { pg_log "rs-$name"; echo "FAIL: randomstring did not come up"; exit 1; }
+    pg_start "pg-$name" "$PG" --config "$T/$name.toml"
+    pg_wait_port "$pg_port" || { pg_log "pg-$name"; echo "FAIL: profgate did not come up"; exit 1; }
+    GW=http://127.0.0.1:$pg_port
+}
+
+start_pair on PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1
+out=$(curl -s -m 20 "$GW/contend?threads=4&ms=300")
+pg_check "GET /contend?threads=4&ms=300 ($out)" bash -c "[[ '$out' == '4 threads contended'* ]]"
+out=$(curl -s -m 20 "$GW/block?ms=100")
+pg_check "GET /block?ms=100 ($out)" bash -c "[[ '$out' == 'blocked'* ]]"
+
+if [ -n "$SAN" ]; then
+    for kind in block mutex; do
+        code=$(curl -s -m 10 -o "$T/$kind.txt" -w '%{http_code}' "$GW/debug/pprof/$kind")
+        pg_check "$kind under $SAN: 500 naming the runtime (got $code: $(head -c 160 "$T/$kind.txt"))" \
+            bash -c "[ $code = 500 ] && grep -q 'pthread_mutex_lock is bound to .*san' '$T/$kind.txt'"
+    done
+    echo "note: $SAN interposes pthread_mutex_lock ahead of libprofagent: lock stacks are not checked in this build"
+else
+    if timeout 60 go tool pprof -raw "$GW/debug/pprof/block" >"$T/block.raw" 2>"$T/block.err"; then
+        pg_pass "go tool pprof -raw $GW/debug/pprof/block"
+    else
+        pg_fail "block: $(head -c 300 "$T/block.err")"
+    fi
+    pg_check "block: sample types contentions/count delay/nanoseconds" \
+        grep -Eq '^ *contentions/count +delay/nanoseconds' "$T/block.raw"
+    pg_check "block: PeriodType contentions count" grep -q '^PeriodType: contentions count' "$T/block.raw"
+    n=$(raw_count "$T/block.raw" rs_contend_worker)
+    pg_check "block: contentions in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
+    n=$(raw_count "$T/block.raw" rs_block_wait)
+    pg_check "block: the condition wait in rs_block_wait (got $n)" [ "$n" -ge 1 ]
+    n=$(raw_count "$T/block.raw" pthread_cond_timedwait)
+    pg_check "block: ... at pthread_cond_timedwait (got $n)" [ "$n" -ge 1 ]
+
+    if timeout 60 go tool pprof -raw "$GW/debug/pprof/mutex" >"$T/mutex.raw" 2>"$T/mutex.err"; then
+        pg_pass "go tool pprof -raw $GW/debug/pprof/mutex"
+    else
+        pg_fail "mutex: $(head -c 300 "$T/mutex.err")"
+    fi
+    n=$(raw_count "$T/mutex.raw" rs_contend_worker)
+    pg_check "mutex: the holder's unlock in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
+    n=$(raw_count "$T/mutex.raw" pthread_mutex_unlock)
+    pg_check "mutex: stacks start at pthread_mutex_unlock (got $n)" [ "$n" -ge 1 ]
+
+    curl -s -m 10 "$GW/debug/pprof/block?debug=1" >"$T/block1.txt"
+    pg_check "block?debug=1: Go's header" \
+        bash -c "head -n 2 '$T/block1.txt' | tr '\n' '|' | grep -qx -- '--- contention:|cycles/second=1000000000|'"
+    pg_check "block?debug=1: a record naming rs_contend_worker" \
+        grep -Pq '^#\t0x[0-9a-f]+\trs_contend_worker\+0x' "$T/block1.txt"
+    curl -s -m 10 "$GW/debug/pprof/mutex?debug=1" >"$T/mutex1.txt"
+    pg_check "mutex?debug=1: Go's header with the sampling period" \
+        bash -c "head -n 3 '$T/mutex1.txt' | tr '\n' '|' | grep -qx -- '--- mutex:|cycles/second=1000000000|sampling period=1|'"
+fi
+
+start_pair off
+if [ -z "$SAN" ]; then
+    curl -s -m 10 "$GW/contend?threads=4&ms=100" >/dev/null
+    if timeout 60 go tool pprof -raw "$GW/debug/pprof/block" >"$T/off.raw" 2>"$T/off.err"; then
+        pg_pass "block with the rate at 0 parses"
+    else
+        pg_fail "block off: $(head -c 300 "$T/off.err")"
+    fi
+    n=$(raw_count "$T/off.raw" rs_contend_worker)
+    pg_check "block with the rate at 0: no samples (got $n)" [ "$n" = 0 ]
+    pg_check "block with the rate at 0: the comment says how to turn it on" \
+        grep -q 'Comment: block profiling is off: set PROFAGENT_BLOCK_RATE' "$T/off.raw"
+fi
+pg_check "randomstring still serving" bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+[ "$PG_FAILED" = 0 ] || { pg_log rs-on; pg_log pg-on; }
+pg_done
