@@ -39,10 +39,12 @@
 
 #include <llhttp.h>
 
+#include "pg_access.h"
 #include "pg_buf.h"
 #include "pg_config.h"
 #include "pg_http.h"
 #include "pg_log.h"
+#include "pg_metrics.h"
 #include "pg_route.h"
 #include "pg_upstream.h"
 
@@ -98,7 +100,13 @@ typedef struct xchg {
     bool got_resp_bytes;
     bool up_dirty;                /* the upstream connection must not be reused */
     bool ev_rhead, ev_rdone;
+    bool head_done;               /* the request head was complete (method, target known) */
     int up_writes;                /* uv_writes to u not yet completed */
+    int status;                   /* status sent to the client (0: none yet) */
+    int cause;                    /* pg_err_cause_t when we answered or cut; -1 otherwise */
+    int route_slot;               /* metrics */
+    uint64_t t_head;              /* uv_hrtime() at head complete */
+    uint64_t bytes_out;           /* to the client, for the access log */
 } xchg_t;
 
 struct pg_conn {
@@ -174,8 +182,44 @@ static void on_handle_close(uv_handle_t *h)
         c->w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    pg_metrics_conn(c->w->metrics, -1);
     pg__worker_conn_gone(c->w, c);
     free(c);
+}
+
+static const char *hdr_value_of(const void *a, const char *lower, size_t *len);
+
+/* The exchange is over (answered, or cut): count it and write its access log line. */
+static void exchange_done(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    pg_metrics_t *m = c->w->metrics;
+    pg_cfgref_t *cref;
+    pg_access_entry_t e;
+
+    if (x == NULL || x->gen == NULL || x->req.buf == NULL)
+        return; /* nothing of a request was received */
+    pg_metrics_count_request(m, x->route_slot, x->status);
+    if (x->cause >= 0)
+        pg_metrics_count_error(m, (pg_err_cause_t)x->cause);
+    cref = x->gen->cref;
+    if (cref->access_fd < 0)
+        return;
+    memset(&e, 0, sizeof e);
+    e.peer = &c->peer.sa;
+    e.method = x->head_done ? llhttp_method_name(x->method) : "-";
+    e.target = x->req.buf->data;
+    e.target_len = x->req.first_len;
+    e.http_major = c->req.http_major;
+    e.http_minor = c->req.http_minor;
+    e.status = x->status;
+    e.bytes_out = x->bytes_out;
+    e.referer = hdr_value_of(&x->req, "referer", &e.referer_len);
+    e.ua = hdr_value_of(&x->req, "user-agent", &e.ua_len);
+    e.upstream = x->up ? x->up->name : NULL;
+    e.duration_us = x->t_head ? (uv_hrtime() - x->t_head) / 1000 : 0;
+    e.cause = x->cause >= 0 ? pg_metrics_cause_name((pg_err_cause_t)x->cause) : NULL;
+    pg_access_write(cref->access_fd, cref->cfg->server.access_log_format, &e);
 }
 
 static void drop_exchange(pg_conn_t *c, bool upstream_reusable)
@@ -184,6 +228,7 @@ static void drop_exchange(pg_conn_t *c, bool upstream_reusable)
 
     if (x == NULL)
         return;
+    exchange_done(c);
     if (x->u) {
         x->u->owner = NULL;
         if (upstream_reusable && x->up_writes == 0)
@@ -315,6 +360,16 @@ static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t
         return r;
     }
     c->cl_writes++;
+    if (c->x || n) {
+        uint64_t bytes = 0;
+        unsigned i;
+
+        for (i = 0; i < n; i++)
+            bytes += bufs[i].len;
+        if (c->x)
+            c->x->bytes_out += bytes;
+        pg_metrics_count_bytes(c->w->metrics, 0, bytes);
+    }
     return 0;
 }
 
@@ -370,6 +425,22 @@ static void send_error(pg_conn_t *c, int status, const char *msg)
     size_t n;
 
     pg_log_debug("%d %s", status, msg);
+    if (c->x && c->x->cause < 0) {
+        switch (status) {
+        case 400: c->x->cause = PG_ERR_BAD_REQUEST; break;
+        case 403: c->x->cause = PG_ERR_PPROF_DENIED; break;
+        case 404: c->x->cause = c->x->pprof ? PG_ERR_PPROF_OFF : PG_ERR_NO_ROUTE; break;
+        case 408: c->x->cause = PG_ERR_HEADER_TIMEOUT; break;
+        case 413: c->x->cause = PG_ERR_BODY_TOO_LARGE; break;
+        case 431: c->x->cause = PG_ERR_HEAD_TOO_LARGE; break;
+        case 501: c->x->cause = PG_ERR_UPGRADE; break;
+        case 502: c->x->cause = PG_ERR_UNREACHABLE; break;
+        case 504: c->x->cause = PG_ERR_UPSTREAM_TIMEOUT; break;
+        default: break;
+        }
+    }
+    if (c->x && !c->x->resp_started)
+        c->x->status = status;
     if (c->x && c->x->resp_started) {
         pg_conn_abort(c); /* too late for a status: cut the response */
         return;
@@ -526,6 +597,15 @@ static const hdr_t *acc_find(const headacc_t *a, const char *lower)
     return NULL;
 }
 
+static const char *hdr_value_of(const void *acc, const char *lower, size_t *len)
+{
+    const headacc_t *a = acc;
+    const hdr_t *h = a->buf ? acc_find(a, lower) : NULL;
+
+    *len = 0;
+    return h ? hdr_value(a, h, len) : NULL;
+}
+
 /* Is this header one we drop when relaying: hop-by-hop, or named in Connection? */
 static bool drop_header(const headacc_t *a, const hdr_t *h, const hdr_t *conn_hdr)
 {
@@ -562,6 +642,8 @@ static int on_req_begin(llhttp_t *p)
     memset(&x->resp, 0, offsetof(headacc_t, h));
     memset(&x->gen, 0, sizeof *x - offsetof(xchg_t, gen));
     x->gen = g;
+    x->cause = -1;
+    x->route_slot = g->none_slot;
     pg__gen_ref(g);
     acc_reset(c, &x->req, g->cfg->server.max_header_bytes);
     c->state = C_HEAD;
@@ -742,6 +824,56 @@ static int pprof_policy(pg_conn_t *c, char *msg, size_t msglen)
     return 0;
 }
 
+/* GET <server.metrics_path>: Prometheus text, for clients in the global pprof.allow (what
+ * the gateway counts is as private as its profiles). Answered with Connection: close. */
+static void serve_metrics(pg_conn_t *c)
+{
+    const pg_config_pprof_t *pp = &c->x->gen->cfg->pprof;
+    char *text = NULL, head[256];
+    size_t len = 0, i;
+    pg_buf_t *b;
+    uv_buf_t ub;
+    FILE *f;
+    int k;
+
+    for (i = 0; i < pp->nallow; i++)
+        if (pg_cidr_match(&pp->allow[i], &c->peer.sa))
+            break;
+    if (i == pp->nallow) {
+        send_error(c, 403, "metrics access denied: client is not in pprof.allow");
+        return;
+    }
+    f = open_memstream(&text, &len);
+    if (f == NULL) {
+        send_error(c, 500, "out of memory");
+        return;
+    }
+    pg_metrics_render(f);
+    fclose(f);
+    k = snprintf(head, sizeof head,
+                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                 len);
+    b = pg_buf_get(&c->w->bufs, (size_t)k + len);
+    if (b == NULL) {
+        free(text);
+        send_error(c, 500, "out of memory");
+        return;
+    }
+    memcpy(b->data, head, (size_t)k);
+    memcpy(b->data + k, text, len);
+    free(text);
+    c->x->status = 200;
+    ub = uv_buf_init(b->data, (unsigned)((size_t)k + len));
+    if (client_write(c, &ub, 1, b) < 0) {
+        pg_buf_unref(b);
+        pg_conn_abort(c);
+        return;
+    }
+    pg_buf_unref(b);
+    close_gracefully(c);
+}
+
 static void on_request_head(pg_conn_t *c)
 {
     xchg_t *x = c->x;
@@ -753,6 +885,8 @@ static void on_request_head(pg_conn_t *c)
     int status;
 
     x->method = c->req.method;
+    x->head_done = true;
+    x->t_head = uv_hrtime();
     c->keep_alive = llhttp_should_keep_alive(&c->req) && !c->w->draining;
     x->req_has_body = (c->req.flags & F_CHUNKED) || c->req.content_length > 0;
     if (c->req.upgrade) {
@@ -778,6 +912,11 @@ static void on_request_head(pg_conn_t *c)
         ;
     x->query_off = (uint32_t)(i + pathlen);
     x->query_len = (uint32_t)(urllen - i - pathlen);
+    if (cfg->server.metrics_path && strlen(cfg->server.metrics_path) == pathlen &&
+        memcmp(cfg->server.metrics_path, path, pathlen) == 0) {
+        serve_metrics(c);
+        return;
+    }
     host = request_host(&x->req, &hostlen);
     if (host && x->gen->has_port_hosts) {
         /* some route names a host with its port: match on the whole Host value */
@@ -799,6 +938,7 @@ static void on_request_head(pg_conn_t *c)
     }
 matched:
     x->up = m.upstream;
+    x->route_slot = x->gen->route_slots[m.route_index];
     x->pprof = m.pprof;
     x->budget_ms = x->up->timeout_ms;
     if (m.pprof) {
@@ -806,9 +946,13 @@ matched:
         x->pprof_rest_len = (uint32_t)m.pprof_rest_len;
         status = pprof_policy(c, msg, sizeof msg);
         if (status) {
+            if (status == 400)
+                x->cause = PG_ERR_PPROF_LIMIT;
             send_error(c, status, msg);
             return;
         }
+        pg_metrics_count_profile(c->w->metrics,
+                                 pg_metrics_prof_kind(x->pprof_rest, x->pprof_rest_len));
     }
     if (cfg->server.max_body_bytes && c->req.content_length > cfg->server.max_body_bytes) {
         snprintf(msg, sizeof msg, "request body of %llu bytes exceeds server.max_body_bytes = %llu",
@@ -978,6 +1122,7 @@ static void upstream_failed(pg_conn_t *c, int err)
     }
     if (x->resp_started) {
         pg_log_debug("upstream \"%s\" failed mid-response: %s", x->up->name, uv_strerror(err));
+        x->cause = PG_ERR_UPSTREAM_CUT;
         pg_conn_abort(c);
         return;
     }
@@ -987,6 +1132,8 @@ static void upstream_failed(pg_conn_t *c, int err)
     else
         snprintf(msg, sizeof msg, "upstream \"%s\" (%s) unreachable: %s", x->up->name,
                  x->up->address.text, uv_strerror(err));
+    if (err == UV_EOF || err == UV_ECONNRESET)
+        x->cause = PG_ERR_UPSTREAM_CLOSED;
     if (err == UV_EOF || err == UV_ECONNRESET)
         snprintf(msg, sizeof msg, "%s \"%s\" (%s) closed the connection before responding",
                  x->pprof ? "agent of" : "upstream", x->up->name,
@@ -1102,6 +1249,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     if (nread > 0 && c->state != C_CLOSING) {
         b->len = (uint32_t)nread;
+        pg_metrics_count_bytes(c->w->metrics, (uint64_t)nread, 0);
         if (c->x && c->x->req_done) {
             /* pipelined bytes (or a client speaking early): keep them, stop reading */
             c->pend = pg_buf_ref(b);
@@ -1120,6 +1268,8 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             pg_log_debug("client closed mid-head");
         /* The client went away (or half-closed): as nginx does, drop the exchange; an
          * agent sees its connection close and stops the profile early. */
+        if (c->x && c->x->head_done)
+            c->x->cause = PG_ERR_CLIENT_GONE;
         pg_conn_abort(c);
     }
     if (b)
@@ -1272,6 +1422,9 @@ static void on_response_head(pg_conn_t *c)
 
     if (p->status_code >= 200 || p->status_code == 101) {
         x->resp_started = true;
+        x->status = p->status_code;
+        pg_metrics_observe(c->w->metrics, x->gen->up_slots[x->up - x->gen->cfg->upstreams],
+                           uv_hrtime() - x->t_head);
         /* a body delimited by the upstream closing: the client learns its end only from
          * our close */
         if (!has_len && !bodyless)
@@ -1293,6 +1446,7 @@ static void response_error(pg_conn_t *c, llhttp_errno_t e)
     xchg_t *x = c->x;
     char msg[400];
 
+    x->cause = PG_ERR_BAD_RESPONSE;
     if (x->resp.overflow || x->resp.too_many)
         snprintf(msg, sizeof msg, "upstream \"%s\" sent a response head too large",
                  x->up->name);
@@ -1412,6 +1566,7 @@ static void on_uconn_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
             return;
         }
         pg_log_warn("upstream \"%s\" closed the connection mid-response", x->up->name);
+        x->cause = PG_ERR_UPSTREAM_CUT;
         pg_conn_abort(c);
         return;
     }
@@ -1432,6 +1587,7 @@ static void finish_exchange(pg_conn_t *c)
                     llhttp_should_keep_alive(&x->u->parser);
     pg_buf_t *pend;
 
+    exchange_done(c);
     if (x->u) {
         pg_uconn_t *u = x->u;
 
@@ -1514,6 +1670,8 @@ static void on_timeout(uv_timer_t *t)
         } else {
             pg_log_warn("upstream \"%s\" stalled mid-response; connection cut",
                         x ? x->up->name : "?");
+            if (x)
+                x->cause = PG_ERR_UPSTREAM_TIMEOUT;
             pg_conn_abort(c);
         }
         break;
@@ -1545,6 +1703,7 @@ int pg_conn_accept(pg_worker_t *w, uv_stream_t *server)
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    pg_metrics_conn(w->metrics, 1);
     r = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (r < 0) {
         pg_conn_abort(c);

@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include "pg_access.h"
 #include "pg_config.h"
 #include "pg_error.h"
 #include "pg_log.h"
@@ -49,6 +50,31 @@ static int load(const char *path, pg_config_t **cfg)
     return r;
 }
 
+/* A reference for workers, with the access log opened. On failure cfg is freed and a line
+ * says why. */
+static pg_cfgref_t *make_ref(pg_config_t *cfg)
+{
+    pg_cfgref_t *ref;
+    int fd, r;
+
+    r = pg_access_open(cfg->server.access_log, &fd);
+    if (r < 0) {
+        fprintf(stderr, "profgate: cannot open access_log %s: %s\n", cfg->server.access_log,
+                strerror(-r));
+        pg_config_free(cfg);
+        return NULL;
+    }
+    ref = pg_cfgref_new(cfg);
+    if (ref == NULL) {
+        fprintf(stderr, "profgate: out of memory\n");
+        pg_access_close(fd);
+        pg_config_free(cfg);
+        return NULL;
+    }
+    ref->access_fd = fd;
+    return ref;
+}
+
 static int run(const char *path, pg_config_t *cfg)
 {
     pg_worker_t *workers[PG_MAX_WORKERS];
@@ -72,12 +98,13 @@ static int run(const char *path, pg_config_t *cfg)
             return 1;
         }
     }
-    cref = pg_cfgref_new(cfg);
+    cref = make_ref(cfg);
     if (cref == NULL) {
-        fprintf(stderr, "profgate: out of memory\n");
-        pg_config_free(cfg);
+        for (i = 0; i < n; i++)
+            close(fds[i]);
         return 1;
     }
+    cfg = cref->cfg;
     /* Workers inherit this mask: signals are taken only here, with sigwait. */
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -116,9 +143,9 @@ static int run(const char *path, pg_config_t *cfg)
             if (strcmp(ncfg->server.listen.text, cref->cfg->server.listen.text) != 0 ||
                 ncfg->server.workers != cref->cfg->server.workers)
                 pg_log_warn("server.listen and server.workers change only on restart");
-            nref = pg_cfgref_new(ncfg);
+            nref = make_ref(ncfg); /* reopens the access log: rotation is mv + SIGHUP */
             if (nref == NULL) {
-                pg_config_free(ncfg);
+                pg_log_error("reload failed; keeping the running configuration");
                 continue;
             }
             for (i = 0; i < n; i++)

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "pg_access.h"
 #include "pg_conn.h"
 #include "pg_log.h"
 #include "pg_route.h"
@@ -25,6 +26,7 @@ pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg)
         return NULL;
     atomic_init(&r->refs, 1);
     r->cfg = cfg;
+    r->access_fd = -1;
     return r;
 }
 
@@ -36,6 +38,7 @@ void pg_cfgref_get(pg_cfgref_t *r)
 void pg_cfgref_put(pg_cfgref_t *r)
 {
     if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+        pg_access_close(r->access_fd);
         pg_config_free(r->cfg);
         free(r);
     }
@@ -69,10 +72,30 @@ static int gen_new(pg_worker_t *w, pg_cfgref_t *cref, pg_gen_t **out)
     for (i = 0; i < g->cfg->nroutes; i++)
         if (g->cfg->routes[i].host && strchr(g->cfg->routes[i].host, ':'))
             g->has_port_hosts = true;
+    g->route_slots = calloc(g->cfg->nroutes + 1, sizeof *g->route_slots);
+    g->up_slots = calloc(g->npools + 1, sizeof *g->up_slots);
+    if (g->route_slots == NULL || g->up_slots == NULL) {
+        r = -ENOMEM;
+        goto fail_slots;
+    }
+    for (i = 0; i < g->cfg->nroutes; i++) {
+        const pg_config_route_t *rt = &g->cfg->routes[i];
+        char name[300];
+
+        snprintf(name, sizeof name, "%s%s", rt->host ? rt->host : "", rt->prefix);
+        g->route_slots[i] = pg_metrics_slot(w->metrics, PG_SLOT_ROUTE, name);
+    }
+    for (i = 0; i < g->npools; i++)
+        g->up_slots[i] = pg_metrics_slot(w->metrics, PG_SLOT_UPSTREAM, g->cfg->upstreams[i].name);
+    g->none_slot = pg_metrics_slot(w->metrics, PG_SLOT_ROUTE, "(none)");
     pg_cfgref_get(cref);
     *out = g;
     return 0;
 
+fail_slots:
+    free(g->route_slots);
+    free(g->up_slots);
+    free(g->pools);
 fail_routes:
     pg_route_table_free(g->routes);
 fail:
@@ -91,6 +114,8 @@ void pg__gen_unref(pg_gen_t *g)
         return;
     pg_route_table_free(g->routes);
     free(g->pools);
+    free(g->route_slots);
+    free(g->up_slots);
     pg_cfgref_put(g->cref);
     free(g);
 }
@@ -282,6 +307,9 @@ int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, pg_worker_t **out)
     if (r < 0)
         goto fail;
     w->loop.data = w;
+    r = pg_metrics_new(&w->metrics);
+    if (r < 0)
+        goto fail_loop;
     r = gen_new(w, cfg, &w->gen);
     if (r < 0)
         goto fail_loop;
@@ -314,6 +342,7 @@ fail_handles:
     uv_mutex_destroy(&w->lock);
     gen_retire(w->gen);
 fail_loop:
+    pg_metrics_free(w->metrics);
     uv_loop_close(&w->loop);
 fail:
     pg_bufpool_destroy(&w->bufs);
@@ -355,5 +384,6 @@ void pg_worker_join(pg_worker_t *w)
         pg_log_warn("worker %d: loop closed with handles still open", w->id);
     uv_mutex_destroy(&w->lock);
     pg_bufpool_destroy(&w->bufs);
+    pg_metrics_free(w->metrics);
     free(w);
 }

@@ -25,13 +25,17 @@
 
 #include "pg_buf.h"
 #include "pg_config.h"
+#include "pg_metrics.h"
 
 typedef struct pg_cfgref {
     atomic_int refs;  /* private */
     pg_config_t *cfg; /* read-only, immutable */
+    int access_fd;    /* public: the access log (pg_access), -1 when off; closed with the
+                         last reference */
 } pg_cfgref_t;
 
-/* Takes ownership of cfg; one reference. NULL on ENOMEM (cfg is then not freed). */
+/* Takes ownership of cfg; one reference, access_fd -1. NULL on ENOMEM (cfg is then not
+ * freed). */
 pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg);
 void pg_cfgref_get(pg_cfgref_t *r);
 /* Drops a reference; the last one frees the config. Any thread. */
@@ -68,6 +72,9 @@ typedef struct pg_gen {
     const pg_config_t *cfg;
     pg_route_table_t *routes;
     bool has_port_hosts;        /* a route's host has ":port" (match the whole Host then) */
+    int *route_slots;           /* metrics slot of each route, of each upstream */
+    int *up_slots;
+    int none_slot;              /* requests that matched no route */
     pg_pool_t *pools;           /* one per upstream, index as cfg->upstreams */
     size_t npools;
 } pg_gen_t;
@@ -84,6 +91,7 @@ struct pg_worker {
     uv_timer_t drain_timer;
     int listen_fd;
     pg_bufpool_t bufs;
+    pg_metrics_t *metrics;
     pg_gen_t *gen;              /* current generation */
     pg_conn_t *conns;           /* all client connections (intrusive list) */
     size_t nconns;
