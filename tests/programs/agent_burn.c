@@ -18,7 +18,7 @@
 #include "profagent.h"
 
 static atomic_int stop_flag;
-static volatile unsigned long sink;
+static atomic_ulong sink; /* keeps the result alive; one add per thread */
 
 __attribute__((noinline)) unsigned long burn_cpu_hot(unsigned long n);
 __attribute__((noinline)) unsigned long burn_cpu_hot(unsigned long n)
@@ -42,9 +42,11 @@ static void foreign_sigprof(int sig)
 
 static void *worker(void *arg)
 {
+    unsigned long x = 0;
     (void)arg;
     while (!atomic_load(&stop_flag))
-        sink += burn_cpu_hot(sink);
+        x += burn_cpu_hot(x);
+    atomic_fetch_add(&sink, x);
     return NULL;
 }
 
