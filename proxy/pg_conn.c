@@ -46,6 +46,7 @@
 #include "pg_log.h"
 #include "pg_metrics.h"
 #include "pg_route.h"
+#include "pg_ui.h"
 #include "pg_upstream.h"
 
 #define PG_CONN_MAX_HEADERS 128
@@ -874,6 +875,36 @@ static void serve_metrics(pg_conn_t *c)
     close_gracefully(c);
 }
 
+/* "<pprof.path>/ui/...": the viewer page, answered here by pg_ui, which applies the matched
+ * upstream's pprof policy itself (see pg_ui.h: static files need no token). */
+static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
+{
+    xchg_t *x = c->x;
+    const hdr_t *auth = acc_find(&x->req, "authorization");
+    pg_ui_request_t r = {.cfg = x->gen->cfg, .routes = x->gen->routes, .up = m->upstream,
+                         .peer = &c->peer.sa, .method = llhttp_method_name(x->method),
+                         .rest = m->pprof_rest, .rest_len = m->pprof_rest_len};
+    pg_buf_t *b;
+    uv_buf_t ub;
+
+    if (auth)
+        r.authorization = hdr_value(&x->req, auth, &r.authorization_len);
+    if (pg_ui_respond(&r, &c->w->bufs, &b) < 0) {
+        send_error(c, 500, "out of memory");
+        return;
+    }
+    x->status = pg_ui_status(b);
+    x->bytes_out = b->len;
+    ub = uv_buf_init(b->data, b->len);
+    if (client_write(c, &ub, 1, b) < 0) {
+        pg_buf_unref(b);
+        pg_conn_abort(c);
+        return;
+    }
+    pg_buf_unref(b);
+    close_gracefully(c);
+}
+
 static void on_request_head(pg_conn_t *c)
 {
     xchg_t *x = c->x;
@@ -941,6 +972,10 @@ matched:
     x->route_slot = x->gen->route_slots[m.route_index];
     x->pprof = m.pprof;
     x->budget_ms = x->up->timeout_ms;
+    if (m.pprof && pg_ui_path(m.pprof_rest, m.pprof_rest_len)) {
+        ui_answer(c, &m);
+        return;
+    }
     if (m.pprof) {
         x->pprof_rest = m.pprof_rest;
         x->pprof_rest_len = (uint32_t)m.pprof_rest_len;
