@@ -22,7 +22,7 @@
 
 #define RS_IN_CAP (16 * 1024)     /* one read; bytes not parsed yet wait here after a pause */
 #define RS_URL_MAX 8192           /* longer: 414 */
-#define RS_HEAD_MAX (32 * 1024)   /* request line and headers; longer: 431 */
+#define RS_HEAD_MAX (32 * 1024)   /* header names and values; longer: 431 */
 #define RS_BODY_MAX (1024 * 1024) /* request bodies are read and ignored; longer: 413 */
 #define RS_OUT_HIGH (1024 * 1024) /* stop parsing while this much output is queued */
 
