@@ -173,10 +173,19 @@ pg_check "short-lived host: exit 0" test $? = 0
 pg_check "short-lived host: socket removed at profagent_stop" test ! -e "$SOCK4"
 
 pg_check "main host still alive" kill -0 "$(pg_pid burn)"
-# a clean stop after all of the above (under ASan this is where leaks would show)
+# a clean stop after all of the above, with a 30 s profile still running: profagent_stop ends
+# it (its client sees the connection close) and frees it (under ASan, leaks would show here)
+get cut "$URL/profile?seconds=30" >"$T/cut.code" &
+cutpid=$!
+sleep 1
+start=$(date +%s)
 pg_stop burn
 rc=$?
-pg_check "main host exits 0 on SIGTERM (got $rc)" test "$rc" = 0
+wait $cutpid
+pg_check "main host exits 0 on SIGTERM during a profile (got $rc)" test "$rc" = 0
+pg_check "... within 10 s ($(($(date +%s) - start)) s)" test $(($(date +%s) - start)) -le 10
+pg_check "... and the running profile's client got no 200 ($(cat "$T/cut.code"))" \
+    test "$(cat "$T/cut.code")" != 200
 pg_check "no sanitizer report" bash -c "! grep -q 'Sanitizer' '$T/burn.log'"
 pg_check "socket removed at stop" test ! -e "$SOCK"
 pg_done
