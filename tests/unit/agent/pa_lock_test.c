@@ -34,12 +34,18 @@ static void sleep_ms(int ms)
         ;
 }
 
+static atomic_int waiter_coming;
+
 __attribute__((noinline)) void lock_test_holder(void);
 __attribute__((noinline)) void lock_test_holder(void)
 {
+    struct timespec ts = {0, 100000};
+
     pthread_mutex_lock(&mu);
     atomic_store(&held, 1);
-    sleep_ms(60);
+    while (!atomic_load(&waiter_coming))
+        nanosleep(&ts, NULL);
+    sleep_ms(50);
     pthread_mutex_unlock(&mu);
     __asm__ volatile("" ::: "memory");
 }
@@ -47,6 +53,7 @@ __attribute__((noinline)) void lock_test_holder(void)
 __attribute__((noinline)) void lock_test_waiter(void);
 __attribute__((noinline)) void lock_test_waiter(void)
 {
+    atomic_store(&waiter_coming, 1);
     pthread_mutex_lock(&mu);
     pthread_mutex_unlock(&mu);
     __asm__ volatile("" ::: "memory");
@@ -100,11 +107,22 @@ static void contend_once(void)
     struct timespec ts = {0, 100000};
 
     atomic_store(&held, 0);
+    atomic_store(&waiter_coming, 0);
     assert_int_equal(pthread_create(&h, NULL, holder_main, NULL), 0);
     while (!atomic_load(&held))
         nanosleep(&ts, NULL);
     lock_test_waiter();
     pthread_join(h, NULL);
+}
+
+/* contend_once until the waiter really waited (a machine too busy to run the main thread
+ * within 50 ms of its announcement lets it through at once), at most 5 times */
+static void contend_until_waited(void)
+{
+    int64_t before = sums(PA_LOCK_BLOCK, "lock_test_waiter").count;
+
+    for (int i = 0; i < 5 && sums(PA_LOCK_BLOCK, "lock_test_waiter").count == before; i++)
+        contend_once();
 }
 
 static void test_rates_zero_record_nothing(void **state)
@@ -127,10 +145,10 @@ static void test_waiter_in_block_profile_and_holder_in_mutex_profile(void **stat
     assert_int_equal(pa_lock_mutex_fraction(-1), 1);
     b0 = sums(PA_LOCK_BLOCK, "lock_test_waiter");
     m0 = sums(PA_LOCK_MUTEX, "lock_test_holder");
-    contend_once();
+    contend_until_waited();
     b1 = sums(PA_LOCK_BLOCK, "lock_test_waiter");
     m1 = sums(PA_LOCK_MUTEX, "lock_test_holder");
-    /* the waiter waited for (most of) the holder's 60 ms sleep */
+    /* the waiter waited for the holder's 50 ms sleep */
     assert_int_equal(b1.count - b0.count, 1);
     assert_true(b1.delay - b0.delay >= 10 * 1000000LL);
     assert_int_equal(m1.count - m0.count, 1);
@@ -159,11 +177,13 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int ready;
 static sem_t sem;
 static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+static atomic_int about_to_wait;
 
 __attribute__((noinline)) void lock_test_cond_waiter(void);
 __attribute__((noinline)) void lock_test_cond_waiter(void)
 {
     pthread_mutex_lock(&cmu);
+    atomic_store(&about_to_wait, 1);
     while (!ready)
         pthread_cond_wait(&cond, &cmu);
     pthread_mutex_unlock(&cmu);
@@ -173,6 +193,7 @@ __attribute__((noinline)) void lock_test_cond_waiter(void)
 __attribute__((noinline)) void lock_test_sem_waiter(void);
 __attribute__((noinline)) void lock_test_sem_waiter(void)
 {
+    atomic_store(&about_to_wait, 1);
     while (sem_wait(&sem) < 0 && errno == EINTR)
         ;
     __asm__ volatile("" ::: "memory");
@@ -181,42 +202,76 @@ __attribute__((noinline)) void lock_test_sem_waiter(void)
 __attribute__((noinline)) void lock_test_rw_waiter(void);
 __attribute__((noinline)) void lock_test_rw_waiter(void)
 {
+    atomic_store(&about_to_wait, 1);
     pthread_rwlock_wrlock(&rw);
     pthread_rwlock_unlock(&rw);
     __asm__ volatile("" ::: "memory");
 }
 
+typedef struct releaser {
+    int what; /* 0 cond, 1 sem, 2 rwlock */
+    atomic_int holding;
+} releaser_t;
+
+/* Holds (rwlock) or withholds (cond, sem) what the main thread is about to wait for, and
+ * releases it 50 ms after the main thread said it is about to wait. */
 static void *releaser_main(void *arg)
 {
-    (void)arg;
-    sleep_ms(30);
-    pthread_mutex_lock(&cmu);
-    ready = 1;
-    pthread_cond_signal(&cond);
-    pthread_mutex_unlock(&cmu);
-    sleep_ms(30);
-    sem_post(&sem);
-    sleep_ms(30);
-    pthread_rwlock_unlock(&rw);
+    releaser_t *r = arg;
+    struct timespec ts = {0, 100000};
+
+    if (r->what == 2)
+        pthread_rwlock_rdlock(&rw);
+    atomic_store(&r->holding, 1);
+    while (!atomic_load(&about_to_wait))
+        nanosleep(&ts, NULL);
+    sleep_ms(50);
+    if (r->what == 0) {
+        pthread_mutex_lock(&cmu);
+        ready = 1;
+        pthread_cond_signal(&cond);
+        pthread_mutex_unlock(&cmu);
+    } else if (r->what == 1) {
+        sem_post(&sem);
+    } else {
+        pthread_rwlock_unlock(&rw);
+    }
     return NULL;
+}
+
+/* The main thread waits in fn while a releaser makes it wait; a machine too busy to run the
+ * main thread within 50 ms of its announcement may let it through without waiting, so up to 5
+ * attempts. Returns the block events recorded in fn. */
+static int64_t wait_in(int what, void (*fn)(void), const char *name)
+{
+    struct timespec ts = {0, 100000};
+    int64_t before = sums(PA_LOCK_BLOCK, name).count;
+
+    for (int attempt = 0; attempt < 5; attempt++) {
+        releaser_t r = {.what = what};
+        pthread_t t;
+        ready = 0;
+        atomic_store(&about_to_wait, 0);
+        assert_int_equal(pthread_create(&t, NULL, releaser_main, &r), 0);
+        while (!atomic_load(&r.holding))
+            nanosleep(&ts, NULL);
+        fn();
+        pthread_join(t, NULL);
+        if (sums(PA_LOCK_BLOCK, name).count > before)
+            break;
+    }
+    return sums(PA_LOCK_BLOCK, name).count - before;
 }
 
 static void test_cond_sem_and_rwlock_waits_in_block_profile(void **state)
 {
-    pthread_t r;
     (void)state;
 
     pa_lock_set_block_rate(1);
     assert_int_equal(sem_init(&sem, 0, 0), 0);
-    assert_int_equal(pthread_rwlock_rdlock(&rw), 0); /* released by the releaser */
-    assert_int_equal(pthread_create(&r, NULL, releaser_main, NULL), 0);
-    lock_test_cond_waiter();
-    lock_test_sem_waiter();
-    lock_test_rw_waiter();
-    pthread_join(r, NULL);
-    assert_int_equal(sums(PA_LOCK_BLOCK, "lock_test_cond_waiter").count, 1);
-    assert_int_equal(sums(PA_LOCK_BLOCK, "lock_test_sem_waiter").count, 1);
-    assert_int_equal(sums(PA_LOCK_BLOCK, "lock_test_rw_waiter").count, 1);
+    assert_int_equal(wait_in(0, lock_test_cond_waiter, "lock_test_cond_waiter"), 1);
+    assert_int_equal(wait_in(1, lock_test_sem_waiter, "lock_test_sem_waiter"), 1);
+    assert_int_equal(wait_in(2, lock_test_rw_waiter, "lock_test_rw_waiter"), 1);
     assert_true(sums(PA_LOCK_BLOCK, "lock_test_sem_waiter").delay > 0);
     sem_destroy(&sem);
     pa_lock_set_block_rate(0);
@@ -247,7 +302,7 @@ static void test_fork_child_starts_with_empty_profiles(void **state)
     (void)state;
 
     pa_lock_set_block_rate(1);
-    contend_once();
+    contend_until_waited();
     assert_true(sums(PA_LOCK_BLOCK, "lock_test_waiter").count > 0);
     pid = fork();
     assert_true(pid >= 0);
