@@ -104,12 +104,12 @@ kib() { # kib PID FIELD: VmRSS/VmHWM in KiB
 }
 procs() { # procs PID: PID and its children (nginx workers)
     echo "$1"
-    ps -o pid= --ppid "$1" | tr -d ' '
+    ps -o pid= --ppid "$1" | tr -d ' ' || true
 }
 sum_field() { # sum_field PID FIELD: FIELD summed over PID and its children, KiB
     local t=0 p v
     for p in $(procs "$1"); do
-        v=$(kib "$p" "$2" || echo 0)
+        v=$(kib "$p" "$2") || v=0
         t=$((t + ${v:-0}))
     done
     echo "$t"
@@ -117,7 +117,7 @@ sum_field() { # sum_field PID FIELD: FIELD summed over PID and its children, KiB
 sum_pss() {
     local t=0 p v
     for p in $(procs "$1"); do
-        v=$(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+        v=$(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null) || v=0
         t=$((t + ${v:-0}))
     done
     echo "$t"

@@ -10,7 +10,10 @@
 # no target always runs first or last, and load from elsewhere on the machine spreads
 # over all of them). Reported: the median over rounds of requests/s and p99 latency, ratios
 # to the upstream measured directly and to nginx with the same number of workers, and any
-# non-2xx/3xx responses or socket errors (a proxy that answers 502 fast is not fast).
+# non-2xx/3xx responses or socket errors (a proxy that answers 502 fast is not fast), and the
+# CPU time the target's processes used per request (user + system from /proc/PID/stat, over
+# the wrk run; for "direct" that is the upstream's): the figure least disturbed by other
+# load on the machine, since it does not count time spent waiting for a core.
 #
 # Fairness: keep-alive to the upstream for every proxy (nginx: upstream block with
 # `keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection ""`; HAProxy:
@@ -209,12 +212,25 @@ EOF
     echo "$f"
 }
 
-# wrk_once URL -> "rps p99_ms non2xx sockerr"
+# cpu_ticks PID: user + system CPU clock ticks of PID and its children (nginx's workers)
+cpu_ticks() {
+    local t=0 p v
+    for p in "$1" $(ps -o pid= --ppid "$1"); do
+        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || v=0
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+hz=$(getconf CLK_TCK)
+
+# wrk_once URL PID -> "rps p99_ms non2xx sockerr cpu_us_per_request" (CPU of PID's tree)
 wrk_once() {
-    local out
+    local out t0 t1
+    t0=$(cpu_ticks "$2")
     out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$1" 2>&1) || true
+    t1=$(cpu_ticks "$2")
     echo "$out" >>"$work/wrk.log"
-    echo "$out" | awk '
+    echo "$out" | awk -v ticks=$((t1 - t0)) -v hz="$hz" '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
             if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
@@ -222,12 +238,16 @@ wrk_once() {
             return -1
         }
         /Requests\/sec:/ { rps = $2 }
+        / requests in / { n = $1 }
         /^ +99%/ { p99 = ms($2) }
         /Non-2xx or 3xx responses:/ { bad = $NF }
         /Socket errors:/ {
             for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(/,/, "", v); err += v }
         }
-        END { printf "%s %s %d %d\n", rps == "" ? 0 : rps, p99 == "" ? -1 : p99, bad, err }'
+        END {
+            printf "%s %s %d %d %.2f\n", rps == "" ? 0 : rps, p99 == "" ? -1 : p99, bad, err,
+                (n > 0 ? ticks * 1e6 / hz / n : -1)
+        }'
 }
 
 echo "# profgate proxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -260,15 +280,18 @@ for upstream in ${upstreams//,/ }; do
     declare -A url=()
     declare -A tpid=()
     url[direct]="http://127.0.0.1:$up_port$path"
+    tpid[direct]=$upstream_pid
     proxy_pids=()
     for n in 1 2; do
         p=$(free_port)
         start "nginx-$n" nginx -p "$work" -e "$work/nginx-$n.error.log" -c "$(nginx_conf "$n" "$p" "$up_port")"
         url[nginx-$n]="http://127.0.0.1:$p$path"
+        tpid[nginx-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
         p=$(free_port)
         start "haproxy-$n" haproxy -db -f "$(haproxy_conf "$n" "$p" "$up_port")"
         url[haproxy-$n]="http://127.0.0.1:$p$path"
+        tpid[haproxy-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
         p=$(free_port)
         start "profgate-$n" "$build/proxy/profgate" --config "$(profgate_conf "$n" "$p" "$up_port")"
@@ -292,10 +315,10 @@ for upstream in ${upstreams//,/ }; do
         nt=${#targets[@]}
         for ((i = 0; i < nt; i++)); do
             t=${targets[$(((i + r * 3) % nt))]}
-            read -r rps p99 bad err <<<"$(wrk_once "${url[$t]}")"
-            printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\n' "$upstream" "$t" "$((r + 1))" "$rps" "$p99" \
-                "$bad" "$err" | tee -a "$results"
-            if [ -n "${tpid[$t]:-}" ] && ! kill -0 "${tpid[$t]}" 2>/dev/null; then
+            read -r rps p99 bad err cpu <<<"$(wrk_once "${url[$t]}" "${tpid[$t]}")"
+            printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$upstream" "$t" "$((r + 1))" "$rps" "$p99" \
+                "$bad" "$err" "$cpu" | tee -a "$results"
+            if ! kill -0 "${tpid[$t]}" 2>/dev/null; then
                 echo "run.sh: $t exited during the run; its log:" >&2
                 tail -20 "$work/$t.log" >&2
                 exit 1
@@ -326,31 +349,34 @@ python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 data = {}
-for up, t, rnd, rps, p99, bad, err in rows:
-    d = data.setdefault((up, t), {"rps": [], "p99": [], "bad": 0, "err": 0})
-    d["rps"].append(float(rps)); d["p99"].append(float(p99))
+for up, t, rnd, rps, p99, bad, err, cpu in rows:
+    d = data.setdefault((up, t), {"rps": [], "p99": [], "cpu": [], "bad": 0, "err": 0})
+    d["rps"].append(float(rps)); d["p99"].append(float(p99)); d["cpu"].append(float(cpu))
     d["bad"] += int(bad); d["err"] += int(err)
 ups = list(dict.fromkeys(r[0] for r in rows))
 targets = list(dict.fromkeys(r[1] for r in rows))
 print("| upstream | target | req/s (median) | min..max | p99 ms (median) | req/s vs direct "
-      "| req/s vs nginx | p99 vs nginx | non-2xx | sock err |")
-print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+      "| req/s vs nginx | p99 vs nginx | CPU us/req | CPU vs nginx | non-2xx | sock err |")
+print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for up in ups:
-    med = {t: (statistics.median(data[(up, t)]["rps"]), statistics.median(data[(up, t)]["p99"]))
+    med = {t: (statistics.median(data[(up, t)]["rps"]), statistics.median(data[(up, t)]["p99"]),
+               statistics.median(data[(up, t)]["cpu"]))
            for t in targets if (up, t) in data}
     for t in targets:
         if (up, t) not in data:
             continue
         d = data[(up, t)]
-        rps, p99 = med[t]
+        rps, p99, cpu = med[t]
         direct = med.get("direct", (0, 0))[0]
         ng = "nginx-" + t.split("-")[1] if "-" in t else None
         vs_direct = f"{rps / direct:.2f}" if direct else "-"
         if ng and ng in med and med[ng][0] and t != ng:
             vs_ng = f"{rps / med[ng][0]:.2f}"
             p99_ng = f"{p99 / med[ng][1]:.2f}" if med[ng][1] > 0 else "-"
+            cpu_ng = f"{cpu / med[ng][2]:.2f}" if med[ng][2] > 0 else "-"
         else:
-            vs_ng = p99_ng = "-"
+            vs_ng = p99_ng = cpu_ng = "-"
         print(f"| {up} | {t} | {rps:,.0f} | {min(d['rps']):,.0f}..{max(d['rps']):,.0f} "
-              f"| {p99:.2f} | {vs_direct} | {vs_ng} | {p99_ng} | {d['bad']} | {d['err']} |")
+              f"| {p99:.2f} | {vs_direct} | {vs_ng} | {p99_ng} | {cpu:.1f} | {cpu_ng} "
+              f"| {d['bad']} | {d['err']} |")
 EOF
