@@ -24,6 +24,10 @@ static struct {
     pa_server_t *server;
     pa_handlers_t handlers;
     char *path;
+    /* after fork, in the child: the parent's server and path, never used nor freed (the
+     * parent's thread may have been inside them), kept so that they are not leaks */
+    pa_server_t *inherited_server;
+    char *inherited_path;
 } agent_singleton = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 PROFAGENT_API void profagent_options_init(profagent_options_t *opts)
@@ -57,11 +61,15 @@ static void *agent_main(void *arg)
     return NULL;
 }
 
-/* The child of a fork has no agent thread, and its socket is the parent's: forget both
- * (leaking them) so that the child may start its own agent. */
+/* The child of a fork has no agent thread, and its socket is the parent's: set both aside,
+ * so that the child may start its own agent and its exit never removes the parent's socket. */
 static void atfork_child(void)
 {
     pthread_mutex_init(&agent_singleton.lock, NULL);
+    if (agent_singleton.running) {
+        agent_singleton.inherited_server = agent_singleton.server;
+        agent_singleton.inherited_path = agent_singleton.path;
+    }
     agent_singleton.running = 0;
     agent_singleton.server = NULL;
     agent_singleton.path = NULL;
