@@ -43,10 +43,11 @@ static void serve_lock(pa_req_t *req, int kind)
     if (pa__serve_delta_checks(req))
         return;
     if (pa_lock_hook_status(&who) < 0) {
-        snprintf(msg, sizeof(msg), "%s profile unavailable: pthread_mutex_lock is bound to %s "
+        snprintf(msg, sizeof(msg),
+                 "%s profile unavailable: pthread_mutex_lock is bound to %s "
                  "ahead of libprofagent (a sanitizer runtime or another preloaded library "
-                 "interposes it), so lock waits are not seen", name,
-                 who[0] ? who : "another object");
+                 "interposes it), so lock waits are not seen",
+                 name, who[0] ? who : "another object");
         pa__serve_error(req, 500, msg);
         return;
     }
@@ -62,18 +63,22 @@ static void serve_lock(pa_req_t *req, int kind)
     }
     refused = pa_lock_read(kind, tab);
     if (pa_lock_dropped(kind) > 0 || refused > 0)
-        snprintf(lines[ncomments++], 160, "%" PRIu64 " events not recorded: stack table full "
-                 "or stack not unwound", pa_lock_dropped(kind) + refused);
+        snprintf(lines[ncomments++], 160,
+                 "%" PRIu64 " events not recorded: stack table full "
+                 "or stack not unwound",
+                 pa_lock_dropped(kind) + refused);
     if (kind == PA_LOCK_MUTEX && pa_lock_untracked_mutexes() > 0)
-        snprintf(lines[ncomments++], 160, "%" PRIu64 " waits not tracked: their mutex shared a "
-                 "slot with another contended one", pa_lock_untracked_mutexes());
+        snprintf(lines[ncomments++], 160,
+                 "%" PRIu64 " waits not tracked: their mutex shared a "
+                 "slot with another contended one",
+                 pa_lock_untracked_mutexes());
     for (size_t i = 0; i < ncomments; i++)
         comments[i] = lines[i];
     rc = pa_symtab_new(&st);
     if (rc == 0 && debug > 0) {
         rc = pa_text_contention_profile(kind == PA_LOCK_MUTEX ? "mutex" : "contention", tab,
-                                        kind == PA_LOCK_MUTEX ? rate : -1, st, comments,
-                                        ncomments, &text, &outlen);
+                                        kind == PA_LOCK_MUTEX ? rate : -1, st, comments, ncomments,
+                                        &text, &outlen);
     } else if (rc == 0) {
         d.sample_types = types;
         d.nsample_types = 2;

@@ -19,8 +19,8 @@
 #include "pa_threads.h"
 
 #define NH(a) (sizeof(a) / sizeof((a)[0]))
-#define POLL_NS 1000000LL           /* how often a collection checks for answers */
-#define BUSY_RETRY_NS 5000000LL     /* a request finding another collection running retries */
+#define POLL_NS 1000000LL       /* how often a collection checks for answers */
+#define BUSY_RETRY_NS 5000000LL /* a request finding another collection running retries */
 #define BUSY_GIVE_UP_NS 5000000000LL
 
 static const pa_header_t text_headers[] = {
@@ -138,7 +138,7 @@ static void serve_count_profile(pa_req_t *req, const char *name, int64_t debug,
 typedef struct goroutine_req {
     pa_threads_collect_t *c; /* NULL while waiting for another collection to end */
     int64_t debug;
-    int64_t deadline_ns;     /* answers awaited until then (or, busy, retries until then) */
+    int64_t deadline_ns; /* answers awaited until then (or, busy, retries until then) */
 } goroutine_req_t;
 
 static const char *state_word(char s)
@@ -170,8 +170,10 @@ static size_t snap_comments(const pa_threads_snap_t *s, size_t refused, char lin
 
     snprintf(lines[n++], 160, "threads: %zu listed, %zu with a stack", s->n, s->answered);
     if (s->masked)
-        snprintf(lines[n++], 160, "%zu threads not sampled: signal %d blocked or already "
-                                  "pending in them", s->masked, s->signo);
+        snprintf(lines[n++], 160,
+                 "%zu threads not sampled: signal %d blocked or already "
+                 "pending in them",
+                 s->masked, s->signo);
     if (s->missing)
         snprintf(lines[n++], 160, "%zu threads did not answer within %d ms", s->missing,
                  PA_THREADS_WAIT_MS);
@@ -201,16 +203,16 @@ static void serve_threads_debug2(pa_req_t *req, const pa_threads_snap_t *s)
             continue;
         if (i > 0)
             pa_textbuf_append(&b, "\n", 1);
-        pa_textbuf_printf(&b, "thread %d [%s, %s]:\n", (int)t->tid, t->name,
-                          state_word(t->state));
+        pa_textbuf_printf(&b, "thread %d [%s, %s]:\n", (int)t->tid, t->name, state_word(t->state));
         if (t->status == PA_THREAD_ANSWERED)
             pa_text_traceback(&b, st, t->pcs, t->npcs);
         else if (t->status == PA_THREAD_MASKED)
-            pa_textbuf_printf(&b, "\t(no stack: signal %d is blocked or pending in this "
-                                  "thread)\n", s->signo);
+            pa_textbuf_printf(&b,
+                              "\t(no stack: signal %d is blocked or pending in this "
+                              "thread)\n",
+                              s->signo);
         else
-            pa_textbuf_printf(&b, "\t(no stack: no answer within %d ms)\n",
-                              PA_THREADS_WAIT_MS);
+            pa_textbuf_printf(&b, "\t(no stack: no answer within %d ms)\n", PA_THREADS_WAIT_MS);
     }
     if (rc == 0)
         rc = pa_textbuf_take(&b, &out, &outlen);
@@ -276,8 +278,7 @@ static int goroutine_begin(goroutine_req_t *g, pa_req_t *req)
     if (rc == -EBUSY)
         return 0;
     if (rc < 0) {
-        snprintf(msg, sizeof(msg), "Could not collect thread stacks: %s",
-                 pa_threads_strerror(rc));
+        snprintf(msg, sizeof(msg), "Could not collect thread stacks: %s", pa_threads_strerror(rc));
         pa__serve_error(req, 500, msg);
         return -1;
     }
@@ -299,8 +300,9 @@ static void on_goroutine_event(void *arg, pa_req_t *req, pa_req_event_t ev)
         rc = goroutine_begin(g, req);
         if (rc < 0 || (rc == 0 && now >= g->deadline_ns)) {
             if (rc == 0)
-                pa__serve_error(req, 500, "Could not collect thread stacks: another collection "
-                                      "kept running");
+                pa__serve_error(req, 500,
+                                "Could not collect thread stacks: another collection "
+                                "kept running");
             goroutine_free(g);
             return;
         }
@@ -363,10 +365,12 @@ static void serve_threadcreate(pa_req_t *req)
     rc = pa_thread_hook_status(&who);
     if (rc < 0) {
         if (rc == -ENOSYS)
-            snprintf(msg, sizeof(msg), "threadcreate profile unavailable: no pthread_create "
-                                       "found behind libprofagent's");
+            snprintf(msg, sizeof(msg),
+                     "threadcreate profile unavailable: no pthread_create "
+                     "found behind libprofagent's");
         else
-            snprintf(msg, sizeof(msg), "threadcreate profile unavailable: pthread_create is "
+            snprintf(msg, sizeof(msg),
+                     "threadcreate profile unavailable: pthread_create is "
                      "bound to %s ahead of libprofagent (a sanitizer runtime or another "
                      "preloaded library interposes it), so thread creations are not seen",
                      who[0] ? who : "another object");
@@ -381,8 +385,10 @@ static void serve_threadcreate(pa_req_t *req)
     refused = pa_thread_hook_read(tab);
     dropped = pa_thread_hook_dropped();
     if (dropped > 0)
-        snprintf(line[ncomments++], 160, "%" PRIu64 " thread creations not recorded: creation "
-                 "table full or stack not unwound", dropped);
+        snprintf(line[ncomments++], 160,
+                 "%" PRIu64 " thread creations not recorded: creation "
+                 "table full or stack not unwound",
+                 dropped);
     if (refused > 0)
         snprintf(line[ncomments++], 160, "dropped %zu stacks: stack table full", refused);
     for (size_t i = 0; i < ncomments; i++)

@@ -2,10 +2,18 @@
  * environment at load and from the setters; the hooks and tables are in pa_lock_hook.c. */
 #include "pa_lock.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pa_query.h"
+
+_Atomic int64_t pa__lock_block_rate;
+_Atomic int64_t pa__lock_mutex_fraction;
+struct pa__lock_singleton pa__lock_singleton;
 
 void pa_lock_set_block_rate(int64_t rate_ns)
 {
@@ -42,8 +50,60 @@ static void set_fraction(int64_t n)
     (void)pa_lock_mutex_fraction(n);
 }
 
+size_t pa_lock_read(int kind, pa_stacktab_t *t)
+{
+    pa__lock_table_t *tab = &pa__lock_singleton.tabs[kind == PA_LOCK_MUTEX];
+    size_t refused = 0;
+
+    for (size_t i = 0; i < PA_LOCK_MAX_STACKS; i++) {
+        pa__lock_entry_t *e = &tab->entries[i];
+        int64_t v[2];
+        if (!atomic_load(&e->ready))
+            continue;
+        v[0] = atomic_load(&e->v[0]);
+        v[1] = atomic_load(&e->v[1]);
+        if (pa_stacktab_add(t, e->pcs, e->npcs, v) < 0)
+            refused++;
+    }
+    return refused;
+}
+
+uint64_t pa_lock_dropped(int kind)
+{
+    return atomic_load(&pa__lock_singleton.tabs[kind == PA_LOCK_MUTEX].dropped);
+}
+
+uint64_t pa_lock_untracked_mutexes(void)
+{
+    return atomic_load(&pa__lock_singleton.untracked);
+}
+
+/* The hooks are in this same object (libprofagent.so, or the executable it is linked into):
+ * our own address tells which object that is. */
+int pa_lock_hook_status(const char **who)
+{
+    Dl_info ours, theirs;
+    void *global = dlsym(RTLD_DEFAULT, "pthread_mutex_lock");
+
+    *who = "";
+    if (dladdr((void *)pa_lock_hook_status, &ours) == 0 || global == NULL ||
+        dladdr(global, &theirs) == 0)
+        return -ENOTSUP;
+    if (theirs.dli_fbase == ours.dli_fbase)
+        return 0;
+    *who = theirs.dli_fname != NULL ? theirs.dli_fname : "";
+    return -ENOTSUP;
+}
+
+static void atfork_child(void)
+{
+    /* the child starts with empty profiles (the rates stay, as the child's environment) */
+    memset(&pa__lock_singleton, 0, sizeof(pa__lock_singleton));
+}
+
 __attribute__((constructor)) static void lock_on_load(void)
 {
+    pthread_atfork(NULL, NULL, atfork_child);
     from_env("PROFAGENT_BLOCK_RATE", pa_lock_set_block_rate);
     from_env("PROFAGENT_MUTEX_FRACTION", set_fraction);
 }

@@ -32,7 +32,7 @@
 
 #include "pa_stacktab.h"
 
-#define PA_LOCK_MAX_STACKS 1024 /* distinct stacks per profile */
+#define PA_LOCK_MAX_STACKS 1024  /* distinct stacks per profile */
 #define PA_LOCK_MUTEX_SLOTS 4096 /* mutexes tracked at once for the mutex profile */
 
 enum { PA_LOCK_BLOCK = 0, PA_LOCK_MUTEX = 1 };
@@ -57,5 +57,34 @@ int pa_lock_hook_status(const char **who);
 /* --- internals shared with pa_lock_hook.c --- */
 extern _Atomic int64_t pa__lock_block_rate;
 extern _Atomic int64_t pa__lock_mutex_fraction;
+
+/* One stack of a profile, aggregated in place: claimed by CAS on hash (0: free), filled, then
+ * marked ready; later events add to v atomically. */
+typedef struct pa__lock_entry {
+    _Atomic uint64_t hash;
+    _Atomic int ready;
+    _Atomic int64_t v[2]; /* contentions, delay ns */
+    uint32_t npcs;
+    uintptr_t pcs[PA_MAX_FRAMES];
+} pa__lock_entry_t;
+
+typedef struct pa__lock_table {
+    pa__lock_entry_t entries[PA_LOCK_MAX_STACKS];
+    _Atomic uint64_t dropped;
+} pa__lock_table_t;
+
+/* Waiters of one contended mutex (mutex profile). */
+typedef struct pa__lock_mslot {
+    _Atomic uintptr_t mutex; /* 0 free */
+    _Atomic int nwaiters;
+    _Atomic int64_t since; /* earliest wait start not yet charged to an unlocker */
+} pa__lock_mslot_t;
+
+/* singleton: the contention tables, zeroed static memory (usable before any set-up) */
+extern struct pa__lock_singleton {
+    pa__lock_table_t tabs[2]; /* PA_LOCK_BLOCK, PA_LOCK_MUTEX */
+    pa__lock_mslot_t mslots[PA_LOCK_MUTEX_SLOTS];
+    _Atomic uint64_t untracked;
+} pa__lock_singleton;
 
 #endif

@@ -32,45 +32,20 @@
 _Static_assert((PA_LOCK_MAX_STACKS & TAB_MASK) == 0, "power of two");
 _Static_assert((PA_LOCK_MUTEX_SLOTS & MSLOT_MASK) == 0, "power of two");
 
-_Atomic int64_t pa__lock_block_rate;
-_Atomic int64_t pa__lock_mutex_fraction;
-
 typedef int (*mutex_fn)(pthread_mutex_t *);
 typedef int (*rwlock_fn)(pthread_rwlock_t *);
 typedef int (*cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
 typedef int (*cond_timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 typedef int (*sem_wait_fn)(sem_t *);
 
-typedef struct entry {
-    _Atomic uint64_t hash; /* 0: free; claimed by CAS */
-    _Atomic int ready;
-    _Atomic int64_t v[2];  /* contentions, delay ns */
-    uint32_t npcs;
-    uintptr_t pcs[PA_MAX_FRAMES];
-} entry_t;
-
-typedef struct table {
-    entry_t entries[PA_LOCK_MAX_STACKS];
-    _Atomic uint64_t dropped;
-} table_t;
-
-typedef struct mslot {
-    _Atomic uintptr_t mutex;   /* the mutex whose waiters this slot counts; 0 free */
-    _Atomic int nwaiters;
-    _Atomic int64_t since;     /* earliest wait start not yet charged to an unlocker */
-} mslot_t;
-
-/* singleton: the contention tables and real functions, zeroed static memory */
+/* the real functions, resolved on first use */
 static struct {
-    table_t tabs[2]; /* PA_LOCK_BLOCK, PA_LOCK_MUTEX */
-    mslot_t mslots[PA_LOCK_MUTEX_SLOTS];
-    _Atomic uint64_t untracked;
     _Atomic(mutex_fn) lock, unlock;
     _Atomic(rwlock_fn) rdlock, wrlock;
     _Atomic(cond_wait_fn) cwait;
     _Atomic(cond_timedwait_fn) ctimedwait;
     _Atomic(sem_wait_fn) semwait;
-} lock_singleton;
+} real_singleton;
 
 static __thread int in_hook __attribute__((tls_model("initial-exec")));
 static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
@@ -89,15 +64,15 @@ static void *resolve(const char *name, const char *version)
     return f;
 }
 
-#define REAL(field, type, name, version)                                                       \
-    static type real_##field(void)                                                             \
-    {                                                                                          \
-        type f = atomic_load(&lock_singleton.field);                                           \
-        if (f == NULL) {                                                                       \
-            f = (type)resolve(name, version);                                                  \
-            atomic_store(&lock_singleton.field, f);                                            \
-        }                                                                                      \
-        return f;                                                                              \
+#define REAL(field, type, name, version)                                                           \
+    static type real_##field(void)                                                                 \
+    {                                                                                              \
+        type f = atomic_load(&real_singleton.field);                                               \
+        if (f == NULL) {                                                                           \
+            f = (type)resolve(name, version);                                                      \
+            atomic_store(&real_singleton.field, f);                                                \
+        }                                                                                          \
+        return f;                                                                                  \
     }
 REAL(lock, mutex_fn, "pthread_mutex_lock", NULL)
 REAL(unlock, mutex_fn, "pthread_mutex_unlock", NULL)
@@ -139,13 +114,14 @@ static uint64_t hash_pcs(const uintptr_t *pcs, size_t n)
     return h | 1;
 }
 
-static void record(table_t *t, const uintptr_t *pcs, uint32_t n, int64_t count, int64_t delay)
+static void record(pa__lock_table_t *t, const uintptr_t *pcs, uint32_t n, int64_t count,
+                   int64_t delay)
 {
     uint64_t h = hash_pcs(pcs, n);
     size_t i = (size_t)h & TAB_MASK;
 
     for (size_t probes = 0; probes < PA_LOCK_MAX_STACKS; probes++, i = (i + 1) & TAB_MASK) {
-        entry_t *e = &t->entries[i];
+        pa__lock_entry_t *e = &t->entries[i];
         uint64_t cur = atomic_load(&e->hash);
 
         if (cur == 0 && atomic_compare_exchange_strong(&e->hash, &cur, h)) {
@@ -215,9 +191,9 @@ static int block_sampled(int64_t d, int64_t *count, int64_t *delay)
 static void block_record(const uintptr_t *pcs, uint32_t n, int64_t count, int64_t delay)
 {
     if (n > 0)
-        record(&lock_singleton.tabs[PA_LOCK_BLOCK], pcs, n, count, delay);
+        record(&pa__lock_singleton.tabs[PA_LOCK_BLOCK], pcs, n, count, delay);
     else
-        atomic_fetch_add(&lock_singleton.tabs[PA_LOCK_BLOCK].dropped, 1);
+        atomic_fetch_add(&pa__lock_singleton.tabs[PA_LOCK_BLOCK].dropped, 1);
 }
 
 static int block_on(void)
@@ -232,20 +208,20 @@ static int mutex_on(void)
 
 /* ---- waiters of a mutex (mutex profile) ---- */
 
-static mslot_t *mslot_of(const pthread_mutex_t *m)
+static pa__lock_mslot_t *mslot_of(const pthread_mutex_t *m)
 {
     uintptr_t a = (uintptr_t)m;
-    return &lock_singleton.mslots[(size_t)((a >> 3) ^ (a >> 15)) & MSLOT_MASK];
+    return &pa__lock_singleton.mslots[(size_t)((a >> 3) ^ (a >> 15)) & MSLOT_MASK];
 }
 
-static mslot_t *waiter_enter(pthread_mutex_t *m, int64_t t0)
+static pa__lock_mslot_t *waiter_enter(pthread_mutex_t *m, int64_t t0)
 {
-    mslot_t *s = mslot_of(m);
+    pa__lock_mslot_t *s = mslot_of(m);
     uintptr_t cur = 0;
     int64_t zero = 0;
 
     if (!atomic_compare_exchange_strong(&s->mutex, &cur, (uintptr_t)m) && cur != (uintptr_t)m) {
-        atomic_fetch_add(&lock_singleton.untracked, 1);
+        atomic_fetch_add(&pa__lock_singleton.untracked, 1);
         return NULL;
     }
     atomic_fetch_add(&s->nwaiters, 1);
@@ -253,7 +229,7 @@ static mslot_t *waiter_enter(pthread_mutex_t *m, int64_t t0)
     return s;
 }
 
-static void waiter_leave(mslot_t *s, pthread_mutex_t *m)
+static void waiter_leave(pa__lock_mslot_t *s, pthread_mutex_t *m)
 {
     uintptr_t mine = (uintptr_t)m;
 
@@ -270,7 +246,7 @@ PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
     mutex_fn f = real_lock();
     uintptr_t pcs[PA_MAX_FRAMES];
     int64_t t0, count, delay;
-    mslot_t *s = NULL;
+    pa__lock_mslot_t *s = NULL;
     uint32_t n = 0;
     int rc;
 
@@ -300,7 +276,7 @@ PA_INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
     mutex_fn f = real_unlock();
     uintptr_t pcs[PA_MAX_FRAMES];
     int64_t rate, since, now;
-    mslot_t *s;
+    pa__lock_mslot_t *s;
     uint32_t n;
 
     if (f == NULL)
@@ -317,25 +293,25 @@ PA_INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
     if (since > 0 && now > since && rate > 0 && next_rand() % (uint64_t)rate == 0) {
         n = capture(pcs);
         if (n > 0)
-            record(&lock_singleton.tabs[PA_LOCK_MUTEX], pcs, n, rate, rate * (now - since));
+            record(&pa__lock_singleton.tabs[PA_LOCK_MUTEX], pcs, n, rate, rate * (now - since));
         else
-            atomic_fetch_add(&lock_singleton.tabs[PA_LOCK_MUTEX].dropped, 1);
+            atomic_fetch_add(&pa__lock_singleton.tabs[PA_LOCK_MUTEX].dropped, 1);
     }
     in_hook = 0;
     return f(m);
 }
 
 /* A wait that may block: try first, time the real wait only when the try failed. */
-#define TIMED_WAIT(call)                                                                       \
-    do {                                                                                       \
-        uintptr_t pcs_[PA_MAX_FRAMES];                                                         \
-        int64_t t0_, count_, delay_;                                                           \
-        in_hook = 1;                                                                           \
-        t0_ = now_ns();                                                                        \
-        rc = (call);                                                                           \
-        if (block_sampled(now_ns() - t0_, &count_, &delay_))                                   \
-            block_record(pcs_, capture(pcs_), count_, delay_);                                 \
-        in_hook = 0;                                                                           \
+#define TIMED_WAIT(call)                                                                           \
+    do {                                                                                           \
+        uintptr_t pcs_[PA_MAX_FRAMES];                                                             \
+        int64_t t0_, count_, delay_;                                                               \
+        in_hook = 1;                                                                               \
+        t0_ = now_ns();                                                                            \
+        rc = (call);                                                                               \
+        if (block_sampled(now_ns() - t0_, &count_, &delay_))                                       \
+            block_record(pcs_, capture(pcs_), count_, delay_);                                     \
+        in_hook = 0;                                                                               \
     } while (0)
 
 PA_INTERPOSE int pthread_rwlock_rdlock(pthread_rwlock_t *l)
@@ -416,61 +392,4 @@ PA_INTERPOSE int sem_wait(sem_t *sem)
     errno = saved;
     TIMED_WAIT(f(sem));
     return rc;
-}
-
-/* ---- readers (agent thread) ---- */
-
-size_t pa_lock_read(int kind, pa_stacktab_t *t)
-{
-    table_t *tab = &lock_singleton.tabs[kind == PA_LOCK_MUTEX];
-    size_t refused = 0;
-
-    for (size_t i = 0; i < PA_LOCK_MAX_STACKS; i++) {
-        entry_t *e = &tab->entries[i];
-        int64_t v[2];
-        if (!atomic_load(&e->ready))
-            continue;
-        v[0] = atomic_load(&e->v[0]);
-        v[1] = atomic_load(&e->v[1]);
-        if (pa_stacktab_add(t, e->pcs, e->npcs, v) < 0)
-            refused++;
-    }
-    return refused;
-}
-
-uint64_t pa_lock_dropped(int kind)
-{
-    return atomic_load(&lock_singleton.tabs[kind == PA_LOCK_MUTEX].dropped);
-}
-
-uint64_t pa_lock_untracked_mutexes(void)
-{
-    return atomic_load(&lock_singleton.untracked);
-}
-
-int pa_lock_hook_status(const char **who)
-{
-    Dl_info ours, theirs;
-    void *global = dlsym(RTLD_DEFAULT, "pthread_mutex_lock");
-
-    *who = "";
-    if (dladdr((void *)capture, &ours) == 0 || global == NULL || dladdr(global, &theirs) == 0)
-        return -ENOTSUP;
-    if (theirs.dli_fbase == ours.dli_fbase)
-        return 0;
-    *who = theirs.dli_fname != NULL ? theirs.dli_fname : "";
-    return -ENOTSUP;
-}
-
-static void atfork_child(void)
-{
-    /* the child starts with empty profiles (the rates stay, as the child's environment) */
-    memset(&lock_singleton.tabs, 0, sizeof(lock_singleton.tabs));
-    memset(&lock_singleton.mslots, 0, sizeof(lock_singleton.mslots));
-    atomic_store(&lock_singleton.untracked, 0);
-}
-
-__attribute__((constructor)) static void lock_hook_on_load(void)
-{
-    pthread_atfork(NULL, NULL, atfork_child);
 }

@@ -163,14 +163,14 @@ static void format(tw_t *t, size_t line0, size_t line1)
 {
     size_t column = t->nwidths;
 
-    for (size_t this = line0; this < line1; this++) {
+    for (size_t this = line0; this < line1; this ++) {
         size_t width = TW_MINWIDTH;
 
         if (column + 1 >= t->lines[this].n)
             continue;
         write_lines(t, line0, this);
         line0 = this;
-        for (; this < line1; this++) {
+        for (; this < line1; this ++) {
             const line_t *l = &t->lines[this];
             if (column + 1 >= l->n)
                 break;
@@ -293,13 +293,12 @@ static void stack_line(pa_textbuf_t *b, pa_symtab_t *sym, uintptr_t pc)
         return;
     }
     if (s.name != NULL)
-        pa_textbuf_printf(b, "#\t0x%" PRIxPTR "\t%s+0x%" PRIxPTR "\t%s\n", pc, s.name,
-                          pc - s.start, s.mapping->path);
+        pa_textbuf_printf(b, "#\t0x%" PRIxPTR "\t%s+0x%" PRIxPTR "\t%s\n", pc, s.name, pc - s.start,
+                          s.mapping->path);
     else
         pa_textbuf_printf(b, "#\t0x%" PRIxPTR "\t%s+0x%" PRIx64 "\t%s\n", pc,
                           base_name(s.mapping->path),
-                          (uint64_t)(pc - s.mapping->start + s.mapping->offset),
-                          s.mapping->path);
+                          (uint64_t)(pc - s.mapping->start + s.mapping->offset), s.mapping->path);
 }
 
 void pa_text_stack_record(pa_textbuf_t *b, pa_symtab_t *sym, const uintptr_t *pcs, size_t npcs)

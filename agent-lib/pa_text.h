@@ -42,8 +42,7 @@ typedef struct pa_textbuf {
 void pa_textbuf_init(pa_textbuf_t *b);
 void pa_textbuf_destroy(pa_textbuf_t *b);
 void pa_textbuf_append(pa_textbuf_t *b, const char *s, size_t len);
-void pa_textbuf_printf(pa_textbuf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void pa_textbuf_printf(pa_textbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand the bytes over (*out malloc'd, NUL-terminated) and reset b; or the buffer's error. */
 int pa_textbuf_take(pa_textbuf_t *b, char **out, size_t *outlen);
 

@@ -30,7 +30,7 @@ typedef struct meta {
 
 struct pa_threads_collect {
     pa__threads_table_t table;
-    meta_t *meta;           /* parallel to table.slots */
+    meta_t *meta; /* parallel to table.slots */
     size_t nsent;
     size_t masked, gone, failed, truncated;
     pid_t self;
@@ -69,8 +69,8 @@ int pa_threads_signal(void)
         if (pa_query_parse_int(v, &n) == 0 && n >= SIGRTMIN && n <= SIGRTMAX)
             threads_singleton.signo = (int)n;
         else
-            fprintf(stderr, "profagent: PROFAGENT_THREADS_SIGNAL=\"%s\" ignored: want %d..%d\n",
-                    v, SIGRTMIN, SIGRTMAX);
+            fprintf(stderr, "profagent: PROFAGENT_THREADS_SIGNAL=\"%s\" ignored: want %d..%d\n", v,
+                    SIGRTMIN, SIGRTMAX);
     }
     return threads_singleton.signo;
 }
@@ -251,9 +251,11 @@ int pa_threads_begin(pa_threads_collect_t **out)
     if (!threads_singleton.installed) {
         rc = install_handler(signo);
         if (rc == -EEXIST && !threads_singleton.foreign_logged) {
-            fprintf(stderr, "profagent: signal %d already has a handler that is not ours; "
-                            "thread stacks stay off and the handler is left alone "
-                            "(PROFAGENT_THREADS_SIGNAL picks another)\n", signo);
+            fprintf(stderr,
+                    "profagent: signal %d already has a handler that is not ours; "
+                    "thread stacks stay off and the handler is left alone "
+                    "(PROFAGENT_THREADS_SIGNAL picks another)\n",
+                    signo);
             threads_singleton.foreign_logged = 1;
         }
         if (rc < 0)
@@ -346,8 +348,10 @@ int pa_threads_finish(pa_threads_collect_t *c, pa_threads_snap_t **out)
     if (wait_handlers() < 0) {
         /* a handler is stuck mid-unwind (a debugger stopped it?): DONE slots are complete
          * and readable, but the memory must outlive it */
-        fprintf(stderr, "profagent: a thread-stacks handler did not finish within %d ms; its "
-                        "table is leaked\n", FINISH_WAIT_MS);
+        fprintf(stderr,
+                "profagent: a thread-stacks handler did not finish within %d ms; its "
+                "table is leaked\n",
+                FINISH_WAIT_MS);
         leak = 1;
     }
     s = calloc(1, sizeof(*s));

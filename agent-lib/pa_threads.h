@@ -36,8 +36,8 @@
 
 #include "pa_stacktab.h"
 
-#define PA_THREADS_MAX 4096       /* threads listed per collection; more are counted */
-#define PA_THREADS_WAIT_MS 500    /* default bound on waiting for the handlers */
+#define PA_THREADS_MAX 4096    /* threads listed per collection; more are counted */
+#define PA_THREADS_WAIT_MS 500 /* default bound on waiting for the handlers */
 
 enum {
     PA_THREAD_ANSWERED = 0, /* its handler (or, for the collecting thread, we) unwound it */
@@ -47,12 +47,12 @@ enum {
 };
 
 typedef struct pa_thread_stack {
-    pid_t tid;        /* public */
-    char name[16];    /* public: comm, NUL-terminated */
-    char state;       /* public: /proc state letter at listing (R, S, D, T, ...) */
-    int self;         /* public: the collecting thread, unwound in place */
-    int status;       /* public: PA_THREAD_*; pcs hold its stack only if PA_THREAD_ANSWERED */
-    uint32_t npcs;    /* public */
+    pid_t tid;     /* public */
+    char name[16]; /* public: comm, NUL-terminated */
+    char state;    /* public: /proc state letter at listing (R, S, D, T, ...) */
+    int self;      /* public: the collecting thread, unwound in place */
+    int status;    /* public: PA_THREAD_*; pcs hold its stack only if PA_THREAD_ANSWERED */
+    uint32_t npcs; /* public */
     uintptr_t pcs[PA_MAX_FRAMES]; /* public: leaf first (pa_stacktab.h convention) */
 } pa_thread_stack_t;
 
@@ -90,8 +90,8 @@ const char *pa_threads_strerror(int err);
 
 /* --- internals shared with pa_threads_sig.c and tests --- */
 typedef struct pa__threads_slot {
-    pid_t tid;                  /* set before publishing, sorted ascending */
-    _Atomic int state;          /* PA__SLOT_* */
+    pid_t tid;         /* set before publishing, sorted ascending */
+    _Atomic int state; /* PA__SLOT_* */
     uint32_t npcs;
     uintptr_t pcs[PA_MAX_FRAMES];
 } pa__threads_slot_t;
@@ -101,7 +101,7 @@ enum { PA__SLOT_WAITING = 0, PA__SLOT_FILLING = 1, PA__SLOT_DONE = 2, PA__SLOT_U
 typedef struct pa__threads_table {
     pa__threads_slot_t *slots;
     size_t nslots;
-    _Atomic size_t done;        /* slots filled by handlers */
+    _Atomic size_t done; /* slots filled by handlers */
 } pa__threads_table_t;
 
 /* The table handlers fill; NULL between collections. Changed only by the collector. */

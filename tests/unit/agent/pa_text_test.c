@@ -40,28 +40,30 @@ __attribute__((noinline)) int text_test_caller(int x)
 
 /* Input and output of Go 1.x text/tabwriter.NewWriter(w, 1, 8, 1, '\t', 0), as
  * printCountProfile configures it (generated with a Go program, not by hand). */
-static const char tw_input[] = "goroutine profile: total 3\n"
-                               "2 @ 0x1 0x2\n"
-                               "#\t0x401000\tf+0x0\t/bin/a\n"
-                               "#\t0x7f0000001234\ta_much_longer_function_name+0x1f\t/lib/libc.so.6\n"
-                               "#\t0x7f00000099\n"
-                               "#\t0x55\tseven77+0x1\t/x\n"
-                               "#\t0x56\t\xc3\xa9\xc3\xa9+0x1\t/y\n"
-                               "\n"
-                               "1 @ 0x3\n"
-                               "#\t0x3\tabcdefg+0x0\t\n"
-                               "\n";
-static const char tw_golden[] = "goroutine profile: total 3\n"
-                                "2 @ 0x1 0x2\n"
-                                "#\t0x401000\tf+0x0\t\t\t\t\t/bin/a\n"
-                                "#\t0x7f0000001234\ta_much_longer_function_name+0x1f\t/lib/libc.so.6\n"
-                                "#\t0x7f00000099\n"
-                                "#\t0x55\tseven77+0x1\t/x\n"
-                                "#\t0x56\t\xc3\xa9\xc3\xa9+0x1\t\t/y\n"
-                                "\n"
-                                "1 @ 0x3\n"
-                                "#\t0x3\tabcdefg+0x0\t\n"
-                                "\n";
+static const char tw_input[] =
+    "goroutine profile: total 3\n"
+    "2 @ 0x1 0x2\n"
+    "#\t0x401000\tf+0x0\t/bin/a\n"
+    "#\t0x7f0000001234\ta_much_longer_function_name+0x1f\t/lib/libc.so.6\n"
+    "#\t0x7f00000099\n"
+    "#\t0x55\tseven77+0x1\t/x\n"
+    "#\t0x56\t\xc3\xa9\xc3\xa9+0x1\t/y\n"
+    "\n"
+    "1 @ 0x3\n"
+    "#\t0x3\tabcdefg+0x0\t\n"
+    "\n";
+static const char tw_golden[] =
+    "goroutine profile: total 3\n"
+    "2 @ 0x1 0x2\n"
+    "#\t0x401000\tf+0x0\t\t\t\t\t/bin/a\n"
+    "#\t0x7f0000001234\ta_much_longer_function_name+0x1f\t/lib/libc.so.6\n"
+    "#\t0x7f00000099\n"
+    "#\t0x55\tseven77+0x1\t/x\n"
+    "#\t0x56\t\xc3\xa9\xc3\xa9+0x1\t\t/y\n"
+    "\n"
+    "1 @ 0x3\n"
+    "#\t0x3\tabcdefg+0x0\t\n"
+    "\n";
 
 static void test_tabwrite_matches_go_tabwriter_byte_for_byte(void **state)
 {
