@@ -137,8 +137,16 @@ struct pg_conn {
 
 typedef struct wreq {
     uv_write_t req;
-    pg_buf_t *b;
+    pg_buf_t *b[2];
 } wreq_t;
+
+/* Output to the client gathered while one upstream read is parsed, so that a response
+ * head and the body bytes that came with it leave in one writev. */
+typedef struct outq {
+    uv_buf_t v[PG_CONN_MAX_HEADERS + 8];
+    unsigned n;
+    pg_buf_t *hold[2];
+} outq_t;
 
 static const llhttp_settings_t *req_settings(void);
 static const llhttp_settings_t *resp_settings(void);
@@ -330,8 +338,10 @@ static void on_client_write(uv_write_t *req, int status)
     wreq_t *wr = (wreq_t *)req;
     pg_conn_t *c = req->handle->data;
 
-    if (wr->b)
-        pg_buf_unref(wr->b);
+    if (wr->b[0])
+        pg_buf_unref(wr->b[0]);
+    if (wr->b[1])
+        pg_buf_unref(wr->b[1]);
     free(wr);
     c->cl_writes--;
     if (c->state == C_CLOSING)
@@ -344,19 +354,24 @@ static void on_client_write(uv_write_t *req, int status)
     update_reading(c);
 }
 
-/* Write n buffers to the client; b (may be NULL) is referenced until the write is done. */
-static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
+/* Write n buffers to the client; b and b2 (may be NULL) are referenced until the write is
+ * done. */
+static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b,
+                         pg_buf_t *b2)
 {
     wreq_t *wr = malloc(sizeof *wr);
     int r;
 
     if (wr == NULL)
         return UV_ENOMEM;
-    wr->b = b ? pg_buf_ref(b) : NULL;
+    wr->b[0] = b ? pg_buf_ref(b) : NULL;
+    wr->b[1] = b2 ? pg_buf_ref(b2) : NULL;
     r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, on_client_write);
     if (r < 0) {
-        if (wr->b)
-            pg_buf_unref(wr->b);
+        if (wr->b[0])
+            pg_buf_unref(wr->b[0]);
+        if (wr->b[1])
+            pg_buf_unref(wr->b[1]);
         free(wr);
         return r;
     }
@@ -374,6 +389,54 @@ static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t
     return 0;
 }
 
+static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
+{
+    return client_write2(c, bufs, n, b, NULL);
+}
+
+static void outq_drop(outq_t *q)
+{
+    unsigned i;
+
+    for (i = 0; i < 2; i++)
+        if (q->hold[i]) {
+            pg_buf_unref(q->hold[i]);
+            q->hold[i] = NULL;
+        }
+    q->n = 0;
+}
+
+/* Send what q gathered, in one uv_write. */
+static int outq_flush(pg_conn_t *c, outq_t *q)
+{
+    int r = 0;
+
+    if (q->n)
+        r = client_write2(c, q->v, q->n, q->hold[0], q->hold[1]);
+    outq_drop(q);
+    return r;
+}
+
+/* Queue [p, p+n) of b (referenced until sent); flushes first when q is full. */
+static int outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b)
+{
+    int r;
+
+    if (q->n == sizeof q->v / sizeof q->v[0] ||
+        (b && b != q->hold[0] && b != q->hold[1] && q->hold[0] && q->hold[1])) {
+        r = outq_flush(c, q);
+        if (r < 0)
+            return r;
+    }
+    if (b && b != q->hold[0] && b != q->hold[1])
+        q->hold[q->hold[0] ? 1 : 0] = pg_buf_ref(b);
+    if (q->n && q->v[q->n - 1].base + q->v[q->n - 1].len == p)
+        q->v[q->n - 1].len += (unsigned)n;
+    else
+        q->v[q->n++] = uv_buf_init((char *)p, (unsigned)n);
+    return 0;
+}
+
 static void upstream_failed(pg_conn_t *c, int err);
 
 static void on_upstream_write(uv_write_t *req, int status)
@@ -382,8 +445,8 @@ static void on_upstream_write(uv_write_t *req, int status)
     pg_uconn_t *u = req->handle->data;
     pg_conn_t *c = u->owner;
 
-    if (wr->b)
-        pg_buf_unref(wr->b);
+    if (wr->b[0])
+        pg_buf_unref(wr->b[0]);
     free(wr);
     if (c == NULL || c->x == NULL || c->x->u != u)
         return;
@@ -404,11 +467,12 @@ static int upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf
 
     if (wr == NULL)
         return UV_ENOMEM;
-    wr->b = b ? pg_buf_ref(b) : NULL;
+    wr->b[0] = b ? pg_buf_ref(b) : NULL;
+    wr->b[1] = NULL;
     r = uv_write(&wr->req, &c->x->u->h.stream, bufs, n, on_upstream_write);
     if (r < 0) {
-        if (wr->b)
-            pg_buf_unref(wr->b);
+        if (wr->b[0])
+            pg_buf_unref(wr->b[0]);
         free(wr);
         return r;
     }
@@ -1397,19 +1461,17 @@ static const llhttp_settings_t *resp_settings(void)
 
 /* Status line and headers for the client: hop-by-hop headers dropped, Via added, and
  * Connection set for what we will do with the client connection. */
-static int write_response_head(pg_conn_t *c)
+static int write_response_head(pg_conn_t *c, outq_t *q)
 {
     xchg_t *x = c->x;
     headacc_t *a = &x->resp;
     llhttp_t *p = &x->u->parser;
     const hdr_t *conn_hdr = acc_find(a, "connection");
-    uv_buf_t bufs[PG_CONN_MAX_HEADERS + 4];
-    unsigned n = 0;
     uint32_t ext = a->buf->len, i;
     char *e = a->buf->data + ext;
     size_t room = a->buf->cap - ext;
     bool informational = p->status_code < 200;
-    int k;
+    int k, r;
 
     /* the reason phrase is copied after the head in the same buffer (no overlap) */
     k = snprintf(e, room, "HTTP/1.1 %03u ", (unsigned)p->status_code);
@@ -1418,17 +1480,16 @@ static int write_response_head(pg_conn_t *c)
     memmove(e + k, a->buf->data, a->first_len);
     memcpy(e + k + a->first_len, "\r\n", 2);
     k += (int)a->first_len + 2;
-    bufs[n++] = uv_buf_init(e, (unsigned)k);
+    if ((r = outq_add(c, q, e, (size_t)k, a->buf)) < 0)
+        return r;
     e += k, room -= (size_t)k;
     for (i = 0; i < a->n; i++) {
         const hdr_t *h = &a->h[i];
 
         if (drop_header(a, h, conn_hdr))
             continue;
-        if (n > 1 && bufs[n - 1].base + bufs[n - 1].len == a->buf->data + h->off)
-            bufs[n - 1].len += h->len;
-        else
-            bufs[n++] = uv_buf_init(a->buf->data + h->off, h->len);
+        if ((r = outq_add(c, q, a->buf->data + h->off, h->len, a->buf)) < 0)
+            return r;
     }
     if (informational) {
         k = snprintf(e, room, "\r\n");
@@ -1443,11 +1504,10 @@ static int write_response_head(pg_conn_t *c)
     }
     if (k < 0 || (size_t)k >= room)
         return UV_E2BIG;
-    bufs[n++] = uv_buf_init(e, (unsigned)k);
-    return client_write(c, bufs, n, a->buf);
+    return outq_add(c, q, e, (size_t)k, a->buf);
 }
 
-static void on_response_head(pg_conn_t *c)
+static void on_response_head(pg_conn_t *c, outq_t *q)
 {
     xchg_t *x = c->x;
     llhttp_t *p = &x->u->parser;
@@ -1467,11 +1527,12 @@ static void on_response_head(pg_conn_t *c)
         if (p->status_code == 101)
             c->close_after = true;
     }
-    if (write_response_head(c) < 0) {
+    if (write_response_head(c, q) < 0) {
+        outq_drop(q);
         pg_conn_abort(c);
         return;
     }
-    /* the write holds the head buffer; a 1xx is followed by another head */
+    /* the queued write holds the head buffer; a 1xx is followed by another head */
     pg_buf_unref(x->resp.buf);
     x->resp.buf = NULL;
 }
@@ -1499,8 +1560,10 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
     const char *p = b->data, *end = p + b->len, *q;
     bool again = false;
     llhttp_errno_t e;
-    uv_buf_t ub;
+    outq_t oq;
 
+    oq.n = 0;
+    oq.hold[0] = oq.hold[1] = NULL;
     arm(c, T_UPSTREAM, x->budget_ms);
     x->got_resp_bytes = true;
     while (p < end || again) {
@@ -1508,22 +1571,22 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
         e = llhttp_execute(&u->parser, p, (size_t)(end - p));
         q = e == HPE_OK ? end : llhttp_get_error_pos(&u->parser);
         if (e != HPE_OK && e != HPE_PAUSED) {
+            outq_drop(&oq);
             response_error(c, e);
             return;
         }
-        if (!x->ev_rhead && q > p && x->resp_started) {
-            ub = uv_buf_init((char *)p, (unsigned)(q - p));
-            if (client_write(c, &ub, 1, b) < 0) {
-                pg_conn_abort(c);
-                return;
-            }
+        if (!x->ev_rhead && q > p && x->resp_started &&
+            outq_add(c, &oq, p, (size_t)(q - p), b) < 0) {
+            outq_drop(&oq);
+            pg_conn_abort(c);
+            return;
         }
         p = q;
         if (e == HPE_PAUSED)
             llhttp_resume(&u->parser);
         if (x->ev_rhead) {
             x->ev_rhead = false;
-            on_response_head(c);
+            on_response_head(c, &oq);
             if (c->state == C_CLOSING)
                 return;
             again = true;
@@ -1535,6 +1598,10 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             x->resp_done = true;
             if (p < end) /* bytes after the response: the upstream cannot be trusted */
                 x->up_dirty = true;
+            if (outq_flush(c, &oq) < 0) {
+                pg_conn_abort(c);
+                return;
+            }
             if (x->req_done) {
                 finish_exchange(c);
             } else {
@@ -1544,6 +1611,10 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             }
             return;
         }
+    }
+    if (outq_flush(c, &oq) < 0) {
+        pg_conn_abort(c);
+        return;
     }
     update_reading(c);
 }
