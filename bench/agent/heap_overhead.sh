@@ -10,7 +10,10 @@
 # -cC -dSs` (default 32 connections, 5 s) runs against each instance in turn, the order
 # alternating from round to round so that drift (thermal, other load) hits both alike. After a
 # warm-up run each, the per-instance medians of Requests/sec are compared: ratio = on / off,
-# overhead = 1 - ratio. Every run's figure is printed. Also prints the sampler's own state
+# overhead = 1 - ratio. Because throughput on a shared machine moves with everyone else's
+# load, the server's own CPU time per request is measured too (/proc/PID/schedstat, ns on CPU,
+# over each run, divided by wrk's request count): its median ratio on/off is the figure that
+# load does not disturb. Every run's figures are printed. Also prints the sampler's own state
 # (from /debug/pprof/heap?debug=1) to show it sampled during the run.
 # Not a ctest. Every process started here is killed by PID at exit.
 set -euo pipefail
@@ -86,7 +89,7 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     pin_wrk=(taskset -c 1)
 fi
 
-declare -A port
+declare -A port pid_of
 for mode in on off; do
     port[$mode]=$(free_port)
     rate=524288
@@ -95,6 +98,7 @@ for mode in on off; do
         --listen "127.0.0.1:${port[$mode]}" --agent-socket "$work/$mode.sock" \
         >"$work/$mode.log" 2>&1 &
     pids+=($!)
+    pid_of[$mode]=$!
 done
 for mode in on off; do
     for _ in $(seq 1 100); do
@@ -103,16 +107,24 @@ for mode in on off; do
     done
 done
 
-# one wrk run; prints Requests/sec
+cpu_ns() {
+    awk '{ print $1 }' "/proc/${pid_of[$1]}/schedstat"
+}
+
+# one wrk run; prints "Requests/sec server-CPU-ns-per-request"
 run() {
+    local c0 c1
+    c0=$(cpu_ns "$1")
     "${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:${port[$1]}$path" \
         >"$work/wrk.txt" 2>&1
+    c1=$(cpu_ns "$1")
     if grep -q 'Non-2xx\|Socket errors' "$work/wrk.txt"; then
         echo "heap_overhead.sh: wrk saw errors:" >&2
         cat "$work/wrk.txt" >&2
         exit 1
     fi
-    awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.txt"
+    awk -v c="$((c1 - c0))" '/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
+        END { printf "%s %.0f\n", rps, c / n }' "$work/wrk.txt"
 }
 
 median() {
@@ -124,21 +136,29 @@ run on >/dev/null # warm-up
 run off >/dev/null
 : >"$work/on.rps"
 : >"$work/off.rps"
+: >"$work/on.cpu"
+: >"$work/off.cpu"
 for i in $(seq 1 "$runs"); do
     if [ $((i % 2)) = 1 ]; then order="on off"; else order="off on"; fi
     line="round $i:"
     for mode in $order; do
-        r=$(run $mode)
-        echo "$r" >>"$work/$mode.rps"
-        line="$line $mode=$r"
+        read -r rps cpu < <(run $mode)
+        echo "$rps" >>"$work/$mode.rps"
+        echo "$cpu" >>"$work/$mode.cpu"
+        line="$line $mode=$rps req/s ${cpu} ns/req;"
     done
     echo "$line"
 done
 on=$(median <"$work/on.rps")
 off=$(median <"$work/off.rps")
-awk -v on="$on" -v off="$off" 'BEGIN {
+con=$(median <"$work/on.cpu")
+coff=$(median <"$work/off.cpu")
+awk -v on="$on" -v off="$off" -v con="$con" -v coff="$coff" 'BEGIN {
     printf "median req/s: heap sampling on (512 KiB) %.0f, off (PROFAGENT_MEM_RATE=0) %.0f\n", on, off
-    printf "ratio on/off %.4f, overhead %.2f%%\n", on / off, (1 - on / off) * 100 }'
+    printf "throughput ratio on/off %.4f (overhead %.2f%%)\n", on / off, (1 - on / off) * 100
+    printf "median server CPU per request: on %.0f ns, off %.0f ns\n", con, coff
+    printf "CPU per request ratio on/off %.4f (overhead %.2f%%)\n", con / coff, (con / coff - 1) * 100 }'
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sampler state of the 'on' instance:"
 curl -s -m 10 --unix-socket "$work/on.sock" "http://agent/debug/pprof/heap?debug=1" |
     grep -E '^heap profile:|^# (SampleRate|Stacks|LiveSamples|Dropped)' || true
