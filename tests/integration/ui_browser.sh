@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# ui_browser: the profile viewer page (issue 7) in a real browser. randomstring + profgate on
+# free ports, pprof policy with a token; headless Chromium (Debian's) driven by playwright-core
+# (tests/integration/ui/ui_browser.js) opens <gateway>/debug/pprof/ui/, enters the token,
+# shows a debug=1 text view, sees a colliding CPU profile refused in words, then collects a
+# 2 s CPU profile under load (ab), watches the countdown, waits for speedscope to show it,
+# switches to the sandwich view and finds rs_random_char / rs_random_string there. A second
+# gateway without the speedscope bundle must say how to install it. Also checks with curl
+# what a browser cannot show: traversal refused, token only required for services.json,
+# no token in URLs. Screenshots: $PG_BUILD_DIR/tests/artifacts/ui*.png.
+# Installs what it needs with scripts/install-ui-deps.sh test (only what is missing); skipped
+# (exit 77) only when Chromium cannot be installed.
+# ctest-timeout: 300
+# ctest-resource: cpu
+# ctest-skip-code: 77
+. "$(dirname "$0")/lib/common.sh"
+unset PROFAGENT_SOCKET
+
+RS=$BIN/demo-upstream/randomstring
+PG=$BIN/proxy/profgate
+for b in "$RS" "$PG"; do
+    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
+for tool in ab curl node; do
+    command -v $tool >/dev/null || { echo "FAIL: $tool not installed (scripts/install-deps.sh test)"; exit 1; }
+done
+
+# --- what the browser test needs (idempotent; only what is missing)
+if ! "$SRC/scripts/install-ui-deps.sh" test >"$T/install.log" 2>&1; then
+    cat "$T/install.log"
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "SKIP: Chromium cannot be installed here (scripts/install-ui-deps.sh test failed, see above)"
+        exit 77
+    fi
+    echo "FAIL: scripts/install-ui-deps.sh test failed"
+    exit 1
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    echo "SKIP: /usr/bin/chromium is missing after scripts/install-ui-deps.sh test"
+    exit 77
+fi
+PW=$SRC/third_party/ui-test/node_modules/playwright-core
+VIEWER=$SRC/third_party/speedscope/node_modules/speedscope/dist/release
+[ -f "$PW/package.json" ] || { echo "FAIL: playwright-core not installed in $PW"; exit 1; }
+[ -f "$VIEWER/index.html" ] || { echo "FAIL: speedscope not installed in $VIEWER"; exit 1; }
+
+RS_PORT=$(pg_free_port) || exit 1
+PG_PORT=$RS_PORT
+while [ "$PG_PORT" = "$RS_PORT" ]; do PG_PORT=$(pg_free_port) || exit 1; done
+NV_PORT=$RS_PORT
+while [ "$NV_PORT" = "$RS_PORT" ] || [ "$NV_PORT" = "$PG_PORT" ]; do NV_PORT=$(pg_free_port) || exit 1; done
+SOCK=$T/agent/randomstring.sock
+GW=http://127.0.0.1:$PG_PORT
+NV=http://127.0.0.1:$NV_PORT
+TOKEN=ui-test-$RANDOM$RANDOM-token
+printf '%s\n' "$TOKEN" >"$T/pprof.token"
+ART=$BIN/tests/artifacts
+mkdir -p "$ART"
+rm -f "$ART"/ui*.png
+
+config()
+{
+    cat <<EOF
+[server]
+listen  = "127.0.0.1:$1"
+workers = 1
+
+[[upstream]]
+name    = "randomstring"
+address = "127.0.0.1:$RS_PORT"
+agent   = "unix:$SOCK"
+
+[[route]]
+prefix   = "/"
+upstream = "randomstring"
+
+[pprof]
+path        = "/debug/pprof"
+allow       = ["127.0.0.0/8", "::1/128"]
+max_seconds = 60
+token_file  = "pprof.token"
+EOF
+}
+config "$PG_PORT" >"$T/profgate.toml"
+config "$NV_PORT" >"$T/noviewer.toml"
+
+pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
+pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
+pg_start pg "$PG" --config "$T/profgate.toml"
+mkdir -p "$T/empty"
+PROFGATE_SPEEDSCOPE_DIR=$T/empty pg_start nv "$PG" --config "$T/noviewer.toml"
+pg_wait_port "$PG_PORT" && pg_wait_port "$NV_PORT" || { pg_log pg; pg_log nv; echo "FAIL: profgate did not come up"; exit 1; }
+
+# --- what curl can check
+UI=$GW/debug/pprof/ui
+code=$(curl -s -m 10 -o /dev/null -w '%{http_code} %{redirect_url}' "$UI")
+pg_check "GET /debug/pprof/ui redirects to ui/ ($code)" [ "$code" = "301 $UI/" ]
+curl -s -m 10 -D "$T/index.h" -o "$T/index.html" "$UI/"
+pg_check "the page is served without a token, as text/html" \
+    bash -c "grep -q '^HTTP/1.1 200' '$T/index.h' && grep -qi '^Content-Type: text/html' '$T/index.h'"
+pg_check "the page carries a same-origin Content-Security-Policy" \
+    grep -qi "^Content-Security-Policy: default-src 'self'" "$T/index.h"
+code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$UI/app.js")
+pg_check "app.js: 200 ($code)" [ "$code" = 200 ]
+code=$(curl -s -m 10 -D "$T/sj.h" -o "$T/sj.body" -w '%{http_code}' "$UI/services.json")
+pg_check "services.json without the token: 401 ($code)" [ "$code" = 401 ]
+pg_check "401 says how to authenticate (WWW-Authenticate: Bearer)" grep -qi '^WWW-Authenticate: Bearer' "$T/sj.h"
+code=$(curl -s -m 10 -H "Authorization: Bearer wrong$TOKEN" -o /dev/null -w '%{http_code}' "$UI/services.json")
+pg_check "services.json with a wrong token: 401 ($code)" [ "$code" = 401 ]
+code=$(curl -s -m 10 -H "Authorization: Bearer $TOKEN" -o "$T/services.json" -w '%{http_code}' "$UI/services.json")
+pg_check "services.json with the token: 200 ($code)" [ "$code" = 200 ]
+pg_check "services.json lists randomstring with its profile URLs" \
+    python3 -c "
+import json, sys
+d = json.load(open('$T/services.json'))
+s = [x for x in d['services'] if x['name'] == 'randomstring'][0]
+assert s['base'] == '/debug/pprof' and s['profiles']['profile'] == '/debug/pprof/profile', s
+assert s['token_required'] is True and d['viewer']['installed'] is True, d
+assert '$TOKEN' not in open('$T/services.json').read()
+"
+code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$UI/speedscope/")
+pg_check "speedscope's index through the gateway: 200 ($code)" [ "$code" = 200 ]
+js=$(grep -o 'speedscope-[A-Z0-9]*\.js' "$VIEWER/index.html" | head -n 1)
+curl -s -m 10 -D "$T/js.h" -o "$T/js.body" "$UI/speedscope/$js"
+pg_check "speedscope's bundle ($js) is served as JavaScript, byte for byte" \
+    bash -c "grep -qi '^Content-Type: text/javascript' '$T/js.h' && cmp -s '$T/js.body' '$VIEWER/$js'"
+for trick in "speedscope/../../../../../../etc/passwd" "speedscope/%2e%2e/package.json" \
+             "speedscope/..%2fpackage.json" "%2e%2e/pg_ui.c" "..%5c..%5cCMakeLists.txt" \
+             "speedscope//etc/passwd" "speedscope/index.html%00.png" "./index.html" \
+             "speedscope/%252e%252e/package.json"; do
+    code=$(curl -s -m 10 --path-as-is -o "$T/trick.body" -w '%{http_code}' "$UI/$trick")
+    pg_check "traversal \"ui/$trick\" refused ($code)" \
+        bash -c "[ '$code' = 404 ] && ! grep -q 'root:' '$T/trick.body'"
+done
+code=$(curl -s -m 10 -X POST -o /dev/null -w '%{http_code}' "$UI/")
+pg_check "POST to the page: 405 ($code)" [ "$code" = 405 ]
+code=$(curl -s -m 10 -H "Authorization: Bearer $TOKEN" -o "$T/nv.json" -w '%{http_code}' \
+       "$NV/debug/pprof/ui/services.json")
+pg_check "a gateway without speedscope says installed: false ($code)" \
+    bash -c "[ '$code' = 200 ] && grep -q '\"installed\": false' '$T/nv.json'"
+code=$(curl -s -m 10 -o "$T/nv.body" -w '%{http_code}' "$NV/debug/pprof/ui/speedscope/")
+pg_check "and its ui/speedscope/ says how to install it ($code)" \
+    bash -c "[ '$code' = 404 ] && grep -q 'install-ui-deps.sh' '$T/nv.body'"
+
+# --- the browser, with randomstring under load (bounded: 25 s, 4 connections)
+ab -k -c 4 -t 25 -n 5000000 "$GW/randomstring" >"$T/ab.txt" 2>&1 &
+AB=$!
+PG_PIDS[ab]=$AB
+mkdir -p "$T/chromium"
+PLAYWRIGHT_CORE=$PW CHROMIUM=/usr/bin/chromium UI_URL="$UI/" UI_TOKEN=$TOKEN \
+    UI_NOVIEWER_URL="$NV/debug/pprof/ui/" UI_PROFILE_URL="$GW/debug/pprof/profile?seconds=4" \
+    UI_SHOT=$ART/ui.png UI_PROFILE_DIR=$T/chromium \
+    timeout 200 node "$SRC/tests/integration/ui/ui_browser.js" >"$T/browser.out" 2>&1
+brc=$?
+kill "$AB" 2>/dev/null
+wait "$AB" 2>/dev/null
+unset "PG_PIDS[ab]"
+cat "$T/browser.out"
+PG_PASSED=$((PG_PASSED + $(grep -c '^ok: ' "$T/browser.out")))
+PG_FAILED=$((PG_FAILED + $(grep -c '^FAIL: ' "$T/browser.out")))
+pg_check "the browser session exited 0 (rc=$brc)" [ $brc = 0 ]
+pg_check "ab saw no failed request" bash -c "! grep -Eq '^Failed requests: *[1-9]' '$T/ab.txt'"
+pg_check "screenshot artifact exists" [ -s "$ART/ui.png" ]
+echo "screenshot: $ART/ui.png"
+
+pg_stop nv TERM
+pg_stop pg TERM
+pg_stop rs TERM
+rc=$?
+pg_check "randomstring exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+
+if [ "$PG_FAILED" != 0 ]; then
+    pg_log rs
+    pg_log pg
+fi
+pg_done
