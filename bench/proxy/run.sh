@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/proxy/run.sh: profgate against nginx and HAProxy as reverse proxies, in the same run.
 #   bench/proxy/run.sh [--quick] [--duration S] [--rounds R] [--connections C] [--threads T]
-#                      [--upstreams fixed,randomstring] [--build DIR] [--keep]
+#                      [--upstreams fixed,randomstring] [--build DIR] [--compare DIR] [--keep]
 # For each upstream (fixed_upstream.c: a fixed 13-byte response, so the proxy's own cost
 # dominates; randomstring: the demo service, GET /randomstring, agent off) it starts the
 # upstream and, listening on free 127.0.0.1 ports, nginx, HAProxy and profgate with 1 and 2
@@ -30,6 +30,9 @@
 # included", and the ratios are what to read. The load average is printed per round: other
 # processes on the machine add noise, which the rotation spreads evenly.
 #
+# --compare DIR adds targets "candidate-1" and "candidate-2": the profgate of another build
+# directory (a patched tree, say), measured in the same rounds as the others.
+#
 # Default: 5 rounds x 10 s x 7 targets x 2 upstreams (~13 min). --quick: 3 rounds x 4 s
 # (~3 min). Every process started here is killed by PID at exit. Not a ctest.
 set -euo pipefail
@@ -43,6 +46,7 @@ conns=64
 threads=2
 upstreams=fixed,randomstring
 keep=0
+compare=
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
     --upstreams) upstreams=$2; shift ;;
     --build) build=$2; shift ;;
     --keep) keep=1 ;;
+    --compare) compare=$2; shift ;;
     -h | --help) sed -n '2,4p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -61,12 +66,26 @@ while [ $# -gt 0 ]; do
 done
 
 "$src/scripts/install-deps.sh" bench
+if [ -n "$compare" ] && [ ! -x "$compare/proxy/profgate" ]; then
+    echo "run.sh: --compare $compare: no proxy/profgate there" >&2
+    exit 2
+fi
 
 if [ ! -x "$build/proxy/profgate" ] || [ ! -x "$build/demo-upstream/randomstring" ]; then
     echo "run.sh: building profgate and randomstring in $build (RelWithDebInfo)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$build" -j2 --target profgate randomstring >/dev/null
+# The tree is shared with people editing it: if it does not build right now, measure the
+# binary already there (and say so) rather than nothing.
+if ! blog=$(cmake --build "$build" -j2 --target profgate randomstring 2>&1); then
+    if [ -x "$build/proxy/profgate" ]; then
+        echo "run.sh: WARNING: the build failed; measuring the existing $build/proxy/profgate of $(stat -c %y "$build/proxy/profgate" | cut -d. -f1)" >&2
+        echo "$blog" | grep -m3 -E 'error|Error' >&2 || true
+    else
+        echo "$blog" >&2
+        exit 1
+    fi
+fi
 
 work=$(mktemp -d /tmp/pg_proxy_bench.XXXXXX)
 pids=()
@@ -259,6 +278,10 @@ echo "# wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds, median
 results=$work/results.tsv
 : >"$results"
 targets=(direct nginx-1 nginx-2 haproxy-1 haproxy-2 profgate-1 profgate-2)
+if [ -n "$compare" ]; then
+    targets+=(candidate-1 candidate-2)
+    echo "# candidate: $compare/proxy/profgate"
+fi
 
 for upstream in ${upstreams//,/ }; do
     up_port=$(free_port)
@@ -298,6 +321,13 @@ for upstream in ${upstreams//,/ }; do
         url[profgate-$n]="http://127.0.0.1:$p$path"
         tpid[profgate-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
+        if [ -n "$compare" ]; then
+            p=$(free_port)
+            start "candidate-$n" "$compare/proxy/profgate" --config "$(profgate_conf "$n" "$p" "$up_port")"
+            url[candidate-$n]="http://127.0.0.1:$p$path"
+            tpid[candidate-$n]=${pids[-1]}
+            proxy_pids+=("${pids[-1]}")
+        fi
     done
     for t in "${targets[@]}"; do
         wait_http "${url[$t]}"
