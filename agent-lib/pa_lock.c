@@ -11,8 +11,6 @@
 
 #include "pa_query.h"
 
-_Atomic int64_t pa__lock_block_rate;
-_Atomic int64_t pa__lock_mutex_fraction;
 struct pa__lock_singleton pa__lock_singleton;
 
 void pa_lock_set_block_rate(int64_t rate_ns)

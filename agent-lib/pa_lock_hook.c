@@ -32,6 +32,11 @@
 _Static_assert((PA_LOCK_MAX_STACKS & TAB_MASK) == 0, "power of two");
 _Static_assert((PA_LOCK_MUTEX_SLOTS & MSLOT_MASK) == 0, "power of two");
 
+/* Defined here, not in pa_lock.c, so that whoever links the rates (the static library's users)
+ * also links the hooks. */
+_Atomic int64_t pa__lock_block_rate;
+_Atomic int64_t pa__lock_mutex_fraction;
+
 typedef int (*mutex_fn)(pthread_mutex_t *);
 typedef int (*rwlock_fn)(pthread_rwlock_t *);
 typedef int (*cond_wait_fn)(pthread_cond_t *, pthread_mutex_t *);
@@ -52,35 +57,35 @@ static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 
 /* ---- real functions ---- */
 
-static void *resolve(const char *name, const char *version)
+/* dlsym(RTLD_NEXT) finds the next interposer (a sanitizer's) or glibc's default version; never
+ * dlvsym: a versioned lookup would skip a sanitizer's (unversioned) interceptor, and it would
+ * stop seeing the unlock and relock inside pthread_cond_wait. */
+static void *resolve(const char *name)
 {
-    void *f = NULL;
+    void *f;
     in_hook++;
-    if (version != NULL)
-        f = dlvsym(RTLD_NEXT, name, version);
-    if (f == NULL)
-        f = dlsym(RTLD_NEXT, name);
+    f = dlsym(RTLD_NEXT, name);
     in_hook--;
     return f;
 }
 
-#define REAL(field, type, name, version)                                                           \
+#define REAL(field, type, name)                                                                    \
     static type real_##field(void)                                                                 \
     {                                                                                              \
         type f = atomic_load(&real_singleton.field);                                               \
         if (f == NULL) {                                                                           \
-            f = (type)resolve(name, version);                                                      \
+            f = (type)resolve(name);                                                               \
             atomic_store(&real_singleton.field, f);                                                \
         }                                                                                          \
         return f;                                                                                  \
     }
-REAL(lock, mutex_fn, "pthread_mutex_lock", NULL)
-REAL(unlock, mutex_fn, "pthread_mutex_unlock", NULL)
-REAL(rdlock, rwlock_fn, "pthread_rwlock_rdlock", NULL)
-REAL(wrlock, rwlock_fn, "pthread_rwlock_wrlock", NULL)
-REAL(cwait, cond_wait_fn, "pthread_cond_wait", "GLIBC_2.3.2")
-REAL(ctimedwait, cond_timedwait_fn, "pthread_cond_timedwait", "GLIBC_2.3.2")
-REAL(semwait, sem_wait_fn, "sem_wait", NULL)
+REAL(lock, mutex_fn, "pthread_mutex_lock")
+REAL(unlock, mutex_fn, "pthread_mutex_unlock")
+REAL(rdlock, rwlock_fn, "pthread_rwlock_rdlock")
+REAL(wrlock, rwlock_fn, "pthread_rwlock_wrlock")
+REAL(cwait, cond_wait_fn, "pthread_cond_wait")
+REAL(ctimedwait, cond_timedwait_fn, "pthread_cond_timedwait")
+REAL(semwait, sem_wait_fn, "sem_wait")
 
 /* ---- sampling and recording ---- */
 

@@ -47,10 +47,19 @@ static uintptr_t interrupted_pc(const void *ucv)
 #endif
 }
 
-/* Start the cursor at the interrupted frame, so pcs[0] is the exact pc (pa_stacktab.h). */
+/* Start the cursor at the interrupted frame, so pcs[0] is the exact pc (pa_stacktab.h).
+ * Under TSan the handler may run later than the signal, from TSan's own dispatcher, with a
+ * copy of a context whose stack has since moved on: unwinding it could read freed stack. There
+ * the stack is taken from here instead (it then starts with this handler's and TSan's frames,
+ * and shows where the thread was when TSan delivered the signal). */
 static int init_cursor(unw_cursor_t *c, void *ucv, unw_context_t *ctx)
 {
-#if defined(__x86_64__)
+#if defined(__SANITIZE_THREAD__)
+    (void)ucv;
+    if (unw_getcontext(ctx) < 0 || unw_init_local(c, ctx) < 0)
+        return -1;
+    return 0;
+#elif defined(__x86_64__)
     /* libunwind's x86_64 unw_context_t is the kernel's ucontext_t */
     (void)ctx;
     return unw_init_local2(c, (unw_context_t *)ucv, UNW_INIT_SIGNAL_FRAME);

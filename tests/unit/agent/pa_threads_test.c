@@ -23,6 +23,15 @@
 
 #define NPARK 3
 
+/* TSan defers an asynchronous signal until the thread leaves the (non-blocking, to TSan) call
+ * it is in, so a thread parked in read() never answers: there the bounded wait must count it
+ * as missing, which is what these tests then check. */
+#if defined(__SANITIZE_THREAD__)
+#define PARKED_STATUS PA_THREAD_MISSING
+#else
+#define PARKED_STATUS PA_THREAD_ANSWERED
+#endif
+
 static int park_pipe[2];
 static atomic_int nparked;
 static pid_t park_tids[NPARK];
@@ -128,10 +137,12 @@ static void test_collect_gives_each_parked_thread_its_stack_and_name(void **stat
         assert_non_null(t);
         snprintf(name, sizeof(name), "tpark-%d", i);
         assert_string_equal(t->name, name);
-        assert_int_equal(t->status, PA_THREAD_ANSWERED);
+        assert_int_equal(t->status, PARKED_STATUS);
         assert_false(t->self);
-        assert_true(stack_has(sym, t, "threads_test_park"));
-        assert_true(stack_has(sym, t, "park_main"));
+        if (PARKED_STATUS == PA_THREAD_ANSWERED) {
+            assert_true(stack_has(sym, t, "threads_test_park"));
+            assert_true(stack_has(sym, t, "park_main"));
+        }
     }
     for (size_t i = 1; i < s->n; i++)
         assert_true(s->threads[i - 1].tid < s->threads[i].tid);
@@ -224,13 +235,13 @@ static void test_thread_that_never_answers_is_bounded_and_counted_missing(void *
     assert_int_equal(t->status, PA_THREAD_MISSING);
     assert_true(s->missing >= 1);
     for (int i = 0; i < NPARK; i++)
-        assert_int_equal(find(s, park_tids[i])->status, PA_THREAD_ANSWERED);
+        assert_int_equal(find(s, park_tids[i])->status, PARKED_STATUS);
     pa_threads_snap_free(s);
 
     /* now pending there: the next collection does not signal it again */
     assert_int_equal(pa_threads_collect(PA_THREADS_WAIT_MS, &s), 0);
     assert_int_equal(find(s, masked_tid)->status, PA_THREAD_MASKED);
-    assert_int_equal(s->missing, 0);
+    assert_int_equal(s->missing, PARKED_STATUS == PA_THREAD_MISSING ? NPARK : 0);
     pa_threads_snap_free(s);
 }
 
