@@ -42,6 +42,7 @@
 #include "pg_access.h"
 #include "pg_buf.h"
 #include "pg_config.h"
+#include "pg_head.h"
 #include "pg_http.h"
 #include "pg_log.h"
 #include "pg_metrics.h"
@@ -49,37 +50,16 @@
 #include "pg_ui.h"
 #include "pg_upstream.h"
 
-#define PG_CONN_MAX_HEADERS 128
 #define PG_CONN_WQ_HIGH (256 * 1024)
 #define PG_CONN_PROFILE_MARGIN_MS 10000
-#define PG_CONN_HEAD_RESERVE 1024 /* room for added headers after the client's */
 
 enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
 enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
 #define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
 
-typedef struct hdr {
-    uint32_t off;      /* line start in the head buffer: "Name: value\r\n" */
-    uint32_t len;      /* whole line, CRLF included (set at value complete) */
-    uint32_t name_len;
-} hdr_t;
-
-/* A head being read: first line part (URL or reason phrase) at offset 0, then the header
- * lines, in wire form. */
-typedef struct headacc {
-    pg_buf_t *buf;
-    uint32_t first_len;
-    uint32_t limit;
-    uint16_t n;
-    bool field_open;
-    bool overflow;   /* limit passed: 431 / 502 */
-    bool too_many;
-    hdr_t h[PG_CONN_MAX_HEADERS];
-} headacc_t;
-
 typedef struct xchg {
-    headacc_t req;
-    headacc_t resp;
+    pg_head_t req;
+    pg_head_t resp;
     pg_gen_t *gen;
     const pg_config_upstream_t *up;
     pg_uconn_t *u;
@@ -143,7 +123,7 @@ typedef struct wreq {
 /* Output to the client gathered while one upstream read is parsed, so that a response
  * head and the body bytes that came with it leave in one writev. */
 typedef struct outq {
-    uv_buf_t v[PG_CONN_MAX_HEADERS + 8];
+    uv_buf_t v[PG_HEAD_MAX_IOV + 8];
     unsigned n;
     pg_buf_t *hold[2];
 } outq_t;
@@ -196,8 +176,6 @@ static void on_handle_close(uv_handle_t *h)
     free(c);
 }
 
-static const char *hdr_value_of(const void *a, const char *lower, size_t *len);
-
 /* The exchange is over (answered, or cut): count it and write its access log line. */
 static void exchange_done(pg_conn_t *c)
 {
@@ -223,8 +201,8 @@ static void exchange_done(pg_conn_t *c)
     e.http_minor = c->req.http_minor;
     e.status = x->status;
     e.bytes_out = x->bytes_out;
-    e.referer = hdr_value_of(&x->req, "referer", &e.referer_len);
-    e.ua = hdr_value_of(&x->req, "user-agent", &e.ua_len);
+    e.referer = pg_head_get(&x->req, "referer", &e.referer_len);
+    e.ua = pg_head_get(&x->req, "user-agent", &e.ua_len);
     e.upstream = x->up ? x->up->name : NULL;
     e.duration_us = x->t_head ? (uv_hrtime() - x->t_head) / 1000 : 0;
     e.cause = x->cause >= 0 ? pg_metrics_cause_name((pg_err_cause_t)x->cause) : NULL;
@@ -246,10 +224,8 @@ static void drop_exchange(pg_conn_t *c, bool upstream_reusable)
             pg_upstream_close(x->u);
         x->u = NULL;
     }
-    if (x->req.buf)
-        pg_buf_unref(x->req.buf);
-    if (x->resp.buf)
-        pg_buf_unref(x->resp.buf);
+    pg_head_release(&x->req);
+    pg_head_release(&x->resp);
     if (x->gen)
         pg__gen_unref(x->gen);
     free(x);
@@ -565,129 +541,6 @@ static void update_reading(pg_conn_t *c)
                                    PG_CONN_WQ_HIGH);
 }
 
-/* ---------------- head accumulation (both parsers) ---------------- */
-
-static int acc_append(pg_conn_t *c, headacc_t *a, const char *at, size_t len)
-{
-    if (a->buf == NULL) {
-        a->buf = pg_buf_get(&c->w->bufs, (size_t)a->limit + PG_CONN_HEAD_RESERVE);
-        if (a->buf == NULL) {
-            a->overflow = true;
-            return -1;
-        }
-    }
-    if ((size_t)a->buf->len + len > a->limit) {
-        a->overflow = true;
-        return -1;
-    }
-    memcpy(a->buf->data + a->buf->len, at, len);
-    a->buf->len += (uint32_t)len;
-    return 0;
-}
-
-static void acc_reset(pg_conn_t *c, headacc_t *a, uint32_t limit)
-{
-    (void)c;
-    if (a->buf)
-        a->buf->len = 0;
-    a->first_len = 0;
-    a->limit = limit;
-    a->n = 0;
-    a->field_open = false;
-    a->overflow = false;
-    a->too_many = false;
-}
-
-static int acc_first(pg_conn_t *c, headacc_t *a, const char *at, size_t len)
-{
-    if (acc_append(c, a, at, len) < 0)
-        return -1;
-    a->first_len += (uint32_t)len;
-    return 0;
-}
-
-static int acc_field(pg_conn_t *c, headacc_t *a, const char *at, size_t len)
-{
-    if (!a->field_open) {
-        if (a->n == PG_CONN_MAX_HEADERS) {
-            a->too_many = true;
-            return -1;
-        }
-        if (a->buf == NULL && acc_append(c, a, "", 0) < 0)
-            return -1;
-        a->h[a->n].off = a->buf->len;
-        a->h[a->n].name_len = 0;
-        a->h[a->n].len = 0;
-        a->field_open = true;
-    }
-    if (acc_append(c, a, at, len) < 0)
-        return -1;
-    a->h[a->n].name_len += (uint32_t)len;
-    return 0;
-}
-
-static int acc_field_done(pg_conn_t *c, headacc_t *a)
-{
-    return acc_append(c, a, ": ", 2);
-}
-
-static int acc_value_done(pg_conn_t *c, headacc_t *a)
-{
-    if (acc_append(c, a, "\r\n", 2) < 0)
-        return -1;
-    a->h[a->n].len = a->buf->len - a->h[a->n].off;
-    a->n++;
-    a->field_open = false;
-    return 0;
-}
-
-static const char *hdr_name(const headacc_t *a, const hdr_t *h)
-{
-    return a->buf->data + h->off;
-}
-
-static const char *hdr_value(const headacc_t *a, const hdr_t *h, size_t *len)
-{
-    *len = h->len - h->name_len - 4;
-    return a->buf->data + h->off + h->name_len + 2;
-}
-
-static const hdr_t *acc_find(const headacc_t *a, const char *lower)
-{
-    uint16_t i;
-
-    for (i = 0; i < a->n; i++)
-        if (pg_http_name_is(hdr_name(a, &a->h[i]), a->h[i].name_len, lower))
-            return &a->h[i];
-    return NULL;
-}
-
-static const char *hdr_value_of(const void *acc, const char *lower, size_t *len)
-{
-    const headacc_t *a = acc;
-    const hdr_t *h = a->buf ? acc_find(a, lower) : NULL;
-
-    *len = 0;
-    return h ? hdr_value(a, h, len) : NULL;
-}
-
-/* Is this header one we drop when relaying: hop-by-hop, or named in Connection? */
-static bool drop_header(const headacc_t *a, const hdr_t *h, const hdr_t *conn_hdr)
-{
-    const char *name = hdr_name(a, h);
-    const char *v;
-    size_t vlen;
-
-    if (pg_http_is_hop_by_hop(name, h->name_len))
-        return true;
-    if (conn_hdr) {
-        v = hdr_value(a, conn_hdr, &vlen);
-        if (pg_http_token_list_has(v, vlen, name, h->name_len))
-            return true;
-    }
-    return false;
-}
-
 /* ---------------- request parser callbacks ---------------- */
 
 static int on_req_begin(llhttp_t *p)
@@ -703,14 +556,14 @@ static int on_req_begin(llhttp_t *p)
         c->x = x;
     }
     /* everything but the header index arrays, which are written before they are read */
-    memset(&x->req, 0, offsetof(headacc_t, h));
-    memset(&x->resp, 0, offsetof(headacc_t, h));
+    memset(&x->req, 0, offsetof(pg_head_t, f));
+    memset(&x->resp, 0, offsetof(pg_head_t, f));
     memset(&x->gen, 0, sizeof *x - offsetof(xchg_t, gen));
     x->gen = g;
     x->cause = -1;
     x->route_slot = g->none_slot;
     pg__gen_ref(g);
-    acc_reset(c, &x->req, g->cfg->server.max_header_bytes);
+    pg_head_reset(&x->req, g->cfg->server.max_header_bytes);
     c->state = C_HEAD;
     arm(c, T_HEAD, g->cfg->server.header_timeout_ms);
     return 0;
@@ -720,35 +573,35 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    return acc_first(c, &c->x->req, at, len);
+    return pg_head_first(&c->x->req, &c->w->bufs, at, len);
 }
 
 static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    return acc_field(c, &c->x->req, at, len);
+    return pg_head_field(&c->x->req, &c->w->bufs, at, len);
 }
 
 static int on_req_field_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
-    return acc_field_done(c, &c->x->req);
+    return pg_head_field_done(&c->x->req, &c->w->bufs);
 }
 
 static int on_req_value(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    return acc_append(c, &c->x->req, at, len);
+    return pg_head_append(&c->x->req, &c->w->bufs, at, len);
 }
 
 static int on_req_value_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
-    return acc_value_done(c, &c->x->req);
+    return pg_head_value_done(&c->x->req, &c->w->bufs);
 }
 
 static int on_req_headers_done(llhttp_t *p)
@@ -818,17 +671,16 @@ static bool pprof_allowed(pg_conn_t *c)
 }
 
 /* Host header without its port, for route matching. */
-static const char *request_host(const headacc_t *a, size_t *len)
+static const char *request_host(const pg_head_t *a, size_t *len)
 {
-    const hdr_t *h = acc_find(a, "host");
     const char *v;
     size_t n, i;
 
-    if (h == NULL) {
+    v = pg_head_get(a, "host", &n);
+    if (v == NULL) {
         *len = 0;
         return NULL;
     }
-    v = hdr_value(a, h, &n);
     if (n > 0 && v[0] == '[') { /* [v6]:port */
         for (i = 0; i < n && v[i] != ']'; i++)
             ;
@@ -944,15 +796,13 @@ static void serve_metrics(pg_conn_t *c)
 static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
 {
     xchg_t *x = c->x;
-    const hdr_t *auth = acc_find(&x->req, "authorization");
     pg_ui_request_t r = {.cfg = x->gen->cfg, .routes = x->gen->routes, .up = m->upstream,
                          .peer = &c->peer.sa, .method = llhttp_method_name(x->method),
                          .rest = m->pprof_rest, .rest_len = m->pprof_rest_len};
     pg_buf_t *b;
     uv_buf_t ub;
 
-    if (auth)
-        r.authorization = hdr_value(&x->req, auth, &r.authorization_len);
+    r.authorization = pg_head_get(&x->req, "authorization", &r.authorization_len);
     if (pg_ui_respond(&r, &c->w->bufs, &b) < 0) {
         send_error(c, 500, "out of memory");
         return;
@@ -1016,9 +866,8 @@ static void on_request_head(pg_conn_t *c)
     if (host && x->gen->has_port_hosts) {
         /* some route names a host with its port: match on the whole Host value */
         size_t full;
-        const hdr_t *h = acc_find(&x->req, "host");
 
-        host = hdr_value(&x->req, h, &full);
+        host = pg_head_get(&x->req, "host", &full);
         if (pg_route_match(x->gen->routes, host, full, pathlen ? path : "/",
                            pathlen ? pathlen : 1, &m) == 0 && m.route->host)
             goto matched;
@@ -1064,105 +913,32 @@ matched:
     start_upstream(c);
 }
 
-/* The request head, rewritten: "METHOD target HTTP/1.1", the client's headers minus
- * hop-by-hop ones and the X-Forwarded-* / Via we set, then ours. One uv_write of iovecs
- * pointing into the head buffer and static strings. */
+/* The request head, rewritten (pg_head_request_out), in one uv_write of iovecs. */
 static int write_request_head(pg_conn_t *c)
 {
-    static char sp[] = " ", ver[] = " HTTP/1.1\r\n", pprof_base[] = "/debug/pprof";
     xchg_t *x = c->x;
-    headacc_t *a = &x->req;
     const pg_config_server_t *srv = &x->gen->cfg->server;
-    const hdr_t *conn_hdr = acc_find(a, "connection");
-    const hdr_t *xff = srv->add_forwarded ? acc_find(a, "x-forwarded-for") : NULL;
-    const hdr_t *via = srv->add_via ? acc_find(a, "via") : NULL;
-    const hdr_t *host = acc_find(a, "host");
-    uv_buf_t bufs[PG_CONN_MAX_HEADERS + 8];
-    unsigned n = 0;
-    uint32_t ext = a->buf->len, i;
-    char addr[64], *e;
-    size_t room, vlen;
-    const char *v;
-    int k;
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o = {
+        .method = llhttp_method_name(x->method),
+        .path_off = x->path_off,
+        .pprof = x->pprof,
+        .pprof_rest = x->pprof_rest,
+        .pprof_rest_len = x->pprof_rest_len,
+        .query_off = x->query_off,
+        .query_len = x->query_len,
+        .add_forwarded = srv->add_forwarded,
+        .add_via = srv->add_via,
+        .client = &c->peer.sa,
+        .default_host = x->pprof ? "localhost" : x->up->address.text,
+    };
+    unsigned n;
+    int r;
 
-    bufs[n++] = uv_buf_init((char *)llhttp_method_name(x->method), (unsigned)strlen(
-                                llhttp_method_name(x->method)));
-    bufs[n++] = uv_buf_init(sp, 1);
-    if (x->pprof) {
-        bufs[n++] = uv_buf_init(pprof_base, sizeof pprof_base - 1);
-        if (x->pprof_rest_len)
-            bufs[n++] = uv_buf_init((char *)x->pprof_rest, x->pprof_rest_len);
-        if (x->query_len)
-            bufs[n++] = uv_buf_init(a->buf->data + x->query_off, x->query_len);
-    } else if (a->first_len > x->path_off) {
-        bufs[n++] = uv_buf_init(a->buf->data + x->path_off, a->first_len - x->path_off);
-    } else {
-        bufs[n++] = uv_buf_init(pprof_base, 1); /* "/" */
-    }
-    bufs[n++] = uv_buf_init(ver, sizeof ver - 1);
-    for (i = 0; i < a->n; i++) {
-        const hdr_t *h = &a->h[i];
-        const char *name = hdr_name(a, h);
-
-        if (drop_header(a, h, conn_hdr) || h == xff || h == via ||
-            (srv->add_forwarded && (pg_http_name_is(name, h->name_len, "x-forwarded-proto") ||
-                                    pg_http_name_is(name, h->name_len, "x-forwarded-host"))))
-            continue;
-        if (bufs[n - 1].base + bufs[n - 1].len == a->buf->data + h->off)
-            bufs[n - 1].len += h->len; /* adjacent kept lines: one iovec */
-        else
-            bufs[n++] = uv_buf_init(a->buf->data + h->off, h->len);
-    }
-    /* Our headers go after the client's in the head buffer's reserve. */
-    e = a->buf->data + ext;
-    room = a->buf->cap - ext;
-    k = 0;
-    if (srv->add_forwarded) {
-        pg_http_addr_text(&c->peer.sa, addr, sizeof addr);
-        if (xff) {
-            v = hdr_value(a, xff, &vlen);
-            k = snprintf(e, room, "X-Forwarded-For: %.*s, %s\r\n", (int)vlen, v, addr);
-        } else {
-            k = snprintf(e, room, "X-Forwarded-For: %s\r\n", addr);
-        }
-        if (k < 0 || (size_t)k >= room)
-            return UV_E2BIG;
-        e += k, room -= (size_t)k;
-        if (host) {
-            v = hdr_value(a, host, &vlen);
-            k = snprintf(e, room, "X-Forwarded-Proto: http\r\nX-Forwarded-Host: %.*s\r\n",
-                         (int)vlen, v);
-        } else {
-            k = snprintf(e, room, "X-Forwarded-Proto: http\r\n");
-        }
-        if (k < 0 || (size_t)k >= room)
-            return UV_E2BIG;
-        e += k, room -= (size_t)k;
-    }
-    if (host == NULL) { /* HTTP/1.0 clients may omit it; HTTP/1.1 upstreams require one */
-        k = snprintf(e, room, "Host: %s\r\n",
-                     x->pprof ? "localhost" : x->up->address.text);
-        if (k < 0 || (size_t)k >= room)
-            return UV_E2BIG;
-        e += k, room -= (size_t)k;
-    }
-    if (srv->add_via) {
-        if (via) {
-            v = hdr_value(a, via, &vlen);
-            k = snprintf(e, room, "Via: %.*s, 1.1 profgate\r\n", (int)vlen, v);
-        } else {
-            k = snprintf(e, room, "Via: 1.1 profgate\r\n");
-        }
-        if (k < 0 || (size_t)k >= room)
-            return UV_E2BIG;
-        e += k, room -= (size_t)k;
-    }
-    if (room < 3)
-        return UV_E2BIG;
-    memcpy(e, "\r\n", 2);
-    e += 2;
-    bufs[n++] = uv_buf_init(a->buf->data + ext, (unsigned)(e - (a->buf->data + ext)));
-    return upstream_write(c, bufs, n, a->buf);
+    r = pg_head_request_out(&x->req, &o, bufs, &n);
+    if (r < 0)
+        return r;
+    return upstream_write(c, bufs, n, x->req.buf);
 }
 
 static void start_upstream(pg_conn_t *c)
@@ -1382,7 +1158,7 @@ static int on_resp_begin(llhttp_t *p)
     pg_conn_t *c = p->data;
     xchg_t *x = c->x;
 
-    acc_reset(c, &x->resp, 65536 - PG_CONN_HEAD_RESERVE);
+    pg_head_reset(&x->resp, PG_BUF_SIZE - PG_HEAD_RESERVE);
     return 0;
 }
 
@@ -1390,35 +1166,35 @@ static int on_resp_status(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    return acc_first(c, &c->x->resp, at, len);
+    return pg_head_first(&c->x->resp, &c->w->bufs, at, len);
 }
 
 static int on_resp_field(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    return acc_field(c, &c->x->resp, at, len);
+    return pg_head_field(&c->x->resp, &c->w->bufs, at, len);
 }
 
 static int on_resp_field_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
-    return acc_field_done(c, &c->x->resp);
+    return pg_head_field_done(&c->x->resp, &c->w->bufs);
 }
 
 static int on_resp_value(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    return acc_append(c, &c->x->resp, at, len);
+    return pg_head_append(&c->x->resp, &c->w->bufs, at, len);
 }
 
 static int on_resp_value_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
-    return acc_value_done(c, &c->x->resp);
+    return pg_head_value_done(&c->x->resp, &c->w->bufs);
 }
 
 static int on_resp_headers_done(llhttp_t *p)
@@ -1459,52 +1235,25 @@ static const llhttp_settings_t *resp_settings(void)
     return &s;
 }
 
-/* Status line and headers for the client: hop-by-hop headers dropped, Via added, and
+/* Status line and headers for the client (pg_head_response_out), queued on q, with
  * Connection set for what we will do with the client connection. */
 static int write_response_head(pg_conn_t *c, outq_t *q)
 {
     xchg_t *x = c->x;
-    headacc_t *a = &x->resp;
-    llhttp_t *p = &x->u->parser;
-    const hdr_t *conn_hdr = acc_find(a, "connection");
-    uint32_t ext = a->buf->len, i;
-    char *e = a->buf->data + ext;
-    size_t room = a->buf->cap - ext;
-    bool informational = p->status_code < 200;
-    int k, r;
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    int conn = PG_HEAD_CONN_NONE;
+    unsigned n, i;
+    int r;
 
-    /* the reason phrase is copied after the head in the same buffer (no overlap) */
-    k = snprintf(e, room, "HTTP/1.1 %03u ", (unsigned)p->status_code);
-    if (k < 0 || (size_t)k + a->first_len + 2 >= room)
-        return UV_E2BIG;
-    memmove(e + k, a->buf->data, a->first_len);
-    memcpy(e + k + a->first_len, "\r\n", 2);
-    k += (int)a->first_len + 2;
-    if ((r = outq_add(c, q, e, (size_t)k, a->buf)) < 0)
-        return r;
-    e += k, room -= (size_t)k;
-    for (i = 0; i < a->n; i++) {
-        const hdr_t *h = &a->h[i];
-
-        if (drop_header(a, h, conn_hdr))
-            continue;
-        if ((r = outq_add(c, q, a->buf->data + h->off, h->len, a->buf)) < 0)
-            return r;
-    }
-    if (informational) {
-        k = snprintf(e, room, "\r\n");
-    } else {
-        bool close = !c->keep_alive || c->close_after;
-
-        k = snprintf(e, room, "%s%s\r\n", x->gen->cfg->server.add_via ? "Via: 1.1 profgate\r\n" : "",
-                     close ? "Connection: close\r\n"
-                           : (c->req.http_major == 1 && c->req.http_minor == 0
-                                  ? "Connection: keep-alive\r\n"
-                                  : ""));
-    }
-    if (k < 0 || (size_t)k >= room)
-        return UV_E2BIG;
-    return outq_add(c, q, e, (size_t)k, a->buf);
+    if (!c->keep_alive || c->close_after)
+        conn = PG_HEAD_CONN_CLOSE;
+    else if (c->req.http_major == 1 && c->req.http_minor == 0)
+        conn = PG_HEAD_CONN_KEEP_ALIVE;
+    r = pg_head_response_out(&x->resp, x->u->parser.status_code, x->gen->cfg->server.add_via,
+                             conn, bufs, &n);
+    for (i = 0; r == 0 && i < n; i++)
+        r = outq_add(c, q, bufs[i].base, bufs[i].len, x->resp.buf);
+    return r;
 }
 
 static void on_response_head(pg_conn_t *c, outq_t *q)

@@ -1,0 +1,268 @@
+/* pg_head: see pg_head.h. */
+#include "pg_head.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pg_http.h"
+
+void pg_head_reset(pg_head_t *h, uint32_t limit)
+{
+    if (h->buf)
+        h->buf->len = 0;
+    h->first_len = 0;
+    h->limit = limit;
+    h->n = 0;
+    h->field_open = false;
+    h->overflow = false;
+    h->too_many = false;
+}
+
+void pg_head_release(pg_head_t *h)
+{
+    if (h->buf)
+        pg_buf_unref(h->buf);
+    h->buf = NULL;
+}
+
+int pg_head_append(pg_head_t *h, pg_bufpool_t *pool, const char *at, size_t len)
+{
+    if (h->buf == NULL) {
+        h->buf = pg_buf_get(pool, (size_t)h->limit + PG_HEAD_RESERVE);
+        if (h->buf == NULL) {
+            h->overflow = true;
+            return -1;
+        }
+    }
+    if ((size_t)h->buf->len + len > h->limit) {
+        h->overflow = true;
+        return -1;
+    }
+    memcpy(h->buf->data + h->buf->len, at, len);
+    h->buf->len += (uint32_t)len;
+    return 0;
+}
+
+int pg_head_first(pg_head_t *h, pg_bufpool_t *pool, const char *at, size_t len)
+{
+    if (pg_head_append(h, pool, at, len) < 0)
+        return -1;
+    h->first_len += (uint32_t)len;
+    return 0;
+}
+
+int pg_head_field(pg_head_t *h, pg_bufpool_t *pool, const char *at, size_t len)
+{
+    if (!h->field_open) {
+        if (h->n == PG_HEAD_MAX_FIELDS) {
+            h->too_many = true;
+            return -1;
+        }
+        if (h->buf == NULL && pg_head_append(h, pool, "", 0) < 0)
+            return -1;
+        h->f[h->n].off = h->buf->len;
+        h->f[h->n].name_len = 0;
+        h->f[h->n].len = 0;
+        h->field_open = true;
+    }
+    if (pg_head_append(h, pool, at, len) < 0)
+        return -1;
+    h->f[h->n].name_len += (uint32_t)len;
+    return 0;
+}
+
+int pg_head_field_done(pg_head_t *h, pg_bufpool_t *pool)
+{
+    return pg_head_append(h, pool, ": ", 2);
+}
+
+int pg_head_value_done(pg_head_t *h, pg_bufpool_t *pool)
+{
+    if (pg_head_append(h, pool, "\r\n", 2) < 0)
+        return -1;
+    h->f[h->n].len = h->buf->len - h->f[h->n].off;
+    h->n++;
+    h->field_open = false;
+    return 0;
+}
+
+const char *pg_head_name(const pg_head_t *h, const pg_head_field_t *f)
+{
+    return h->buf->data + f->off;
+}
+
+const char *pg_head_value(const pg_head_t *h, const pg_head_field_t *f, size_t *len)
+{
+    *len = f->len - f->name_len - 4;
+    return h->buf->data + f->off + f->name_len + 2;
+}
+
+const pg_head_field_t *pg_head_find(const pg_head_t *h, const char *lower)
+{
+    uint16_t i;
+
+    if (h->buf == NULL)
+        return NULL;
+    for (i = 0; i < h->n; i++)
+        if (pg_http_name_is(pg_head_name(h, &h->f[i]), h->f[i].name_len, lower))
+            return &h->f[i];
+    return NULL;
+}
+
+const char *pg_head_get(const pg_head_t *h, const char *lower, size_t *len)
+{
+    const pg_head_field_t *f = pg_head_find(h, lower);
+
+    *len = 0;
+    return f ? pg_head_value(h, f, len) : NULL;
+}
+
+bool pg_head_is_hop(const pg_head_t *h, const pg_head_field_t *f)
+{
+    const pg_head_field_t *conn = pg_head_find(h, "connection");
+    const char *name = pg_head_name(h, f), *v;
+    size_t vlen;
+
+    if (pg_http_is_hop_by_hop(name, f->name_len))
+        return true;
+    if (conn) {
+        v = pg_head_value(h, conn, &vlen);
+        if (pg_http_token_list_has(v, vlen, name, f->name_len))
+            return true;
+    }
+    return false;
+}
+
+/* Append a formatted line to the reserve at *e. */
+static int put(char **e, size_t *room, int k)
+{
+    if (k < 0 || (size_t)k >= *room)
+        return UV_E2BIG;
+    *e += k, *room -= (size_t)k;
+    return 0;
+}
+
+int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs, unsigned *n)
+{
+    static char sp[] = " ", ver[] = " HTTP/1.1\r\n", pprof_base[] = "/debug/pprof";
+    const pg_head_field_t *xff = o->add_forwarded ? pg_head_find(h, "x-forwarded-for") : NULL;
+    const pg_head_field_t *via = o->add_via ? pg_head_find(h, "via") : NULL;
+    const pg_head_field_t *host = pg_head_find(h, "host");
+    uint32_t ext = h->buf->len, i;
+    char addr[64], *e, *start;
+    size_t room, vlen;
+    const char *v;
+    unsigned k = 0;
+
+    bufs[k++] = uv_buf_init((char *)o->method, (unsigned)strlen(o->method));
+    bufs[k++] = uv_buf_init(sp, 1);
+    if (o->pprof) {
+        bufs[k++] = uv_buf_init(pprof_base, sizeof pprof_base - 1);
+        if (o->pprof_rest_len)
+            bufs[k++] = uv_buf_init((char *)o->pprof_rest, o->pprof_rest_len);
+        if (o->query_len)
+            bufs[k++] = uv_buf_init(h->buf->data + o->query_off, o->query_len);
+    } else if (h->first_len > o->path_off) {
+        bufs[k++] = uv_buf_init(h->buf->data + o->path_off, h->first_len - o->path_off);
+    } else {
+        bufs[k++] = uv_buf_init(pprof_base, 1); /* "/" */
+    }
+    bufs[k++] = uv_buf_init(ver, sizeof ver - 1);
+    for (i = 0; i < h->n; i++) {
+        const pg_head_field_t *f = &h->f[i];
+        const char *name = pg_head_name(h, f);
+
+        if (pg_head_is_hop(h, f) || f == xff || f == via ||
+            (o->add_forwarded && (pg_http_name_is(name, f->name_len, "x-forwarded-proto") ||
+                                  pg_http_name_is(name, f->name_len, "x-forwarded-host"))))
+            continue;
+        if (bufs[k - 1].base + bufs[k - 1].len == h->buf->data + f->off)
+            bufs[k - 1].len += f->len; /* adjacent kept lines: one iovec */
+        else
+            bufs[k++] = uv_buf_init(h->buf->data + f->off, f->len);
+    }
+    /* ours go after the head, in the buffer's reserve */
+    start = e = h->buf->data + ext;
+    room = h->buf->cap - ext;
+    if (o->add_forwarded) {
+        pg_http_addr_text(o->client, addr, sizeof addr);
+        if (xff) {
+            v = pg_head_value(h, xff, &vlen);
+            if (put(&e, &room, snprintf(e, room, "X-Forwarded-For: %.*s, %s\r\n", (int)vlen, v,
+                                        addr)) < 0)
+                return UV_E2BIG;
+        } else if (put(&e, &room, snprintf(e, room, "X-Forwarded-For: %s\r\n", addr)) < 0) {
+            return UV_E2BIG;
+        }
+        if (put(&e, &room, snprintf(e, room, "X-Forwarded-Proto: http\r\n")) < 0)
+            return UV_E2BIG;
+        if (host) {
+            v = pg_head_value(h, host, &vlen);
+            if (put(&e, &room, snprintf(e, room, "X-Forwarded-Host: %.*s\r\n", (int)vlen, v)) < 0)
+                return UV_E2BIG;
+        }
+    }
+    /* HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one */
+    if (host == NULL && put(&e, &room, snprintf(e, room, "Host: %s\r\n", o->default_host)) < 0)
+        return UV_E2BIG;
+    if (o->add_via) {
+        if (via) {
+            v = pg_head_value(h, via, &vlen);
+            if (put(&e, &room, snprintf(e, room, "Via: %.*s, 1.1 profgate\r\n", (int)vlen, v)) < 0)
+                return UV_E2BIG;
+        } else if (put(&e, &room, snprintf(e, room, "Via: 1.1 profgate\r\n")) < 0) {
+            return UV_E2BIG;
+        }
+    }
+    if (put(&e, &room, snprintf(e, room, "\r\n")) < 0)
+        return UV_E2BIG;
+    bufs[k++] = uv_buf_init(start, (unsigned)(e - start));
+    *n = k;
+    return 0;
+}
+
+int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int conn, uv_buf_t *bufs,
+                         unsigned *n)
+{
+    uint32_t ext = h->buf->len, i;
+    char *e = h->buf->data + ext, *start;
+    size_t room = h->buf->cap - ext;
+    unsigned k = 0;
+    int len;
+
+    /* the reason phrase is copied after the head in the same buffer (no overlap) */
+    len = snprintf(e, room, "HTTP/1.1 %03u ", status);
+    if (len < 0 || (size_t)len + h->first_len + 2 >= room)
+        return UV_E2BIG;
+    memmove(e + len, h->buf->data, h->first_len);
+    memcpy(e + len + h->first_len, "\r\n", 2);
+    len += (int)h->first_len + 2;
+    bufs[k++] = uv_buf_init(e, (unsigned)len);
+    e += len, room -= (size_t)len;
+    for (i = 0; i < h->n; i++) {
+        const pg_head_field_t *f = &h->f[i];
+
+        if (pg_head_is_hop(h, f))
+            continue;
+        if (k > 1 && bufs[k - 1].base + bufs[k - 1].len == h->buf->data + f->off)
+            bufs[k - 1].len += f->len;
+        else
+            bufs[k++] = uv_buf_init(h->buf->data + f->off, f->len);
+    }
+    start = e;
+    if (status >= 200) {
+        if (add_via && put(&e, &room, snprintf(e, room, "Via: 1.1 profgate\r\n")) < 0)
+            return UV_E2BIG;
+        if (conn == PG_HEAD_CONN_CLOSE &&
+            put(&e, &room, snprintf(e, room, "Connection: close\r\n")) < 0)
+            return UV_E2BIG;
+        if (conn == PG_HEAD_CONN_KEEP_ALIVE &&
+            put(&e, &room, snprintf(e, room, "Connection: keep-alive\r\n")) < 0)
+            return UV_E2BIG;
+    }
+    if (put(&e, &room, snprintf(e, room, "\r\n")) < 0)
+        return UV_E2BIG;
+    bufs[k++] = uv_buf_init(start, (unsigned)(e - start));
+    *n = k;
+    return 0;
+}

@@ -1,0 +1,248 @@
+/* pg_head unit tests: heads kept in wire form (fed in pieces, as llhttp delivers them), the
+ * limits, and the two rewrites: the request sent to an upstream or agent (hop-by-hop and
+ * Connection-listed fields dropped, X-Forwarded-* and Via added or appended to, the pprof
+ * path rewritten) and the response sent to the client. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg_head.h"
+
+static pg_bufpool_t pool;
+
+/* Feed "Name: value" pairs, each split in two pieces. */
+static void feed(pg_head_t *h, const char *first, const char *const *kv)
+{
+    size_t i, n;
+
+    n = strlen(first);
+    assert_int_equal(pg_head_first(h, &pool, first, n / 2), 0);
+    assert_int_equal(pg_head_first(h, &pool, first + n / 2, n - n / 2), 0);
+    for (i = 0; kv[i]; i += 2) {
+        n = strlen(kv[i]);
+        assert_int_equal(pg_head_field(h, &pool, kv[i], 1), 0);
+        assert_int_equal(pg_head_field(h, &pool, kv[i] + 1, n - 1), 0);
+        assert_int_equal(pg_head_field_done(h, &pool), 0);
+        assert_int_equal(pg_head_append(h, &pool, kv[i + 1], strlen(kv[i + 1])), 0);
+        assert_int_equal(pg_head_value_done(h, &pool), 0);
+    }
+}
+
+static char *join(const uv_buf_t *bufs, unsigned n)
+{
+    static char out[8192];
+    size_t off = 0;
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        memcpy(out + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    out[off] = '\0';
+    return out;
+}
+
+static struct sockaddr_in client(void)
+{
+    struct sockaddr_in in;
+
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    inet_pton(AF_INET, "10.0.0.5", &in.sin_addr);
+    return in;
+}
+
+static void test_head_keeps_fields_in_wire_form(void **state)
+{
+    static const char *const kv[] = {"Host", "a.example", "X-Empty", "", NULL};
+    pg_head_t h;
+    size_t len;
+    const char *v;
+
+    (void)state;
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 1000);
+    feed(&h, "/path?q=1", kv);
+    assert_int_equal(h.n, 2);
+    assert_int_equal(h.first_len, 9);
+    v = pg_head_get(&h, "host", &len);
+    assert_int_equal(len, 9);
+    assert_memory_equal(v, "a.example", 9);
+    v = pg_head_get(&h, "x-empty", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 0);
+    assert_null(pg_head_get(&h, "hos", &len));
+    assert_memory_equal(h.buf->data + h.f[0].off, "Host: a.example\r\n", h.f[0].len);
+    pg_head_release(&h);
+}
+
+static void test_head_limits(void **state)
+{
+    pg_head_t h;
+    int i, r = 0;
+    char name[16];
+
+    (void)state;
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 16);
+    assert_int_equal(pg_head_first(&h, &pool, "/0123456789", 11), 0);
+    assert_int_equal(pg_head_first(&h, &pool, "/0123456789", 11), -1);
+    assert_true(h.overflow);
+    pg_head_reset(&h, 60000);
+    assert_false(h.overflow);
+    for (i = 0; i <= PG_HEAD_MAX_FIELDS && r == 0; i++) {
+        snprintf(name, sizeof name, "F%d", i);
+        r = pg_head_field(&h, &pool, name, strlen(name));
+        if (r == 0)
+            r = pg_head_field_done(&h, &pool) || pg_head_value_done(&h, &pool);
+    }
+    assert_int_equal(r, -1);
+    assert_true(h.too_many);
+    assert_int_equal(h.n, PG_HEAD_MAX_FIELDS);
+    pg_head_release(&h);
+}
+
+static void test_head_request_rewrite(void **state)
+{
+    static const char *const kv[] = {
+        "Host", "gw:8080", "Connection", "keep-alive, X-Hop", "X-Hop", "1",
+        "Keep-Alive", "timeout=5", "X-Forwarded-For", "1.2.3.4", "X-Forwarded-Proto", "https",
+        "Accept", "*/*", "Via", "1.0 other", NULL};
+    struct sockaddr_in in = client();
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    unsigned n;
+
+    (void)state;
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 4096);
+    feed(&h, "/app?x=1", kv);
+    memset(&o, 0, sizeof o);
+    o.method = "GET";
+    o.add_forwarded = o.add_via = true;
+    o.client = (struct sockaddr *)&in;
+    o.default_host = "up:1";
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET /app?x=1 HTTP/1.1\r\n"
+                                       "Host: gw:8080\r\n"
+                                       "Accept: */*\r\n"
+                                       "X-Forwarded-For: 1.2.3.4, 10.0.0.5\r\n"
+                                       "X-Forwarded-Proto: http\r\n"
+                                       "X-Forwarded-Host: gw:8080\r\n"
+                                       "Via: 1.0 other, 1.1 profgate\r\n"
+                                       "\r\n");
+    /* switched off: the client's own lines pass, nothing is added */
+    o.add_forwarded = o.add_via = false;
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET /app?x=1 HTTP/1.1\r\n"
+                                       "Host: gw:8080\r\n"
+                                       "X-Forwarded-For: 1.2.3.4\r\n"
+                                       "X-Forwarded-Proto: https\r\n"
+                                       "Accept: */*\r\n"
+                                       "Via: 1.0 other\r\n"
+                                       "\r\n");
+    pg_head_release(&h);
+}
+
+static void test_head_request_rewrite_pprof_and_absolute_form(void **state)
+{
+    static const char *const none[] = {NULL};
+    struct sockaddr_in in = client();
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    unsigned n;
+
+    (void)state;
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 4096);
+    feed(&h, "/svc/debug/pprof/profile?seconds=5", none);
+    memset(&o, 0, sizeof o);
+    o.method = "GET";
+    o.pprof = true;
+    o.pprof_rest = h.buf->data + 16; /* "/profile" */
+    o.pprof_rest_len = 8;
+    o.query_off = 24;
+    o.query_len = 10;
+    o.client = (struct sockaddr *)&in;
+    o.default_host = "localhost";
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET /debug/pprof/profile?seconds=5 HTTP/1.1\r\n"
+                                       "Host: localhost\r\n\r\n");
+    pg_head_reset(&h, 4096);
+    feed(&h, "http://h.example/a/b", none);
+    memset(&o, 0, sizeof o);
+    o.method = "POST";
+    o.path_off = 16;
+    o.client = (struct sockaddr *)&in;
+    o.default_host = "up:1";
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "POST /a/b HTTP/1.1\r\nHost: up:1\r\n\r\n");
+    pg_head_release(&h);
+}
+
+static void test_head_response_rewrite(void **state)
+{
+    static const char *const kv[] = {"Content-Length", "2", "Connection", "X-Up",
+                                      "X-Up", "yes", "Keep-Alive", "timeout=5",
+                                      "Transfer-Encoding", "chunked", NULL};
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_t h;
+    unsigned n;
+
+    (void)state;
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 4096);
+    feed(&h, "Fine", kv);
+    assert_int_equal(pg_head_response_out(&h, 200, true, PG_HEAD_CONN_CLOSE, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "HTTP/1.1 200 Fine\r\n"
+                                       "Content-Length: 2\r\n"
+                                       "Transfer-Encoding: chunked\r\n"
+                                       "Via: 1.1 profgate\r\n"
+                                       "Connection: close\r\n\r\n");
+    assert_int_equal(pg_head_response_out(&h, 200, false, PG_HEAD_CONN_KEEP_ALIVE, bufs, &n), 0);
+    assert_non_null(strstr(join(bufs, n), "Connection: keep-alive\r\n\r\n"));
+    assert_null(strstr(join(bufs, n), "Via"));
+    /* informational: nothing added */
+    assert_int_equal(pg_head_response_out(&h, 100, true, PG_HEAD_CONN_CLOSE, bufs, &n), 0);
+    assert_null(strstr(join(bufs, n), "Via"));
+    assert_null(strstr(join(bufs, n), "Connection"));
+    pg_head_release(&h);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    pg_bufpool_init(&pool);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pg_bufpool_destroy(&pool);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_head_keeps_fields_in_wire_form),
+        cmocka_unit_test(test_head_limits),
+        cmocka_unit_test(test_head_request_rewrite),
+        cmocka_unit_test(test_head_request_rewrite_pprof_and_absolute_form),
+        cmocka_unit_test(test_head_response_rewrite),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
