@@ -57,6 +57,14 @@ enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
 enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
 #define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
 
+/* Output to the client gathered while one upstream read is parsed, so that a response
+ * head and the body bytes that came with it leave in one writev. */
+typedef struct outq {
+    uv_buf_t v[PG_HEAD_MAX_IOV + 8];
+    unsigned n;
+    pg_buf_t *hold[2];
+} outq_t;
+
 typedef struct xchg {
     pg_head_t req;
     pg_head_t resp;
@@ -82,6 +90,9 @@ typedef struct xchg {
     bool up_dirty;                /* the upstream connection must not be reused */
     bool ev_rhead, ev_rdone;
     bool head_done;               /* the request head was complete (method, target known) */
+    bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
+    outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
+    pg_buf_t *rbuf;               /*   and the buffer it points into */
     int up_writes;                /* uv_writes to u not yet completed */
     int status;                   /* status sent to the client (0: none yet) */
     int cause;                    /* pg_err_cause_t when we answered or cut; -1 otherwise */
@@ -120,13 +131,6 @@ typedef struct wreq {
     pg_buf_t *b[2];
 } wreq_t;
 
-/* Output to the client gathered while one upstream read is parsed, so that a response
- * head and the body bytes that came with it leave in one writev. */
-typedef struct outq {
-    uv_buf_t v[PG_HEAD_MAX_IOV + 8];
-    unsigned n;
-    pg_buf_t *hold[2];
-} outq_t;
 
 static const llhttp_settings_t *req_settings(void);
 static const llhttp_settings_t *resp_settings(void);
@@ -1207,6 +1211,16 @@ static int on_resp_headers_done(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+    xchg_t *x = c->x;
+
+    if (!x->dechunk || x->oq == NULL)
+        return 0;
+    return outq_add(c, x->oq, at, len, x->rbuf) < 0 ? -1 : 0;
+}
+
 static int on_resp_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
@@ -1229,6 +1243,7 @@ static const llhttp_settings_t *resp_settings(void)
         s.on_header_value = on_resp_value;
         s.on_header_value_complete = on_resp_value_done;
         s.on_headers_complete = on_resp_headers_done;
+        s.on_body = on_resp_body;
         s.on_message_complete = on_resp_done;
         init = true;
     }
@@ -1249,6 +1264,8 @@ static int write_response_head(pg_conn_t *c, outq_t *q)
         conn = PG_HEAD_CONN_CLOSE;
     else if (c->req.http_major == 1 && c->req.http_minor == 0)
         conn = PG_HEAD_CONN_KEEP_ALIVE;
+    if (x->dechunk)
+        conn |= PG_HEAD_DROP_TE;
     r = pg_head_response_out(&x->resp, x->u->parser.status_code, x->gen->cfg->server.add_via,
                              conn, bufs, &n);
     for (i = 0; r == 0 && i < n; i++)
@@ -1273,6 +1290,12 @@ static void on_response_head(pg_conn_t *c, outq_t *q)
          * our close */
         if (!has_len && !bodyless)
             c->close_after = true;
+        /* an HTTP/1.0 client cannot read chunked framing: send the payload, end by closing */
+        if ((p->flags & F_CHUNKED) && !bodyless && c->req.http_major == 1 &&
+            c->req.http_minor == 0) {
+            x->dechunk = true;
+            c->close_after = true;
+        }
         if (p->status_code == 101)
             c->close_after = true;
     }
@@ -1313,6 +1336,8 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
 
     oq.n = 0;
     oq.hold[0] = oq.hold[1] = NULL;
+    x->oq = &oq;
+    x->rbuf = b;
     arm(c, T_UPSTREAM, x->budget_ms);
     x->got_resp_bytes = true;
     while (p < end || again) {
@@ -1324,7 +1349,7 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             response_error(c, e);
             return;
         }
-        if (!x->ev_rhead && q > p && x->resp_started &&
+        if (!x->ev_rhead && q > p && x->resp_started && !x->dechunk &&
             outq_add(c, &oq, p, (size_t)(q - p), b) < 0) {
             outq_drop(&oq);
             pg_conn_abort(c);
@@ -1408,6 +1433,7 @@ static void on_uconn_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
     }
     if (nread == UV_EOF && x->resp_started && !x->resp_done) {
         /* a body delimited by close, or a cut response */
+        x->oq = NULL; /* on_body is not called by llhttp_finish; be sure */
         e = llhttp_finish(&u->parser);
         if ((e == HPE_OK || e == HPE_PAUSED) && x->ev_rdone) {
             x->resp_done = true;

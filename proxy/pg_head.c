@@ -221,7 +221,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
     return 0;
 }
 
-int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int conn, uv_buf_t *bufs,
+int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags, uv_buf_t *bufs,
                          unsigned *n)
 {
     uint32_t ext = h->buf->len, i;
@@ -242,7 +242,9 @@ int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int conn, 
     for (i = 0; i < h->n; i++) {
         const pg_head_field_t *f = &h->f[i];
 
-        if (pg_head_is_hop(h, f))
+        if (pg_head_is_hop(h, f) ||
+            ((flags & PG_HEAD_DROP_TE) &&
+             pg_http_name_is(pg_head_name(h, f), f->name_len, "transfer-encoding")))
             continue;
         if (k > 1 && bufs[k - 1].base + bufs[k - 1].len == h->buf->data + f->off)
             bufs[k - 1].len += f->len;
@@ -253,10 +255,10 @@ int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int conn, 
     if (status >= 200) {
         if (add_via && put(&e, &room, snprintf(e, room, "Via: 1.1 profgate\r\n")) < 0)
             return UV_E2BIG;
-        if (conn == PG_HEAD_CONN_CLOSE &&
+        if ((flags & PG_HEAD_CONN_CLOSE) &&
             put(&e, &room, snprintf(e, room, "Connection: close\r\n")) < 0)
             return UV_E2BIG;
-        if (conn == PG_HEAD_CONN_KEEP_ALIVE &&
+        if ((flags & PG_HEAD_CONN_KEEP_ALIVE) &&
             put(&e, &room, snprintf(e, room, "Connection: keep-alive\r\n")) < 0)
             return UV_E2BIG;
     }

@@ -83,11 +83,16 @@ typedef struct pg_head_req_out {
  * PG_HEAD_MAX_IOV entries); *n set. Adjacent kept lines share one iovec. */
 int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs, unsigned *n);
 
-enum { PG_HEAD_CONN_NONE = 0, PG_HEAD_CONN_CLOSE = 1, PG_HEAD_CONN_KEEP_ALIVE = 2 };
+enum {
+    PG_HEAD_CONN_NONE = 0,
+    PG_HEAD_CONN_CLOSE = 1,      /* add "Connection: close" */
+    PG_HEAD_CONN_KEEP_ALIVE = 2, /* add "Connection: keep-alive" (HTTP/1.0 clients) */
+    PG_HEAD_DROP_TE = 4,         /* drop Transfer-Encoding (the body is sent de-chunked) */
+};
 
 /* "HTTP/1.1 STATUS reason\r\n", the kept fields, Via when add_via and the status is final,
- * "Connection: close|keep-alive" as conn says, "\r\n". */
-int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int conn, uv_buf_t *bufs,
+ * "Connection: close|keep-alive" as flags say, "\r\n". */
+int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags, uv_buf_t *bufs,
                          unsigned *n);
 
 #endif
