@@ -4,8 +4,8 @@
  * printCountCycleProfile; delays are nanoseconds, not cycles); debug!=0 Go's legacy text
  * ("--- contention:" / "--- mutex:", pa_text.h). A rate of 0 gives an empty profile, as Go's,
  * with a comment saying which variable turns it on. When the process binds pthread_mutex_lock
- * to another object first (a sanitizer runtime), 500 names it. seconds=N: as goroutine (400s
- * as Go, 501 until pa_delta lands).
+ * to another object first (a sanitizer runtime), 500 names it. seconds=N: Go's delta
+ * (pa_delta), the difference of the cumulative tables N seconds apart.
  * Owns: nothing past the call. Threads: the server's thread. Not async-signal-safe. */
 #ifndef PA_HANDLERS_LOCK_H
 #define PA_HANDLERS_LOCK_H

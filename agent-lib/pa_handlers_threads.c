@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pa_delta.h"
 #include "pa_pprof.h"
 #include "pa_query.h"
 #include "pa_stacktab.h"
@@ -55,25 +56,20 @@ int64_t pa__query_debug(pa_req_t *req)
     return d;
 }
 
-/* 1 when the request asks for a delta (and has been answered: bad values or not available
- * yet), 0 when it does not. */
-int pa__serve_delta_checks(pa_req_t *req)
+int pa__serve_delta(pa_req_t *req, const pa_delta_ops_t *ops, void *arg)
 {
-    char v[32];
-    int64_t sec;
+    char v[64];
     int rc = pa_query_get(pa_req_query(req), "seconds", v, sizeof(v));
 
     if (rc == 0 || (rc == 1 && v[0] == '\0'))
         return 0; /* Go: FormValue("seconds") == "" means no delta */
-    if (rc < 0 || pa_query_parse_int(v, &sec) < 0 || sec <= 0) {
-        pa__serve_error(req, 400, "invalid value for \"seconds\" - must be a positive integer");
+    if (rc < 0) {
+        pa_delta_serve_error(req, 400, PA_DELTA_MSG_BAD_SECONDS);
+        if (ops->release != NULL)
+            ops->release(arg);
         return 1;
     }
-    if (pa__query_debug(req) != 0) {
-        pa__serve_error(req, 400, "seconds and debug params are incompatible");
-        return 1;
-    }
-    pa__serve_error(req, 501, "delta profiles (seconds=N) of this kind are not implemented yet");
+    pa_delta_serve(req, v, ops, arg); /* Go's checks of seconds and debug, the wait, the diff */
     return 1;
 }
 
@@ -97,32 +93,51 @@ void pa__respond_profile(pa_req_t *req, const char *name, int64_t debug, const v
     pa_req_respond(req, 200, hdrs, NH(hdrs), body, len);
 }
 
-/* A count profile (values {count}) as proto or debug=1 text. */
-static void serve_count_profile(pa_req_t *req, const char *name, int64_t debug,
-                                const pa_stacktab_t *tab, int64_t time_nanos,
-                                const char *const *comments, size_t ncomments)
+/* A count profile (values {count}) as Go's printCountProfile writes the proto: sample and
+ * period type name/count, period 1. */
+static int encode_count(const char *name, const pa_stacktab_t *tab, int64_t time_nanos,
+                        int64_t duration_nanos, const char *const *comments, size_t ncomments,
+                        uint8_t **out, size_t *outlen)
 {
     const pa_pprof_vt_t type = {name, "count"};
     pa_pprof_desc_t d = {0};
     pa_symtab_t *st = NULL;
-    uint8_t *out = NULL;
-    char *text = NULL;
-    size_t outlen = 0;
     int rc = pa_symtab_new(&st);
 
-    if (rc == 0 && debug > 0) {
-        rc = pa_text_count_profile(name, tab, 0, st, comments, ncomments, &text, &outlen);
-    } else if (rc == 0) {
+    if (rc == 0) {
         d.sample_types = &type;
         d.nsample_types = 1;
         d.period_type = type;
         d.period = 1;
         d.time_nanos = time_nanos;
+        d.duration_nanos = duration_nanos;
         d.comments = comments;
         d.ncomments = ncomments;
-        rc = pa_pprof_encode(&d, tab, st, 1, &out, &outlen);
+        rc = pa_pprof_encode(&d, tab, st, 1, out, outlen);
     }
     pa_symtab_free(st);
+    return rc;
+}
+
+/* A count profile (values {count}) as proto or debug=1 text. */
+static void serve_count_profile(pa_req_t *req, const char *name, int64_t debug,
+                                const pa_stacktab_t *tab, int64_t time_nanos,
+                                const char *const *comments, size_t ncomments)
+{
+    pa_symtab_t *st = NULL;
+    uint8_t *out = NULL;
+    char *text = NULL;
+    size_t outlen = 0;
+    int rc = 0;
+
+    if (debug > 0) {
+        rc = pa_symtab_new(&st);
+        if (rc == 0)
+            rc = pa_text_count_profile(name, tab, 0, st, comments, ncomments, &text, &outlen);
+        pa_symtab_free(st);
+    } else {
+        rc = encode_count(name, tab, time_nanos, 0, comments, ncomments, &out, &outlen);
+    }
     if (rc < 0) {
         fprintf(stderr, "profagent: writing the %s profile failed: %s\n", name, strerror(-rc));
         pa__serve_error(req, 500, "failed to write the profile");
@@ -132,6 +147,52 @@ static void serve_count_profile(pa_req_t *req, const char *name, int64_t debug,
     free(text);
     free(out);
 }
+
+/* ---- deltas (seconds=N) ---- */
+
+static int goroutine_snapshot(void *arg, pa_stacktab_t **out)
+{
+    pa_threads_snap_t *s = NULL;
+    int rc = pa_threads_collect(PA_THREADS_WAIT_MS, &s); /* blocks <= the bound */
+
+    (void)arg;
+    *out = NULL;
+    if (rc == 0)
+        rc = pa_stacktab_new(1, s->n ? s->n : 1, out);
+    if (rc == 0)
+        (void)pa_threads_snap_to_stacktab(s, *out); /* capacity s->n: nothing refused */
+    pa_threads_snap_free(s);
+    return rc;
+}
+
+static int threadcreate_snapshot(void *arg, pa_stacktab_t **out)
+{
+    int rc = pa_stacktab_new(1, PA_THREAD_HOOK_MAX_STACKS, out);
+
+    (void)arg;
+    if (rc == 0)
+        (void)pa_thread_hook_read(*out);
+    return rc;
+}
+
+static int goroutine_encode(void *arg, const pa_stacktab_t *delta, int64_t time_nanos,
+                            int64_t duration_nanos, uint8_t **out, size_t *outlen)
+{
+    (void)arg;
+    return encode_count("goroutine", delta, time_nanos, duration_nanos, NULL, 0, out, outlen);
+}
+
+static int threadcreate_encode(void *arg, const pa_stacktab_t *delta, int64_t time_nanos,
+                               int64_t duration_nanos, uint8_t **out, size_t *outlen)
+{
+    (void)arg;
+    return encode_count("threadcreate", delta, time_nanos, duration_nanos, NULL, 0, out, outlen);
+}
+
+static const pa_delta_ops_t goroutine_delta = {"goroutine", goroutine_snapshot, goroutine_encode,
+                                               NULL};
+static const pa_delta_ops_t threadcreate_delta = {"threadcreate", threadcreate_snapshot,
+                                                  threadcreate_encode, NULL};
 
 /* ---- goroutine ---- */
 
@@ -322,7 +383,7 @@ static void serve_goroutine(pa_req_t *req)
     goroutine_req_t *g;
     int rc;
 
-    if (pa__serve_delta_checks(req))
+    if (pa__serve_delta(req, &goroutine_delta, NULL))
         return;
     g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -360,8 +421,6 @@ static void serve_threadcreate(pa_req_t *req)
     int64_t debug;
     int rc;
 
-    if (pa__serve_delta_checks(req))
-        return;
     rc = pa_thread_hook_status(&who);
     if (rc < 0) {
         if (rc == -ENOSYS)
@@ -377,6 +436,8 @@ static void serve_threadcreate(pa_req_t *req)
         pa__serve_error(req, 500, msg);
         return;
     }
+    if (pa__serve_delta(req, &threadcreate_delta, NULL))
+        return;
     debug = pa__query_debug(req);
     if (pa_stacktab_new(1, PA_THREAD_HOOK_MAX_STACKS, &tab) < 0) {
         pa__serve_error(req, 500, "failed to write the profile");

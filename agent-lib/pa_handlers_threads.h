@@ -10,8 +10,9 @@
  *   threadcreate debug=0 proto, threadcreate/count; debug!=0 text. Cumulative since start.
  *                500 with the reason when pthread_create is interposed ahead of us (e.g. a
  *                sanitizer runtime), rather than an empty profile.
- *   seconds=N    validated as Go does (400 for a bad value, or with debug); the delta itself
- *                waits for pa_delta: 501 until then.
+ *   seconds=N    Go's delta (pa_delta): the difference of two snapshots N seconds apart,
+ *                proto only (400 with debug, as Go); each goroutine snapshot is a blocking
+ *                collection of at most PA_THREADS_WAIT_MS on the agent thread.
  * debug=2 block, Go's "goroutine N [state]:" traceback adapted to threads:
  *     thread 4242 [park-3, sleeping]:
  *     park_here(...)
@@ -30,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pa_delta.h"
 #include "pa_server.h"
 
 /* Serve req if name (the path after /debug/pprof/) is one of ours: returns 1 when it took the
@@ -41,9 +43,9 @@ int pa_handlers_threads_serve(pa_req_t *req, const char *name);
 void pa__serve_error(pa_req_t *req, int status, const char *msg);
 /* Go's strconv.Atoi(r.FormValue("debug")), 0 when absent or unparsable. */
 int64_t pa__query_debug(pa_req_t *req);
-/* 1 when the request asks for a delta (seconds=N) and has been answered (400s as Go's, or 501
- * until pa_delta lands), 0 when it does not ask for one. */
-int pa__serve_delta_checks(pa_req_t *req);
+/* 0 when the request asks for no delta (no or empty seconds); otherwise 1, the request being
+ * served by pa_delta with ops and arg (Go's 400s for bad seconds or seconds with debug). */
+int pa__serve_delta(pa_req_t *req, const pa_delta_ops_t *ops, void *arg);
 /* 200 with Go's headers: proto (debug 0, Content-Disposition naming the profile) or text. */
 void pa__respond_profile(pa_req_t *req, const char *name, int64_t debug, const void *body,
                          size_t len);

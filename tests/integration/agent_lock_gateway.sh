@@ -4,7 +4,7 @@
 # With PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1: go tool pprof -raw parses both;
 # block has the waits in rs_contend_worker (at pthread_mutex_lock) and rs_block_wait (at
 # pthread_cond_timedwait); mutex has rs_contend_worker at pthread_mutex_unlock; debug=1 is Go's
-# legacy text. Without the variables: empty profiles whose comment says how to turn them on.
+# legacy text; block?seconds=3 holds only the wait made inside its window. Without the variables: empty profiles whose comment says how to turn them on.
 # Sanitizer builds: ASan/TSan interpose pthread_mutex_lock ahead of libprofagent, so both
 # endpoints answer 500 naming the runtime (checked instead of the stacks).
 # ctest-timeout: 120
@@ -118,6 +118,24 @@ else
     curl -s -m 10 "$GW/debug/pprof/mutex?debug=1" >"$T/mutex1.txt"
     pg_check "mutex?debug=1: Go's header with the sampling period" \
         bash -c "head -n 3 '$T/mutex1.txt' | tr '\n' '|' | grep -qx -- '--- mutex:|cycles/second=1000000000|sampling period=1|'"
+fi
+
+# --- block?seconds=3: only the contention inside the window (the earlier one cancels out)
+if [ -z "$SAN" ]; then
+    curl -s -m 30 -o "$T/bd.pb.gz" -w '%{http_code}' "$GW/debug/pprof/block?seconds=3" >"$T/bd.code" &
+    CURL=$!
+    sleep 1
+    curl -s -m 20 "$GW/block?ms=150" >/dev/null
+    wait $CURL
+    pg_check "block?seconds=3: 200 (got $(cat "$T/bd.code"))" [ "$(cat "$T/bd.code")" = 200 ]
+    if go tool pprof -raw "$T/bd.pb.gz" >"$T/bd.raw" 2>"$T/bd.err"; then
+        n=$(raw_count "$T/bd.raw" rs_block_wait)
+        pg_check "block?seconds=3: the one wait of the window in rs_block_wait (got $n)" [ "$n" = 1 ]
+        n=$(raw_count "$T/bd.raw" rs_contend_worker)
+        pg_check "block?seconds=3: the contention before the window cancelled out (got $n)" [ "$n" = 0 ]
+    else
+        pg_fail "block?seconds=3 does not parse: $(head -c 300 "$T/bd.err")"
+    fi
 fi
 
 start_pair off

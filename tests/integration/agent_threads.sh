@@ -6,7 +6,7 @@
 #   threads_park_here, and says in its comments that one thread was not sampled; debug=1 has
 #   "K @"; debug=2 lists every thread by name (the masked one without a stack, the agent's own
 #   as "profagent"); threadcreate shows the spawning function with K+2 creations; Go's 400s
-#   for bad seconds; a host handler on the agent's signal is left alone with an honest 500.
+#   for bad seconds, and seconds=1 is a delta in which the unchanged threads cancel out; a host handler on the agent's signal is left alone with an honest 500.
 # Sanitizer builds (libasan/libtsan in the program): the runtime interposes pthread_create
 # ahead of libprofagent, so threadcreate must answer 500 naming it; the test checks that.
 # ctest-timeout: 120
@@ -104,6 +104,20 @@ pg_check "goroutine?seconds=abc: 400 with Go's message (got $code)" \
 code=$(get '/debug/pprof/threadcreate?seconds=2&debug=1' "$T/bad2")
 pg_check "threadcreate?seconds=2&debug=1: 400 with Go's message (got $code)" \
     bash -c "[ $code = 400 ] && grep -q 'seconds and debug params are incompatible' '$T/bad2'"
+
+# --- deltas: the parked threads are there at both ends, so they cancel out
+code=$(curl -s -m 20 --unix-socket "$SOCK" -o "$T/gd.pb.gz" -D "$T/gd.h" -w '%{http_code}' \
+    "http://agent/debug/pprof/goroutine?seconds=1")
+pg_check "goroutine?seconds=1: 200 named goroutine-delta (got $code)" \
+    bash -c "[ $code = 200 ] && grep -qi 'filename=\"goroutine-delta\"' '$T/gd.h'"
+if go tool pprof -raw "$T/gd.pb.gz" >"$T/gd.raw" 2>"$T/gd.err"; then
+    n=$(raw_count "$T/gd.raw" threads_park_here)
+    pg_check "goroutine?seconds=1: parses, and the unchanged parked threads cancel out (got $n)" [ "$n" = 0 ]
+    pg_check "goroutine?seconds=1: the delta's duration is about 1 s" \
+        grep -Eq '^Duration: (1\.|9[0-9][0-9]ms)' "$T/gd.raw"
+else
+    pg_fail "goroutine?seconds=1 does not parse: $(head -c 300 "$T/gd.err")"
+fi
 
 # --- threadcreate
 code=$(get /debug/pprof/threadcreate "$T/tc.pb.gz")

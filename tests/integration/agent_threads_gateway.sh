@@ -92,6 +92,23 @@ else
         bash -c "awk '/^15 @ /{r=1;next} r&&/^\$/{r=0} r' '$T/tc1.txt' | grep -Pq '^#\t0x[0-9a-f]+\trs_spawn\+0x'"
 fi
 
+# --- threadcreate?seconds=3 through the gateway while 4 more threads are spawned: only they
+if [ -z "$SAN" ]; then
+    curl -s -m 30 -o "$T/tcd.pb.gz" -w '%{http_code}' "$GW/debug/pprof/threadcreate?seconds=3" >"$T/tcd.code" &
+    CURL=$!
+    sleep 1
+    out=$(curl -s -m 10 "$GW/spawn?n=4")
+    pg_check "GET /spawn?n=4 inside the delta window ($out)" [ "$out" = "spawned and joined 4 threads" ]
+    wait $CURL
+    pg_check "threadcreate?seconds=3: 200 (got $(cat "$T/tcd.code"))" [ "$(cat "$T/tcd.code")" = 200 ]
+    if go tool pprof -raw "$T/tcd.pb.gz" >"$T/tcd.raw" 2>"$T/tcd.err"; then
+        n=$(raw_count "$T/tcd.raw" rs_spawn)
+        pg_check "threadcreate?seconds=3: the 4 creations of the window under rs_spawn (got $n)" [ "$n" = 4 ]
+    else
+        pg_fail "threadcreate?seconds=3 does not parse: $(head -c 300 "$T/tcd.err")"
+    fi
+fi
+
 # --- goroutine
 if timeout 60 go tool pprof -raw "$GW/debug/pprof/goroutine" >"$T/g.raw" 2>"$T/g.err"; then
     pg_pass "go tool pprof -raw $GW/debug/pprof/goroutine"
