@@ -25,6 +25,7 @@ P=$(port)
 U1=$(port)
 U2=$(port)
 DEAD=$(port)
+V6=$(port)
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -66,6 +67,14 @@ upstream = "dead"
 prefix   = "/u3/"
 upstream = "noagent"
 
+[[upstream]]
+name    = "v6"
+address = "[::1]:$V6"
+
+[[route]]
+prefix   = "/v6"
+upstream = "v6"
+
 [pprof]
 max_seconds = 20
 EOF
@@ -85,6 +94,7 @@ pg_start up2 "$UP" --listen "127.0.0.1:$U2" --name up2
 pg_start agent1 "$UP" --unix "$T/agent1.sock" --name agent1
 pg_start agent2 "$UP" --unix "$T/agent2.sock" --name agent2
 pg_start up3 "$UP" --unix "$T/up3.sock" --name up3
+pg_start v6 "$UP" --listen "[::1]:$V6" --name v6
 pg_wait_port "$U1" && pg_wait_port "$U2" && pg_wait_unix "$T/agent1.sock" &&
     pg_wait_unix "$T/agent2.sock" && pg_wait_unix "$T/up3.sock" || pg_fail "upstreams did not start"
 pg_start profgate "$PG" --config "$T/pg.toml"
@@ -141,6 +151,7 @@ pg_check "20 MB response streamed whole (got $n)" test "$n" -eq 20480000
 pg_check "/api/echo -> up2" bash -c "curl -s '$base/api/echo' | grep -qx 'up2 not found /api/echo'"
 pg_check "/api -> up2 (exact)" bash -c "curl -s '$base/api?x' | grep -qx 'up2 not found /api?x'"
 pg_check "/apix/echo -> up1 (not a segment of /api)" bash -c "curl -s '$base/apix/echo' | grep -qx 'up1 not found /apix/echo'"
+pg_check "/v6/x -> IPv6 upstream" bash -c "curl -s '$base/v6/x' | grep -qx 'v6 not found /v6/x'"
 pg_check "/u3/echo -> unix: upstream" bash -c "curl -s '$base/u3/echo' | grep -qx 'up3 not found /u3/echo'"
 
 # the pprof relay

@@ -1,7 +1,7 @@
 /* pg_test_upstream: a small HTTP/1.1 server (libuv + llhttp) that the proxy integration
  * tests put behind profgate. Keep-alive and in-order pipelining; every answer is made at the
  * end of the request (the request body is buffered: this is a test program).
- *   pg_test_upstream --listen HOST:PORT | --unix PATH [--name NAME]
+ *   pg_test_upstream --listen HOST:PORT|[V6]:PORT | --unix PATH [--name NAME]
  * Endpoints (query parameters in brackets):
  *   /echo            200, body: "NAME METHOD URL conn=N req=M\n" then the request headers
  *                    ("name: value" lines), a blank line, and the request body
@@ -434,7 +434,13 @@ int main(int argc, char **argv)
             return 2;
         }
         snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
-        uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&ss);
+        if (host[0] == '[') { /* "[v6]:port" */
+            memmove(host, host + 1, strlen(host));
+            host[strcspn(host, "]")] = '\0';
+            uv_ip6_addr(host, atoi(colon + 1), (struct sockaddr_in6 *)&ss);
+        } else {
+            uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&ss);
+        }
         uv_tcp_init(loop, &tcp);
         if (uv_tcp_bind(&tcp, (struct sockaddr *)&ss, 0) < 0) {
             fprintf(stderr, "cannot bind %s\n", listen);
