@@ -74,12 +74,12 @@ static void test_cpu_samples_a_busy_loop_with_its_stack(void **state)
     assert_false(pa_cpu_running());
     assert_int_equal(lost, 0);
     pa_stacktab_foreach(t, add_up, &tally);
-    /* 600 ms of CPU at 250 Hz is 150 samples; allow for scheduling noise */
-    assert_true(tally.samples >= 50);
-    assert_true(tally.samples <= 200);
+    /* 600 ms of CPU at 250 Hz is 150 samples; ITIMER_PROF is tick-based and runs a few per
+     * cent over on an idle machine, and HZ=100 kernels cap it at 100 Hz (60 samples) */
+    assert_in_range(tally.samples, 50, 250);
     assert_int_equal(tally.nanos, tally.samples * 4000000);
-    assert_true(tally.in_spin * 2 >= tally.samples);
-    assert_true(tally.deepest >= 3); /* spin_for_ms <- test <- cmocka ... */
+    assert_in_range(tally.in_spin * 2, tally.samples, 2 * tally.samples);
+    assert_in_range(tally.deepest, 3, PA_MAX_FRAMES); /* spin_for_ms <- test <- cmocka ... */
     pa_stacktab_free(t);
 }
 
@@ -131,7 +131,7 @@ static void test_cpu_full_ring_shows_as_lost_samples(void **state)
     pa_cpu_stop(t, &lost);
     pa__cpu_set_ring_slots(0);
     pa_stacktab_foreach(t, add_up, &tally);
-    assert_true(lost > 0);
+    assert_in_range(lost, 1, 1000);
     assert_int_equal(tally.lost, (int64_t)lost);
     assert_int_equal(tally.samples, (int64_t)lost + 4);
     assert_int_equal(tally.nanos, tally.samples * 2000000);
@@ -152,7 +152,7 @@ static void test_cpu_signal_inside_another_sampler_counts_as_lost(void **state)
     pa__sampler_guard = 0;
     pa_cpu_stop(t, &lost);
     pa_stacktab_foreach(t, add_up, &tally);
-    assert_true(lost > 0);
+    assert_in_range(lost, 1, 1000);
     assert_int_equal(tally.lost, (int64_t)lost);
     assert_int_equal(tally.samples, tally.lost); /* nothing was unwound */
     pa_stacktab_free(t);

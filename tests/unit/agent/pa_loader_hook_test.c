@@ -62,9 +62,12 @@ static void test_loader_hook_dlopen_waits_for_an_unwind_in_progress(void **state
     atomic_store(&opened, 0);
     assert_int_equal(pa_loader_unwind_begin(), 1); /* a handler is unwinding */
     pthread_create(&th, NULL, open_lib, NULL);
-    usleep(200000);
-    assert_int_equal(atomic_load(&opened), 0); /* held at the door */
-    assert_true(atomic_load(&pa__loader_depth) >= 1);
+    /* wait until the thread is at the door (a loaded machine may take a while to run it) */
+    for (int i = 0; i < 1000 && atomic_load(&pa__loader_depth) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&pa__loader_depth), 1);
+    usleep(100000);
+    assert_int_equal(atomic_load(&opened), 0); /* held there while we unwind */
     pa_loader_unwind_end();
     for (int i = 0; i < 500 && !atomic_load(&opened); i++)
         usleep(10000);
