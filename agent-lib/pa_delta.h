@@ -35,8 +35,8 @@ typedef struct pa_delta_ops {
     int (*snapshot)(void *arg, pa_stacktab_t **out);
     /* Encode the delta as the kind's pprof profile (gzipped protobuf, *out malloc'd).
      * time_nanos: wall time of the second snapshot; duration_nanos: between the two. */
-    int (*encode)(void *arg, const pa_stacktab_t *delta, int64_t time_nanos,
-                  int64_t duration_nanos, uint8_t **out, size_t *outlen);
+    int (*encode)(void *arg, const pa_stacktab_t *delta, int64_t time_nanos, int64_t duration_nanos,
+                  uint8_t **out, size_t *outlen);
     /* Called exactly once when the request is over (answered, client gone, server stopping,
      * or refused); may be NULL. */
     void (*release)(void *arg);

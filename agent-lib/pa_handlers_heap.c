@@ -80,13 +80,11 @@ static size_t drop_comments(const pa_heap_stats_t *st, char buf[3][128], const c
 
     if (st->dropped_live > 0)
         snprintf(buf[n++], 128,
-                 "dropped %" PRIu64 " sampled allocations: live table full (%" PRIu64
-                 " entries)",
+                 "dropped %" PRIu64 " sampled allocations: live table full (%" PRIu64 " entries)",
                  st->dropped_live, st->live_capacity);
     if (st->dropped_records > 0)
         snprintf(buf[n++], 128,
-                 "dropped %" PRIu64 " sampled allocations: stack table full (%" PRIu64
-                 " stacks)",
+                 "dropped %" PRIu64 " sampled allocations: stack table full (%" PRIu64 " stacks)",
                  st->dropped_records, st->max_records);
     if (st->dropped_stacks > 0)
         snprintf(buf[n++], 128, "dropped %" PRIu64 " stacks: profile table full",
@@ -206,11 +204,11 @@ static int heap_text(char **out, size_t *outlen)
     alloc_bytes = c.total[PA_HEAP_ALLOC_SPACE];
     if (alloc_bytes == c.total[PA_HEAP_INUSE_SPACE])
         alloc_bytes++;
-    pa_textbuf_printf(&b, "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64
-                          "] @ heap/%" PRId64 "\n",
+    pa_textbuf_printf(&b,
+                      "heap profile: %" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64
+                      "] @ heap/%" PRId64 "\n",
                       c.total[PA_HEAP_INUSE_OBJECTS], c.total[PA_HEAP_INUSE_SPACE],
-                      c.total[PA_HEAP_ALLOC_OBJECTS], alloc_bytes,
-                      2 * last_stats_singleton.rate);
+                      c.total[PA_HEAP_ALLOC_OBJECTS], alloc_bytes, 2 * last_stats_singleton.rate);
     for (size_t i = 0; i < c.n; i++) {
         const text_rec_t *r = &c.recs[i];
         pa_textbuf_printf(&b, "%" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] ",
@@ -271,8 +269,7 @@ static void serve(pa_req_t *req, const heap_kind_t *k)
         size_t len = 0;
         rc = heap_text(&text, &len);
         if (rc < 0) {
-            fprintf(stderr, "profagent: the %s text profile failed: %s\n", k->name,
-                    strerror(-rc));
+            fprintf(stderr, "profagent: the %s text profile failed: %s\n", k->name, strerror(-rc));
             pa_delta_serve_error(req, 500, "Could not write the heap profile");
             return;
         }

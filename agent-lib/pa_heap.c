@@ -60,8 +60,7 @@ static double exp_neg(double x)
 }
 
 /* Go's runtime/pprof scaleHeapSample, including its rounding (int64 conversion truncates) */
-void pa_heap_scale(int64_t count, int64_t size, int64_t rate, int64_t *out_count,
-                   int64_t *out_size)
+void pa_heap_scale(int64_t count, int64_t size, int64_t rate, int64_t *out_count, int64_t *out_size)
 {
     double avg, x, p;
 

@@ -30,24 +30,24 @@
 
 #include "pa_stacktab.h"
 
-#define PA_HEAP_DEFAULT_RATE (512 * 1024)     /* Go's MemProfileRate */
-#define PA_HEAP_MAX_RATE ((int64_t)1 << 40)   /* largest PROFAGENT_MEM_RATE accepted */
-#define PA_HEAP_MAX_FRAMES 32                 /* Go's memory profile keeps 32 too */
-#define PA_HEAP_LIVE_WAYS 4                   /* live entries per bucket (one cache line) */
-#define PA_HEAP_LIVE_BUCKETS 16384            /* 65536 sampled allocations live at once */
-#define PA_HEAP_MAX_RECORDS 8192              /* distinct (stack, size) pairs */
+#define PA_HEAP_DEFAULT_RATE (512 * 1024)   /* Go's MemProfileRate */
+#define PA_HEAP_MAX_RATE ((int64_t)1 << 40) /* largest PROFAGENT_MEM_RATE accepted */
+#define PA_HEAP_MAX_FRAMES 32               /* Go's memory profile keeps 32 too */
+#define PA_HEAP_LIVE_WAYS 4                 /* live entries per bucket (one cache line) */
+#define PA_HEAP_LIVE_BUCKETS 16384          /* 65536 sampled allocations live at once */
+#define PA_HEAP_MAX_RECORDS 8192            /* distinct (stack, size) pairs */
 #define PA_HEAP_NVALUES 4
 
 /* Value indexes in a snapshot, in Go's order. */
 enum { PA_HEAP_ALLOC_OBJECTS, PA_HEAP_ALLOC_SPACE, PA_HEAP_INUSE_OBJECTS, PA_HEAP_INUSE_SPACE };
 
 typedef struct pa_heap_stats {
-    int64_t rate;           /* bytes; 0 when sampling is off */
-    uint64_t records;       /* distinct (stack, size) records in use */
+    int64_t rate;     /* bytes; 0 when sampling is off */
+    uint64_t records; /* distinct (stack, size) records in use */
     uint64_t max_records;
-    uint64_t live;          /* sampled allocations not yet freed */
+    uint64_t live; /* sampled allocations not yet freed */
     uint64_t live_capacity;
-    uint64_t dropped_live;  /* sampled allocations not recorded: their live bucket was full */
+    uint64_t dropped_live;    /* sampled allocations not recorded: their live bucket was full */
     uint64_t dropped_records; /* ... not recorded: the record table was full */
     uint64_t dropped_stacks;  /* records that did not fit the caller's stack table */
 } pa_heap_stats_t;
@@ -80,30 +80,30 @@ void pa_heap_exclude_this_thread(void);
 #define PA__HEAP_NO_RECORD UINT32_MAX
 
 typedef struct pa__heap_record {
-    uint64_t hash;                      /* read-only once published */
-    uint64_t size;                      /* read-only once published */
-    uint32_t npcs;                      /* read-only once published */
-    _Atomic uint64_t allocs;            /* sampled allocations of this stack and size */
-    _Atomic uint64_t frees;             /* ... of which freed */
-    uintptr_t pcs[PA_HEAP_MAX_FRAMES];  /* leaf first; pcs[0] is in malloc's caller */
+    uint64_t hash;                     /* read-only once published */
+    uint64_t size;                     /* read-only once published */
+    uint32_t npcs;                     /* read-only once published */
+    _Atomic uint64_t allocs;           /* sampled allocations of this stack and size */
+    _Atomic uint64_t frees;            /* ... of which freed */
+    uintptr_t pcs[PA_HEAP_MAX_FRAMES]; /* leaf first; pcs[0] is in malloc's caller */
 } pa__heap_record_t;
 
 typedef struct pa__heap_live {
-    _Atomic uintptr_t key;  /* 0 empty, PA__HEAP_KEY_BUSY being filled, else the pointer */
-    uint32_t record;        /* written before key is published */
+    _Atomic uintptr_t key; /* 0 empty, PA__HEAP_KEY_BUSY being filled, else the pointer */
+    uint32_t record;       /* written before key is published */
     uint32_t pad;
 } pa__heap_live_t;
 
 typedef struct pa__heap_tables {
-    unsigned live_shift;              /* 64 - log2(live buckets) */
+    unsigned live_shift; /* 64 - log2(live buckets) */
     size_t live_buckets;
-    size_t index_mask;                /* record index slots - 1 */
+    size_t index_mask; /* record index slots - 1 */
     uint32_t max_records;
-    _Atomic uint8_t *live_count;      /* entries used or being filled, per bucket */
-    pa__heap_live_t *live;            /* live_buckets * PA_HEAP_LIVE_WAYS */
-    _Atomic uint32_t *index;          /* hash -> record + 1; 0 empty */
+    _Atomic uint8_t *live_count; /* entries used or being filled, per bucket */
+    pa__heap_live_t *live;       /* live_buckets * PA_HEAP_LIVE_WAYS */
+    _Atomic uint32_t *index;     /* hash -> record + 1; 0 empty */
     pa__heap_record_t *records;
-    _Atomic uint32_t nrecords;        /* records claimed (may pass max_records) */
+    _Atomic uint32_t nrecords; /* records claimed (may pass max_records) */
     _Atomic uint64_t dropped_live;
     _Atomic uint64_t dropped_records;
     size_t map_len;
@@ -135,8 +135,9 @@ static inline size_t pa__heap_live_bucket(const pa__heap_tables_t *t, uintptr_t 
     return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> t->live_shift);
 }
 
-/* Tests: replace the tables (0 sizes: the defaults; live_buckets a power of two >= 2) and the rate, as at load time. Only when
- * no other thread allocates. The calling thread draws a new interval at its next allocation. */
+/* Tests: replace the tables (0 sizes: the defaults; live_buckets a power of two >= 2) and the rate,
+ * as at load time. Only when no other thread allocates. The calling thread draws a new interval at
+ * its next allocation. */
 int pa__heap_configure(int64_t rate, size_t live_buckets, size_t max_records);
 /* Tests: the calling thread forgets its countdown (next allocation draws a new interval). */
 void pa__heap_thread_reset(void);

@@ -154,8 +154,7 @@ static uint32_t find_record(pa__heap_tables_t *t, const uintptr_t *pcs, uint32_t
                 mine = r;
             }
             if (atomic_compare_exchange_strong_explicit(&t->index[s], &v, mine + 1,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire))
+                                                        memory_order_acq_rel, memory_order_acquire))
                 return mine;
             /* someone published here first: v is theirs, compare it below */
         }
@@ -284,18 +283,18 @@ out:
 
 /* The entry points' common shape: not sampled -> count down and tail-call the real function;
  * sampled -> call it, then sample() (which must stay a direct call from the entry point). */
-#define SAMPLED_ALLOC(size, call)                                                              \
-    do {                                                                                       \
-        pa__heap_thread_t *th_ = &pa__heap_thread;                                             \
-        uint64_t c_ = th_->countdown;                                                          \
-        void *p_;                                                                              \
-        if (LIKELY((size) < c_)) {                                                             \
-            th_->countdown = c_ - (size);                                                      \
-            return call;                                                                       \
-        }                                                                                      \
-        p_ = call;                                                                             \
-        sample(p_, (size));                                                                    \
-        return p_;                                                                             \
+#define SAMPLED_ALLOC(size, call)                                                                  \
+    do {                                                                                           \
+        pa__heap_thread_t *th_ = &pa__heap_thread;                                                 \
+        uint64_t c_ = th_->countdown;                                                              \
+        void *p_;                                                                                  \
+        if (LIKELY((size) < c_)) {                                                                 \
+            th_->countdown = c_ - (size);                                                          \
+            return call;                                                                           \
+        }                                                                                          \
+        p_ = call;                                                                                 \
+        sample(p_, (size));                                                                        \
+        return p_;                                                                                 \
     } while (0)
 
 PA_INTERPOSE void *malloc(size_t size)
@@ -327,8 +326,7 @@ PA_INTERPOSE void free(void *p)
  * given the same address while it is still in the table; if the call fails the old block is
  * still the caller's and goes back (or, table full, counts as freed and as a drop). */
 static inline __attribute__((always_inline)) void *realloc_tracked(void *old, size_t size,
-                                                                   pa__heap_tables_t *t,
-                                                                   uint32_t r)
+                                                                   pa__heap_tables_t *t, uint32_t r)
 {
     void *p = __libc_realloc(old, size);
 

@@ -262,8 +262,8 @@ static void test_delta_serve_waits_and_answers_the_difference(void **state)
 
 static void test_delta_serve_refuses_bad_seconds_as_go_does(void **state)
 {
-    static const char *bad[] = {"/x?seconds=0", "/x?seconds=-3", "/x?seconds=abc",
-                                "/x?seconds=1.5", "/x?seconds=", "/x?seconds=99999999"};
+    static const char *bad[] = {"/x?seconds=0",   "/x?seconds=-3", "/x?seconds=abc",
+                                "/x?seconds=1.5", "/x?seconds=",   "/x?seconds=99999999"};
     char resp[2048];
     (void)state;
 
@@ -337,8 +337,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_delta_serve_refuses_seconds_with_debug, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_delta_serve_answers_500_when_a_snapshot_fails,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_serve_answers_500_when_a_snapshot_fails, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_delta_serve_releases_when_the_client_leaves, setup,
                                         teardown),
     };
