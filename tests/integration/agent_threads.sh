@@ -101,8 +101,8 @@ pg_check "goroutine?debug=2: frames are 'name(...)' then a tab, the file and +0x
 code=$(get '/debug/pprof/goroutine?seconds=abc' "$T/bad1")
 pg_check "goroutine?seconds=abc: 400 with Go's message (got $code)" \
     bash -c "[ $code = 400 ] && grep -q 'invalid value for \"seconds\" - must be a positive integer' '$T/bad1'"
-code=$(get '/debug/pprof/threadcreate?seconds=2&debug=1' "$T/bad2")
-pg_check "threadcreate?seconds=2&debug=1: 400 with Go's message (got $code)" \
+code=$(get '/debug/pprof/goroutine?seconds=2&debug=1' "$T/bad2")
+pg_check "goroutine?seconds=2&debug=1: 400 with Go's message (got $code)" \
     bash -c "[ $code = 400 ] && grep -q 'seconds and debug params are incompatible' '$T/bad2'"
 
 # --- deltas: the parked threads are there at both ends, so they cancel out
