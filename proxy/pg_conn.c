@@ -117,6 +117,7 @@ struct pg_conn {
     uint32_t pend_off, pend_len;
     int state;
     int timer_mode;
+    uint64_t deadline;            /* loop time when the current state times out */
     int open_handles;
     int cl_writes;                /* uv_writes to the client not yet completed */
     bool ev_head, ev_done;
@@ -155,9 +156,15 @@ static pg_buf_t *buf_of(const uv_buf_t *buf)
 
 static void on_timeout(uv_timer_t *t);
 
+/* The state's deadline is now + ms. Restarting a libuv timer on every read is a heap
+ * update each time; instead a timer already due no later than the new deadline is left
+ * running, and on_timeout re-arms for the rest when it fires early. */
 static void arm(pg_conn_t *c, int mode, uint64_t ms)
 {
     c->timer_mode = mode;
+    c->deadline = uv_now(&c->w->loop) + ms;
+    if (uv_is_active((uv_handle_t *)&c->timer) && uv_timer_get_due_in(&c->timer) <= ms)
+        return;
     uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
 
@@ -1517,6 +1524,10 @@ static void on_timeout(uv_timer_t *t)
 
     if (c->closed)
         return;
+    if (uv_now(&c->w->loop) < c->deadline) { /* pushed back since armed */
+        uv_timer_start(&c->timer, on_timeout, c->deadline - uv_now(&c->w->loop), 0);
+        return;
+    }
     if (c->timer_mode == T_LINGER) {
         pg_conn_abort(c);
         return;
