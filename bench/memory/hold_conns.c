@@ -236,5 +236,12 @@ int main(int argc, char **argv)
     }
     printf("after %ld s: %ld of %ld still open\n", hold, open_after, n);
     fflush(stdout);
+    for (i = 0; i < n; i++) {
+        free(conns[i].buf);
+        if (conns[i].fd >= 0)
+            close(conns[i].fd);
+    }
+    free(conns);
+    close(ep);
     return served == n && open_after == n ? 0 : 1;
 }
