@@ -117,9 +117,9 @@ const char *pg_head_get(const pg_head_t *h, const char *lower, size_t *len)
     return f ? pg_head_value(h, f, len) : NULL;
 }
 
-bool pg_head_is_hop(const pg_head_t *h, const pg_head_field_t *f)
+/* conn: the Connection field of h, or NULL (looked up once per head, not per field) */
+static bool is_hop(const pg_head_t *h, const pg_head_field_t *f, const pg_head_field_t *conn)
 {
-    const pg_head_field_t *conn = pg_head_find(h, "connection");
     const char *name = pg_head_name(h, f), *v;
     size_t vlen;
 
@@ -131,6 +131,11 @@ bool pg_head_is_hop(const pg_head_t *h, const pg_head_field_t *f)
             return true;
     }
     return false;
+}
+
+bool pg_head_is_hop(const pg_head_t *h, const pg_head_field_t *f)
+{
+    return is_hop(h, f, pg_head_find(h, "connection"));
 }
 
 /* Append a formatted line to the reserve at *e. */
@@ -148,6 +153,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
     const pg_head_field_t *xff = o->add_forwarded ? pg_head_find(h, "x-forwarded-for") : NULL;
     const pg_head_field_t *via = o->add_via ? pg_head_find(h, "via") : NULL;
     const pg_head_field_t *host = pg_head_find(h, "host");
+    const pg_head_field_t *conn = pg_head_find(h, "connection");
     uint32_t ext = h->buf->len, i;
     char addr[64], *e, *start;
     size_t room, vlen;
@@ -172,7 +178,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         const pg_head_field_t *f = &h->f[i];
         const char *name = pg_head_name(h, f);
 
-        if (pg_head_is_hop(h, f) || f == xff || f == via ||
+        if (is_hop(h, f, conn) || f == xff || f == via ||
             (o->add_forwarded && (pg_http_name_is(name, f->name_len, "x-forwarded-proto") ||
                                   pg_http_name_is(name, f->name_len, "x-forwarded-host"))))
             continue;
@@ -224,6 +230,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
 int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags, uv_buf_t *bufs,
                          unsigned *n)
 {
+    const pg_head_field_t *conn = pg_head_find(h, "connection");
     uint32_t ext = h->buf->len, i;
     char *e = h->buf->data + ext, *start;
     size_t room = h->buf->cap - ext;
@@ -242,7 +249,7 @@ int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags,
     for (i = 0; i < h->n; i++) {
         const pg_head_field_t *f = &h->f[i];
 
-        if (pg_head_is_hop(h, f) ||
+        if (is_hop(h, f, conn) ||
             ((flags & PG_HEAD_DROP_TE) &&
              pg_http_name_is(pg_head_name(h, f), f->name_len, "transfer-encoding")))
             continue;
