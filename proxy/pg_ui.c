@@ -30,20 +30,20 @@
 #define PG_UI_INSTALL_DIR "/usr/local/share/profgate/ui"
 #endif
 
-#define INSTALL_HINT                                                                               \
-    "the speedscope viewer is not installed: run scripts/install-ui-deps.sh in the profgate "     \
-    "source tree (then `make install`), or set PROFGATE_SPEEDSCOPE_DIR to speedscope's "          \
-    "dist/release directory"
+#define INSTALL_HOWTO                                                                              \
+    "run scripts/install-ui-deps.sh in the profgate source tree (then `make install`), or set "    \
+    "PROFGATE_SPEEDSCOPE_DIR to speedscope's dist/release directory"
+#define INSTALL_HINT "the speedscope viewer is not installed: " INSTALL_HOWTO
 
 /* The profile kinds the page offers, as net/http/pprof names them. */
-static const char *const kinds[] = {"profile", "heap",         "allocs", "goroutine",
+static const char *const kinds[] = {"profile",      "heap",  "allocs", "goroutine",
                                     "threadcreate", "block", "mutex"};
 
 /* Everything the page and speedscope load comes from this origin (no CDN, no web fonts):
  * the browser enforces it. speedscope needs inline styles (its CSS-in-JS) and WebAssembly. */
 #define CSP                                                                                        \
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' "                \
-    "'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' "     \
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' "                  \
+    "'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self' "      \
     "blob: data:; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 
 /* ---------------- growable text ---------------- */
@@ -212,9 +212,12 @@ const pg_ui_roots_t *pg_ui_roots(void)
 static const char *reason(int status)
 {
     switch (status) {
-    case 301: return "Moved Permanently";
-    case 405: return "Method Not Allowed";
-    default: return pg_http_reason(status);
+    case 301:
+        return "Moved Permanently";
+    case 405:
+        return "Method Not Allowed";
+    default:
+        return pg_http_reason(status);
     }
 }
 
@@ -255,8 +258,8 @@ static int respond(pg_bufpool_t *pool, pg_buf_t **out, int status, const char *c
 }
 
 /* A short text/plain answer naming its cause, as pg_conn's own errors do. */
-static int respond_text(const pg_ui_request_t *req, pg_bufpool_t *pool, pg_buf_t **out,
-                        int status, const char *extra, const char *msg)
+static int respond_text(const pg_ui_request_t *req, pg_bufpool_t *pool, pg_buf_t **out, int status,
+                        const char *extra, const char *msg)
 {
     char body[PATH_MAX + 512];
     int n = snprintf(body, sizeof body, "%s\n", msg);
@@ -301,7 +304,8 @@ static int clean_rel(const char *in, size_t len, char *out, size_t cap)
         int ch = (unsigned char)in[i];
 
         if (ch == '%') {
-            int hi = i + 2 < len ? hexval(in[i + 1]) : -1, lo = i + 2 < len ? hexval(in[i + 2]) : -1;
+            int hi = i + 2 < len ? hexval(in[i + 1]) : -1,
+                lo = i + 2 < len ? hexval(in[i + 2]) : -1;
 
             if (hi < 0 || lo < 0)
                 return -EINVAL;
@@ -484,8 +488,8 @@ static bool route_base(const pg_ui_request_t *req, const pg_config_route_t *r, s
     n = snprintf(probe, sizeof probe, "%s/profile", base);
     if (n < 0 || (size_t)n >= sizeof probe)
         return false;
-    if (pg_route_match(req->routes, r->host, r->host ? strlen(r->host) : 0, probe, (size_t)n,
-                       &m) < 0)
+    if (pg_route_match(req->routes, r->host, r->host ? strlen(r->host) : 0, probe, (size_t)n, &m) <
+        0)
         return false;
     return m.pprof && m.upstream == &cfg->upstreams[ui];
 }
@@ -561,7 +565,7 @@ static int serve_services(const pg_ui_request_t *req, pg_bufpool_t *pool, pg_buf
     sb_str(&s, ", \"url\": \"speedscope/index.html\", \"dir\": ");
     sb_json(&s, roots->viewer, strlen(roots->viewer));
     sb_str(&s, ", \"hint\": ");
-    sb_json(&s, INSTALL_HINT, strlen(INSTALL_HINT));
+    sb_json(&s, INSTALL_HOWTO, strlen(INSTALL_HOWTO));
     sb_str(&s, "},\n \"kinds\": [");
     for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         sb_fmt(&s, "%s\"%s\"", i ? ", " : "", kinds[i]);

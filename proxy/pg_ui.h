@@ -44,16 +44,16 @@ typedef struct pg_ui_roots {
 } pg_ui_roots_t;
 
 typedef struct pg_ui_request {
-    const pg_config_t *cfg;            /* the request's configuration */
-    const pg_route_table_t *routes;    /* its route table (to check the listed profile URLs) */
-    const pg_config_upstream_t *up;    /* upstream of the matched route: whose policy applies */
-    const struct sockaddr *peer;       /* the client */
-    const char *method;                /* "GET", "HEAD", ... */
-    const char *rest;                  /* what follows pprof.path: "/ui" or "/ui/..." (no query) */
+    const pg_config_t *cfg;         /* the request's configuration */
+    const pg_route_table_t *routes; /* its route table (to check the listed profile URLs) */
+    const pg_config_upstream_t *up; /* upstream of the matched route: whose policy applies */
+    const struct sockaddr *peer;    /* the client */
+    const char *method;             /* "GET", "HEAD", ... */
+    const char *rest;               /* what follows pprof.path: "/ui" or "/ui/..." (no query) */
     size_t rest_len;
-    const char *authorization;         /* Authorization header value, or NULL */
+    const char *authorization; /* Authorization header value, or NULL */
     size_t authorization_len;
-    const pg_ui_roots_t *roots;        /* NULL: pg_ui_roots() */
+    const pg_ui_roots_t *roots; /* NULL: pg_ui_roots() */
 } pg_ui_request_t;
 
 /* Is rest (what follows pprof.path in a request path) a viewer path: "/ui" or "/ui/..."? */

@@ -158,7 +158,7 @@
       $('viewer-text').hidden = false;
       $('viewer-text').textContent =
         'The profile was collected, but the speedscope viewer is not installed on this ' +
-        'gateway, so it cannot be shown here: ' + services.viewer.hint + '.\n' +
+        'gateway, so it cannot be shown here. To install it, ' + services.viewer.hint + '.\n' +
         'Use "download .pb.gz" above and open it with `go tool pprof -http=: FILE`.';
     } else {
       /* a new query each time: a hash-only change would not reload speedscope */
@@ -335,9 +335,10 @@
   function render() {
     const box = $('services');
     if (!services.viewer.installed) {
-      notice([el('strong', null, 'The speedscope viewer is not installed on this gateway. '),
-              services.viewer.hint + '. Looked in ', code(services.viewer.dir),
-              '. Profiles can still be collected and downloaded, and the text views work.']);
+      notice([el('strong', null, 'The speedscope viewer is not installed on this gateway.'),
+              ' To install it, ' + services.viewer.hint + ' (looked in ', code(services.viewer.dir),
+              '). Meanwhile profiles can still be collected and downloaded, and the text ' +
+              'views work.']);
     } else {
       notice(null);
     }

@@ -5,7 +5,8 @@
 # shows a debug=1 text view, sees a colliding CPU profile refused in words, then collects a
 # 2 s CPU profile under load (ab), watches the countdown, waits for speedscope to show it,
 # switches to the sandwich view and finds rs_random_char / rs_random_string there. A second
-# gateway without the speedscope bundle must say how to install it. Also checks with curl
+# gateway without the speedscope bundle must say how to install it, and show its 502 (agent
+# unreachable) in words. Also checks with curl
 # what a browser cannot show: traversal refused, token only required for services.json,
 # no token in URLs. Screenshots: $PG_BUILD_DIR/tests/artifacts/ui*.png.
 # Installs what it needs with scripts/install-ui-deps.sh test (only what is missing); skipped
@@ -44,14 +45,7 @@ VIEWER=$SRC/third_party/speedscope/node_modules/speedscope/dist/release
 [ -f "$PW/package.json" ] || { echo "FAIL: playwright-core not installed in $PW"; exit 1; }
 [ -f "$VIEWER/index.html" ] || { echo "FAIL: speedscope not installed in $VIEWER"; exit 1; }
 
-RS_PORT=$(pg_free_port) || exit 1
-PG_PORT=$RS_PORT
-while [ "$PG_PORT" = "$RS_PORT" ]; do PG_PORT=$(pg_free_port) || exit 1; done
-NV_PORT=$RS_PORT
-while [ "$NV_PORT" = "$RS_PORT" ] || [ "$NV_PORT" = "$PG_PORT" ]; do NV_PORT=$(pg_free_port) || exit 1; done
 SOCK=$T/agent/randomstring.sock
-GW=http://127.0.0.1:$PG_PORT
-NV=http://127.0.0.1:$NV_PORT
 TOKEN=ui-test-$RANDOM$RANDOM-token
 printf '%s\n' "$TOKEN" >"$T/pprof.token"
 ART=$BIN/tests/artifacts
@@ -68,7 +62,7 @@ workers = 1
 [[upstream]]
 name    = "randomstring"
 address = "127.0.0.1:$RS_PORT"
-agent   = "unix:$SOCK"
+agent   = "unix:$2"
 
 [[route]]
 prefix   = "/"
@@ -81,15 +75,61 @@ max_seconds = 60
 token_file  = "pprof.token"
 EOF
 }
-config "$PG_PORT" >"$T/profgate.toml"
-config "$NV_PORT" >"$T/noviewer.toml"
 
-pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
-pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
-pg_start pg "$PG" --config "$T/profgate.toml"
-mkdir -p "$T/empty"
-PROFGATE_SPEEDSCOPE_DIR=$T/empty pg_start nv "$PG" --config "$T/noviewer.toml"
-pg_wait_port "$PG_PORT" && pg_wait_port "$NV_PORT" || { pg_log pg; pg_log nv; echo "FAIL: profgate did not come up"; exit 1; }
+# wait_up NAME PORT: until PORT accepts (0), or NAME has exited (1); at most 30 s.
+wait_up()
+{
+    for _ in $(seq 1 300); do
+        (exec 3<>/dev/tcp/127.0.0.1/$2) 2>/dev/null && return 0
+        kill -0 "$(pg_pid "$1")" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Free ports can be taken between the check and the bind (other tests' client sockets use
+# the same range): on "address already in use" start again on other ports, up to 3 times.
+start_all()
+{
+    local name
+    RS_PORT=$(pg_free_port) || return 1
+    PG_PORT=$RS_PORT
+    while [ "$PG_PORT" = "$RS_PORT" ]; do PG_PORT=$(pg_free_port) || return 1; done
+    NV_PORT=$RS_PORT
+    while [ "$NV_PORT" = "$RS_PORT" ] || [ "$NV_PORT" = "$PG_PORT" ]; do
+        NV_PORT=$(pg_free_port) || return 1
+    done
+    config "$PG_PORT" "$SOCK" >"$T/profgate.toml"
+    # the second gateway: no speedscope bundle, and an agent socket nobody listens on (502)
+    config "$NV_PORT" "$T/agent/nobody.sock" >"$T/noviewer.toml"
+    pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
+    if wait_up rs "$RS_PORT" && pg_wait_unix "$SOCK"; then
+        pg_start pg "$PG" --config "$T/profgate.toml"
+        mkdir -p "$T/empty"
+        PROFGATE_SPEEDSCOPE_DIR=$T/empty pg_start nv "$PG" --config "$T/noviewer.toml"
+        wait_up pg "$PG_PORT" && wait_up nv "$NV_PORT" && return 0
+    fi
+    for name in nv pg rs; do
+        [ -n "${PG_PIDS[$name]:-}" ] && pg_stop $name KILL
+    done
+    return 1
+}
+up=0
+for attempt in 1 2 3; do
+    if start_all; then
+        up=1
+        break
+    fi
+    grep -qi 'address already in use' "$T"/rs.log "$T"/pg.log "$T"/nv.log 2>/dev/null || break
+    echo "note: a port was taken meanwhile (attempt $attempt), starting again on others"
+done
+if [ $up = 0 ]; then
+    pg_log rs; pg_log pg; pg_log nv
+    echo "FAIL: randomstring and the two gateways did not come up"
+    exit 1
+fi
+GW=http://127.0.0.1:$PG_PORT
+NV=http://127.0.0.1:$NV_PORT
 
 # --- what curl can check
 UI=$GW/debug/pprof/ui

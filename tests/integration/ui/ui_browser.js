@@ -137,6 +137,14 @@ async function main() {
     const nvText = (await nv.isVisible()) ? await nv.innerText() : '';
     check(/not installed/.test(nvText) && /install-ui-deps\.sh/.test(nvText),
           `without speedscope the page says how to install it: "${nvText.slice(0, 120)}…"`);
+    /* and its agent is not there: the 502 in words */
+    await page.locator('article.service[data-service="randomstring"] tr[data-kind=threadcreate] button')
+      .click();
+    await page.waitForFunction(() => ['error', 'done'].includes(
+      document.getElementById('status').dataset.state), null, { timeout: 30000 });
+    const badText = await page.locator('#status-text').innerText();
+    check(/could not reach the service's agent \(502: agent of "randomstring"/.test(badText),
+          `an unreachable agent is reported in words: "${badText}"`);
     await page.screenshot({ path: process.env.UI_SHOT.replace(/\.png$/, '-noviewer.png') });
   } catch (e) {
     fail('browser session: ' + (e && e.message ? e.message.split('\n')[0] : e));

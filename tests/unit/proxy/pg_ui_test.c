@@ -140,10 +140,16 @@ static int teardown(void **state)
 static char *ask(const char *method, const char *rest, int up, const struct sockaddr_in *peer,
                  const char *auth, int *status)
 {
-    pg_ui_request_t r = {.cfg = &cfg, .routes = table, .up = &ups[up],
-                         .peer = (const struct sockaddr *)peer, .method = method, .rest = rest,
-                         .rest_len = strlen(rest), .authorization = auth,
-                         .authorization_len = auth ? strlen(auth) : 0, .roots = &roots};
+    pg_ui_request_t r = {.cfg = &cfg,
+                         .routes = table,
+                         .up = &ups[up],
+                         .peer = (const struct sockaddr *)peer,
+                         .method = method,
+                         .rest = rest,
+                         .rest_len = strlen(rest),
+                         .authorization = auth,
+                         .authorization_len = auth ? strlen(auth) : 0,
+                         .roots = &roots};
     pg_buf_t *b = NULL;
     char *s;
 
@@ -322,8 +328,8 @@ static void test_ui_applies_the_upstreams_pprof_policy(void **state)
 
 static void test_ui_token_guards_services_json_but_not_the_page(void **state)
 {
-    static const char *const bad[] = {"Bearer s3cre", "Bearer s3cret2", "Basic s3cret",
-                                      "s3cret", "Bearer", "Bearer ", "Bearer S3CRET"};
+    static const char *const bad[] = {"Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret",
+                                      "Bearer",       "Bearer ",        "Bearer S3CRET"};
     size_t i;
     int st;
     char *s;
