@@ -469,7 +469,15 @@ static int upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf
 
 /* A short text/plain answer of our own; the connection closes after it. The body names the
  * cause (one static or formatted line), and goes to the log at debug level. */
+static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra);
+
 static void send_error(pg_conn_t *c, int status, const char *msg)
+{
+    send_error_ex(c, status, msg, "");
+}
+
+/* The same, with extra header lines (CRLF-terminated). */
+static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra)
 {
     bool pprof = c->x && c->x->pprof;
     pg_buf_t *b;
@@ -480,6 +488,7 @@ static void send_error(pg_conn_t *c, int status, const char *msg)
     if (c->x && c->x->cause < 0) {
         switch (status) {
         case 400: c->x->cause = PG_ERR_BAD_REQUEST; break;
+        case 401:
         case 403: c->x->cause = PG_ERR_PPROF_DENIED; break;
         case 404: c->x->cause = c->x->pprof ? PG_ERR_PPROF_OFF : PG_ERR_NO_ROUTE; break;
         case 408: c->x->cause = PG_ERR_HEADER_TIMEOUT; break;
@@ -502,7 +511,7 @@ static void send_error(pg_conn_t *c, int status, const char *msg)
         pg_conn_abort(c);
         return;
     }
-    n = pg_http_error_response(b->data, b->cap, status, msg, pprof, true);
+    n = pg_http_error_response_ex(b->data, b->cap, status, msg, pprof, true, extra);
     if (n == 0)
         n = pg_http_error_response(b->data, b->cap, status, "error", pprof, true);
     ub = uv_buf_init(b->data, (unsigned)n);
@@ -726,6 +735,16 @@ static int pprof_policy(pg_conn_t *c, char *msg, size_t msglen)
         snprintf(msg, msglen, "pprof access denied: client %s is not in pprof.allow", addr);
         return 403;
     }
+    if (pp->token) {
+        size_t alen;
+        const char *auth = pg_head_get(&x->req, "authorization", &alen);
+
+        if (!pg_http_bearer_ok(auth, alen, pp->token)) {
+            snprintf(msg, msglen, "pprof token required: send Authorization: Bearer <token> "
+                                  "(the contents of pprof.token_file)");
+            return 401;
+        }
+    }
     if (!x->up->has_agent) {
         snprintf(msg, msglen, "upstream \"%s\" has no agent configured (upstream.agent)",
                  x->up->name);
@@ -907,7 +926,9 @@ matched:
         if (status) {
             if (status == 400)
                 x->cause = PG_ERR_PPROF_LIMIT;
-            send_error(c, status, msg);
+            send_error_ex(c, status, msg,
+                          status == 401 ? "WWW-Authenticate: Bearer realm=\"profgate pprof\"\r\n"
+                                        : "");
             return;
         }
         pg_metrics_count_profile(c->w->metrics,
@@ -940,6 +961,7 @@ static int write_request_head(pg_conn_t *c)
         .query_len = x->query_len,
         .add_forwarded = srv->add_forwarded,
         .add_via = srv->add_via,
+        .drop_authorization = x->pprof && x->up->pprof.token != NULL,
         .client = &c->peer.sa,
         .default_host = x->pprof ? "localhost" : x->up->address.text,
     };

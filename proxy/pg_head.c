@@ -179,6 +179,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         const char *name = pg_head_name(h, f);
 
         if (is_hop(h, f, conn) || f == xff || f == via ||
+            (o->drop_authorization && pg_http_name_is(name, f->name_len, "authorization")) ||
             (o->add_forwarded && (pg_http_name_is(name, f->name_len, "x-forwarded-proto") ||
                                   pg_http_name_is(name, f->name_len, "x-forwarded-host"))))
             continue;

@@ -75,6 +75,7 @@ typedef struct pg_head_req_out {
     uint32_t query_off, query_len; /* "?..." in the target; len 0 when none */
     bool add_forwarded;       /* X-Forwarded-For (appended to), -Proto, -Host (replaced) */
     bool add_via;             /* Via: [theirs, ]1.1 profgate */
+    bool drop_authorization;  /* the credential was for the gateway (pprof token) */
     const struct sockaddr *client;
     const char *default_host; /* Host to add when the client sent none (HTTP/1.0) */
 } pg_head_req_out_t;

@@ -142,8 +142,32 @@ const char *pg_http_reason(int status)
     }
 }
 
+bool pg_http_bearer_ok(const char *auth, size_t alen, const char *token)
+{
+    size_t tlen = strlen(token), i;
+    unsigned char diff;
+
+    if (auth == NULL || alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+        return false;
+    auth += 7, alen -= 7;
+    while (alen > 0 && auth[0] == ' ')
+        auth++, alen--;
+    while (alen > 0 && (auth[alen - 1] == ' ' || auth[alen - 1] == '\t'))
+        alen--;
+    diff = alen != tlen;
+    for (i = 0; i < tlen; i++)
+        diff |= (unsigned char)((i < alen ? auth[i] : 0) ^ token[i]);
+    return diff == 0 && tlen > 0;
+}
+
 size_t pg_http_error_response(char *buf, size_t size, int status, const char *body, bool pprof,
                               bool close)
+{
+    return pg_http_error_response_ex(buf, size, status, body, pprof, close, "");
+}
+
+size_t pg_http_error_response_ex(char *buf, size_t size, int status, const char *body,
+                                 bool pprof, bool close, const char *extra)
 {
     size_t blen = strlen(body);
     int n;
@@ -153,11 +177,11 @@ size_t pg_http_error_response(char *buf, size_t size, int status, const char *bo
                  "Content-Type: text/plain; charset=utf-8\r\n"
                  "Content-Length: %zu\r\n"
                  "X-Content-Type-Options: nosniff\r\n"
-                 "%s%s"
+                 "%s%s%s"
                  "\r\n"
                  "%s\n",
                  status, pg_http_reason(status), blen + 1, pprof ? "X-Go-Pprof: 1\r\n" : "",
-                 close ? "Connection: close\r\n" : "", body);
+                 close ? "Connection: close\r\n" : "", extra, body);
     if (n < 0 || (size_t)n >= size)
         return 0;
     return (size_t)n;

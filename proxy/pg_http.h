@@ -38,11 +38,18 @@ size_t pg_http_addr_text(const struct sockaddr *sa, char *buf, size_t size);
 /* Standard reason phrase, "Unknown" for codes it does not know. */
 const char *pg_http_reason(int status);
 
+/* Does the Authorization value auth carry "Bearer <token>" (scheme case-insensitive,
+ * RFC 9110 11.1)? The token is compared in time independent of where it differs. */
+bool pg_http_bearer_ok(const char *auth, size_t alen, const char *token);
+
 /* A complete text/plain response "HTTP/1.1 <status> <reason>" with body and a newline,
  * Content-Length, "Connection: close" when close, "X-Go-Pprof: 1" when pprof (so that
  * go tool pprof shows the body to its user). Returns the length, or 0 when buf is too
  * small (the caller's buffer should be >= 256 + strlen(body)). */
 size_t pg_http_error_response(char *buf, size_t size, int status, const char *body, bool pprof,
                               bool close);
+/* The same with extra header lines (each ending in CRLF, e.g. WWW-Authenticate). */
+size_t pg_http_error_response_ex(char *buf, size_t size, int status, const char *body,
+                                 bool pprof, bool close, const char *extra);
 
 #endif

@@ -44,7 +44,12 @@ cat >>"$T/pg.toml" <<'EOF'
 [[route]]
 prefix   = "/"
 upstream = "up1"
+
+[pprof]
+token_file = "token"
 EOF
+echo s3cret >"$T/token"
+AUTH='Authorization: Bearer s3cret'
 
 pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
 pg_start agent "$UP" --unix "$T/agent.sock" --name agent
@@ -93,12 +98,21 @@ curl -s -D "$T/504.h" "$base/sleep?ms=3000" >"$T/504"
 pg_check "upstream slower than its timeout -> 504 naming it" bash -c "grep -q '^HTTP/1.1 504' '$T/504.h' && grep -q 'upstream \"up1\" did not respond within 1000 ms' '$T/504'"
 pg_check "within the timeout is fine" bash -c "curl -s '$base/sleep?ms=300' | grep -qx slept"
 # profile exemption: seconds=2 gives 2 s + margin although timeout is 1 s
-curl -s -D "$T/prof.h" "$base/debug/pprof/sleep?ms=2500&seconds=2" >"$T/prof"
+curl -s -H "$AUTH" -D "$T/prof.h" "$base/debug/pprof/sleep?ms=2500&seconds=2" >"$T/prof"
 pg_check "pprof request with seconds=2 outlives the 1 s timeout" bash -c "grep -q '^HTTP/1.1 200' '$T/prof.h' && grep -qx slept '$T/prof'"
+
+# pprof.token_file: 401 with WWW-Authenticate without the token or with a wrong one; the
+# token is not passed on to the agent
+curl -s -D "$T/401.h" "$base/debug/pprof/echo" >"$T/401"
+pg_check "no token -> 401 with WWW-Authenticate, X-Go-Pprof" bash -c "grep -q '^HTTP/1.1 401' '$T/401.h' && grep -qi '^www-authenticate: Bearer' '$T/401.h' && grep -qi '^x-go-pprof: 1' '$T/401.h' && grep -q 'pprof token required' '$T/401'"
+pg_check "wrong token -> 401" bash -c "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cres' '$base/debug/pprof/echo' | grep -qx 401"
+curl -s -H "$AUTH" "$base/debug/pprof/echo" >"$T/tok"
+pg_check "right token -> the agent, without the Authorization header" bash -c "grep -q '^agent GET /debug/pprof/echo ' '$T/tok' && ! grep -qi '^authorization' '$T/tok'"
+pg_check "the app path needs no token" bash -c "curl -s '$base/echo' | grep -q '^up1 GET'"
 
 # a client that goes away during a profile: the agent's connection is closed
 before=$(ls /proc/$(pg_pid agent)/fd | wc -l)
-curl -s -m 1 "$base/debug/pprof/sleep?ms=8000&seconds=8" >/dev/null
+curl -s -H "$AUTH" -m 1 "$base/debug/pprof/sleep?ms=8000&seconds=8" >/dev/null
 sleep 0.5
 after=$(ls /proc/$(pg_pid agent)/fd | wc -l)
 pg_check "client gone mid-profile: agent connection closed (fds $before -> $after)" test "$after" -le "$before"

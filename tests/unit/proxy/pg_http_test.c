@@ -123,6 +123,18 @@ static void test_http_error_response_is_text_naming_the_cause(void **state)
     assert_int_equal(pg_http_error_response(buf, 20, 404, "no route", false, false), 0);
 }
 
+static void test_http_bearer_token(void **state)
+{
+    (void)state;
+    assert_true(pg_http_bearer_ok("Bearer s3cret", 13, "s3cret"));
+    assert_true(pg_http_bearer_ok("bearer  s3cret ", 15, "s3cret"));
+    assert_false(pg_http_bearer_ok("Bearer s3cre", 12, "s3cret"));
+    assert_false(pg_http_bearer_ok("Bearer s3crets", 14, "s3cret"));
+    assert_false(pg_http_bearer_ok("Basic s3cret", 12, "s3cret"));
+    assert_false(pg_http_bearer_ok(NULL, 0, "s3cret"));
+    assert_false(pg_http_bearer_ok("Bearer ", 7, ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_http_parse_uint),
         cmocka_unit_test(test_http_addr_text),
         cmocka_unit_test(test_http_error_response_is_text_naming_the_cause),
+        cmocka_unit_test(test_http_bearer_token),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
