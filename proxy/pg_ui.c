@@ -542,8 +542,9 @@ static void service_json(const pg_ui_request_t *req, sbuf_t *s, size_t ui, bool 
            u->pprof.max_seconds, u->pprof.token ? "true" : "false");
     for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         sb_fmt(s, "%s\"%s\": ", i ? ", " : "", kinds[i]);
-        snprintf(b, sizeof b, "%s/%s", base, kinds[i]);
-        sb_json(s, b, strlen(b));
+        int k = snprintf(b, sizeof b, "%s/%s", base, kinds[i]);
+
+        sb_json(s, b, k > 0 && (size_t)k < sizeof b ? (size_t)k : 0);
     }
     sb_str(s, "}}");
 }
