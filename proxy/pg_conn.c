@@ -7,11 +7,16 @@
  * form, into one head buffer per side and rewritten (hop-by-hop headers dropped,
  * X-Forwarded-* and Via added) into a single uv_write of iovecs; bodies are relayed as the
  * bytes that were read, framing included (Content-Length or chunked), each write holding a
- * reference to the read buffer it points into, so the body path makes no copy.
+ * reference to the read buffer it points into, so the body path makes no copy. What one
+ * upstream read yields for the client (a response head and the body bytes behind it) is
+ * gathered in an outq and leaves in one writev. (Only an HTTP/1.0 client of a chunked
+ * response gets the payload without the framing, from llhttp's on_body, and a close.)
  *
- *   IDLE --first byte--> HEAD --head complete--> route, pprof policy
+ *   IDLE --first byte--> HEAD --head complete--> route, pprof policy (allow, token,
+ *                                                agent, max_seconds), /metrics, pg_ui
  *        --> local answer (4xx/5xx, then close)                     or
- *        --> upstream acquired (pooled, or connecting: writes queue behind the connect)
+ *        --> upstream acquired (pooled; or connecting: the head is written once connected,
+ *            the client's further bytes wait, unread, until then)
  *            FORWARD: request body -> upstream, response head + body -> client
  *            both messages complete --> upstream back to its pool --> IDLE (keep-alive)
  *                                                                  or close
@@ -26,7 +31,10 @@
  * connect_timeout (502), the upstream's timeout between upstream reads (504 before the
  * response head; a cut response after) -- or, for profile requests, seconds + a margin.
  * A reused pooled connection that fails before any response byte, for a request without a
- * body, is retried once on a new connection (the upstream may have closed it meanwhile). */
+ * body, is retried once on a new connection (the upstream may have closed it meanwhile).
+ * Closing: after the last response, shutdown (FIN) and then read-and-discard until the
+ * client closes (PG_CONN_LINGER_MS at most), so that a body we refused cannot make the
+ * kernel answer with a RST that destroys the response before the client reads it. */
 #include "pg_conn.h"
 
 #include <errno.h>

@@ -105,6 +105,6 @@ rc=$?
 elapsed=$((($(date +%s%N) - start) / 1000000))
 wait "$slow"
 pg_check "drain: exit 0 (got $rc)" test "$rc" -eq 0
-pg_check "drain: the long request was cut at the deadline (${elapsed} ms)" bash -c "[ $elapsed -lt 4000 ] && ! grep -q slept '$T/slow'"
+pg_check "drain: the long request was cut at the deadline (${elapsed} ms)" bash -c "[ $elapsed -lt 4000 ] && ! grep -qs slept '$T/slow'"
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; fi
 pg_done
