@@ -9,6 +9,33 @@ unset PROFAGENT_SOCKET
 RS=$BIN/demo-upstream/randomstring
 [ -x "$RS" ] || { echo "FAIL: $RS not built"; exit 1; }
 
+# start_rs NAME SOCKET [ENV...]: randomstring (under env ENV...) on a free port, set in RS_PORT;
+# waits for the port (and SOCKET, if not empty). A port free when picked can be taken before the
+# bind (pg_free_port's range overlaps the kernel's ephemeral ports, used by parallel tests'
+# clients): then it picks again, up to 3 times.
+start_rs()
+{
+    local name=$1 sock=$2 attempt pid
+    shift 2
+    for attempt in 1 2 3; do
+        RS_PORT=$(pg_free_port) || return 1
+        pg_start "$name" "${@:-env}" "$RS" --listen 127.0.0.1:$RS_PORT
+        pid=$(pg_pid "$name")
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            if (exec 3<>"/dev/tcp/127.0.0.1/$RS_PORT") 2>/dev/null && { [ -z "$sock" ] || [ -S "$sock" ]; }; then
+                return 0
+            fi
+            sleep 0.1
+        done
+        pg_stop "$name"
+        [ $attempt -lt 3 ] && grep -q 'address already in use' "$T/$name.log" && continue
+        pg_log "$name"
+        echo "FAIL: randomstring ($name) did not come up"
+        return 1
+    done
+}
+
 # --- command line
 pg_check "--help exits 0 and documents --listen and --agent-socket" \
     bash -c "'$RS' --help | grep -q -- '--listen HOST:PORT' && '$RS' --help | grep -q -- '--agent-socket PATH'"
@@ -21,9 +48,8 @@ rc=$?
 pg_check "an unknown option exits 2 (rc=$rc)" [ "$rc" = 2 ]
 
 # --- how randomstring starts its agent (the agent itself is tested elsewhere)
-APORT=$(pg_free_port) || exit 1
-pg_start envagent env PROFAGENT_SOCKET="$T/env.sock" "$RS" --listen 127.0.0.1:$APORT
-pg_wait_port "$APORT" && pg_wait_unix "$T/env.sock" || pg_log envagent
+start_rs envagent "$T/env.sock" env PROFAGENT_SOCKET="$T/env.sock" || exit 1
+APORT=$RS_PORT
 pg_check "PROFAGENT_SOCKET alone starts the agent (its constructor) and the banner names it" \
     grep -q "agent $T/env.sock" "$T/envagent.log"
 pg_check "that agent answers /debug/pprof/cmdline with randomstring's argv" \
@@ -42,9 +68,8 @@ rc=$?
 pg_check "with its agent running, SIGTERM still exits 0 (rc=$rc) and removes the socket" \
     bash -c "[ $rc = 0 ] && [ ! -e '$T/env.sock' ]"
 
-PORT=$(pg_free_port) || exit 1
-pg_start rs "$RS" --listen 127.0.0.1:$PORT
-pg_wait_port "$PORT" || { pg_log rs; exit 1; }
+start_rs rs "" || exit 1
+PORT=$RS_PORT
 URL=http://127.0.0.1:$PORT
 
 "$RS" --listen 127.0.0.1:$PORT >"$T/busy.out" 2>&1
