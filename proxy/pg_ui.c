@@ -432,27 +432,10 @@ static bool peer_allowed(const pg_config_pprof_t *pp, const struct sockaddr *pee
     return false;
 }
 
-/* "Bearer <token>" (the scheme is case-insensitive, RFC 9110 section 11.1), the token
- * compared in time independent of where it differs. */
+/* No token configured, or "Authorization: Bearer <token>" (pg_http: constant time). */
 static bool token_ok(const pg_config_pprof_t *pp, const char *auth, size_t alen)
 {
-    size_t tlen, i;
-    unsigned char diff;
-
-    if (pp->token == NULL)
-        return true;
-    if (auth == NULL || alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0)
-        return false;
-    auth += 7, alen -= 7;
-    while (alen > 0 && auth[0] == ' ')
-        auth++, alen--;
-    while (alen > 0 && auth[alen - 1] == ' ')
-        alen--;
-    tlen = strlen(pp->token);
-    diff = alen != tlen;
-    for (i = 0; i < tlen; i++)
-        diff |= (unsigned char)((i < alen ? auth[i] : 0) ^ pp->token[i]);
-    return diff == 0;
+    return pp->token == NULL || pg_http_bearer_ok(auth, alen, pp->token);
 }
 
 /* ---------------- services.json ---------------- */
