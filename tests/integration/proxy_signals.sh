@@ -89,7 +89,7 @@ cp "$T/good.toml" "$T/pg.toml"
 # drain: one request finishes, one is cut at drain_timeout (1s), no new connections
 curl -s -o "$T/fast" -w '%{http_code}' "$base/sleep?ms=600" >"$T/fast.code" &
 fast=$!
-curl -s -o "$T/slow" -w '%{http_code}' "$base/sleep?ms=6000" >"$T/slow.code" &
+curl -s -o "$T/slow" -w '%{http_code}' "$base/sleep?ms=15000" >"$T/slow.code" &
 slow=$!
 sleep 0.2
 start=$(date +%s%N)
@@ -105,6 +105,6 @@ rc=$?
 elapsed=$((($(date +%s%N) - start) / 1000000))
 wait "$slow"
 pg_check "drain: exit 0 (got $rc)" test "$rc" -eq 0
-pg_check "drain: the long request was cut at the deadline (${elapsed} ms)" bash -c "[ $elapsed -lt 4000 ] && ! grep -qs slept '$T/slow'"
+pg_check "drain: the long request was cut at the deadline (${elapsed} ms)" bash -c "[ $elapsed -lt 10000 ] && ! grep -qs slept '$T/slow'"
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; fi
 pg_done
