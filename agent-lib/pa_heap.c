@@ -234,25 +234,31 @@ int pa_heap_snapshot(pa_stacktab_t *out, int scaled, pa_heap_stats_t *stats)
         for (size_t s = 0; s <= t->index_mask; s++) {
             uint32_t v = atomic_load_explicit(&t->index[s], memory_order_acquire);
             pa__heap_record_t *r;
-            uint64_t allocs, frees;
-            int64_t values[PA_HEAP_NVALUES], size;
+            uint64_t allocs, frees, alloc_bytes, free_bytes;
+            int64_t values[PA_HEAP_NVALUES];
 
             if (v == 0)
                 continue;
             r = &t->records[v - 1];
             st.records++;
-            /* frees first: a free is counted after its allocation, so allocs >= frees */
+            /* frees before allocs: a free is counted after its allocation, so what is read
+             * never has more frees than allocations. An allocation in progress may show its
+             * bytes without its object (bytes are added first); with nothing left in use,
+             * no bytes are either. Clamped also for the estimated sizes of >= 4 GiB frees. */
             frees = atomic_load_explicit(&r->frees, memory_order_acquire);
+            free_bytes = atomic_load_explicit(&r->free_bytes, memory_order_acquire);
             allocs = atomic_load_explicit(&r->allocs, memory_order_acquire);
+            alloc_bytes = atomic_load_explicit(&r->alloc_bytes, memory_order_acquire);
             if (allocs == 0)
                 continue; /* its first sample found no live slot */
             if (frees > allocs)
                 frees = allocs;
-            size = (int64_t)r->size;
+            if (free_bytes > alloc_bytes || frees == allocs)
+                free_bytes = alloc_bytes;
             values[PA_HEAP_ALLOC_OBJECTS] = (int64_t)allocs;
-            values[PA_HEAP_ALLOC_SPACE] = (int64_t)allocs * size;
+            values[PA_HEAP_ALLOC_SPACE] = (int64_t)alloc_bytes;
             values[PA_HEAP_INUSE_OBJECTS] = (int64_t)(allocs - frees);
-            values[PA_HEAP_INUSE_SPACE] = (int64_t)(allocs - frees) * size;
+            values[PA_HEAP_INUSE_SPACE] = (int64_t)(alloc_bytes - free_bytes);
             st.live += allocs - frees;
             if (scaled) {
                 pa_heap_scale(values[0], values[1], rate, &values[0], &values[1]);

@@ -2,8 +2,11 @@
  * (pa_heap_hook.c) sample allocations by bytes, with an exponentially distributed interval of
  * mean `rate` bytes (Go's MemProfileRate, 512 KiB by default, PROFAGENT_MEM_RATE, 0 = off),
  * and record each sampled allocation in two fixed tables this module owns:
- *   records: one per distinct (stack, allocation size), as Go's memory profile buckets, with
- *            cumulative allocation and free counts (bytes = count * size). Never removed.
+ *   records: one per distinct (stack, size class), with cumulative allocation and free
+ *            counts and exact byte sums. Never removed. Go keys its buckets by exact size;
+ *            size classes (8 per power of two, so sizes in one differ by < 12.5%) keep a
+ *            stack that allocates many different sizes from filling a bounded table, while
+ *            Go's scaling, which uses the average size of a record, stays within that error.
  *   live:    sampled pointer -> record, so that free() of a sampled pointer moves it to the
  *            record's freed totals. 4-way buckets of one cache line; a byte of occupancy per
  *            bucket lets free() of an unsampled pointer return after one load.
@@ -35,7 +38,7 @@
 #define PA_HEAP_MAX_FRAMES 32               /* Go's memory profile keeps 32 too */
 #define PA_HEAP_LIVE_WAYS 4                 /* live entries per bucket (one cache line) */
 #define PA_HEAP_LIVE_BUCKETS 16384          /* 65536 sampled allocations live at once */
-#define PA_HEAP_MAX_RECORDS 8192            /* distinct (stack, size) pairs */
+#define PA_HEAP_MAX_RECORDS 8192            /* distinct (stack, size class) pairs */
 #define PA_HEAP_NVALUES 4
 
 /* Value indexes in a snapshot, in Go's order. */
@@ -43,7 +46,7 @@ enum { PA_HEAP_ALLOC_OBJECTS, PA_HEAP_ALLOC_SPACE, PA_HEAP_INUSE_OBJECTS, PA_HEA
 
 typedef struct pa_heap_stats {
     int64_t rate;     /* bytes; 0 when sampling is off */
-    uint64_t records; /* distinct (stack, size) records in use */
+    uint64_t records; /* distinct (stack, size class) records in use */
     uint64_t max_records;
     uint64_t live; /* sampled allocations not yet freed */
     uint64_t live_capacity;
@@ -80,18 +83,20 @@ void pa_heap_exclude_this_thread(void);
 #define PA__HEAP_NO_RECORD UINT32_MAX
 
 typedef struct pa__heap_record {
-    uint64_t hash;                     /* read-only once published */
-    uint64_t size;                     /* read-only once published */
-    uint32_t npcs;                     /* read-only once published */
-    _Atomic uint64_t allocs;           /* sampled allocations of this stack and size */
-    _Atomic uint64_t frees;            /* ... of which freed */
+    uint64_t hash;                /* read-only once published */
+    uint64_t size_class;          /* read-only once published (pa__heap_size_class) */
+    uint32_t npcs;                /* read-only once published */
+    _Atomic uint64_t allocs;      /* sampled allocations of this stack and size class */
+    _Atomic uint64_t frees;       /* ... of which freed */
+    _Atomic uint64_t alloc_bytes; /* their exact sizes, summed */
+    _Atomic uint64_t free_bytes;
     uintptr_t pcs[PA_HEAP_MAX_FRAMES]; /* leaf first; pcs[0] is in malloc's caller */
 } pa__heap_record_t;
 
 typedef struct pa__heap_live {
     _Atomic uintptr_t key; /* 0 empty, PA__HEAP_KEY_BUSY being filled, else the pointer */
     uint32_t record;       /* written before key is published */
-    uint32_t pad;
+    uint32_t size;         /* likewise; UINT32_MAX for 4 GiB and more (then estimated) */
 } pa__heap_live_t;
 
 typedef struct pa__heap_tables {
@@ -133,6 +138,18 @@ static inline size_t pa__heap_live_bucket(const pa__heap_tables_t *t, uintptr_t 
 {
     /* malloc pointers are 16-aligned: drop the zero bits, then Fibonacci hashing */
     return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> t->live_shift);
+}
+
+/* Size class of an allocation: exact below 16 bytes, else the power of two and the next 3
+ * bits (8 classes per power of two). */
+static inline uint64_t pa__heap_size_class(uint64_t size)
+{
+    unsigned e;
+
+    if (size < 16)
+        return size;
+    e = 63 - (unsigned)__builtin_clzll(size);
+    return ((uint64_t)e << 3) | ((size >> (e - 3)) & 7);
 }
 
 /* Tests: replace the tables (0 sizes: the defaults; live_buckets a power of two >= 2) and the rate,

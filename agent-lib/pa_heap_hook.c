@@ -108,9 +108,9 @@ static void seed(pa__heap_thread_t *th)
 
 /* ---- tables ---- */
 
-static uint64_t hash_record(const uintptr_t *pcs, uint32_t n, uint64_t size)
+static uint64_t hash_record(const uintptr_t *pcs, uint32_t n, uint64_t cls)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ size;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ cls;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t x = h ^ (uint64_t)pcs[i];
         x ^= x >> 30;
@@ -124,19 +124,19 @@ static uint64_t hash_record(const uintptr_t *pcs, uint32_t n, uint64_t size)
 }
 
 static int same_record(const pa__heap_record_t *r, uint64_t h, const uintptr_t *pcs, uint32_t n,
-                       uint64_t size)
+                       uint64_t cls)
 {
-    return r->hash == h && r->size == size && r->npcs == n &&
+    return r->hash == h && r->size_class == cls && r->npcs == n &&
            memcmp(r->pcs, pcs, n * sizeof(*pcs)) == 0;
 }
 
-/* The record of (pcs, size), added if new; PA__HEAP_NO_RECORD when the table is full. A
+/* The record of (pcs, size class), added if new; PA__HEAP_NO_RECORD when the table is full. A
  * record is filled before its index slot is published (CAS, release), so readers that see the
  * index see the whole record. Two threads adding the same new stack at once may both claim a
  * record; the loser's stays unpublished (never counted, never visited). Nobody ever waits. */
-static uint32_t find_record(pa__heap_tables_t *t, const uintptr_t *pcs, uint32_t n, uint64_t size)
+static uint32_t find_record(pa__heap_tables_t *t, const uintptr_t *pcs, uint32_t n, uint64_t cls)
 {
-    uint64_t h = hash_record(pcs, n, size);
+    uint64_t h = hash_record(pcs, n, cls);
     uint32_t mine = PA__HEAP_NO_RECORD;
 
     for (size_t i = 0, s = (size_t)h & t->index_mask; i <= t->index_mask;
@@ -148,7 +148,7 @@ static uint32_t find_record(pa__heap_tables_t *t, const uintptr_t *pcs, uint32_t
                 if (r >= t->max_records)
                     return PA__HEAP_NO_RECORD;
                 t->records[r].hash = h;
-                t->records[r].size = size;
+                t->records[r].size_class = cls;
                 t->records[r].npcs = n;
                 memcpy(t->records[r].pcs, pcs, n * sizeof(*pcs));
                 mine = r;
@@ -158,14 +158,15 @@ static uint32_t find_record(pa__heap_tables_t *t, const uintptr_t *pcs, uint32_t
                 return mine;
             /* someone published here first: v is theirs, compare it below */
         }
-        if (same_record(&t->records[v - 1], h, pcs, n, size))
+        if (same_record(&t->records[v - 1], h, pcs, n, cls))
             return v - 1;
     }
     return PA__HEAP_NO_RECORD;
 }
 
-/* Claim a live slot for p in its bucket: 0, or -1 when the bucket's ways are all taken. */
-static int track(pa__heap_tables_t *t, uintptr_t p, uint32_t record)
+/* Claim a live slot for p (size bytes) in its bucket: 0, or -1 when the bucket's ways are all
+ * taken. */
+static int track(pa__heap_tables_t *t, uintptr_t p, uint32_t record, uint64_t size)
 {
     size_t b = pa__heap_live_bucket(t, p);
     pa__heap_live_t *e = &t->live[b * PA_HEAP_LIVE_WAYS];
@@ -177,6 +178,7 @@ static int track(pa__heap_tables_t *t, uintptr_t p, uint32_t record)
         if (atomic_compare_exchange_strong_explicit(&e[i].key, &want, PA__HEAP_KEY_BUSY,
                                                     memory_order_acquire, memory_order_relaxed)) {
             e[i].record = record;
+            e[i].size = size < UINT32_MAX ? (uint32_t)size : UINT32_MAX;
             atomic_store_explicit(&e[i].key, p, memory_order_release);
             return 0;
         }
@@ -185,16 +187,24 @@ static int track(pa__heap_tables_t *t, uintptr_t p, uint32_t record)
     return -1;
 }
 
-/* Remove p's live slot (p is being freed or moved): its record, or PA__HEAP_NO_RECORD. */
-static __attribute__((noinline)) uint32_t untrack(pa__heap_tables_t *t, size_t b, uintptr_t p)
+/* Remove p's live slot (p is being freed or moved): its record and *size, or
+ * PA__HEAP_NO_RECORD. A size of 4 GiB or more was not kept: the record's average stands in. */
+static __attribute__((noinline)) uint32_t untrack(pa__heap_tables_t *t, size_t b, uintptr_t p,
+                                                  uint64_t *size)
 {
     pa__heap_live_t *e = &t->live[b * PA_HEAP_LIVE_WAYS];
 
     for (int i = 0; i < PA_HEAP_LIVE_WAYS; i++) {
         if (atomic_load_explicit(&e[i].key, memory_order_acquire) == p) {
             uint32_t r = e[i].record;
+            *size = e[i].size;
             atomic_store_explicit(&e[i].key, 0, memory_order_release);
             atomic_fetch_sub_explicit(&t->live_count[b], 1, memory_order_relaxed);
+            if (*size == UINT32_MAX) {
+                pa__heap_record_t *rec = &t->records[r];
+                uint64_t n = atomic_load_explicit(&rec->allocs, memory_order_relaxed);
+                *size = atomic_load_explicit(&rec->alloc_bytes, memory_order_relaxed) / (n ? n : 1);
+            }
             return r;
         }
     }
@@ -202,7 +212,7 @@ static __attribute__((noinline)) uint32_t untrack(pa__heap_tables_t *t, size_t b
 }
 
 /* The tables, and the live record of p if p was sampled (cheap when it was not). */
-static inline uint32_t lookup_and_untrack(void *p, pa__heap_tables_t **tp)
+static inline uint32_t lookup_and_untrack(void *p, pa__heap_tables_t **tp, uint64_t *size)
 {
     pa__heap_tables_t *t = atomic_load_explicit(&pa__heap_tables, memory_order_acquire);
     size_t b;
@@ -213,7 +223,14 @@ static inline uint32_t lookup_and_untrack(void *p, pa__heap_tables_t **tp)
     b = pa__heap_live_bucket(t, (uintptr_t)p);
     if (LIKELY(atomic_load_explicit(&t->live_count[b], memory_order_relaxed) == 0))
         return PA__HEAP_NO_RECORD;
-    return untrack(t, b, (uintptr_t)p);
+    return untrack(t, b, (uintptr_t)p, size);
+}
+
+/* Count a free of size bytes in record r. */
+static void count_free(pa__heap_tables_t *t, uint32_t r, uint64_t size)
+{
+    atomic_fetch_add_explicit(&t->records[r].frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->records[r].free_bytes, size, memory_order_relaxed);
 }
 
 /* ---- the slow path ---- */
@@ -269,13 +286,16 @@ static __attribute__((noinline)) void sample(void *p, size_t size)
         if (n == 0)
             pcs[n++] = PA_PC_UNWIND_FAIL;
     }
-    r = find_record(t, pcs, n, size);
+    r = find_record(t, pcs, n, pa__heap_size_class(size));
     if (r == PA__HEAP_NO_RECORD)
         atomic_fetch_add_explicit(&t->dropped_records, 1, memory_order_relaxed);
-    else if (track(t, (uintptr_t)p, r) < 0)
+    else if (track(t, (uintptr_t)p, r, size) < 0)
         atomic_fetch_add_explicit(&t->dropped_live, 1, memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(&t->records[r].allocs, 1, memory_order_relaxed);
+    else {
+        /* bytes before the object (see pa_heap_snapshot) */
+        atomic_fetch_add_explicit(&t->records[r].alloc_bytes, size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->records[r].allocs, 1, memory_order_release);
+    }
     pa__sampler_guard = 0;
 out:
     errno = saved_errno;
@@ -314,10 +334,11 @@ PA_INTERPOSE void *calloc(size_t n, size_t m)
 PA_INTERPOSE void free(void *p)
 {
     pa__heap_tables_t *t;
-    uint32_t r = lookup_and_untrack(p, &t);
+    uint64_t size = 0;
+    uint32_t r = lookup_and_untrack(p, &t, &size);
 
     if (r != PA__HEAP_NO_RECORD)
-        atomic_fetch_add_explicit(&t->records[r].frees, 1, memory_order_relaxed);
+        count_free(t, r, size);
     __libc_free(p);
 }
 
@@ -325,18 +346,18 @@ PA_INTERPOSE void free(void *p)
  * The old block leaves the live table before the real call, so that no other thread can be
  * given the same address while it is still in the table; if the call fails the old block is
  * still the caller's and goes back (or, table full, counts as freed and as a drop). */
-static inline __attribute__((always_inline)) void *realloc_tracked(void *old, size_t size,
-                                                                   pa__heap_tables_t *t, uint32_t r)
+static inline __attribute__((always_inline)) void *
+realloc_tracked(void *old, size_t size, pa__heap_tables_t *t, uint32_t r, uint64_t old_size)
 {
     void *p = __libc_realloc(old, size);
 
     if (r != PA__HEAP_NO_RECORD) {
         if (p == NULL && size != 0) {
-            if (track(t, (uintptr_t)old, r) == 0)
+            if (track(t, (uintptr_t)old, r, old_size) == 0)
                 return NULL;
             atomic_fetch_add_explicit(&t->dropped_live, 1, memory_order_relaxed);
         }
-        atomic_fetch_add_explicit(&t->records[r].frees, 1, memory_order_relaxed);
+        count_free(t, r, old_size);
     }
     return p;
 }
@@ -345,16 +366,17 @@ PA_INTERPOSE void *realloc(void *old, size_t size)
 {
     pa__heap_thread_t *th = &pa__heap_thread;
     pa__heap_tables_t *t;
-    uint32_t r = lookup_and_untrack(old, &t);
+    uint64_t old_size = 0;
+    uint32_t r = lookup_and_untrack(old, &t, &old_size);
     uint64_t c;
     void *p;
 
     c = th->countdown; /* one load: a malloc in a signal handler here cannot wrap it */
     if (LIKELY(size < c)) {
         th->countdown = c - size;
-        return realloc_tracked(old, size, t, r);
+        return realloc_tracked(old, size, t, r, old_size);
     }
-    p = realloc_tracked(old, size, t, r);
+    p = realloc_tracked(old, size, t, r, old_size);
     if (p != NULL)
         sample(p, size);
     return p;
@@ -365,7 +387,7 @@ PA_INTERPOSE void *reallocarray(void *old, size_t n, size_t m)
     pa__heap_thread_t *th = &pa__heap_thread;
     pa__heap_tables_t *t;
     uint32_t r;
-    uint64_t c;
+    uint64_t c, old_size = 0;
     size_t size;
     void *p;
 
@@ -373,13 +395,13 @@ PA_INTERPOSE void *reallocarray(void *old, size_t n, size_t m)
         errno = ENOMEM;
         return NULL;
     }
-    r = lookup_and_untrack(old, &t);
+    r = lookup_and_untrack(old, &t, &old_size);
     c = th->countdown; /* one load: a malloc in a signal handler here cannot wrap it */
     if (LIKELY(size < c)) {
         th->countdown = c - size;
-        return realloc_tracked(old, size, t, r);
+        return realloc_tracked(old, size, t, r, old_size);
     }
-    p = realloc_tracked(old, size, t, r);
+    p = realloc_tracked(old, size, t, r, old_size);
     if (p != NULL)
         sample(p, size);
     return p;

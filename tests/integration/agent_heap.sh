@@ -31,7 +31,7 @@ start_live()
     pg_start "$name" env PROFAGENT_SOCKET="$T/$name.sock" PROFAGENT_MEM_RATE="$rate" \
         bash -c 'exec "$0" <"$1"' "$LIVE" "$T/$name.cmd"
     if [ "$name" = a ]; then exec 3>"$T/$name.cmd"; else exec 4>"$T/$name.cmd"; fi
-    pg_wait_unix "$T/$name.sock" || { pg_log "$name"; echo "FAIL: $name did not come up"; exit 1; }
+    pg_wait_unix "$T/$name.sock" 30 || { pg_log "$name"; echo "FAIL: $name did not come up"; exit 1; }
 }
 
 # send FD NAME CMD PATTERN: write CMD, wait (at most 60 s) for one more log line matching PATTERN

@@ -50,9 +50,9 @@ max_seconds = 60
 CONF
 
 pg_start rs env PROFAGENT_MEM_RATE=$RATE "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
-pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
+pg_wait_port "$RS_PORT" 30 && pg_wait_unix "$SOCK" 30 || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
 pg_start pg "$PG" --config "$T/profgate.toml"
-pg_wait_port "$PG_PORT" || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }
+pg_wait_port "$PG_PORT" 30 || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }
 
 # leaf_sum RAW FUNC COLUMN: as in agent_heap.sh
 leaf_sum()

@@ -273,6 +273,52 @@ static void test_heap_every_entry_point_is_recorded_and_behaves_like_glibc(void 
     assert_int_equal(site("site_pvalloc", 1, NULL).v[PA_HEAP_ALLOC_OBJECTS], 1);
 }
 
+static void test_heap_size_classes_are_8_per_power_of_two(void **state)
+{
+    (void)state;
+    assert_int_equal(pa__heap_size_class(0), 0);
+    assert_int_equal(pa__heap_size_class(15), 15);
+    /* 16..17 share a class, 18 starts the next: 8 classes between 16 and 32 */
+    assert_int_equal(pa__heap_size_class(16), pa__heap_size_class(17));
+    assert_true(pa__heap_size_class(18) != pa__heap_size_class(17));
+    assert_int_equal(pa__heap_size_class(1024), pa__heap_size_class(1151));
+    assert_true(pa__heap_size_class(1152) != pa__heap_size_class(1151));
+    assert_true(pa__heap_size_class(2047) < pa__heap_size_class(2048));
+    assert_true(pa__heap_size_class(15) < pa__heap_size_class(16));
+    assert_true(pa__heap_size_class(UINT64_MAX) > pa__heap_size_class(1ULL << 62));
+}
+
+/* Many sizes from one stack make a few records (one per class) with exact byte totals. */
+static void test_heap_many_sizes_at_one_site_keep_exact_bytes_in_few_records(void **state)
+{
+    void *p[300];
+    pa_heap_stats_t st;
+    site_sum_t s;
+    int64_t want = 0;
+    (void)state;
+
+    for (int i = 0; i < 300; i++) {
+        p[i] = site_malloc(1000 + (size_t)i);
+        want += 1000 + i;
+    }
+    s = site("site_malloc", 0, &st);
+    assert_int_equal(s.v[PA_HEAP_ALLOC_OBJECTS], 300);
+    assert_int_equal(s.v[PA_HEAP_ALLOC_SPACE], want);
+    assert_int_equal(s.v[PA_HEAP_INUSE_SPACE], want);
+    assert_true(st.records < 50); /* 1000..1299: 3 classes at this site, plus the others */
+    for (int i = 0; i < 300; i += 2) {
+        free(p[i]);
+        want -= 1000 + i;
+    }
+    s = site("site_malloc", 0, NULL);
+    assert_int_equal(s.v[PA_HEAP_INUSE_OBJECTS], 150);
+    assert_int_equal(s.v[PA_HEAP_INUSE_SPACE], want);
+    for (int i = 1; i < 300; i += 2)
+        free(p[i]);
+    s = site("site_malloc", 0, NULL);
+    assert_int_equal(s.v[PA_HEAP_INUSE_SPACE], 0);
+}
+
 static void test_heap_rate_zero_records_nothing(void **state)
 {
     void *p;
@@ -312,10 +358,10 @@ static void test_heap_full_tables_count_drops_and_keep_inuse_honest(void **state
     s = site("site_malloc", 1, &st);
     assert_int_equal(s.v[PA_HEAP_INUSE_OBJECTS], 0);
 
-    /* 4 records: different sizes at one site are different records */
+    /* 4 records: sizes of different size classes at one site are different records */
     assert_int_equal(pa__heap_configure(1, 0, 4), 0);
     for (int i = 0; i < 10; i++)
-        free(site_malloc(100 + (size_t)i));
+        free(site_malloc((size_t)100 << i));
     (void)site("site_malloc", 1, &st);
     assert_true(st.records <= 4);
     assert_true(st.dropped_records >= 6);
@@ -478,6 +524,10 @@ int main(void)
             teardown_default),
         cmocka_unit_test_setup_teardown(
             test_heap_every_entry_point_is_recorded_and_behaves_like_glibc, setup_rate1,
+            teardown_default),
+        cmocka_unit_test(test_heap_size_classes_are_8_per_power_of_two),
+        cmocka_unit_test_setup_teardown(
+            test_heap_many_sizes_at_one_site_keep_exact_bytes_in_few_records, setup_rate1,
             teardown_default),
         cmocka_unit_test_setup_teardown(test_heap_rate_zero_records_nothing, setup_rate1,
                                         teardown_default),
