@@ -187,7 +187,9 @@ void pg_ui_roots_find(pg_ui_roots_t *out)
         out->viewer[0] = '\0';
     if (has_file(out->viewer, "index.html"))
         return;
-    if (build_tree && PG_UI_SOURCE_VIEWER[0] && has_file(PG_UI_SOURCE_VIEWER, "index.html"))
+    /* in the build tree, where scripts/install-ui-deps.sh puts it (present or not: then the
+     * install hint names that directory) */
+    if (build_tree && PG_UI_SOURCE_VIEWER[0])
         copy_path(out->viewer, PG_UI_SOURCE_VIEWER);
 }
 

@@ -17,8 +17,9 @@
  *           index.html; else the compiled-in <datadir>/profgate/ui (`make install`).
  *   viewer: $PROFGATE_SPEEDSCOPE_DIR; else <page>/speedscope when it has index.html; else,
  *           in the build tree, <source>/third_party/speedscope/node_modules/speedscope/
- *           dist/release (scripts/install-ui-deps.sh); else <page>/speedscope (missing: the
- *           page and ui/speedscope/ then say how to install it).
+ *           dist/release (scripts/install-ui-deps.sh); else <page>/speedscope. Whether the
+ *           bundle is there is checked on every request (installing it needs no restart);
+ *           while it is missing the page and ui/speedscope/ say how to install it.
  *
  * Owns: a response buffer belongs to the caller (one reference). Nothing else is kept but
  *   the roots, found once and never changed.

@@ -194,7 +194,7 @@ AB=$!
 PG_PIDS[ab]=$AB
 mkdir -p "$T/chromium"
 PLAYWRIGHT_CORE=$PW CHROMIUM=/usr/bin/chromium UI_URL="$UI/" UI_TOKEN=$TOKEN \
-    UI_NOVIEWER_URL="$NV/debug/pprof/ui/" UI_PROFILE_URL="$GW/debug/pprof/profile?seconds=4" \
+    UI_NOVIEWER_URL="$NV/debug/pprof/ui/" UI_PROFILE_URL="$GW/debug/pprof/profile?seconds=5" \
     UI_SHOT=$ART/ui.png UI_PROFILE_DIR=$T/chromium \
     timeout 200 node "$SRC/tests/integration/ui/ui_browser.js" >"$T/browser.out" 2>&1
 brc=$?

@@ -88,7 +88,7 @@ async function main() {
 
     /* 3. a CPU profile already running: the page says so in words */
     const busy = nodeGet(process.env.UI_PROFILE_URL, process.env.UI_TOKEN);
-    await page.waitForTimeout(700);
+    await page.waitForTimeout(1200); /* let that one reach the agent first */
     const cpu = svc.locator('tr[data-kind=profile]');
     await cpu.locator('input[data-seconds]').fill('2');
     await cpu.locator('button').click();
