@@ -5,7 +5,8 @@
 # stays); Go's headers, period type space/bytes and period = PROFAGENT_MEM_RATE, default types
 # (heap: inuse_space, allocs: alloc_space), the debug=1 text header "@ heap/2*rate", seconds=N
 # deltas (only what was allocated during the window; filename "allocs-delta"), threads'
-# allocations, Go's 400 messages, gc accepted, PROFAGENT_MEM_RATE=0 giving an empty profile.
+# allocations, Go's 400 messages, gc accepted, PROFAGENT_MEM_RATE=0 giving an empty profile,
+# and a full live table (rate 1, 100000 live) reported as drops in the profile's comments.
 # The rate is 64 KiB here: at Go's 512 KiB the estimate of 64 MiB has a ~7% standard deviation
 # (see pa_heap_test.c), too wide for a 10% assertion that must not flake.
 # Sanitizer builds: the sanitizer owns malloc, the hooks are compiled out, and both endpoints
@@ -22,15 +23,14 @@ done
 SAN=$(ldd "$LIVE" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
 RATE=65536
 
-# start_live NAME RATE: the workload with its agent on $T/NAME.sock, commands on fd 3 (NAME=a)
-# or fd 4 (NAME=z)
+# start_live NAME RATE FD: the workload with its agent on $T/NAME.sock, commands on fd FD
 start_live()
 {
-    local name=$1 rate=$2
+    local name=$1 rate=$2 fd=$3
     mkfifo "$T/$name.cmd"
     pg_start "$name" env PROFAGENT_SOCKET="$T/$name.sock" PROFAGENT_MEM_RATE="$rate" \
         bash -c 'exec "$0" <"$1"' "$LIVE" "$T/$name.cmd"
-    if [ "$name" = a ]; then exec 3>"$T/$name.cmd"; else exec 4>"$T/$name.cmd"; fi
+    eval "exec $fd>\"\$T/\$name.cmd\""
     pg_wait_unix "$T/$name.sock" 30 || { pg_log "$name"; echo "FAIL: $name did not come up"; exit 1; }
 }
 
@@ -89,7 +89,7 @@ within10()
     awk -v g="$1" -v w="$2" 'BEGIN { exit !(g >= 0.9 * w && g <= 1.1 * w) }'
 }
 
-start_live a $RATE
+start_live a $RATE 3
 
 if [ -n "$SAN" ]; then
     for p in heap allocs "heap?debug=1" "allocs?seconds=1"; do
@@ -188,7 +188,7 @@ pg_check "errors carry X-Go-Pprof: 1" grep -qi '^X-Go-Pprof: 1' "$T/e3.txt.h"
 
 # --- PROFAGENT_MEM_RATE=0: heap profiling off, the profile is valid and empty (as Go's with
 # MemProfileRate = 0)
-start_live z 0
+start_live z 0 4
 send 4 z "alloc 8" '^allocated' || pg_fail "alloc 8 (rate 0)"
 code=$(fetch z /debug/pprof/heap "$T/zero.pb.gz")
 go tool pprof -raw "$T/zero.pb.gz" >"$T/zero.raw" 2>&1
@@ -197,14 +197,37 @@ pg_check "rate 0: 200 and a profile pprof parses (got $code)" \
 GOT=$(leaf_sum "$T/zero.raw" heap_live_alloc 4)
 pg_check "rate 0: nothing recorded (inuse under heap_live_alloc $GOT)" [ "$GOT" = 0 ]
 
+# --- a full live table: every allocation sampled (rate 1), 100000 kept live, 65536 slots
+start_live d 1 5
+send 5 d "small 100000" '^small' || pg_fail "small 100000"
+fetch d /debug/pprof/heap "$T/full.pb.gz" >/dev/null
+go tool pprof -raw "$T/full.pb.gz" >"$T/full.raw" 2>&1
+pg_check "a full live table is reported in the profile's comments ($(grep '^Comment' "$T/full.raw"))" \
+    grep -Eq '^Comment: dropped [0-9]+ sampled allocations: live table full \(65536 entries\)' "$T/full.raw"
+GOT=$(leaf_sum "$T/full.raw" heap_small 3)
+pg_check "what fitted is counted exactly at rate 1 (inuse_objects under heap_small $GOT, <= 65536)" \
+    bash -c "[ $GOT -gt 30000 ] && [ $GOT -le 65536 ]"
+fetch d "/debug/pprof/heap?debug=1" "$T/full.txt" >/dev/null
+pg_check "... and in the debug=1 text ($(grep DroppedLive "$T/full.txt"))" \
+    grep -Eq '^# DroppedLiveTableFull = [1-9][0-9]*$' "$T/full.txt"
+send 5 d free '^freed' || pg_fail "free (d)"
+fetch d /debug/pprof/heap "$T/full2.pb.gz" >/dev/null
+go tool pprof -raw "$T/full2.pb.gz" >"$T/full2.raw" 2>&1
+GOT=$(leaf_sum "$T/full2.raw" heap_small 3)
+pg_check "after freeing them all, nothing in use under heap_small (got $GOT)" [ "$GOT" = 0 ]
+
 quit_and_wait a 3
 rc=$?
 pg_check "the workload exits 0 (rc=$rc)" [ $rc = 0 ]
+quit_and_wait d 5
+rc=$?
+pg_check "the rate-1 workload exits 0 (rc=$rc)" [ $rc = 0 ]
 quit_and_wait z 4
 rc=$?
 pg_check "the rate-0 workload exits 0 (rc=$rc)" [ $rc = 0 ]
 if [ "$PG_FAILED" != 0 ]; then
     pg_log a
     pg_log z
+    pg_log d
 fi
 pg_done

@@ -4,6 +4,8 @@
  *   alloc N    allocate N MiB in pieces of 4 KiB..1 MiB (log-uniform, fixed seed) from
  *              heap_live_alloc and keep them live -> "allocated BYTES"
  *   free       free everything allocated so far -> "freed BYTES"
+ *   small N    allocate N blocks of 16 bytes from heap_small and keep them live (N at most
+ *              1 million; freed by "free") -> "small N"
  *   churn S    4 threads allocate and free small blocks from heap_churn for S seconds
  *              (at most 60), then exit -> "churned"
  *   quit       exit 0
@@ -18,8 +20,12 @@
 #define MAX_LIVE_MIB 1024
 #define MAX_BLOCKS (MAX_LIVE_MIB * 256)
 
+#define MAX_SMALL 1000000
+
 static void *blocks[MAX_BLOCKS];
 static size_t nblocks, live_bytes;
+static void *small[MAX_SMALL];
+static size_t nsmall;
 static uint64_t rng = 88172645463325252ULL;
 
 static uint64_t next(void)
@@ -43,6 +49,14 @@ void *heap_churn(size_t n) __attribute__((noinline));
 void *heap_churn(size_t n)
 {
     void *p = malloc(n);
+    __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: keep this frame */
+    return p;
+}
+
+void *heap_small(void) __attribute__((noinline));
+void *heap_small(void)
+{
+    void *p = malloc(16);
     __asm__ volatile("" : : "r"(p) : "memory"); /* no tail call: keep this frame */
     return p;
 }
@@ -111,10 +125,17 @@ int main(void)
                 continue;
             }
             printf("allocated %zu\n", live_bytes);
+        } else if (sscanf(line, "small %ld", &n) == 1 && n > 0 && n <= MAX_SMALL) {
+            while (nsmall < (size_t)n && (small[nsmall] = heap_small()) != NULL)
+                nsmall++;
+            printf("small %zu\n", nsmall);
         } else if (strncmp(line, "free", 4) == 0) {
             size_t freed = live_bytes;
             for (size_t i = 0; i < nblocks; i++)
                 free(blocks[i]);
+            for (size_t i = 0; i < nsmall; i++)
+                free(small[i]);
+            nsmall = 0;
             nblocks = 0;
             live_bytes = 0;
             printf("freed %zu\n", freed);
@@ -134,5 +155,7 @@ int main(void)
     }
     for (size_t i = 0; i < nblocks; i++)
         free(blocks[i]);
+    for (size_t i = 0; i < nsmall; i++)
+        free(small[i]);
     return 0;
 }
