@@ -239,7 +239,10 @@
       setStatus('error', `${what}: the agent sent an empty profile.`);
       return;
     }
-    setStatus('done', `${what}: ${body.byteLength} bytes in ${took} s.`);
+    /* a gzipped profile with no sample is ~100-200 bytes: say so rather than show a blank */
+    const tiny = body.byteLength < 256 ? ' It is very small: it may hold no samples yet (is the ' +
+      'service busy, is this profile kind switched on? Its debug=1 text view tells).' : '';
+    setStatus('done', `${what}: ${body.byteLength} bytes in ${took} s.${tiny}`);
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     showProfile(body, `${svc.name} · ${label}`, `${svc.name}-${kind}-${stamp}.pb.gz`);
   }
