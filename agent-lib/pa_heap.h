@@ -30,6 +30,8 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 #include "pa_stacktab.h"
 
@@ -150,6 +152,184 @@ static inline uint64_t pa__heap_size_class(uint64_t size)
         return size;
     e = 63 - (unsigned)__builtin_clzll(size);
     return ((uint64_t)e << 3) | ((size >> (e - 3)) & 7);
+}
+
+/* ---- for the hooks: the sampling interval ---- */
+
+/* ln(u) for u in (0, 1]: u = m * 2^e, m in [1, 2); ln m = 2 atanh((m-1)/(m+1)), whose series
+ * converges fast for s < 1/3 (error < 1e-7: plenty for a sampling interval). No libm. */
+static inline double pa__heap_ln01(double u)
+{
+    union {
+        double d;
+        uint64_t u;
+    } v = {.d = u};
+    int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+    double s, s2, sum;
+
+    v.u = (v.u & ((1ULL << 52) - 1)) | (1023ULL << 52);
+    s = (v.d - 1) / (v.d + 1);
+    s2 = s * s;
+    sum = s * (1 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 / 11)))));
+    return e * 0.6931471805599453 + 2 * sum;
+}
+
+/* Bytes to allocate before the next sample: exponential with mean rate (Go's nextSample), so
+ * that sampling is a Poisson process over allocated bytes; 0 (sample everything) for rate 1;
+ * for rate 0, a large count after which the rate is looked at again. */
+static inline uint64_t pa__heap_next_interval(pa__heap_thread_t *th, int64_t rate)
+{
+    uint64_t x = th->rng;
+    double u;
+
+    if (rate <= 0)
+        return (uint64_t)1 << 30;
+    if (rate == 1)
+        return 0;
+    x ^= x << 13; /* xorshift64 */
+    x ^= x >> 7;
+    x ^= x << 17;
+    th->rng = x;
+    u = (double)((x >> 11) + 1) * 0x1p-53; /* (0, 1] */
+    return (uint64_t)(-pa__heap_ln01(u) * (double)rate) + 1;
+}
+
+static inline void pa__heap_seed(pa__heap_thread_t *th)
+{
+    struct timespec ts;
+    uint64_t x;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    x = ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec) ^
+        ((uint64_t)(uintptr_t)th * 0x9e3779b97f4a7c15ULL);
+    th->rng = x != 0 ? x : 0x2545f4914f6cdd1dULL;
+}
+
+/* ---- for the hooks: the tables (allocation-free, lock-free) ---- */
+
+static inline uint64_t pa__heap_hash_record(const uintptr_t *pcs, uint32_t n, uint64_t cls)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ cls;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t x = h ^ (uint64_t)pcs[i];
+        x ^= x >> 30;
+        x *= 0xbf58476d1ce4e5b9ULL;
+        x ^= x >> 27;
+        x *= 0x94d049bb133111ebULL;
+        x ^= x >> 31;
+        h = x + 0x9e3779b97f4a7c15ULL;
+    }
+    return h;
+}
+
+static inline int pa__heap_same_record(const pa__heap_record_t *r, uint64_t h, const uintptr_t *pcs,
+                                       uint32_t n, uint64_t cls)
+{
+    return r->hash == h && r->size_class == cls && r->npcs == n &&
+           memcmp(r->pcs, pcs, n * sizeof(*pcs)) == 0;
+}
+
+/* The record of (pcs, size class), added if new; PA__HEAP_NO_RECORD when the table is full. A
+ * record is filled before its index slot is published (CAS, release), so readers that see the
+ * index see the whole record. Two threads adding the same new stack at once may both claim a
+ * record; the loser's stays unpublished (never counted, never visited). Nobody ever waits. */
+static inline uint32_t pa__heap_find_record(pa__heap_tables_t *t, const uintptr_t *pcs, uint32_t n,
+                                            uint64_t cls)
+{
+    uint64_t h = pa__heap_hash_record(pcs, n, cls);
+    uint32_t mine = PA__HEAP_NO_RECORD;
+
+    for (size_t i = 0, s = (size_t)h & t->index_mask; i <= t->index_mask;
+         i++, s = (s + 1) & t->index_mask) {
+        uint32_t v = atomic_load_explicit(&t->index[s], memory_order_acquire);
+        if (v == 0) {
+            if (mine == PA__HEAP_NO_RECORD) {
+                uint32_t r = atomic_fetch_add_explicit(&t->nrecords, 1, memory_order_relaxed);
+                if (r >= t->max_records)
+                    return PA__HEAP_NO_RECORD;
+                t->records[r].hash = h;
+                t->records[r].size_class = cls;
+                t->records[r].npcs = n;
+                memcpy(t->records[r].pcs, pcs, n * sizeof(*pcs));
+                mine = r;
+            }
+            if (atomic_compare_exchange_strong_explicit(&t->index[s], &v, mine + 1,
+                                                        memory_order_acq_rel, memory_order_acquire))
+                return mine;
+            /* someone published here first: v is theirs, compare it below */
+        }
+        if (pa__heap_same_record(&t->records[v - 1], h, pcs, n, cls))
+            return v - 1;
+    }
+    return PA__HEAP_NO_RECORD;
+}
+
+/* Claim a live slot for p (size bytes) in its bucket: 0, or -1 when the bucket's ways are all
+ * taken. */
+static inline int pa__heap_track(pa__heap_tables_t *t, uintptr_t p, uint32_t record, uint64_t size)
+{
+    size_t b = pa__heap_live_bucket(t, p);
+    pa__heap_live_t *e = &t->live[b * PA_HEAP_LIVE_WAYS];
+
+    /* occupancy first, so that a free() of p can never miss it */
+    atomic_fetch_add_explicit(&t->live_count[b], 1, memory_order_relaxed);
+    for (int i = 0; i < PA_HEAP_LIVE_WAYS; i++) {
+        uintptr_t want = 0;
+        if (atomic_compare_exchange_strong_explicit(&e[i].key, &want, PA__HEAP_KEY_BUSY,
+                                                    memory_order_acquire, memory_order_relaxed)) {
+            e[i].record = record;
+            e[i].size = size < UINT32_MAX ? (uint32_t)size : UINT32_MAX;
+            atomic_store_explicit(&e[i].key, p, memory_order_release);
+            return 0;
+        }
+    }
+    atomic_fetch_sub_explicit(&t->live_count[b], 1, memory_order_relaxed);
+    return -1;
+}
+
+/* Remove p's live slot (p is being freed or moved): its record and *size, or
+ * PA__HEAP_NO_RECORD. A size of 4 GiB or more was not kept: the record's average stands in. */
+static inline uint32_t pa__heap_untrack(pa__heap_tables_t *t, size_t b, uintptr_t p, uint64_t *size)
+{
+    pa__heap_live_t *e = &t->live[b * PA_HEAP_LIVE_WAYS];
+
+    for (int i = 0; i < PA_HEAP_LIVE_WAYS; i++) {
+        if (atomic_load_explicit(&e[i].key, memory_order_acquire) == p) {
+            uint32_t r = e[i].record;
+            *size = e[i].size;
+            atomic_store_explicit(&e[i].key, 0, memory_order_release);
+            atomic_fetch_sub_explicit(&t->live_count[b], 1, memory_order_relaxed);
+            if (*size == UINT32_MAX) {
+                pa__heap_record_t *rec = &t->records[r];
+                uint64_t n = atomic_load_explicit(&rec->allocs, memory_order_relaxed);
+                *size = atomic_load_explicit(&rec->alloc_bytes, memory_order_relaxed) / (n ? n : 1);
+            }
+            return r;
+        }
+    }
+    return PA__HEAP_NO_RECORD;
+}
+
+/* The tables, and the live record of p if p was sampled (cheap when it was not). */
+static inline uint32_t pa__heap_lookup_and_untrack(void *p, pa__heap_tables_t **tp, uint64_t *size)
+{
+    pa__heap_tables_t *t = atomic_load_explicit(&pa__heap_tables, memory_order_acquire);
+    size_t b;
+
+    *tp = t;
+    if (t == NULL || p == NULL)
+        return PA__HEAP_NO_RECORD;
+    b = pa__heap_live_bucket(t, (uintptr_t)p);
+    if (__builtin_expect(atomic_load_explicit(&t->live_count[b], memory_order_relaxed) == 0, 1))
+        return PA__HEAP_NO_RECORD;
+    return pa__heap_untrack(t, b, (uintptr_t)p, size);
+}
+
+/* Count a free of size bytes in record r. */
+static inline void pa__heap_count_free(pa__heap_tables_t *t, uint32_t r, uint64_t size)
+{
+    atomic_fetch_add_explicit(&t->records[r].frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->records[r].free_bytes, size, memory_order_relaxed);
 }
 
 /* Tests: replace the tables (0 sizes: the defaults; live_buckets a power of two >= 2) and the rate,

@@ -76,7 +76,7 @@ within10()
 
 if [ -n "$SAN" ]; then
     for p in heap allocs; do
-        code=$(curl -s -m 10 -o "$T/san.txt" -w '%{http_code}' "$GW/debug/pprof/$p")
+        code=$(curl -s -m 30 -o "$T/san.txt" -w '%{http_code}' "$GW/debug/pprof/$p")
         pg_check "$p through the gateway under $SAN: 501 heap profiling unavailable (got $code: $(head -c 100 "$T/san.txt"))" \
             bash -c "[ $code = 501 ] && [ \"\$(cat '$T/san.txt')\" = 'heap profiling unavailable: built with a sanitizer' ]"
     done
