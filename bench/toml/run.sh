@@ -16,5 +16,5 @@ python3 "$here/gen_config.py" "$size" > "$work/bench.toml"
 "$cc" -std=c11 -D_GNU_SOURCE -O2 -g -I"$src/proxy" -o "$work/toml_bench" \
     "$here/toml_bench.c" "$src"/proxy/pg_toml.c "$src"/proxy/pg_toml_scan.c \
     "$src/proxy/pg_error.c" -lm
-echo "compiler: $("$cc" --version | head -1), -O2; cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores"
+echo "compiler: $("$cc" --version | head -1), -O2; cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$work/toml_bench" "$work/bench.toml" "$runs"
