@@ -21,7 +21,8 @@
  * Slow path (sample()): re-entrancy guard (pa__sampler_guard, shared with the SIGPROF handler,
  * so that neither unwinds while the other is mid-unwind on this thread, and our own and
  * libunwind's allocations are never sampled); draw the next interval; unwind; find or add the
- * (stack, size) record; claim a live slot; count the allocation. Full tables: counted drops.
+ * (stack, size class) record; claim a live slot; count the allocation. Full tables: counted
+ * drops.
  * Sanitizer builds compile this file out (the sanitizer owns malloc). */
 #ifndef PG_SANITIZE_BUILD
 
@@ -31,8 +32,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #include <libunwind.h>
 
