@@ -173,10 +173,10 @@ for trick in "speedscope/../../../../../../etc/passwd" "speedscope/%2e%2e/packag
         bash -c "[ '$code' = 404 ] && ! grep -q 'root:' '$T/trick.body'"
 done
 # the relay checks the token too (issue 6), so the page's fetches must carry it
-code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/heap?debug=1")
+code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/goroutine?debug=1")
 pg_check "a profile without the token: 401 ($code)" [ "$code" = 401 ]
 code=$(curl -s -m 10 -H "Authorization: Bearer $TOKEN" -o /dev/null -w '%{http_code}' \
-       "$GW/debug/pprof/heap?debug=1")
+       "$GW/debug/pprof/goroutine?debug=1")
 pg_check "a profile with the token: 200 ($code)" [ "$code" = 200 ]
 code=$(curl -s -m 10 -X POST -o /dev/null -w '%{http_code}' "$UI/")
 pg_check "POST to the page: 405 ($code)" [ "$code" = 405 ]
