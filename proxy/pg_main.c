@@ -113,7 +113,11 @@ static int run(const char *path, pg_config_t *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     for (i = 0; i < n; i++) {
-        r = pg_worker_start(i + 1, fds[i], cref, &workers[i]);
+        /* server.max_connections is for the process: each worker gets its share */
+        size_t max = cfg->server.max_connections ? cfg->server.max_connections : 10000;
+        size_t share = max / (size_t)n + ((size_t)i < max % (size_t)n);
+
+        r = pg_worker_start(i + 1, fds[i], cref, share, &workers[i]);
         if (r < 0) {
             fprintf(stderr, "profgate: cannot start worker %d: %s\n", i + 1, uv_strerror(r));
             for (int j = i; j < n; j++)

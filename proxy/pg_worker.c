@@ -292,10 +292,9 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, pg_worker_t **out)
+int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, size_t max_conns, pg_worker_t **out)
 {
     pg_worker_t *w = calloc(1, sizeof *w);
-    uint32_t max;
     int r;
 
     if (w == NULL)
@@ -313,8 +312,7 @@ int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, pg_worker_t **out)
     r = gen_new(w, cfg, &w->gen);
     if (r < 0)
         goto fail_loop;
-    max = cfg->cfg->server.max_connections;
-    w->max_conns = max ? max : 10000;
+    w->max_conns = max_conns ? max_conns : 1;
     uv_mutex_init(&w->lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;

@@ -49,8 +49,9 @@ typedef struct pg_worker pg_worker_t;
 int pg_worker_listen_socket(const pg_addr_t *addr, int *fd);
 
 /* Start worker id (1-based, for logs) serving fd (taken over) with cfg (a reference is
- * taken). max_conns: this worker's share of server.max_connections. */
-int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, pg_worker_t **out);
+ * taken). max_conns: this worker's share of server.max_connections (at least 1); past it
+ * the worker stops accepting until one of its connections closes. */
+int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, size_t max_conns, pg_worker_t **out);
 /* Swap in a new configuration (a reference is taken); in-flight requests keep theirs. */
 void pg_worker_reload(pg_worker_t *w, pg_cfgref_t *cfg);
 /* Stop accepting, close idle connections, let requests in flight finish; after drain_ms
