@@ -184,12 +184,22 @@ static int64_t rate_from_env(void)
 __attribute__((constructor(101))) static void pa_heap_on_load(void)
 {
     int64_t rate = rate_from_env();
-    void *f;
+    void *f, *libc;
     int rc;
 
     /* libunwind's lazy set-up (and per-thread caches) before any hook unwinds */
     pa_cpu_init();
-    f = dlsym(RTLD_NEXT, "malloc_usable_size");
+    /* glibc's own, not the next one in the search order: a program linked with another
+     * allocator (whose malloc ours shadows, see pa_heap.h) must not get its answer for
+     * glibc's blocks */
+    f = NULL;
+    libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (libc != NULL) {
+        f = dlsym(libc, "malloc_usable_size");
+        dlclose(libc);
+    }
+    if (f == NULL)
+        f = dlsym(RTLD_NEXT, "malloc_usable_size");
     if (f != NULL)
         atomic_store(&pa__heap_real_usable_size, (usable_size_fn)f);
     rc = install(rate, PA_HEAP_LIVE_BUCKETS, PA_HEAP_MAX_RECORDS);

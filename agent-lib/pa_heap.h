@@ -16,6 +16,13 @@
  * Snapshots turn records into a pa_stacktab with Go's four values, alloc_objects,
  * alloc_space, inuse_objects, inuse_space, scaled as Go's scaleHeapSample does.
  *
+ * The hooks always allocate with glibc's __libc_* functions. A program that links another
+ * allocator (jemalloc, tcmalloc) and gets libprofagent through LD_PRELOAD therefore runs on
+ * glibc's malloc instead (ours comes first in the search order); standard calls stay
+ * consistent, but that allocator's own API (mallocx, sdallocx, ...) must not be used on
+ * those blocks. Heap profiling is not for such programs: PROFAGENT_MEM_RATE=0 does not
+ * change this, only not preloading the library does.
+ *
  * Sanitizer builds (PG_SANITIZE_BUILD) interpose malloc themselves: the hooks are compiled out,
  * pa_heap_available() is 0 and every other call here returns -ENOTSUP.
  *
