@@ -19,6 +19,7 @@ all: build
 
 deps:
 	@scripts/install-deps.sh all
+	@scripts/install-ui-deps.sh viewer || echo "warning: speedscope (npm) could not be installed: the viewer page will say how to install it; everything else works"
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
