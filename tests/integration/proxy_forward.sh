@@ -210,6 +210,9 @@ pg_check "HTTP/1.0 without Host: upstream gets a Host, client a close" bash -c "
 curl -s --http1.0 -D "$T/h10c.h" "$base/chunked?n=3" >"$T/h10c"
 pg_check "HTTP/1.0 client, chunked response: payload de-chunked, ended by close" bash -c "! grep -qi '^transfer-encoding' '$T/h10c.h' && grep -qi '^connection: close' '$T/h10c.h' && [ \"\$(cat '$T/h10c')\" = \"\$(printf 'chunk 0\nchunk 1\nchunk 2')\" ]"
 
+curl -s -D "$T/up.h" -H 'Connection: Upgrade' -H 'Upgrade: websocket' "$base/echo" >"$T/up"
+pg_check "Upgrade refused clearly (501 naming it)" bash -c "grep -q '^HTTP/1.1 501' '$T/up.h' && grep -q 'protocol upgrade' '$T/up'"
+
 # Expect: 100-continue passes the upstream's 100 through
 curl -s -v -H 'Expect: 100-continue' --data-binary @"$T/body" "$base/echo" >"$T/exp" 2>"$T/exp.v"
 pg_check "Expect: 100-continue: 100 relayed, body delivered" bash -c "grep -q '< HTTP/1.1 100' '$T/exp.v' && tail -c \$(stat -c %s '$T/body') '$T/exp' | cmp -s - '$T/body'"
