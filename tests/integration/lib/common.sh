@@ -39,12 +39,13 @@ pg_cleanup()
 }
 trap pg_cleanup EXIT
 
-# A TCP port on 127.0.0.1 that nothing listens on now (random, so parallel tests rarely meet).
+# A TCP port on 127.0.0.1 that nothing listens on now (random, so parallel tests rarely meet;
+# below 32768, the kernel's ephemeral range, so a parallel test's outgoing connection never holds it).
 pg_free_port()
 {
     local p
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % 22000))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0
