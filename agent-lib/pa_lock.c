@@ -77,7 +77,7 @@ uint64_t pa_lock_untracked_mutexes(void)
 }
 
 /* The hooks are in this same object (libprofagent.so, or the executable it is linked into):
- * our own address tells which object that is. */
+ * our own address tells which object that is. Another object first may still forward to us. */
 int pa_lock_hook_status(const char **who)
 {
     Dl_info ours, theirs;
@@ -90,7 +90,7 @@ int pa_lock_hook_status(const char **who)
     if (theirs.dli_fbase == ours.dli_fbase)
         return 0;
     *who = theirs.dli_fname != NULL ? theirs.dli_fname : "";
-    return -ENOTSUP;
+    return pa__lock_hook_probe() ? 0 : -ENOTSUP;
 }
 
 static void atfork_child(void)

@@ -50,13 +50,18 @@ size_t pa_lock_read(int kind, pa_stacktab_t *t);
 uint64_t pa_lock_dropped(int kind);
 uint64_t pa_lock_untracked_mutexes(void);
 
-/* 0 when calls to pthread_mutex_lock from anywhere in the process reach the hooks; -ENOTSUP
- * when another object (a sanitizer runtime, a preload) binds it first (its path in *who). */
+/* 0 when calls to pthread_mutex_lock from anywhere in the process reach the hooks: they bind to
+ * them, or to an object that binds first but forwards to them (a sanitizer runtime's
+ * interceptor finds its "real" function with dlsym(RTLD_NEXT): ours, when we come after it);
+ * then *who names that object, or is "". -ENOTSUP when calls do not reach the hooks (*who
+ * names the object that takes them). */
 int pa_lock_hook_status(const char **who);
 
 /* --- internals shared with pa_lock_hook.c --- */
 extern _Atomic int64_t pa__lock_block_rate;
 extern _Atomic int64_t pa__lock_mutex_fraction;
+/* Lock a private mutex through the process's pthread_mutex_lock: 1 if the hook saw it. */
+int pa__lock_hook_probe(void);
 
 /* One stack of a profile, aggregated in place: claimed by CAS on hash (0: free), filled, then
  * marked ready; later events add to v atomically. */

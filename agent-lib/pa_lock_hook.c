@@ -50,6 +50,11 @@ static struct {
     _Atomic(cond_wait_fn) cwait;
     _Atomic(cond_timedwait_fn) ctimedwait;
     _Atomic(sem_wait_fn) semwait;
+    /* the try-variants too: through the global symbol they would re-enter a sanitizer's
+     * interceptor that is already calling us (TSan then sees the mutex locked twice) */
+    _Atomic(mutex_fn) trylock;
+    _Atomic(rwlock_fn) tryrdlock, trywrlock;
+    _Atomic(sem_wait_fn) semtrywait;
 } real_singleton;
 
 static __thread int in_hook __attribute__((tls_model("initial-exec")));
@@ -86,6 +91,10 @@ REAL(wrlock, rwlock_fn, "pthread_rwlock_wrlock")
 REAL(cwait, cond_wait_fn, "pthread_cond_wait")
 REAL(ctimedwait, cond_timedwait_fn, "pthread_cond_timedwait")
 REAL(semwait, sem_wait_fn, "sem_wait")
+REAL(trylock, mutex_fn, "pthread_mutex_trylock")
+REAL(tryrdlock, rwlock_fn, "pthread_rwlock_tryrdlock")
+REAL(trywrlock, rwlock_fn, "pthread_rwlock_trywrlock")
+REAL(semtrywait, sem_wait_fn, "sem_trywait")
 
 /* ---- sampling and recording ---- */
 
@@ -246,6 +255,21 @@ static void waiter_leave(pa__lock_mslot_t *s, pthread_mutex_t *m)
 
 /* ---- the hooks ---- */
 
+/* A mutex only pa_lock_hook_probe locks: seeing it proves calls reach this hook. */
+static pthread_mutex_t probe_mutex = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int probe_seen;
+
+int pa__lock_hook_probe(void)
+{
+    mutex_fn lock = (mutex_fn)dlsym(RTLD_DEFAULT, "pthread_mutex_lock");
+    mutex_fn unlock = (mutex_fn)dlsym(RTLD_DEFAULT, "pthread_mutex_unlock");
+
+    if (lock == NULL || unlock == NULL || lock(&probe_mutex) != 0)
+        return 0;
+    unlock(&probe_mutex);
+    return atomic_load(&probe_seen);
+}
+
 PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
 {
     mutex_fn f = real_lock();
@@ -257,9 +281,11 @@ PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
 
     if (f == NULL)
         return EAGAIN;
+    if (m == &probe_mutex)
+        atomic_store(&probe_seen, 1);
     if (in_hook || (!block_on() && !mutex_on()))
         return f(m);
-    rc = pthread_mutex_trylock(m);
+    rc = real_trylock()(m);
     if (rc != EBUSY)
         return rc;
     in_hook = 1;
@@ -328,7 +354,7 @@ PA_INTERPOSE int pthread_rwlock_rdlock(pthread_rwlock_t *l)
         return EAGAIN;
     if (in_hook || !block_on())
         return f(l);
-    rc = pthread_rwlock_tryrdlock(l);
+    rc = real_tryrdlock()(l);
     if (rc != EBUSY)
         return rc;
     TIMED_WAIT(f(l));
@@ -344,7 +370,7 @@ PA_INTERPOSE int pthread_rwlock_wrlock(pthread_rwlock_t *l)
         return EAGAIN;
     if (in_hook || !block_on())
         return f(l);
-    rc = pthread_rwlock_trywrlock(l);
+    rc = real_trywrlock()(l);
     if (rc != EBUSY)
         return rc;
     TIMED_WAIT(f(l));
@@ -390,7 +416,7 @@ PA_INTERPOSE int sem_wait(sem_t *sem)
     if (in_hook || !block_on())
         return f(sem);
     saved = errno;
-    if (sem_trywait(sem) == 0)
+    if (real_semtrywait()(sem) == 0)
         return 0;
     if (errno != EAGAIN)
         return -1;

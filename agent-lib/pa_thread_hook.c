@@ -115,6 +115,15 @@ static pthread_create_fn get_real(void)
     return f;
 }
 
+/* The start routine of the thread pa_thread_hook_status creates to see whether calls reach
+ * us; its creation is not recorded. */
+static void *probe_start(void *arg)
+{
+    return arg;
+}
+
+static _Atomic int probe_seen;
+
 PA_INTERPOSE int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                                 void *(*start)(void *), void *arg)
 {
@@ -123,6 +132,11 @@ PA_INTERPOSE int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     uint32_t n;
     int guard;
 
+    if (start == probe_start) {
+        atomic_store(&probe_seen, 1);
+        real = get_real();
+        return real != NULL ? real(thread, attr, start, arg) : EAGAIN;
+    }
     if (in_hook) { /* re-entered while resolving or unwinding: no record */
         real = atomic_load(&hook_singleton.real);
         return real != NULL ? real(thread, attr, start, arg) : EAGAIN;
@@ -143,7 +157,7 @@ PA_INTERPOSE int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     else
         atomic_fetch_add(&hook_singleton.dropped, 1);
     in_hook = 0;
-    return real(thread, attr, start, arg);
+    return pa_cpu_thread_created(real(thread, attr, start, arg), thread, attr);
 }
 
 static void atfork_child(void)
@@ -164,6 +178,25 @@ __attribute__((constructor)) static void thread_hook_on_load(void)
     pthread_atfork(NULL, NULL, atfork_child);
 }
 
+/* Whether calls reach us even though another object binds pthread_create first (a sanitizer's
+ * interceptor calling its "real" pthread_create, found with dlsym(RTLD_NEXT), which is ours
+ * when we come after it): create one thread through the process's pthread_create, once. */
+static int probe(void)
+{
+    static int result = -1; /* agent thread only */
+    int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+    pthread_t t;
+
+    if (result >= 0)
+        return result;
+    create = (pthread_create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
+    if (create == NULL || create(&t, NULL, probe_start, NULL) != 0)
+        return 0; /* not cached: it may work next time */
+    pthread_join(t, NULL);
+    result = atomic_load(&probe_seen);
+    return result;
+}
+
 int pa_thread_hook_status(const char **who)
 {
     void *global;
@@ -180,7 +213,7 @@ int pa_thread_hook_status(const char **who)
     if (theirs.dli_fbase == ours.dli_fbase)
         return 0;
     *who = theirs.dli_fname != NULL ? theirs.dli_fname : "";
-    return -ENOTSUP;
+    return probe() ? 0 : -ENOTSUP;
 }
 
 size_t pa_thread_hook_read(pa_stacktab_t *t)

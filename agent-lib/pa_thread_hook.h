@@ -12,10 +12,11 @@
  * call (the unwinder creating a thread, or the resolution itself) into a plain call with no
  * record, and if the real function cannot be found pthread_create fails with EAGAIN.
  *
- * Interposition needs this library's pthread_create to be the one the process binds to. A
- * sanitizer runtime (ASan, TSan) or another preloaded library earlier in the search order
- * shadows it; pa_thread_hook_status says so, and the endpoint reports it instead of an empty
- * profile.
+ * Interposition needs calls to reach this library's pthread_create. A sanitizer runtime (ASan,
+ * TSan) earlier in the search order takes them first, but its interceptor then calls the next
+ * pthread_create (dlsym(RTLD_NEXT)), which is ours when libprofagent comes after it; another
+ * preloaded interposer may not forward. pa_thread_hook_status finds out, and the endpoint
+ * reports a hook calls do not reach instead of serving an empty profile.
  *
  * Owns: the static table. Threads: any; the hook is re-entrancy-safe and takes no lock of
  *   ours. Readers (pa_thread_hook_read) on any thread. Not async-signal-safe (pthread_create
@@ -30,9 +31,12 @@
 
 #define PA_THREAD_HOOK_MAX_STACKS 512 /* distinct creation stacks kept */
 
-/* 0 when calls to pthread_create from anywhere in the process reach this hook; -ENOTSUP when
- * the process binds pthread_create to another object first (its path in *who, a static string
- * or one owned by the loader, "" if unknown); -ENOSYS when no real pthread_create is found. */
+/* 0 when calls to pthread_create from anywhere in the process reach this hook: they bind to it,
+ * or to an object that binds first and forwards to it (a sanitizer runtime's interceptor; *who
+ * then names it, else ""); found out once by creating one short thread through the process's
+ * pthread_create (not recorded). -ENOTSUP when calls do not reach the hook (*who names the
+ * object that takes them: a static string or one owned by the loader, "" if unknown);
+ * -ENOSYS when no real pthread_create is found. Agent thread only. */
 int pa_thread_hook_status(const char **who);
 
 /* Add every recorded creation stack to t (nvalues 1), values {count}. Returns the stacks t

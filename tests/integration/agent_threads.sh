@@ -7,8 +7,8 @@
 #   "K @"; debug=2 lists every thread by name (the masked one without a stack, the agent's own
 #   as "profagent"); threadcreate shows the spawning function with K+2 creations; Go's 400s
 #   for bad seconds, and seconds=1 is a delta in which the unchanged threads cancel out; a host handler on the agent's signal is left alone with an honest 500.
-# Sanitizer builds (libasan/libtsan in the program): the runtime interposes pthread_create
-# ahead of libprofagent, so threadcreate must answer 500 naming it; the test checks that.
+# Sanitizer builds (libasan/libtsan in the program): the runtime binds pthread_create first and
+# calls glibc's by version, not ours, so threadcreate must answer 500 naming it (checked).
 # TSan also defers asynchronous signals until a thread reaches one of its interceptors, so
 # parked and busy threads never answer: there the test checks that goroutine still answers
 # within its bound and counts them as not answering, instead of their stacks.

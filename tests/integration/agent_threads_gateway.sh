@@ -4,8 +4,8 @@
 # <gateway>/debug/pprof/{goroutine,threadcreate}. After 3 x GET /spawn?n=5, threadcreate has
 # exactly 15 creations under rs_spawn; goroutine has the event loop thread in uv_run and the
 # agent's own thread; debug=1 and debug=2 pass through with their text.
-# Sanitizer builds: the runtime interposes pthread_create ahead of libprofagent, so threadcreate
-# answers 500 naming it (checked instead of the stacks).
+# Sanitizer builds: the runtime binds pthread_create first and calls glibc's by version, not
+# ours, so threadcreate answers 500 naming it (checked instead of the stacks).
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET

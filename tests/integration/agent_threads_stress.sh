@@ -76,7 +76,7 @@ while [ $SECONDS -lt $end ] && [ $i -lt 5000 ]; do
 done
 wait $L1 $L2 $L3 $L4
 pg_check "$fetched profiles fetched under load, none failed or hung ($bad bad)" \
-    bash -c "[ $bad = 0 ] && [ $fetched -ge 20 ]"
+    bash -c "[ $bad = 0 ] && [ $fetched -ge ${#kinds[@]} ]"
 pg_check "$parsed protos parsed with go tool pprof ($unparsed did not)" \
     bash -c "[ $unparsed = 0 ] && [ $parsed -ge 2 ]"
 for f in "$T"/load*.n; do
