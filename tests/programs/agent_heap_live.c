@@ -8,10 +8,15 @@
  *              1 million; freed by "free") -> "small N"
  *   churn S    4 threads allocate and free small blocks from heap_churn for S seconds
  *              (at most 60), then exit -> "churned"
+ *   forkchurn S the same, while this thread forks children that allocate, free and exit,
+ *              one after another -> "forkchurned forks=N bad=M" (M: children that did not
+ *              exit 0)
  *   quit       exit 0
  * Bounded: at most 1 GiB live; EOF on stdin exits. */
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +144,28 @@ int main(void)
             nblocks = 0;
             live_bytes = 0;
             printf("freed %zu\n", freed);
+        } else if (sscanf(line, "forkchurn %ld", &n) == 1 && n > 0 && n <= 60) {
+            pthread_t th[4];
+            double until = now_s() + (double)n;
+            long forks = 0, bad = 0;
+            for (int i = 0; i < 4; i++)
+                pthread_create(&th[i], NULL, churn, &until);
+            while (now_s() < until) {
+                int st;
+                pid_t pid = fork();
+                if (pid == 0) {
+                    void *p = heap_churn(1000);
+                    free(p);
+                    _exit(p != NULL ? 0 : 1);
+                }
+                if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+                    WEXITSTATUS(st) != 0)
+                    bad++;
+                forks++;
+            }
+            for (int i = 0; i < 4; i++)
+                pthread_join(th[i], NULL);
+            printf("forkchurned forks=%ld bad=%ld\n", forks, bad);
         } else if (sscanf(line, "churn %ld", &n) == 1 && n > 0 && n <= 60) {
             pthread_t th[4];
             double until = now_s() + (double)n;
