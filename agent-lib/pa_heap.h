@@ -26,8 +26,9 @@
  * Sanitizer builds (PG_SANITIZE_BUILD) interpose malloc themselves: the hooks are compiled out,
  * pa_heap_available() is 0 and every other call here returns -ENOTSUP.
  *
- * Owns: the tables (one anonymous mapping, made by a constructor at load time and replaced in
- *   the child after fork, so the child starts clean). Callers own the stack tables they pass.
+ * Owns: the tables (one anonymous mapping of ~3.5 MiB of address space, pages touched as they
+ *   are used; made by a constructor at load time unless the rate is 0, and replaced in the
+ *   child after fork, so the child starts clean). Callers own the stack tables they pass.
  * Threads: snapshots from any one thread at a time (the agent thread); the hooks run on every
  *   thread concurrently. Nothing here is async-signal-safe.
  * Errors: negative errno. */
