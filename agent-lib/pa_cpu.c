@@ -1,16 +1,20 @@
 /* pa_cpu: control side of the CPU sampler (see pa_cpu.h); the handler is in pa_cpu_sig.c.
- * The timer lives behind timer_arm/timer_disarm: today one process-wide ITIMER_PROF (the kernel
- * sends SIGPROF to a thread that is using CPU); per-thread CLOCK_THREAD_CPUTIME_ID timers
- * (issue 4) replace these two functions and nothing else. */
+ * The timer lives behind timer_arm/timer_disarm (and the thread rescan at each drain): one
+ * CLOCK_THREAD_CPUTIME_ID timer per thread when the kernel gives them, else one process-wide
+ * ITIMER_PROF; see "timers" below. */
 #include "pa_cpu.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libunwind.h>
 
@@ -22,14 +26,24 @@ static struct {
     int inited;
     int running;
     int foreign_logged;
+    int force_itimer; /* tests */
+    int timer_err;    /* 0: per-thread timers; else why ITIMER_PROF is used (negative errno) */
     int64_t period_ns;
     size_t ring_slots; /* 0: PA_CPU_RING_SLOTS */
     pa_ring_t *ring;
 } cpu_singleton;
 
+/* Set while per-thread timers are armed: pa_cpu_thread_created's lock-free early exit. */
+static _Atomic int per_thread_armed;
+
 void pa__cpu_set_ring_slots(size_t n)
 {
     cpu_singleton.ring_slots = n;
+}
+
+void pa__cpu_force_itimer(int on)
+{
+    cpu_singleton.force_itimer = on;
 }
 
 static int warm_up_unwinder(void)
@@ -87,10 +101,222 @@ static int install_handler(void)
     return 0;
 }
 
+/* ---- timers ----
+ * Per-thread mode (as Go since 1.18): one POSIX timer per thread on that thread's CPU clock,
+ * sending SIGPROF to that very thread (SIGEV_THREAD_ID), so every busy thread is sampled in
+ * proportion to its own CPU time. ITIMER_PROF, the fallback, counts the whole process's CPU
+ * time and the kernel picks the thread to signal, which skews shares between busy threads.
+ * Threads are found three ways: /proc/self/task at start; pa_cpu_thread_created, called by
+ * the interposed pthread_create right after a thread exists; and a rescan at every drain
+ * (threads made by clone(2) directly, or created before the hook saw the profile). A thread
+ * that exits takes its clock with it: its timer never fires again (timer_gettime then reads
+ * disarmed) and is deleted at the next drain; every timer is deleted at stop.
+ * The table is shared by the agent thread and creating threads under a spin lock held only
+ * around timer syscalls (never taken by a signal handler; not a pthread mutex, which the
+ * agent interposes). */
+
+typedef struct thread_timer {
+    pid_t tid; /* 0: free */
+    timer_t timer;
+} thread_timer_t;
+
+/* singleton: the per-thread timers of the running profile; under timers_lock */
+static struct {
+    atomic_flag lock;
+    int armed; /* per-thread mode and a profile runs: new threads get timers */
+    struct timespec period;
+    size_t n;           /* entries in use are anywhere in [0, PA_CPU_MAX_THREADS) */
+    uint64_t uncovered; /* threads that got no timer (table full, or timer_create failed) */
+    thread_timer_t t[PA_CPU_MAX_THREADS];
+} timers_singleton = {.lock = ATOMIC_FLAG_INIT};
+
+static void timers_lock(void)
+{
+    while (atomic_flag_test_and_set_explicit(&timers_singleton.lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void timers_unlock(void)
+{
+    atomic_flag_clear_explicit(&timers_singleton.lock, memory_order_release);
+}
+
+/* The CPU clock of any thread of this process, by its tid (Linux's encoding, which glibc's
+ * pthread_getcpuclockid uses too: CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED). */
+static clockid_t thread_clock(pid_t tid)
+{
+    return (clockid_t)(((unsigned int)~tid << 3) | 6);
+}
+
+static int create_timer(pid_t tid, const struct timespec *period, timer_t *out)
+{
+    struct sigevent sev;
+    struct itimerspec its;
+
+    memset(&sev, 0, sizeof(sev));
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGPROF;
+    sev._sigev_un._tid = tid;
+    sev.sigev_value.sival_int = tid;
+    if (timer_create(thread_clock(tid), &sev, out) < 0)
+        return -errno;
+    its.it_interval = *period;
+    its.it_value = *period;
+    if (timer_settime(*out, 0, &its, NULL) < 0) {
+        int err = -errno;
+        timer_delete(*out);
+        return err;
+    }
+    return 0;
+}
+
+/* A timer whose thread has exited reads as disarmed. */
+static int timer_dead(timer_t t)
+{
+    struct itimerspec its;
+    if (timer_gettime(t, &its) < 0)
+        return 1;
+    return its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0;
+}
+
+/* Under timers_lock: make sure tid has a live timer. */
+static void cover_locked(pid_t tid)
+{
+    thread_timer_t *free_slot = NULL;
+    int err;
+
+    for (size_t i = 0; i < PA_CPU_MAX_THREADS; i++) {
+        thread_timer_t *e = &timers_singleton.t[i];
+        if (e->tid == tid) {
+            if (!timer_dead(e->timer))
+                return;
+            /* the tid was reused by a new thread: its old timer is dead */
+            timer_delete(e->timer);
+            e->tid = 0;
+            timers_singleton.n--;
+        }
+        if (e->tid == 0 && free_slot == NULL)
+            free_slot = e;
+    }
+    if (free_slot == NULL) {
+        timers_singleton.uncovered++;
+        return;
+    }
+    err = create_timer(tid, &timers_singleton.period, &free_slot->timer);
+    if (err == 0) {
+        free_slot->tid = tid;
+        timers_singleton.n++;
+    } else if (err != -EINVAL && err != -ESRCH) {
+        timers_singleton.uncovered++; /* EINVAL: the thread exited meanwhile */
+    }
+}
+
+/* Under timers_lock: delete the timers of threads that exited. */
+static void reap_locked(void)
+{
+    for (size_t i = 0; i < PA_CPU_MAX_THREADS; i++) {
+        thread_timer_t *e = &timers_singleton.t[i];
+        if (e->tid != 0 && timer_dead(e->timer)) {
+            timer_delete(e->timer);
+            e->tid = 0;
+            timers_singleton.n--;
+        }
+    }
+}
+
+/* Read the tids of this process into tids (at most max); returns how many, or -errno. */
+static int list_tids(pid_t *tids, size_t max)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    size_t n = 0;
+
+    if (d == NULL)
+        return -errno;
+    while ((de = readdir(d)) != NULL && n < max) {
+        char *end;
+        long v = strtol(de->d_name, &end, 10);
+        if (de->d_name[0] != '.' && *end == '\0' && v > 0)
+            tids[n++] = (pid_t)v;
+    }
+    closedir(d);
+    return (int)n;
+}
+
+static void rescan_threads(void)
+{
+    static pid_t tids[PA_CPU_MAX_THREADS]; /* agent thread only */
+    int n = list_tids(tids, PA_CPU_MAX_THREADS);
+
+    timers_lock();
+    if (timers_singleton.armed) {
+        reap_locked();
+        for (int i = 0; i < n; i++)
+            cover_locked(tids[i]);
+    }
+    timers_unlock();
+}
+
+int pa_cpu_thread_created(int rc, const pthread_t *th, const pthread_attr_t *attr)
+{
+    clockid_t cid;
+    pid_t tid;
+    int detached = PTHREAD_CREATE_JOINABLE;
+
+    /* a relaxed peek first: creating threads pay nothing when no per-thread profile runs */
+    if (rc != 0 || !atomic_load_explicit(&per_thread_armed, memory_order_relaxed))
+        return rc;
+    /* a detached thread may be gone, and its pthread_t freed, already: the rescan finds it */
+    if (attr != NULL &&
+        (pthread_attr_getdetachstate(attr, &detached) != 0 || detached != PTHREAD_CREATE_JOINABLE))
+        return rc;
+    if (pthread_getcpuclockid(*th, &cid) != 0)
+        return rc;
+    tid = (pid_t) ~(cid >> 3); /* inverse of thread_clock */
+    if (tid <= 0)
+        return rc; /* already exited: its tid was cleared */
+    timers_lock();
+    if (timers_singleton.armed)
+        cover_locked(tid);
+    timers_unlock();
+    return rc;
+}
+
+/* Whether this kernel and libc give per-thread CPU timers: one on the agent thread itself. */
+static int per_thread_available(void)
+{
+    struct timespec period = {1, 0};
+    timer_t t;
+    int err = create_timer(gettid(), &period, &t);
+
+    if (err == 0)
+        timer_delete(t);
+    return err;
+}
+
 static int timer_arm(int hz)
 {
     struct itimerval it;
+    int err;
 
+    timers_singleton.period.tv_sec = 0;
+    timers_singleton.period.tv_nsec = 1000000000L / hz;
+    timers_singleton.uncovered = 0;
+    /* PROFAGENT_CPU_TIMER=process: the old process-wide timer, for comparisons */
+    if (getenv("PROFAGENT_CPU_TIMER") != NULL &&
+        strcmp(getenv("PROFAGENT_CPU_TIMER"), "process") == 0)
+        cpu_singleton.force_itimer = 1;
+    err = cpu_singleton.force_itimer ? -ENOTSUP : per_thread_available();
+    if (err == 0) {
+        cpu_singleton.timer_err = 0;
+        timers_lock();
+        timers_singleton.armed = 1;
+        timers_unlock();
+        atomic_store(&per_thread_armed, 1);
+        rescan_threads();
+        return 0;
+    }
+    cpu_singleton.timer_err = err;
     it.it_interval.tv_sec = 0;
     it.it_interval.tv_usec = 1000000 / hz;
     it.it_value = it.it_interval;
@@ -103,8 +329,23 @@ static void timer_disarm(void)
 {
     struct itimerval it;
 
-    memset(&it, 0, sizeof(it));
-    (void)setitimer(ITIMER_PROF, &it, NULL);
+    if (cpu_singleton.timer_err != 0) {
+        memset(&it, 0, sizeof(it));
+        (void)setitimer(ITIMER_PROF, &it, NULL);
+        return;
+    }
+    atomic_store(&per_thread_armed, 0);
+    timers_lock();
+    timers_singleton.armed = 0;
+    for (size_t i = 0; i < PA_CPU_MAX_THREADS; i++) {
+        thread_timer_t *e = &timers_singleton.t[i];
+        if (e->tid != 0) {
+            timer_delete(e->timer);
+            e->tid = 0;
+        }
+    }
+    timers_singleton.n = 0;
+    timers_unlock();
 }
 
 int pa_cpu_start(int hz)
@@ -158,7 +399,8 @@ int64_t pa_cpu_period_ns(void)
 static void on_slot(void *arg, const pa_ring_slot_t *s)
 {
     pa_stacktab_t *t = arg;
-    int64_t values[2] = {1, cpu_singleton.period_ns};
+    int64_t n = 1 + (int64_t)s->tag; /* the signal and the expiries it folded (overrun) */
+    int64_t values[2] = {n, n * cpu_singleton.period_ns};
 
     if (t != NULL && s->npcs > 0)
         (void)pa_stacktab_add(t, s->pcs, s->npcs, values); /* -ENOSPC: counted by t */
@@ -168,6 +410,8 @@ size_t pa_cpu_drain(pa_stacktab_t *t)
 {
     if (!cpu_singleton.running || cpu_singleton.ring == NULL)
         return 0;
+    if (cpu_singleton.timer_err == 0)
+        rescan_threads();
     return pa_ring_drain(cpu_singleton.ring, on_slot, t);
 }
 
@@ -233,8 +477,34 @@ const char *pa_cpu_strerror(int err)
     }
 }
 
+size_t pa__cpu_timers(void)
+{
+    size_t n;
+    timers_lock();
+    n = timers_singleton.n;
+    timers_unlock();
+    return n;
+}
+
+int pa_cpu_timer_describe(char *buf, size_t len, uint64_t *uncovered)
+{
+    *uncovered = cpu_singleton.timer_err == 0 ? timers_singleton.uncovered : 0;
+    if (cpu_singleton.timer_err == 0)
+        return snprintf(buf, len,
+                        "cpu timer: per-thread (timer_create CLOCK_THREAD_CPUTIME_ID, "
+                        "SIGEV_THREAD_ID)");
+    return snprintf(buf, len, "cpu timer: process-wide ITIMER_PROF (per-thread timers: %s)",
+                    cpu_singleton.force_itimer ? "turned off" : strerror(-cpu_singleton.timer_err));
+}
+
 void pa_cpu_atfork_child(void)
 {
+    /* POSIX timers are not inherited: forget the parent's without deleting them */
+    memset(timers_singleton.t, 0, sizeof(timers_singleton.t));
+    timers_singleton.n = 0;
+    timers_singleton.armed = 0;
+    atomic_flag_clear(&timers_singleton.lock);
+    atomic_store(&per_thread_armed, 0);
     atomic_store(&pa__cpu_ring, NULL);
     atomic_store(&pa__cpu_inflight, 0);
     cpu_singleton.running = 0;

@@ -1,5 +1,7 @@
 /* pa_cpu: the CPU sampler, control side. Installs the SIGPROF handler (pa_cpu_sig.c) once,
- * arms a profiling timer at the requested rate, drains the handler's ring into a stack table
+ * arms a profiling timer at the requested rate (one CPU-time timer per thread, as Go since
+ * 1.18, so N busy threads each get their share; process-wide ITIMER_PROF if the kernel refuses
+ * per-thread timers), drains the handler's ring into a stack table
  * (values: samples/count, cpu/nanoseconds), and stops. One CPU profile at a time per process,
  * as Go's runtime/pprof.StartCPUProfile.
  * Owns: the ring while a profile runs (freed by pa_cpu_stop). The caller owns the stack table.
@@ -9,6 +11,7 @@
 #ifndef PA_CPU_H
 #define PA_CPU_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 
 #define PA_CPU_RING_SLOTS 2048 /* 20 s of one busy thread at 100 Hz between drains */
 #define PA_CPU_MAX_HZ 1000
+#define PA_CPU_MAX_THREADS 4096 /* threads with a timer at once; more are counted, unsampled */
 
 /* Prepare libunwind (caching policy, one warm-up unwind so its lazy set-up never runs inside a
  * handler) and the loader hook. Idempotent; called at agent start. */
@@ -37,6 +41,17 @@ size_t pa_cpu_drain(pa_stacktab_t *t);
  * *lost, if not NULL, gets their count. No-op when no profile runs. */
 void pa_cpu_stop(pa_stacktab_t *t, uint64_t *lost);
 
+/* The real pthread_create returned rc for *th created with attr (called by the interposed
+ * pthread_create in the creating thread, any time): when rc is 0 and a per-thread profile
+ * runs, give the new thread its timer now rather than at the next drain (threads created
+ * detached are left to that rescan: their pthread_t may already be invalid). Returns rc.
+ * Cheap (one atomic load) when no profile runs. Not async-signal-safe. */
+int pa_cpu_thread_created(int rc, const pthread_t *th, const pthread_attr_t *attr);
+
+/* For the profile's comments: which timer the last profile used, into buf (snprintf's
+ * result); *uncovered gets the threads that got no timer (table full, timer_create failed). */
+int pa_cpu_timer_describe(char *buf, size_t len, uint64_t *uncovered);
+
 /* The message after "Could not enable CPU profiling: " for an error of pa_cpu_start. */
 const char *pa_cpu_strerror(int err);
 
@@ -45,7 +60,9 @@ void pa_cpu_atfork_child(void);
 
 /* --- internals shared with pa_cpu_sig.c --- */
 /* The ring the handler writes to; NULL when no profile runs. pa_cpu.c changes it only with
- * the timer disarmed, or before arming it. */
+ * the timer disarmed, or before arming it. Each slot: pcs (leaf first), values[0] the
+ * CLOCK_MONOTONIC time of the signal in ns, values[1] the tid it landed on; tag the timer's
+ * overrun (expiries folded into this signal, counted as samples of the same stack). */
 extern _Atomic(pa_ring_t *) pa__cpu_ring;
 /* Handlers between their entry and their last access to the ring. */
 extern _Atomic int pa__cpu_inflight;
@@ -56,5 +73,9 @@ extern __thread int pa__sampler_guard __attribute__((tls_model("initial-exec")))
 void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *uc);
 /* Tests: ring size of the next profiles (0 restores PA_CPU_RING_SLOTS). */
 void pa__cpu_set_ring_slots(size_t n);
+/* Tests: use ITIMER_PROF even where per-thread timers work (the fallback path). */
+void pa__cpu_force_itimer(int on);
+/* Tests: per-thread timers alive now. */
+size_t pa__cpu_timers(void);
 
 #endif

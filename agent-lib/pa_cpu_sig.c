@@ -1,7 +1,8 @@
 /* pa_cpu_sig: the SIGPROF handler of the CPU sampler. It runs in signal context, on whichever
  * thread the kernel picked, possibly while that thread holds malloc's or the loader's locks.
  *
- * It may call only: errno save/restore; C11 atomics on lock-free types; local libunwind
+ * It may call only: errno save/restore; C11 atomics on lock-free types; clock_gettime and
+ *   gettid (plain system calls); local libunwind
  *   (unw_init_local2/unw_getcontext/unw_init_local, unw_step, unw_get_reg), with the caching
  *   policy and lazy set-up done at start by pa_cpu_init; the inline, lock-free ring functions
  *   of pa_ring.h; the inline loader checks of pa_loader_hook.h; reads of the ucontext.
@@ -18,7 +19,9 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <libunwind.h>
 
@@ -100,7 +103,6 @@ void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *ucv)
     pa_ring_slot_t *slot;
 
     (void)sig;
-    (void)si;
     atomic_fetch_add(&pa__cpu_inflight, 1);
     ring = atomic_load(&pa__cpu_ring);
     if (ring == NULL) {
@@ -112,8 +114,17 @@ void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *ucv)
     } else {
         pa__sampler_guard = 1;
         if ((slot = pa_ring_reserve(ring)) != NULL) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
             slot->npcs = unwind(slot->pcs, ucv);
-            slot->tag = 0;
+            /* a per-thread timer that expired again before its signal was taken (the thread
+             * ran in slices shorter than the kernel's tick) counts the expiries it folded */
+            slot->tag = si != NULL && si->si_code == SI_TIMER && si->si_overrun > 0
+                            ? (uint32_t)(si->si_overrun < 1000 ? si->si_overrun : 1000)
+                            : 0;
+            /* for the trace timeline (pa_cpu.h): when, and on which thread */
+            slot->values[0] = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+            slot->values[1] = gettid();
             pa_ring_commit(slot);
         }
         pa__sampler_guard = 0;

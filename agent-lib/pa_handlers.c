@@ -205,8 +205,9 @@ static int64_t next_wake(const cpu_profile_t *p, int64_t now)
 static void cpu_profile_answer(cpu_profile_t *p, pa_req_t *req, uint64_t lost)
 {
     static const pa_pprof_vt_t types[] = {{"samples", "count"}, {"cpu", "nanoseconds"}};
-    char comment[96];
-    const char *comments[1];
+    char comment[96], timer[128], uncovered[96];
+    const char *comments[3];
+    uint64_t nuncovered;
     pa_pprof_desc_t d = {0};
     pa_symtab_t *st = NULL;
     uint8_t *out = NULL;
@@ -219,12 +220,18 @@ static void cpu_profile_answer(cpu_profile_t *p, pa_req_t *req, uint64_t lost)
     d.period = pa_cpu_period_ns();
     d.time_nanos = p->start_wall_ns;
     d.duration_nanos = pa_server_now_ns() - p->start_ns;
+    d.comments = comments;
+    pa_cpu_timer_describe(timer, sizeof(timer), &nuncovered);
+    comments[d.ncomments++] = timer;
+    if (nuncovered > 0) {
+        snprintf(uncovered, sizeof(uncovered), "%llu threads not sampled: no CPU timer for them",
+                 (unsigned long long)nuncovered);
+        comments[d.ncomments++] = uncovered;
+    }
     if (pa_stacktab_dropped(p->tab) > 0) {
         snprintf(comment, sizeof(comment), "dropped %llu samples: stack table full",
                  (unsigned long long)pa_stacktab_dropped(p->tab));
-        comments[0] = comment;
-        d.comments = comments;
-        d.ncomments = 1;
+        comments[d.ncomments++] = comment;
     }
     (void)lost; /* already in the table as [lost samples] */
     rc = pa_symtab_new(&st);
