@@ -13,7 +13,8 @@
  * response gets the payload without the framing, from llhttp's on_body, and a close.)
  *
  *   IDLE --first byte--> HEAD --head complete--> route, pprof policy (allow, token,
- *                                                agent, max_seconds), /metrics, pg_ui
+ *                                                agent, max_seconds, max_concurrent),
+ *                                                /metrics, pg_ui
  *        --> local answer (4xx/5xx, then close)                     or
  *        --> upstream acquired (pooled; or connecting: the head is written once connected,
  *            the client's further bytes wait, unread, until then)
@@ -37,6 +38,7 @@
  * kernel answer with a RST that destroys the response before the client reads it. */
 #include "pg_conn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,6 +56,7 @@
 #include "pg_http.h"
 #include "pg_log.h"
 #include "pg_metrics.h"
+#include "pg_policy.h"
 #include "pg_route.h"
 #include "pg_ui.h"
 #include "pg_upstream.h"
@@ -77,6 +80,7 @@ typedef struct xchg {
     pg_head_t req;
     pg_head_t resp;
     pg_gen_t *gen;
+    pg_policy_agent_t *agent;     /* counted against pprof.max_concurrent: give back at end */
     const pg_config_upstream_t *up;
     pg_uconn_t *u;
     bool pprof;
@@ -203,6 +207,10 @@ static void exchange_done(pg_conn_t *c)
     pg_cfgref_t *cref;
     pg_access_entry_t e;
 
+    if (x && x->agent) {
+        pg_policy_agent_give(x->agent);
+        x->agent = NULL;
+    }
     if (x == NULL || x->gen == NULL || x->req.buf == NULL)
         return; /* nothing of a request was received */
     pg_metrics_count_request(m, x->route_slot, x->status);
@@ -776,6 +784,19 @@ static int pprof_policy(pg_conn_t *c, char *msg, size_t msglen)
     }
     if (has_secs && secs * 1000 + PG_CONN_PROFILE_MARGIN_MS > x->budget_ms)
         x->budget_ms = secs * 1000 + PG_CONN_PROFILE_MARGIN_MS;
+    if (pg_policy_counts(x->pprof_rest, x->pprof_rest_len)) {
+        pg_policy_agent_t *a =
+            pg_policy_agent(x->gen->cref->limits, (size_t)(x->up - x->gen->cfg->upstreams));
+
+        if (a && !pg_policy_agent_take(a, pp->max_concurrent)) {
+            snprintf(msg, msglen,
+                     "agent of \"%s\" is busy: %u profile request(s) already running, the limit "
+                     "pprof.max_concurrent = %u",
+                     x->up->name, pg_policy_agent_active(a), pp->max_concurrent);
+            return 409;
+        }
+        x->agent = a;
+    }
     return 0;
 }
 
@@ -857,12 +878,37 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
     close_gracefully(c);
 }
 
+/* A head no upstream may read differently from us: field names are tokens (RFC 9110 5.1:
+ * "X A" or "X@" are not), and no value holds a CR or LF, i.e. no obs-fold (RFC 9112 5.2: a
+ * proxy must reject or replace it; llhttp passes it on inside the value). Returns the reason,
+ * or NULL when the head is fine. */
+static const char *head_unsafe(const pg_head_t *h)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    uint16_t i;
+
+    for (i = 0; i < h->n; i++) {
+        const char *name = pg_head_name(h, &h->f[i]), *v;
+        size_t j, vlen;
+
+        for (j = 0; j < h->f[i].name_len; j++)
+            if (!isalnum((unsigned char)name[j]) && strchr(tchar, name[j]) == NULL)
+                return "malformed request: a header field name is not a token (RFC 9110 5.1)";
+        v = pg_head_value(h, &h->f[i], &vlen);
+        if (memchr(v, '\r', vlen) || memchr(v, '\n', vlen))
+            return "malformed request: obs-fold (a header line continued on the next) is not "
+                   "accepted (RFC 9112 5.2)";
+    }
+    return NULL;
+}
+
 static void on_request_head(pg_conn_t *c)
 {
     xchg_t *x = c->x;
     const pg_config_t *cfg = x->gen->cfg;
     const char *url = x->req.buf->data, *path, *host;
     size_t urllen = x->req.first_len, pathlen, i, hostlen;
+    const char *bad;
     pg_route_match_t m;
     char msg[512];
     int status;
@@ -874,6 +920,17 @@ static void on_request_head(pg_conn_t *c)
     x->req_has_body = (c->req.flags & F_CHUNKED) || c->req.content_length > 0;
     if (c->req.upgrade) {
         send_error(c, 501, "protocol upgrade (Upgrade header, CONNECT) is not supported");
+        return;
+    }
+    /* RFC 9112 6.1: a request whose Transfer-Encoding does not end in chunked has no length
+     * an upstream would agree on; llhttp says so only after the head, when it has gone on */
+    if ((c->req.flags & F_TRANSFER_ENCODING) && !(c->req.flags & F_CHUNKED)) {
+        send_error(c, 400, "malformed request: Transfer-Encoding must end in chunked "
+                           "(RFC 9112 6.1)");
+        return;
+    }
+    if ((bad = head_unsafe(&x->req)) != NULL) {
+        send_error(c, 400, bad);
         return;
     }
     /* origin-form "/path?q"; absolute-form "http://host/path?q" is reduced to its path */
@@ -934,6 +991,8 @@ matched:
         if (status) {
             if (status == 400)
                 x->cause = PG_ERR_PPROF_LIMIT;
+            else if (status == 409)
+                x->cause = PG_ERR_PPROF_BUSY;
             send_error_ex(c, status, msg,
                           status == 401 ? "WWW-Authenticate: Bearer realm=\"profgate pprof\"\r\n"
                                         : "");

@@ -50,9 +50,9 @@ static int load(const char *path, pg_config_t **cfg)
     return r;
 }
 
-/* A reference for workers, with the access log opened. On failure cfg is freed and a line
- * says why. */
-static pg_cfgref_t *make_ref(pg_config_t *cfg)
+/* A reference for workers, with the access log opened; prev (NULL at start) is the one it
+ * replaces. On failure cfg is freed and a line says why. */
+static pg_cfgref_t *make_ref(pg_config_t *cfg, const pg_cfgref_t *prev)
 {
     pg_cfgref_t *ref;
     int fd, r;
@@ -64,7 +64,7 @@ static pg_cfgref_t *make_ref(pg_config_t *cfg)
         pg_config_free(cfg);
         return NULL;
     }
-    ref = pg_cfgref_new(cfg);
+    ref = pg_cfgref_new(cfg, prev);
     if (ref == NULL) {
         fprintf(stderr, "profgate: out of memory\n");
         pg_access_close(fd);
@@ -98,7 +98,7 @@ static int run(const char *path, pg_config_t *cfg)
             return 1;
         }
     }
-    cref = make_ref(cfg);
+    cref = make_ref(cfg, NULL);
     if (cref == NULL) {
         for (i = 0; i < n; i++)
             close(fds[i]);
@@ -147,7 +147,7 @@ static int run(const char *path, pg_config_t *cfg)
             if (strcmp(ncfg->server.listen.text, cref->cfg->server.listen.text) != 0 ||
                 ncfg->server.workers != cref->cfg->server.workers)
                 pg_log_warn("server.listen and server.workers change only on restart");
-            nref = make_ref(ncfg); /* reopens the access log: rotation is mv + SIGHUP */
+            nref = make_ref(ncfg, cref); /* reopens the access log: rotation is mv + SIGHUP */
             if (nref == NULL) {
                 pg_log_error("reload failed; keeping the running configuration");
                 continue;

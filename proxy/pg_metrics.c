@@ -39,7 +39,7 @@ static const char *const cause_names[PG__ERR_N] = {
     "bad_request",       "head_too_large",   "body_too_large",   "header_timeout",
     "no_route",          "upgrade_refused",  "pprof_denied",     "pprof_seconds_limit",
     "pprof_unavailable", "upstream_unreachable", "upstream_closed", "upstream_bad_response",
-    "upstream_timeout",  "upstream_cut",     "client_gone",
+    "upstream_timeout",  "upstream_cut",     "client_gone",      "pprof_busy",
 };
 
 static const char *const prof_names[PG__PROF_N] = {

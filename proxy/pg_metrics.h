@@ -34,6 +34,7 @@ typedef enum pg_err_cause {
     PG_ERR_UPSTREAM_TIMEOUT, /* 504, or stalled mid-response */
     PG_ERR_UPSTREAM_CUT,     /* response cut by the upstream */
     PG_ERR_CLIENT_GONE,      /* client closed mid-exchange */
+    PG_ERR_PPROF_BUSY,       /* 409 pprof.max_concurrent reached for the agent */
     PG__ERR_N
 } pg_err_cause_t;
 

@@ -18,12 +18,16 @@
 
 /* ---------------- configuration references ---------------- */
 
-pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg)
+pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg, const pg_cfgref_t *prev)
 {
     pg_cfgref_t *r = malloc(sizeof *r);
 
     if (r == NULL)
         return NULL;
+    if (pg_policy_limits_new(cfg, prev ? prev->limits : NULL, &r->limits) < 0) {
+        free(r);
+        return NULL;
+    }
     atomic_init(&r->refs, 1);
     r->cfg = cfg;
     r->access_fd = -1;
@@ -39,6 +43,7 @@ void pg_cfgref_put(pg_cfgref_t *r)
 {
     if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
         pg_access_close(r->access_fd);
+        pg_policy_limits_free(r->limits);
         pg_config_free(r->cfg);
         free(r);
     }

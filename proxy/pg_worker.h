@@ -26,17 +26,20 @@
 #include "pg_buf.h"
 #include "pg_config.h"
 #include "pg_metrics.h"
+#include "pg_policy.h"
 
 typedef struct pg_cfgref {
     atomic_int refs;  /* private */
     pg_config_t *cfg; /* read-only, immutable */
     int access_fd;    /* public: the access log (pg_access), -1 when off; closed with the
                          last reference */
+    pg_policy_limits_t *limits; /* read-only: pprof.max_concurrent counters, per agent */
 } pg_cfgref_t;
 
-/* Takes ownership of cfg; one reference, access_fd -1. NULL on ENOMEM (cfg is then not
- * freed). */
-pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg);
+/* Takes ownership of cfg; one reference, access_fd -1. prev (may be NULL): the reference
+ * this one replaces, whose per-agent counters carry over (requests in flight keep counting).
+ * NULL on ENOMEM (cfg is then not freed). */
+pg_cfgref_t *pg_cfgref_new(pg_config_t *cfg, const pg_cfgref_t *prev);
 void pg_cfgref_get(pg_cfgref_t *r);
 /* Drops a reference; the last one frees the config. Any thread. */
 void pg_cfgref_put(pg_cfgref_t *r);
