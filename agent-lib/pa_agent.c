@@ -12,6 +12,7 @@
 
 #include "pa_cpu.h"
 #include "pa_handlers.h"
+#include "pa_heap.h"
 #include "pa_query.h"
 #include "pa_server.h"
 
@@ -55,6 +56,8 @@ static void *agent_main(void *arg)
     int rc;
 
     pthread_setname_np(pthread_self(), "profagent");
+    /* The agent's own allocations (profile encoding, symbol tables) are not the host's. */
+    pa_heap_exclude_this_thread();
     rc = pa_server_run(s);
     if (rc < 0)
         fprintf(stderr, "profagent: the agent thread stopped: %s\n", strerror(-rc));

@@ -403,6 +403,8 @@ static const char *reason(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -754,6 +756,19 @@ int pa_server_run(pa_server_t *s)
     return 0;
 }
 
+static void init_settings(llhttp_settings_t *st)
+{
+    llhttp_settings_init(st);
+    st->on_message_begin = on_message_begin;
+    st->on_url = on_url;
+    st->on_header_field = on_header_field;
+    st->on_header_value = on_header_value;
+    st->on_header_value_complete = on_header_value_complete;
+    st->on_headers_complete = on_headers_complete;
+    st->on_body = on_body;
+    st->on_message_complete = on_message_complete;
+}
+
 int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_server_t **out)
 {
     pa_server_t *s;
@@ -778,15 +793,7 @@ int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_
     }
     s->wake_rd = fds[0];
     s->wake_wr = fds[1];
-    llhttp_settings_init(&s->settings);
-    s->settings.on_message_begin = on_message_begin;
-    s->settings.on_url = on_url;
-    s->settings.on_header_field = on_header_field;
-    s->settings.on_header_value = on_header_value;
-    s->settings.on_header_value_complete = on_header_value_complete;
-    s->settings.on_headers_complete = on_headers_complete;
-    s->settings.on_body = on_body;
-    s->settings.on_message_complete = on_message_complete;
+    init_settings(&s->settings);
     if ((rc = listen_at(s, path)) < 0)
         goto fail;
     *out = s;
@@ -865,4 +872,41 @@ void pa_req_defer(pa_req_t *r, pa_req_event_fn fn, void *arg)
 void pa_req_wake_at(pa_req_t *r, int64_t at_ns)
 {
     r->wake_at = at_ns > 0 ? at_ns : 1;
+}
+
+int pa__server_feed(int fd, const char *data, size_t len, size_t split,
+                    pa_server_handler_fn handler, void *arg)
+{
+    pa_server_t s = {.lfd = -1, .wake_rd = -1, .wake_wr = -1, .handler = handler, .arg = arg};
+    conn_t *c;
+
+    if (split > len)
+        split = len;
+    init_settings(&s.settings);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->server = &s;
+    c->fd = fd;
+    c->query = "";
+    c->state = C_READING;
+    llhttp_init(&c->parser, HTTP_REQUEST, &s.settings);
+    c->parser.data = c;
+    /* two reads, as on_readable takes them: only while reading and nothing is pending */
+    for (int i = 0; i < 2; i++) {
+        const char *p = i ? data + split : data;
+        size_t n = i ? len - split : split;
+
+        if (c->dead || c->state != C_READING || c->pending != NULL)
+            break;
+        if (n == 0)
+            continue;
+        feed(&s, c, p, n);
+        pump(&s, c);
+    }
+    close_conn(c);
+    free_conn(c);
+    return 0;
 }
