@@ -13,12 +13,11 @@ struct pg_route_table {
     size_t *plen;  /* strlen of each route's prefix, by route index */
 };
 
-static const pg_config_t *sort_cfg; /* qsort has no context argument; only used while sorting */
-
-static int by_specificity(const void *a, const void *b)
+static int by_specificity(const void *a, const void *b, void *arg)
 {
-    const pg_config_route_t *ra = &sort_cfg->routes[*(const size_t *)a];
-    const pg_config_route_t *rb = &sort_cfg->routes[*(const size_t *)b];
+    const pg_config_t *cfg = arg;
+    const pg_config_route_t *ra = &cfg->routes[*(const size_t *)a];
+    const pg_config_route_t *rb = &cfg->routes[*(const size_t *)b];
     size_t la = strlen(ra->prefix), lb = strlen(rb->prefix);
 
     if (la != lb)
@@ -49,11 +48,9 @@ int pg_route_table_new(const pg_config_t *cfg, pg_route_table_t **out)
         t->order[i] = i;
         t->plen[i] = strlen(cfg->routes[i].prefix);
     }
-    /* Built once per config (re)load, on one thread at a time in practice; the static
-     * context is acceptable there, and matching never touches it. */
-    sort_cfg = cfg;
-    qsort(t->order, t->n, sizeof *t->order, by_specificity);
-    sort_cfg = NULL;
+    /* qsort_r, not a static context: every worker builds its table at once on a reload (a
+     * static reset to NULL by one worker while another still sorts was a crash) */
+    qsort_r(t->order, t->n, sizeof *t->order, by_specificity, (void *)cfg);
     *out = t;
     return 0;
 }
