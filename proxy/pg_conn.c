@@ -674,22 +674,20 @@ static int on_req_done(llhttp_t *p)
 
 static const llhttp_settings_t *req_settings(void)
 {
-    static llhttp_settings_t s;
-    static bool init;
+    /* constant: workers start parsers concurrently, so no lazy initialisation (a data race
+     * under TSan: one worker's llhttp_settings_init memset while another parses) */
+    static const llhttp_settings_t s = {
+        .on_message_begin = on_req_begin,
+        .on_url = on_req_url,
+        .on_header_field = on_req_field,
+        .on_header_field_complete = on_req_field_done,
+        .on_header_value = on_req_value,
+        .on_header_value_complete = on_req_value_done,
+        .on_headers_complete = on_req_headers_done,
+        .on_body = on_req_body,
+        .on_message_complete = on_req_done,
+    };
 
-    if (!init) { /* first call happens-before any worker thread starts (pg_conn_accept) */
-        llhttp_settings_init(&s);
-        s.on_message_begin = on_req_begin;
-        s.on_url = on_req_url;
-        s.on_header_field = on_req_field;
-        s.on_header_field_complete = on_req_field_done;
-        s.on_header_value = on_req_value;
-        s.on_header_value_complete = on_req_value_done;
-        s.on_headers_complete = on_req_headers_done;
-        s.on_body = on_req_body;
-        s.on_message_complete = on_req_done;
-        init = true;
-    }
     return &s;
 }
 
@@ -1327,22 +1325,18 @@ static int on_resp_done(llhttp_t *p)
 
 static const llhttp_settings_t *resp_settings(void)
 {
-    static llhttp_settings_t s;
-    static bool init;
+    static const llhttp_settings_t s = { /* constant, as req_settings() says why */
+        .on_message_begin = on_resp_begin,
+        .on_status = on_resp_status,
+        .on_header_field = on_resp_field,
+        .on_header_field_complete = on_resp_field_done,
+        .on_header_value = on_resp_value,
+        .on_header_value_complete = on_resp_value_done,
+        .on_headers_complete = on_resp_headers_done,
+        .on_body = on_resp_body,
+        .on_message_complete = on_resp_done,
+    };
 
-    if (!init) {
-        llhttp_settings_init(&s);
-        s.on_message_begin = on_resp_begin;
-        s.on_status = on_resp_status;
-        s.on_header_field = on_resp_field;
-        s.on_header_field_complete = on_resp_field_done;
-        s.on_header_value = on_resp_value;
-        s.on_header_value_complete = on_resp_value_done;
-        s.on_headers_complete = on_resp_headers_done;
-        s.on_body = on_resp_body;
-        s.on_message_complete = on_resp_done;
-        init = true;
-    }
     return &s;
 }
 
