@@ -137,6 +137,7 @@ struct pg_conn {
     bool close_after;             /* close once the current response is written */
     bool reading;
     bool closed;                  /* uv_close called */
+    bool admin;                   /* accepted on pprof.admin_listen */
 };
 
 typedef struct wreq {
@@ -950,8 +951,11 @@ static void on_request_head(pg_conn_t *c)
         ;
     x->query_off = (uint32_t)(i + pathlen);
     x->query_len = (uint32_t)(urllen - i - pathlen);
+    /* with pprof.admin_listen the public listener does not know the metrics path: an
+     * application's own /metrics is routed to it like any path */
     if (cfg->server.metrics_path && strlen(cfg->server.metrics_path) == pathlen &&
-        memcmp(cfg->server.metrics_path, path, pathlen) == 0) {
+        memcmp(cfg->server.metrics_path, path, pathlen) == 0 &&
+        (c->admin || !cfg->pprof.has_admin_listen)) {
         serve_metrics(c);
         return;
     }
@@ -976,6 +980,20 @@ static void on_request_head(pg_conn_t *c)
 matched:
     x->up = m.upstream;
     x->route_slot = x->gen->route_slots[m.route_index];
+    if (!m.pprof && c->admin) {
+        send_error(c, 404, "pprof.admin_listen serves only the pprof paths and "
+                           "server.metrics_path");
+        return;
+    }
+    if (m.pprof && !c->admin && cfg->pprof.has_admin_listen) {
+        /* pprof paths live on admin_listen; here they answer as a path nobody serves (not
+         * routed to the application: its own net/http/pprof would escape the gate) */
+        pg_log_debug("pprof path on the public listener (pprof.admin_listen is set)");
+        snprintf(msg, sizeof msg, "no route for \"%.*s\"", (int)(pathlen > 200 ? 200 : pathlen),
+                 path);
+        send_error(c, 404, msg);
+        return;
+    }
     x->pprof = m.pprof;
     x->budget_ms = x->up->timeout_ms;
     if (m.pprof && pg_ui_path(m.pprof_rest, m.pprof_rest_len)) {
@@ -1657,7 +1675,7 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---------------- accept ---------------- */
 
-int pg_conn_accept(pg_worker_t *w, uv_stream_t *server)
+int pg_conn_accept(pg_worker_t *w, uv_stream_t *server, bool admin)
 {
     pg_conn_t *c = calloc(1, sizeof *c);
     int len, r;
@@ -1672,6 +1690,7 @@ int pg_conn_accept(pg_worker_t *w, uv_stream_t *server)
     c->open_handles = 2;
     c->state = C_IDLE;
     c->keep_alive = true;
+    c->admin = admin;
     /* linked before anything can fail, so that close always finds it in the list */
     c->next = w->conns;
     if (w->conns)

@@ -7,12 +7,15 @@
 #ifndef PG_CONN_H
 #define PG_CONN_H
 
+#include <stdbool.h>
+
 #include <uv.h>
 
 #include "pg_worker.h"
 
-/* Accept one connection from server into a new pg_conn_t on w. */
-int pg_conn_accept(pg_worker_t *w, uv_stream_t *server);
+/* Accept one connection from server into a new pg_conn_t on w. admin: server is the
+ * pprof.admin_listen listener (see pg_conn.c: which paths each listener serves). */
+int pg_conn_accept(pg_worker_t *w, uv_stream_t *server, bool admin);
 
 /* Drain: close now if no request is in progress, else close once its response is sent. */
 void pg_conn_drain(pg_conn_t *c);

@@ -75,10 +75,21 @@ static pg_cfgref_t *make_ref(pg_config_t *cfg, const pg_cfgref_t *prev)
     return ref;
 }
 
+static void close_all(const int *fds, const int *afds, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        close(fds[i]);
+        if (afds[i] >= 0)
+            close(afds[i]);
+    }
+}
+
 static int run(const char *path, pg_config_t *cfg)
 {
     pg_worker_t *workers[PG_MAX_WORKERS];
-    int fds[PG_MAX_WORKERS];
+    int fds[PG_MAX_WORKERS], afds[PG_MAX_WORKERS];
     int n = cfg->server.workers, i, r, sig;
     pg_cfgref_t *cref;
     sigset_t set;
@@ -88,20 +99,27 @@ static int run(const char *path, pg_config_t *cfg)
     if (n > PG_MAX_WORKERS)
         n = PG_MAX_WORKERS;
     for (i = 0; i < n; i++) {
-        r = pg_worker_listen_socket(&cfg->server.listen, &fds[i]);
-        if (r < 0) {
-            fprintf(stderr, "profgate: cannot listen on %s: %s\n", cfg->server.listen.text,
-                    strerror(-r));
-            while (i-- > 0)
+        const pg_addr_t *a = &cfg->server.listen;
+
+        afds[i] = -1;
+        r = pg_worker_listen_socket(a, &fds[i]);
+        if (r == 0 && cfg->pprof.has_admin_listen) {
+            a = &cfg->pprof.admin_listen;
+            r = pg_worker_listen_socket(a, &afds[i]);
+            if (r < 0)
                 close(fds[i]);
+        }
+        if (r < 0) {
+            fprintf(stderr, "profgate: cannot listen on %s%s: %s\n", a->text,
+                    a == &cfg->server.listen ? "" : " (pprof.admin_listen)", strerror(-r));
+            close_all(fds, afds, i);
             pg_config_free(cfg);
             return 1;
         }
     }
     cref = make_ref(cfg, NULL);
     if (cref == NULL) {
-        for (i = 0; i < n; i++)
-            close(fds[i]);
+        close_all(fds, afds, n);
         return 1;
     }
     cfg = cref->cfg;
@@ -117,11 +135,14 @@ static int run(const char *path, pg_config_t *cfg)
         size_t max = cfg->server.max_connections ? cfg->server.max_connections : 10000;
         size_t share = max / (size_t)n + ((size_t)i < max % (size_t)n);
 
-        r = pg_worker_start(i + 1, fds[i], cref, share, &workers[i]);
+        r = pg_worker_start(i + 1, fds[i], afds[i], cref, share, &workers[i]);
         if (r < 0) {
             fprintf(stderr, "profgate: cannot start worker %d: %s\n", i + 1, uv_strerror(r));
-            for (int j = i; j < n; j++)
+            for (int j = i; j < n; j++) {
                 close(fds[j]);
+                if (afds[j] >= 0)
+                    close(afds[j]);
+            }
             n = i;
             for (i = 0; i < n; i++)
                 pg_worker_stop(workers[i], 0);
@@ -131,7 +152,11 @@ static int run(const char *path, pg_config_t *cfg)
             return 1;
         }
     }
-    pg_log_info("listening on %s with %d worker(s)", cfg->server.listen.text, n);
+    if (cfg->pprof.has_admin_listen)
+        pg_log_info("listening on %s with %d worker(s); pprof paths and metrics on %s",
+                    cfg->server.listen.text, n, cfg->pprof.admin_listen.text);
+    else
+        pg_log_info("listening on %s with %d worker(s)", cfg->server.listen.text, n);
     for (;;) {
         if (sigwait(&set, &sig) != 0)
             continue;
@@ -147,6 +172,10 @@ static int run(const char *path, pg_config_t *cfg)
             if (strcmp(ncfg->server.listen.text, cref->cfg->server.listen.text) != 0 ||
                 ncfg->server.workers != cref->cfg->server.workers)
                 pg_log_warn("server.listen and server.workers change only on restart");
+            if (ncfg->pprof.has_admin_listen != cref->cfg->pprof.has_admin_listen ||
+                strcmp(ncfg->pprof.admin_listen.text, cref->cfg->pprof.admin_listen.text) != 0)
+                pg_log_warn("pprof.admin_listen changes only on restart (until then: set, the "
+                            "public listener refuses pprof paths; unset, both serve them)");
             nref = make_ref(ncfg, cref); /* reopens the access log: rotation is mv + SIGHUP */
             if (nref == NULL) {
                 pg_log_error("reload failed; keeping the running configuration");

@@ -171,6 +171,7 @@ fail:
 static void on_connection(uv_stream_t *server, int status)
 {
     pg_worker_t *w = server->data;
+    bool admin = server == (uv_stream_t *)&w->admin;
     int r;
 
     if (status < 0) {
@@ -182,10 +183,13 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     if (w->nconns >= w->max_conns) {
         /* Not accepting makes libuv stop polling the listener until we do. */
-        w->accept_pending = true;
+        if (admin)
+            w->admin_pending = true;
+        else
+            w->accept_pending = true;
         return;
     }
-    r = pg_conn_accept(w, server);
+    r = pg_conn_accept(w, server, admin);
     if (r < 0)
         pg_log_warn("accept: %s", uv_strerror(r));
 }
@@ -196,6 +200,8 @@ static void close_listener(pg_worker_t *w)
         return;
     w->listener_closed = true;
     uv_close((uv_handle_t *)&w->listener, NULL);
+    if (w->has_admin)
+        uv_close((uv_handle_t *)&w->admin, NULL);
 }
 
 static void maybe_finish_drain(pg_worker_t *w)
@@ -216,9 +222,15 @@ void pg__worker_conn_gone(pg_worker_t *w, pg_conn_t *c)
 {
     (void)c; /* already unlinked from w->conns by pg_conn */
     w->nconns--;
+    /* one connection closed, one accepted: the operator's (admin) listener first */
+    if (w->admin_pending && !w->draining && w->nconns < w->max_conns) {
+        w->admin_pending = false;
+        if (pg_conn_accept(w, (uv_stream_t *)&w->admin, true) < 0)
+            pg_log_warn("accept after pause failed");
+    }
     if (w->accept_pending && !w->draining && w->nconns < w->max_conns) {
         w->accept_pending = false;
-        if (pg_conn_accept(w, (uv_stream_t *)&w->listener) < 0)
+        if (pg_conn_accept(w, (uv_stream_t *)&w->listener, false) < 0)
             pg_log_warn("accept after pause failed");
     }
     maybe_finish_drain(w);
@@ -297,7 +309,8 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, size_t max_conns, pg_worker_t **out)
+int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, size_t max_conns,
+                    pg_worker_t **out)
 {
     pg_worker_t *w = calloc(1, sizeof *w);
     int r;
@@ -331,6 +344,17 @@ int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, size_t max_conns, pg_worke
     r = uv_listen((uv_stream_t *)&w->listener, 511, on_connection);
     if (r < 0)
         goto fail_handles;
+    if (admin_fd >= 0) {
+        uv_tcp_init(&w->loop, &w->admin);
+        w->admin.data = w;
+        w->has_admin = true;
+        r = uv_tcp_open(&w->admin, admin_fd);
+        if (r < 0)
+            goto fail_handles;
+        r = uv_listen((uv_stream_t *)&w->admin, 511, on_connection);
+        if (r < 0)
+            goto fail_handles;
+    }
     r = uv_thread_create(&w->thread, worker_main, w);
     if (r < 0)
         goto fail_handles;
@@ -339,6 +363,8 @@ int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, size_t max_conns, pg_worke
 
 fail_handles:
     uv_close((uv_handle_t *)&w->listener, NULL);
+    if (w->has_admin)
+        uv_close((uv_handle_t *)&w->admin, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -52,9 +52,12 @@ typedef struct pg_worker pg_worker_t;
 int pg_worker_listen_socket(const pg_addr_t *addr, int *fd);
 
 /* Start worker id (1-based, for logs) serving fd (taken over) with cfg (a reference is
- * taken). max_conns: this worker's share of server.max_connections (at least 1); past it
- * the worker stops accepting until one of its connections closes. */
-int pg_worker_start(int id, int fd, pg_cfgref_t *cfg, size_t max_conns, pg_worker_t **out);
+ * taken); admin_fd (taken over; -1: none) is its pprof.admin_listen socket, whose
+ * connections get the pprof paths and metrics that the public listener then refuses.
+ * max_conns: this worker's share of server.max_connections (at least 1), both listeners
+ * together; past it the worker stops accepting until one of its connections closes. */
+int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, size_t max_conns,
+                    pg_worker_t **out);
 /* Swap in a new configuration (a reference is taken); in-flight requests keep theirs. */
 void pg_worker_reload(pg_worker_t *w, pg_cfgref_t *cfg);
 /* Stop accepting, close idle connections, let requests in flight finish; after drain_ms
@@ -91,6 +94,7 @@ struct pg_worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_tcp_t listener;
+    uv_tcp_t admin;             /* pprof.admin_listen, when has_admin */
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     int listen_fd;
@@ -100,7 +104,9 @@ struct pg_worker {
     pg_conn_t *conns;           /* all client connections (intrusive list) */
     size_t nconns;
     size_t max_conns;
+    bool has_admin;
     bool accept_pending;        /* a connection is waiting in the listener (accept paused) */
+    bool admin_pending;         /*   in the admin listener */
     bool draining;
     bool listener_closed;
     /* mailbox from the main thread, under lock */
