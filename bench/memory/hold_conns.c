@@ -1,12 +1,13 @@
 /* hold_conns: open N keep-alive HTTP/1.1 connections to a server, make one request on each
  * (so that each is an idle keep-alive connection after a completed exchange, as a browser's
  * or a client pool's would be), then hold them all open and idle.
- *   hold_conns --connect 127.0.0.1:PORT [-n N] [--path /] [--hold S] [--batch B]
+ *   hold_conns --connect 127.0.0.1:PORT [-n N] [--path /] [--hold S] [--batch B] [--wait W]
  * At most B (default 256) connections are connecting or waiting for their response at once,
  * so the server's accept backlog is never the limit. Prints, on stdout:
- *   "held: N served, F failed, P pending" once every connection is served or has failed (or 60 s
- *   have passed), then holds for S seconds (default 10; the measuring script reads the
- *   server's memory meanwhile), then
+ *   "held: N served, F failed, P pending" once every connection is served or has failed, or
+ *   after W seconds (default 20; a connection the server never accepts stays pending), then
+ *   holds for S seconds (default 10; the measuring script reads the server's memory
+ *   meanwhile), then
  *   "after S s: K of N still open" (a connection the server closed reads EOF).
  * The response must carry Content-Length (no chunked bodies). Raises RLIMIT_NOFILE to its
  * hard limit itself. Exit 0 when every connection was served and is still open, 1 otherwise. */
@@ -133,14 +134,14 @@ fail:
 static void usage(void)
 {
     fprintf(stderr, "usage: hold_conns --connect IPV4:PORT [-n N] [--path P] [--hold S] "
-                    "[--batch B]\n");
+                    "[--batch B] [--wait W]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *target = NULL, *path = "/";
-    long n = 10000, hold = 10, batch = 256;
+    long n = 10000, hold = 10, batch = 256, wait = 20;
     struct sockaddr_in sa = {.sin_family = AF_INET};
     struct epoll_event evs[256];
     struct rlimit rl;
@@ -164,12 +165,14 @@ int main(int argc, char **argv)
             hold = atol(argv[++i]);
         else if (strcmp(argv[i], "--batch") == 0)
             batch = atol(argv[++i]);
+        else if (strcmp(argv[i], "--wait") == 0)
+            wait = atol(argv[++i]);
         else
             usage();
     }
     colon = target ? strrchr(target, ':') : NULL;
     if (colon == NULL || (size_t)(colon - target) >= sizeof(host) || n < 1 || batch < 1 ||
-        hold < 0)
+        hold < 0 || wait < 1)
         usage();
     memcpy(host, target, (size_t)(colon - target));
     host[colon - target] = '\0';
@@ -199,7 +202,7 @@ int main(int argc, char **argv)
     for (i = 0; i < n; i++)
         conns[i].fd = -1;
 
-    deadline = now_s() + 60;
+    deadline = now_s() + (double)wait;
     while ((next < n || active > 0) && now_s() < deadline) {
         while (next < n && active < batch) {
             hc_conn_t *c = &conns[next++];
