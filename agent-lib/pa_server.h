@@ -77,5 +77,11 @@ int64_t pa_server_now_ns(void); /* CLOCK_MONOTONIC */
 /* Percent-decode src[0..len) into dst (NUL-terminated, at most dstsize bytes with the NUL);
  * '+' is kept unless plus_is_space. -EINVAL on a bad escape, -ENAMETOOLONG if it does not fit. */
 int pa__url_unescape(const char *src, size_t len, char *dst, size_t dstsize, int plus_is_space);
+/* Feed data[0..len), as two reads split at split, to a connection on fd (consumed: closed
+ * before return), dispatching its requests to handler as pa_server_run does; responses are
+ * sent on fd (the caller drains its peer). No deferral: a handler must respond at once. For
+ * tests/fuzz/fuzz_agent_http.c. */
+int pa__server_feed(int fd, const char *data, size_t len, size_t split,
+                    pa_server_handler_fn handler, void *arg);
 
 #endif
