@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""rawhttp.py: raw-socket helpers for the harden_* integration tests (no HTTP library, so
+nothing is normalised on the way).
+
+  rawhttp.py upstream PORT LOG     TCP server on 127.0.0.1:PORT; every byte received is
+                                   appended to LOG (and each connection to LOG.conns); each
+                                   "\\r\\n\\r\\n" seen is answered "200 ok" (keep-alive).
+  rawhttp.py unixsink PATH LOG     the same on a Unix socket (a stand-in agent).
+  rawhttp.py send PORT HEX [SECS] [DELAY]
+                                   connect, send the bytes (hex), read until the server
+                                   closes or SECS pass (default 5); with DELAY, send them one
+                                   byte every DELAY seconds (slowloris), stopping when the
+                                   server closes. Prints "STATUS CLOSED ELAPSED" (STATUS of
+                                   the first response, 0 if none; CLOSED 1 when the server
+                                   closed the connection) and the first response line on
+                                   stderr.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def serve(sock, log):
+    conns = open(log + ".conns", "a")
+    lock = threading.Lock()
+
+    def handle(c):
+        buf = b""
+        with lock:
+            conns.write("conn\n")
+            conns.flush()
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                with lock, open(log, "ab") as f:
+                    f.write(d)
+                buf += d
+                while b"\r\n\r\n" in buf:
+                    buf = buf.split(b"\r\n\r\n", 1)[1]
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        except OSError:
+            pass
+        c.close()
+        with lock:
+            conns.write("close\n")
+            conns.flush()
+
+    while True:
+        c, _ = sock.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "upstream":
+        port, log = int(sys.argv[2]), sys.argv[3]
+        open(log, "ab").close()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(64)
+        serve(s, log)
+    elif cmd == "unixsink":
+        path, log = sys.argv[2], sys.argv[3]
+        open(log, "ab").close()
+        open(log + ".conns", "a").close()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.listen(64)
+        serve(s, log)
+    elif cmd == "send":
+        port, data = int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+        secs = float(sys.argv[4]) if len(sys.argv) > 4 else 5.0
+        delay = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", port), timeout=secs)
+        got, closed = b"", 0
+        try:
+            if delay:
+                s.settimeout(delay)
+                for i in range(len(data)):
+                    try:
+                        s.send(data[i:i + 1])
+                    except OSError:
+                        break
+                    try:
+                        d = s.recv(65536)
+                        if not d:
+                            closed = 1
+                            break
+                        got += d
+                    except socket.timeout:
+                        pass
+                    if time.monotonic() - t0 > secs:
+                        break
+            else:
+                s.sendall(data)
+            while not closed and time.monotonic() - t0 < secs:
+                s.settimeout(max(0.05, secs - (time.monotonic() - t0)))
+                try:
+                    d = s.recv(65536)
+                except socket.timeout:
+                    break
+                except ConnectionResetError:
+                    closed = 1
+                    break
+                if not d:
+                    closed = 1
+                    break
+                got += d
+        except (ConnectionResetError, BrokenPipeError):
+            closed = 1
+        status = 0
+        line = got.split(b"\r\n", 1)[0]
+        parts = line.split(b" ")
+        if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit():
+            status = int(parts[1])
+        sys.stderr.write(line.decode("latin-1") + "\n")
+        print(status, closed, "%.2f" % (time.monotonic() - t0))
+    else:
+        sys.exit("usage: rawhttp.py upstream|unixsink|send ...")
+
+
+if __name__ == "__main__":
+    main()
