@@ -169,6 +169,10 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         if (o->query_len)
             bufs[k++] = uv_buf_init(h->buf->data + o->query_off, o->query_len);
     } else if (h->first_len > o->path_off) {
+        /* absolute-form with an empty path ("http://host?q"): origin-form is "/?q"
+         * (RFC 9112 3.2.2), never a target that starts with '?' */
+        if (h->buf->data[o->path_off] != '/')
+            bufs[k++] = uv_buf_init(pprof_base, 1); /* "/" */
         bufs[k++] = uv_buf_init(h->buf->data + o->path_off, h->first_len - o->path_off);
     } else {
         bufs[k++] = uv_buf_init(pprof_base, 1); /* "/" */
