@@ -37,6 +37,16 @@ while [ $# -gt 0 ]; do
 done
 
 "$src/scripts/install-deps.sh" bench
+case "$tool" in perf | both)
+    if ! command -v perf >/dev/null; then
+        echo "profile.sh: perf is needed for --tool perf (apt-get install linux-perf), or use --tool agent" >&2
+        exit 1
+    fi ;;
+esac
+if [ "$tool" != perf ] && ! command -v go >/dev/null; then
+    echo "profile.sh: go (golang-go) is needed for go tool pprof" >&2
+    exit 1
+fi
 if [ ! -x "$build/proxy/profgate" ]; then
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
