@@ -406,13 +406,18 @@ static void on_slot(void *arg, const pa_ring_slot_t *s)
         (void)pa_stacktab_add(t, s->pcs, s->npcs, values); /* -ENOSPC: counted by t */
 }
 
-size_t pa_cpu_drain(pa_stacktab_t *t)
+size_t pa_cpu_drain_slots(pa_ring_drain_fn fn, void *arg)
 {
     if (!cpu_singleton.running || cpu_singleton.ring == NULL)
         return 0;
     if (cpu_singleton.timer_err == 0)
         rescan_threads();
-    return pa_ring_drain(cpu_singleton.ring, on_slot, t);
+    return pa_ring_drain(cpu_singleton.ring, fn, arg);
+}
+
+size_t pa_cpu_drain(pa_stacktab_t *t)
+{
+    return pa_cpu_drain_slots(on_slot, t);
 }
 
 /* Handlers that loaded the ring before it was cleared finish within microseconds; a thread
@@ -429,13 +434,11 @@ static int wait_handlers(void)
     return -ETIMEDOUT;
 }
 
-void pa_cpu_stop(pa_stacktab_t *t, uint64_t *lost)
+void pa_cpu_stop_slots(pa_ring_drain_fn fn, void *arg, uint64_t *lost)
 {
     pa_ring_t *ring = cpu_singleton.ring;
-    uint64_t nlost;
 
-    if (lost != NULL)
-        *lost = 0;
+    *lost = 0;
     if (!cpu_singleton.running)
         return;
     timer_disarm();
@@ -447,8 +450,16 @@ void pa_cpu_stop(pa_stacktab_t *t, uint64_t *lost)
                         "ring is leaked\n");
         return;
     }
-    pa_ring_drain(ring, on_slot, t);
-    nlost = pa_ring_dropped(ring);
+    pa_ring_drain(ring, fn, arg);
+    *lost = pa_ring_dropped(ring);
+    pa_ring_free(ring);
+}
+
+void pa_cpu_stop(pa_stacktab_t *t, uint64_t *lost)
+{
+    uint64_t nlost;
+
+    pa_cpu_stop_slots(on_slot, t, &nlost);
     if (nlost > 0 && t != NULL) {
         uintptr_t pc = PA_PC_LOST;
         int64_t values[2] = {(int64_t)nlost, (int64_t)nlost * cpu_singleton.period_ns};
@@ -456,7 +467,6 @@ void pa_cpu_stop(pa_stacktab_t *t, uint64_t *lost)
     }
     if (lost != NULL)
         *lost = nlost;
-    pa_ring_free(ring);
 }
 
 const char *pa_cpu_strerror(int err)

@@ -36,6 +36,13 @@ int64_t pa_cpu_period_ns(void);
  * number of samples moved. */
 size_t pa_cpu_drain(pa_stacktab_t *t);
 
+/* For a timeline (pa_trace): pass the raw ring slots recorded so far to fn (slot layout at
+ * pa__cpu_ring below), in ring order. Returns the number of slots. */
+size_t pa_cpu_drain_slots(pa_ring_drain_fn fn, void *arg);
+/* pa_cpu_stop for pa_cpu_drain_slots' users: the slots left go to fn; *lost gets the signals
+ * not recorded (ring full, or inside another sampler). */
+void pa_cpu_stop_slots(pa_ring_drain_fn fn, void *arg, uint64_t *lost);
+
 /* Stop the timer, wait for handlers still running, drain what is left into t (may be NULL to
  * discard), add the lost samples (ring full) as one [lost samples] stack, free the ring.
  * *lost, if not NULL, gets their count. No-op when no profile runs. */

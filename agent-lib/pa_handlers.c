@@ -19,6 +19,7 @@
 #include "pa_stacktab.h"
 #include "pa_symbol.h"
 #include "pa_symbolize.h"
+#include "pa_trace.h"
 
 #define NH(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -70,6 +71,9 @@ static const profile_entry_t index_entries[] = {
                 "you get the profile file, use the go tool pprof command to investigate the "
                 "profile."},
     {"threadcreate", "Stack traces that led to the creation of new OS threads"},
+    {"trace", "A timeline of the process (per-thread CPU samples) as Chrome trace-event JSON, "
+              "for Perfetto or chrome://tracing. You can specify the duration in the seconds "
+              "GET parameter."},
 };
 
 static void serve_index(pa_req_t *req)
@@ -346,6 +350,8 @@ void pa_handlers_serve(void *arg, pa_req_t *req)
         serve_profile(h, req);
     else if (strcmp(name, "symbol") == 0)
         serve_symbol(req);
+    else if (strcmp(name, "trace") == 0)
+        pa_trace_serve(req, h->cpu_hz); /* Chrome trace-event JSON: pa_trace.c */
     else if (pa_handlers_heap_serve(req, name))
         ; /* heap, allocs: pa_handlers_heap.c */
     else if (pa_handlers_threads_serve(req, name))

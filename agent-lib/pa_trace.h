@@ -1,0 +1,45 @@
+/* pa_trace: /debug/pprof/trace?seconds=N, a timeline of the process for N seconds as Chrome
+ * trace-event JSON ({"traceEvents": [...]}, the format chrome://tracing and Perfetto open),
+ * not Go's binary execution trace, which only Go's runtime writes.
+ *
+ * What is in it: every CPU sample of the per-thread sampler (pa_cpu), as a complete event
+ * ("ph":"X") on its thread, named by its leaf function, lasting the CPU time it stands for
+ * (one period, times the expiries the timer folded into it) and ending at the signal's
+ * CLOCK_MONOTONIC time; its stack (leaf first) in args.stack. Thread and process names as
+ * metadata events ("ph":"M", thread_name/process_name, from /proc/self/task/TID/comm, read
+ * while the trace runs so threads that exit keep their names). Instant events ("ph":"i") mark
+ * the start and end of the trace and the samples the ring lost. ts in microseconds since the
+ * trace started.
+ * Not in it: blocking events. The lock sampler (pa_lock) keeps cumulative tables without
+ * timestamps; otherData.blocking says so.
+ *
+ * The trace uses the CPU sampler, so a trace and a CPU profile exclude each other (the second
+ * gets 500, as a second CPU profile does). seconds: Go's parsing for trace (a float; absent,
+ * zero, negative or unparseable means 1), capped at PA_TRACE_MAX_SECONDS. Memory is bounded:
+ * at most PA_TRACE_MAX_EVENTS samples are kept, the rest counted in otherData.
+ * Owns: the state of a running trace (freed when it answers or its client leaves).
+ * Threads: the server's thread. Not async-signal-safe. */
+#ifndef PA_TRACE_H
+#define PA_TRACE_H
+
+#include "pa_server.h"
+
+#define PA_TRACE_MAX_SECONDS 60
+#define PA_TRACE_MAX_EVENTS 200000 /* CPU samples kept per trace */
+#define PA_TRACE_FRAMES 12         /* frames kept per sample (leaf first) */
+
+/* Answer GET /debug/pprof/trace at hz (the agent's CPU rate; 0: CPU profiling is off). */
+void pa_trace_serve(pa_req_t *req, int hz);
+
+/* --- internals for tests --- */
+/* Append s to *buf (JSON string body: quotes, backslashes and control characters escaped). */
+typedef struct pa_trace_buf {
+    char *data;
+    size_t len, cap;
+    int failed; /* an allocation failed: the buffer is incomplete */
+} pa_trace_buf_t;
+void pa__trace_json_string(pa_trace_buf_t *b, const char *s);
+/* Go's trace seconds from the raw query. */
+double pa__trace_seconds(const char *query);
+
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# integration.agent_trace: /debug/pprof/trace?seconds=N is a Chrome trace-event JSON timeline
+# (Perfetto, chrome://tracing) of per-thread CPU samples. agent_cpu_share runs threads
+# "cpu-heavy" and "cpu-light" burning 3:1; a 2 s trace is fetched and read with python3's
+# json: served as application/json; thread_name metadata for both threads by their tids; CPU
+# sample events ("ph":"X") on both, inside the trace's window, stacks through cpu_share_burn
+# and the thread's own function, more on heavy than on light; start/end instants; a CPU
+# profile asked for while the trace runs gets Go's 500; no seconds means 1 s (Go's default).
+# Blocking events are not in the trace (the lock sampler keeps no timestamps): otherData says so.
+# ctest-timeout: 60
+# ctest-resource: cpu
+. "$(dirname "$0")/lib/common.sh"
+unset PROFAGENT_SOCKET
+
+P=$BIN/tests/programs/agent_cpu_share
+[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
+for tool in curl python3; do
+    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
+done
+SOCK=$T/agent/trace.sock
+pg_start share "$P" --socket "$SOCK" --seconds 30
+pg_wait_unix "$SOCK" || { pg_log share; echo "FAIL: agent socket did not come up"; exit 1; }
+for _ in $(seq 1 50); do grep -q '^light ' "$T/share.log" && break; sleep 0.1; done
+curl -s -m 30 --unix-socket "$SOCK" -D "$T/trace.head" -o "$T/trace.json" \
+    "http://agent/debug/pprof/trace?seconds=2" &
+CURL=$!
+sleep 0.5
+code=$(curl -s -m 10 --unix-socket "$SOCK" -o "$T/busy.txt" -w '%{http_code}' \
+    "http://agent/debug/pprof/profile?seconds=1")
+pg_check "a CPU profile during the trace: 500 (got $code: $(cat "$T/busy.txt"))" \
+    bash -c "[ $code = 500 ] && grep -q 'cpu profiling already in use' '$T/busy.txt'"
+wait $CURL
+pg_check "trace: 200" grep -q '^HTTP/1.1 200' "$T/trace.head"
+pg_check "trace: Content-Type application/json" grep -qi '^Content-Type: application/json' "$T/trace.head"
+HT=$(awk '$1 == "heavy" { print $2 }' "$T/share.log")
+LT=$(awk '$1 == "light" { print $2 }' "$T/share.log")
+python3 - "$T/trace.json" "$HT" "$LT" >"$T/check.txt" 2>&1 <<'PY'
+import json, sys
+path, ht, lt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+doc = json.load(open(path))
+ev = doc["traceEvents"]
+names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+xs = [e for e in ev if e["ph"] == "X"]
+by = lambda t: [e for e in xs if e["tid"] == t]
+heavy, light = by(ht), by(lt)
+ends = [e for e in ev if e["ph"] == "i" and e["name"] == "trace end"]
+def check(ok, what):
+    print(("ok " if ok else "FAIL ") + what)
+check(names.get(ht) == "cpu-heavy", f"thread_name of {ht} is cpu-heavy ({names.get(ht)})")
+check(names.get(lt) == "cpu-light", f"thread_name of {lt} is cpu-light ({names.get(lt)})")
+check(len(heavy) >= 5 and len(light) >= 2, f"samples on both threads (heavy {len(heavy)}, light {len(light)})")
+check(len(heavy) > len(light), f"more samples on heavy than on light ({len(heavy)} > {len(light)})")
+check(all("cpu_share_burn" in e["args"]["stack"] and "cpu_share_heavy" in e["args"]["stack"] for e in heavy[:50]) and heavy,
+      "heavy's samples unwind through cpu_share_burn <- ... <- cpu_share_heavy")
+check(all("cpu_share_light" in e["args"]["stack"] for e in light) and light, "light's samples are in cpu_share_light")
+check(len(ends) == 1 and 1.9e6 <= ends[0]["ts"] <= 3e6, f"one trace end instant at ~2 s ({[e['ts'] for e in ends]})")
+end = ends[0]["ts"] if ends else 0
+check(all(-20000 <= e["ts"] and e["ts"] + e["dur"] <= end + 1000 and e["dur"] > 0 for e in xs),
+      "every sample lies inside the trace window with a positive duration")
+check(any(e["ph"] == "i" and e["name"] == "trace start" for e in ev), "trace start instant")
+check("not recorded" in doc["otherData"]["blocking"], "otherData says blocking events are not recorded")
+check(doc["otherData"]["cpu_timer"].startswith("cpu timer: per-thread"), "per-thread CPU timer named")
+PY
+cat "$T/check.txt"
+pg_check "the trace parses as JSON and every check above holds" \
+    bash -c "grep -q '^ok ' '$T/check.txt' && ! grep -qv '^ok ' '$T/check.txt'"
+curl -s -m 10 --unix-socket "$SOCK" -o "$T/t1.json" "http://agent/debug/pprof/trace"
+end=$(python3 -c 'import json,sys; print([e["ts"] for e in json.load(open(sys.argv[1]))["traceEvents"] if e["name"] == "trace end"][0])' "$T/t1.json" 2>&1)
+pg_check "trace without seconds lasts 1 s, as Go's (end at $end us)" \
+    python3 -c "import sys; sys.exit(0 if 0.9e6 <= float('$end') <= 2e6 else 1)"
+pg_stop share TERM
+rc=$?
+pg_check "agent_cpu_share exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+[ "$PG_FAILED" = 0 ] || pg_log share
+pg_done
