@@ -13,6 +13,7 @@
 #include "pa_cpu.h"
 #include "pa_handlers.h"
 #include "pa_heap.h"
+#include "pa_lock.h"
 #include "pa_query.h"
 #include "pa_server.h"
 
@@ -178,4 +179,14 @@ __attribute__((destructor)) static void profagent_on_unload(void)
 {
     if (agent_singleton.running && agent_singleton.server != NULL)
         pa_server_unlink(agent_singleton.server);
+}
+
+void profagent_set_block_rate(long long rate_ns)
+{
+    pa_lock_set_block_rate(rate_ns);
+}
+
+int profagent_set_mutex_fraction(int rate)
+{
+    return (int)pa_lock_mutex_fraction(rate);
 }

@@ -3,6 +3,7 @@
 #include "pa_handlers.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,33 +77,48 @@ static const profile_entry_t index_entries[] = {
               "GET parameter."},
 };
 
+/* Append to buf[*o..cap) like snprintf, never past cap: a page that outgrows the buffer is cut,
+ * never written out of bounds. */
+static void __attribute__((format(printf, 4, 5)))
+index_append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*o + 1 >= cap)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *o, cap - *o, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *o += (size_t)n < cap - *o ? (size_t)n : cap - *o - 1;
+}
+
 static void serve_index(pa_req_t *req)
 {
     static const pa_header_t hdrs[] = {
         {"Content-Type", "text/html; charset=utf-8"},
         {"X-Content-Type-Options", "nosniff"},
     };
-    char buf[4096];
+    char buf[8192];
     size_t o = 0;
 
-    o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-                          "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n"
-                          ".profile-name{\n\tdisplay:inline-block;\n\twidth:6rem;\n}\n"
-                          "</style>\n</head>\n<body>\n/debug/pprof/<br>\n<br>\n"
-                          "Types of profiles available:\n<table>\n"
-                          "<thead><td>Count</td><td>Profile</td></thead>\n");
+    index_append(buf, sizeof buf, &o, "%s",
+                 "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n"
+                 ".profile-name{\n\tdisplay:inline-block;\n\twidth:6rem;\n}\n"
+                 "</style>\n</head>\n<body>\n/debug/pprof/<br>\n<br>\n"
+                 "Types of profiles available:\n<table>\n"
+                 "<thead><td>Count</td><td>Profile</td></thead>\n");
     for (size_t i = 0; i < NH(index_entries); i++)
-        o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-                              "<tr><td>0</td><td><a href='%s?debug=1'>%s</a></td></tr>\n",
-                              index_entries[i].name, index_entries[i].name);
-    o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-                          "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
+        index_append(buf, sizeof buf, &o,
+                     "<tr><td>0</td><td><a href='%s?debug=1'>%s</a></td></tr>\n",
+                     index_entries[i].name, index_entries[i].name);
+    index_append(buf, sizeof buf, &o, "%s", "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
     for (size_t i = 0; i < NH(index_entries); i++)
-        o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-                              "<li><div class=profile-name>%s: </div> %s</li>\n",
-                              index_entries[i].name, index_entries[i].desc);
-    o += (size_t)snprintf(buf + o, sizeof(buf) - o, "</ul>\n</p>\n</body>\n</html>");
-    pa_req_respond(req, 200, hdrs, NH(hdrs), buf, o < sizeof(buf) ? o : sizeof(buf) - 1);
+        index_append(buf, sizeof buf, &o, "<li><div class=profile-name>%s: </div> %s</li>\n",
+                     index_entries[i].name, index_entries[i].desc);
+    index_append(buf, sizeof buf, &o, "%s", "</ul>\n</p>\n</body>\n</html>");
+    pa_req_respond(req, 200, hdrs, NH(hdrs), buf, o);
 }
 
 /* ---- cmdline ---- */

@@ -828,21 +828,41 @@ static int pprof_policy(pg_conn_t *c, char *msg, size_t msglen)
                  x->up->name);
         return 404;
     }
-    if (x->query_len && pg_http_query_get(q, qlen, "seconds", &v, &vlen) &&
-        pg_http_parse_uint(v, vlen, &secs) == 0) {
-        has_secs = true;
+    /* The agent reads the query as Go's url.ParseQuery does: percent-decoded, pairs holding
+     * ';' or a bad escape skipped, first match wins. "seconds=%31%30%30", "second%73=100" or
+     * "seconds=1;&seconds=100" would be 100 s there and nothing here: refuse what we could
+     * read differently, and a seconds we cannot read, so that max_seconds holds. */
+    if (x->query_len && (memchr(q, '%', qlen) || memchr(q, ';', qlen))) {
+        snprintf(msg, msglen, "a pprof query may not hold '%%' escapes or ';' (pprof.max_seconds "
+                              "is checked on the query as sent)");
+        return 400;
+    }
+    if (x->query_len && pg_http_query_get(q, qlen, "seconds", &v, &vlen) && vlen > 0) {
+        if (pg_http_parse_uint(v, vlen, &secs) < 0) {
+            snprintf(msg, msglen, "seconds=%.*s is not a whole number of seconds up to "
+                                  "pprof.max_seconds = %u",
+                     (int)(vlen > 20 ? 20 : vlen), v, pp->max_seconds);
+            return 400;
+        }
         if (secs > pp->max_seconds) {
             snprintf(msg, msglen, "seconds=%lu exceeds the limit pprof.max_seconds = %u", secs,
                      pp->max_seconds);
             return 400;
         }
+        has_secs = true;
     }
     if (!has_secs) {
-        /* Go's defaults: profile 30 s, trace 1 s. */
+        /* Go's defaults: profile 30 s, trace 1 s; they are asked for too */
         if (x->pprof_rest_len == 8 && memcmp(x->pprof_rest, "/profile", 8) == 0)
             secs = 30, has_secs = true;
         else if (x->pprof_rest_len == 6 && memcmp(x->pprof_rest, "/trace", 6) == 0)
             secs = 1, has_secs = true;
+        if (has_secs && secs > pp->max_seconds) {
+            snprintf(msg, msglen, "no seconds given: the default %lu exceeds the limit "
+                                  "pprof.max_seconds = %u (ask for seconds=N)",
+                     secs, pp->max_seconds);
+            return 400;
+        }
     }
     if (has_secs && secs * 1000 + PG_CONN_PROFILE_MARGIN_MS > x->budget_ms)
         x->budget_ms = secs * 1000 + PG_CONN_PROFILE_MARGIN_MS;

@@ -56,6 +56,16 @@ PROFAGENT_API int profagent_stop(void);
 /* The socket path the agent listens on, or NULL when it is not running. Valid until stop. */
 PROFAGENT_API const char *profagent_socket_path(void);
 
+/* Contention profiling, off by default, with the meanings of Go's runtime functions:
+ * profagent_set_block_rate is SetBlockProfileRate: on average one blocking event per rate_ns
+ * nanoseconds spent blocked is recorded in /debug/pprof/block (1: every event; <= 0: off).
+ * profagent_set_mutex_fraction is SetMutexProfileFraction: on average 1/rate of contention
+ * events go to /debug/pprof/mutex (0: off); it returns the previous rate, and a negative rate
+ * only reads it. Both work whether or not the agent runs (also settable by the environment:
+ * PROFAGENT_BLOCK_RATE, PROFAGENT_MUTEX_FRACTION). Any thread. */
+PROFAGENT_API void profagent_set_block_rate(long long rate_ns);
+PROFAGENT_API int profagent_set_mutex_fraction(int rate);
+
 #ifdef __cplusplus
 }
 #endif
