@@ -973,6 +973,8 @@ static const char *head_unsafe(const pg_head_t *h)
         const char *name = pg_head_name(h, &h->f[i]);
         size_t j;
 
+        if (h->f[i].name_len == 0) /* ": value", which llhttp 8 accepts */
+            return "malformed request: a header field name is empty (RFC 9110 5.1)";
         for (j = 0; j < h->f[i].name_len; j++)
             if (!isalnum((unsigned char)name[j]) && strchr(tchar, name[j]) == NULL)
                 return "malformed request: a header field name is not a token (RFC 9110 5.1)";
@@ -998,6 +1000,12 @@ static void on_request_head(pg_conn_t *c)
     x->req_has_body = (c->req.flags & F_CHUNKED) || c->req.content_length > 0;
     if (c->req.upgrade) {
         send_error(c, 501, "protocol upgrade (Upgrade header, CONNECT) is not supported");
+        return;
+    }
+    /* A request line without a version (HTTP/0.9) or the HTTP/2 preface ("PRI * HTTP/2.0")
+     * would go on as an HTTP/1.1 request it never was */
+    if (c->req.http_major != 1 || c->req.method == HTTP_PRI) {
+        send_error(c, 400, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
         return;
     }
     /* RFC 9112 6.1: a request whose Transfer-Encoding does not end in chunked has no length
