@@ -15,6 +15,7 @@
  * Not covered (needs sockets and a loop): pg_conn's state machine itself — reading in
  * pieces across uv reads, pipelining, timeouts, body forwarding, the response side.
  * The first input byte chooses where the input is split between two llhttp_execute calls. */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,20 @@ static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
     uv_buf_t bufs[PG_HEAD_MAX_IOV];
     unsigned n;
 
+    /* what on_request_head refuses before routing (mirrored: those checks are static there) */
+    if (p->http_major != 1 || p->method == HTTP_PRI)
+        return;
+    if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))
+        return;
+    for (uint16_t k = 0; k < h->n; k++) {
+        const char *name = pg_head_name(h, &h->f[k]);
+
+        if (h->f[k].name_len == 0)
+            return;
+        for (size_t j = 0; j < h->f[k].name_len; j++)
+            if (!isalnum((unsigned char)name[j]) && strchr("!#$%&'*+-.^_`|~", name[j]) == NULL)
+                return;
+    }
     if (urllen > 0 && url[0] != '/') {
         const char *s = memchr(url, ':', urllen);
 

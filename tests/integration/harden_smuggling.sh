@@ -83,6 +83,11 @@ expect "NUL in a field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX-\0N: ab\r\n\r\
 expect "NUL in the request target" 400 'GET /x\0y HTTP/1.1\r\nHost: a\r\n\r\n'
 expect "control byte (0x01) in a field value" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX-C: a\001b\r\n\r\n'
 expect "control byte (0x7f) in a field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX-\177: ab\r\n\r\n'
+expect "empty field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n'
+expect "request line without a version (HTTP/0.9)" 400 'GET /x\r\nHost: a\r\n\r\n'
+expect "HTTP/2 preface" 400 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+expect "PRI method over HTTP/1.1" 400 'PRI / HTTP/1.1\r\nHost: a\r\n\r\n'
+expect "HTTP/2.0 version on a GET" 400 'GET /x HTTP/2.0\r\nHost: a\r\n\r\n'
 expect "space in a field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n'
 # exit 0 when the file holds no CRLF followed by SP or HT (a folded line)
 no_fold() { python3 -c 'import re, sys; sys.exit(re.search(rb"\r\n[ \t]", open(sys.argv[1], "rb").read()) is not None)' "$1"; }
