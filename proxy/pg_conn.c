@@ -757,17 +757,6 @@ static const llhttp_settings_t *req_settings(void)
 
 /* ---------------- request head: route, policy, forward ---------------- */
 
-static bool pprof_allowed(pg_conn_t *c)
-{
-    const pg_config_pprof_t *pp = &c->x->up->pprof;
-    size_t i;
-
-    for (i = 0; i < pp->nallow; i++)
-        if (pg_cidr_match(&pp->allow[i], &c->peer.sa))
-            return true;
-    return false;
-}
-
 /* Host header without its port, for route matching. */
 static const char *request_host(const pg_head_t *a, size_t *len)
 {
@@ -791,113 +780,55 @@ static const char *request_host(const pg_head_t *a, size_t *len)
     return v;
 }
 
-/* Checks the pprof policy and sets the timeout budget. Returns 0, or an HTTP status with
- * *why set (into msg). */
-static int pprof_policy(pg_conn_t *c, char *msg, size_t msglen)
+/* The pprof gate (pg_policy_check) for the exchange's request: true to forward it, with the
+ * timeout budget stretched for a profile's duration; false when it was answered. */
+static bool pprof_gate(pg_conn_t *c)
 {
     xchg_t *x = c->x;
-    const pg_config_pprof_t *pp = &x->up->pprof;
-    const char *q = x->req.buf->data + x->query_off + 1, *v;
-    size_t qlen = x->query_len ? x->query_len - 1 : 0, vlen;
-    unsigned long secs = 0;
-    bool has_secs = false;
-    char addr[64];
+    const pg_config_t *cfg = x->gen->cfg;
+    pg_policy_req_t r = {
+        .up = x->up,
+        .up_index = (size_t)(x->up - cfg->upstreams),
+        .limits = x->gen->cref->limits,
+        .peer = &c->peer.sa,
+        .query = x->req.buf->data + x->query_off + (x->query_len ? 1 : 0),
+        .query_len = x->query_len ? x->query_len - 1 : 0,
+        .rest = x->pprof_rest,
+        .rest_len = x->pprof_rest_len,
+    };
+    pg_policy_verdict_t v;
+    uint64_t ms;
 
-    if (!pp->enabled) {
-        snprintf(msg, msglen, "profiling is disabled for upstream \"%s\" (pprof.enabled)",
-                 x->up->name);
-        return 404;
+    r.authorization = pg_head_get(&x->req, "authorization", &r.authorization_len);
+    if (pg_policy_check(&r, &v) != 0) {
+        if (v.status == 400)
+            x->cause = PG_ERR_PPROF_LIMIT;
+        else if (v.status == 409)
+            x->cause = PG_ERR_PPROF_BUSY;
+        send_error_ex(c, v.status, v.msg,
+                      v.status == 401 ? "WWW-Authenticate: Bearer realm=\"profgate pprof\"\r\n"
+                                      : "");
+        return false;
     }
-    if (!pprof_allowed(c)) {
-        pg_http_addr_text(&c->peer.sa, addr, sizeof addr);
-        snprintf(msg, msglen, "pprof access denied: client %s is not in pprof.allow", addr);
-        return 403;
-    }
-    if (pp->token) {
-        size_t alen;
-        const char *auth = pg_head_get(&x->req, "authorization", &alen);
-
-        if (!pg_http_bearer_ok(auth, alen, pp->token)) {
-            snprintf(msg, msglen, "pprof token required: send Authorization: Bearer <token> "
-                                  "(the contents of pprof.token_file)");
-            return 401;
-        }
-    }
-    if (!x->up->has_agent) {
-        snprintf(msg, msglen, "upstream \"%s\" has no agent configured (upstream.agent)",
-                 x->up->name);
-        return 404;
-    }
-    /* The agent reads the query as Go's url.ParseQuery does: percent-decoded, pairs holding
-     * ';' or a bad escape skipped, first match wins. "seconds=%31%30%30", "second%73=100" or
-     * "seconds=1;&seconds=100" would be 100 s there and nothing here: refuse what we could
-     * read differently, and a seconds we cannot read, so that max_seconds holds. */
-    if (x->query_len && (memchr(q, '%', qlen) || memchr(q, ';', qlen))) {
-        snprintf(msg, msglen, "a pprof query may not hold '%%' escapes or ';' (pprof.max_seconds "
-                              "is checked on the query as sent)");
-        return 400;
-    }
-    if (x->query_len && pg_http_query_get(q, qlen, "seconds", &v, &vlen) && vlen > 0) {
-        if (pg_http_parse_uint(v, vlen, &secs) < 0) {
-            snprintf(msg, msglen, "seconds=%.*s is not a whole number of seconds up to "
-                                  "pprof.max_seconds = %u",
-                     (int)(vlen > 20 ? 20 : vlen), v, pp->max_seconds);
-            return 400;
-        }
-        if (secs > pp->max_seconds) {
-            snprintf(msg, msglen, "seconds=%lu exceeds the limit pprof.max_seconds = %u", secs,
-                     pp->max_seconds);
-            return 400;
-        }
-        has_secs = true;
-    }
-    if (!has_secs) {
-        /* Go's defaults: profile 30 s, trace 1 s; they are asked for too */
-        if (x->pprof_rest_len == 8 && memcmp(x->pprof_rest, "/profile", 8) == 0)
-            secs = 30, has_secs = true;
-        else if (x->pprof_rest_len == 6 && memcmp(x->pprof_rest, "/trace", 6) == 0)
-            secs = 1, has_secs = true;
-        if (has_secs && secs > pp->max_seconds) {
-            snprintf(msg, msglen, "no seconds given: the default %lu exceeds the limit "
-                                  "pprof.max_seconds = %u (ask for seconds=N)",
-                     secs, pp->max_seconds);
-            return 400;
-        }
-    }
-    if (has_secs && secs * 1000 + PG_CONN_PROFILE_MARGIN_MS > x->budget_ms)
-        x->budget_ms = secs * 1000 + PG_CONN_PROFILE_MARGIN_MS;
-    if (pg_policy_counts(x->pprof_rest, x->pprof_rest_len)) {
-        pg_policy_agent_t *a =
-            pg_policy_agent(x->gen->cref->limits, (size_t)(x->up - x->gen->cfg->upstreams));
-
-        if (a && !pg_policy_agent_take(a, pp->max_concurrent)) {
-            snprintf(msg, msglen,
-                     "agent of \"%s\" is busy: %u profile request(s) already running, the limit "
-                     "pprof.max_concurrent = %u",
-                     x->up->name, pg_policy_agent_active(a), pp->max_concurrent);
-            return 409;
-        }
-        x->agent = a;
-    }
-    return 0;
+    x->agent = v.agent;
+    ms = (uint64_t)v.seconds * 1000 + PG_CONN_PROFILE_MARGIN_MS;
+    if (v.seconds && ms > x->budget_ms)
+        x->budget_ms = ms;
+    return true;
 }
 
 /* GET <server.metrics_path>: Prometheus text, for clients in the global pprof.allow (what
  * the gateway counts is as private as its profiles). Answered with Connection: close. */
 static void serve_metrics(pg_conn_t *c)
 {
-    const pg_config_pprof_t *pp = &c->x->gen->cfg->pprof;
     char *text = NULL, head[256];
-    size_t len = 0, i;
+    size_t len = 0;
     pg_buf_t *b;
     uv_buf_t ub;
     FILE *f;
     int k;
 
-    for (i = 0; i < pp->nallow; i++)
-        if (pg_cidr_match(&pp->allow[i], &c->peer.sa))
-            break;
-    if (i == pp->nallow) {
+    if (!pg_policy_peer_allowed(&c->x->gen->cfg->pprof, &c->peer.sa)) {
         send_error(c, 403, "metrics access denied: client is not in pprof.allow");
         return;
     }
@@ -991,7 +922,6 @@ static void on_request_head(pg_conn_t *c)
     const char *bad;
     pg_route_match_t m;
     char msg[512];
-    int status;
 
     x->method = c->req.method;
     x->head_done = true;
@@ -1090,17 +1020,8 @@ matched:
     if (m.pprof) {
         x->pprof_rest = m.pprof_rest;
         x->pprof_rest_len = (uint32_t)m.pprof_rest_len;
-        status = pprof_policy(c, msg, sizeof msg);
-        if (status) {
-            if (status == 400)
-                x->cause = PG_ERR_PPROF_LIMIT;
-            else if (status == 409)
-                x->cause = PG_ERR_PPROF_BUSY;
-            send_error_ex(c, status, msg,
-                          status == 401 ? "WWW-Authenticate: Bearer realm=\"profgate pprof\"\r\n"
-                                        : "");
+        if (!pprof_gate(c))
             return;
-        }
         pg_metrics_count_profile(c->w->metrics,
                                  pg_metrics_prof_kind(x->pprof_rest, x->pprof_rest_len));
     }

@@ -2,10 +2,14 @@
 #include "pg_policy.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+
+#include "pg_http.h"
 
 struct pg_policy_agent {
     atomic_uint active; /* profile requests in flight to this agent, all workers */
@@ -133,4 +137,109 @@ bool pg_policy_counts(const char *rest, size_t len)
         return false; /* the index */
     return !(len == 8 && memcmp(rest, "/cmdline", 8) == 0) &&
            !(len == 7 && memcmp(rest, "/symbol", 7) == 0);
+}
+
+bool pg_policy_peer_allowed(const pg_config_pprof_t *pp, const struct sockaddr *peer)
+{
+    size_t i;
+
+    for (i = 0; i < pp->nallow; i++)
+        if (pg_cidr_match(&pp->allow[i], peer))
+            return true;
+    return false;
+}
+
+static int refuse(pg_policy_verdict_t *v, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(pg_policy_verdict_t *v, int status, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(v->msg, sizeof v->msg, fmt, ap);
+    va_end(ap);
+    v->status = status;
+    return status;
+}
+
+/* seconds= as the agent will read it, or Go's default; 400 when we could read it otherwise
+ * than the agent, or it is above the limit. */
+static int check_seconds(const pg_policy_req_t *r, pg_policy_verdict_t *v)
+{
+    const pg_config_pprof_t *pp = &r->up->pprof;
+    const char *q = r->query, *val;
+    size_t qlen = r->query_len, vlen;
+    unsigned long secs = 0;
+
+    /* The agent reads the query as Go's url.ParseQuery does: percent-decoded, pairs holding
+     * ';' or a bad escape skipped, first match wins. "seconds=%31%30%30", "second%73=100" or
+     * "seconds=1;&seconds=100" would be 100 s there and nothing here: refuse what we could
+     * read differently, and a seconds we cannot read, so that max_seconds holds. */
+    if (qlen && (memchr(q, '%', qlen) || memchr(q, ';', qlen)))
+        return refuse(v, 400,
+                      "a pprof query may not hold '%%' escapes or ';' (pprof.max_seconds "
+                      "is checked on the query as sent)");
+    if (qlen && pg_http_query_get(q, qlen, "seconds", &val, &vlen) && vlen > 0) {
+        if (pg_http_parse_uint(val, vlen, &secs) < 0)
+            return refuse(v, 400,
+                          "seconds=%.*s is not a whole number of seconds up to "
+                          "pprof.max_seconds = %u",
+                          (int)(vlen > 20 ? 20 : vlen), val, pp->max_seconds);
+        if (secs > pp->max_seconds)
+            return refuse(v, 400, "seconds=%lu exceeds the limit pprof.max_seconds = %u", secs,
+                          pp->max_seconds);
+        v->seconds = (uint32_t)secs;
+        return 0;
+    }
+    /* Go's defaults: profile 30 s, trace 1 s; they are asked for too */
+    if (r->rest_len == 8 && memcmp(r->rest, "/profile", 8) == 0)
+        secs = 30;
+    else if (r->rest_len == 6 && memcmp(r->rest, "/trace", 6) == 0)
+        secs = 1;
+    if (secs > pp->max_seconds)
+        return refuse(v, 400,
+                      "no seconds given: the default %lu exceeds the limit "
+                      "pprof.max_seconds = %u (ask for seconds=N)",
+                      secs, pp->max_seconds);
+    v->seconds = (uint32_t)secs;
+    return 0;
+}
+
+int pg_policy_check(const pg_policy_req_t *r, pg_policy_verdict_t *v)
+{
+    const pg_config_pprof_t *pp = &r->up->pprof;
+    pg_policy_agent_t *a;
+    char addr[64];
+
+    v->status = 0;
+    v->seconds = 0;
+    v->agent = NULL;
+    v->msg[0] = '\0';
+    if (!pp->enabled)
+        return refuse(v, 404, "profiling is disabled for upstream \"%s\" (pprof.enabled)",
+                      r->up->name);
+    if (!pg_policy_peer_allowed(pp, r->peer)) {
+        pg_http_addr_text(r->peer, addr, sizeof addr);
+        return refuse(v, 403, "pprof access denied: client %s is not in pprof.allow", addr);
+    }
+    if (pp->token && !pg_http_bearer_ok(r->authorization, r->authorization_len, pp->token))
+        return refuse(v, 401,
+                      "pprof token required: send Authorization: Bearer <token> "
+                      "(the contents of pprof.token_file)");
+    if (!r->up->has_agent)
+        return refuse(v, 404, "upstream \"%s\" has no agent configured (upstream.agent)",
+                      r->up->name);
+    if (check_seconds(r, v) != 0)
+        return v->status;
+    if (!pg_policy_counts(r->rest, r->rest_len))
+        return 0;
+    a = pg_policy_agent(r->limits, r->up_index);
+    if (a && !pg_policy_agent_take(a, pp->max_concurrent))
+        return refuse(v, 409,
+                      "agent of \"%s\" is busy: %u profile request(s) already running, the "
+                      "limit pprof.max_concurrent = %u",
+                      r->up->name, pg_policy_agent_active(a), pp->max_concurrent);
+    v->agent = a;
+    return 0;
 }

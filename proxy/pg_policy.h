@@ -1,5 +1,6 @@
 /* pg_policy: who may profile. The pprof gate the connection applies to a request for an
- * agent's endpoints, and the concurrency limit per agent (pprof.max_concurrent).
+ * agent's endpoints (pg_policy_check), and the concurrency limit per agent
+ * (pprof.max_concurrent).
  *
  * The limit is a count of profile requests in flight per agent, shared by every worker: one
  * atomic counter per agent (keyed by the agent's socket path, so two upstreams naming the
@@ -19,11 +20,45 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "pg_config.h"
 
 typedef struct pg_policy_agent pg_policy_agent_t;
 typedef struct pg_policy_limits pg_policy_limits_t;
+
+/* A request for "<prefix><pprof.path><rest>", as the gate sees it. Every pointer is
+ * borrowed for the call. */
+typedef struct pg_policy_req {
+    const pg_config_upstream_t *up;   /* the matched route's upstream: whose policy applies */
+    size_t up_index;                  /* its index in the configuration */
+    const pg_policy_limits_t *limits; /* the request's configuration's counters */
+    const struct sockaddr *peer;      /* the client */
+    const char *authorization;        /* Authorization value, or NULL */
+    size_t authorization_len;
+    const char *query;                /* after '?' (without it), not decoded; len 0: none */
+    size_t query_len;
+    const char *rest;                 /* what follows pprof.path: "", "/heap", ... */
+    size_t rest_len;
+} pg_policy_req_t;
+
+typedef struct pg_policy_verdict {
+    int status;               /* 0: forward to the agent; else answer it with msg */
+    uint32_t seconds;         /* the profile's duration (seconds=, or Go's default for
+                                 profile and trace); 0 when none */
+    pg_policy_agent_t *agent; /* counted against max_concurrent: the caller gives it back
+                                 (pg_policy_agent_give) when the exchange ends; or NULL */
+    char msg[400];            /* status != 0: the cause, for the response body and the log */
+} pg_policy_verdict_t;
+
+/* The pprof gate, in this order: pprof.enabled (404), pprof.allow (403), the token (401;
+ * the caller adds WWW-Authenticate), an agent configured (404), the query (400: '%' or ';'
+ * in it, an unreadable seconds, seconds -- given or Go's default -- above max_seconds),
+ * max_concurrent for the agent (409). Fills *v; returns v->status. */
+int pg_policy_check(const pg_policy_req_t *r, pg_policy_verdict_t *v);
+
+/* Is peer in pp->allow? (Also for server.metrics_path, with the global [pprof].) */
+bool pg_policy_peer_allowed(const pg_config_pprof_t *pp, const struct sockaddr *peer);
 
 /* Counters for cfg's agents: shared with prev (may be NULL) for every agent address both
  * have, new (zero) for the others. */
