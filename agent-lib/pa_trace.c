@@ -128,7 +128,9 @@ static void remember_thread(trace_t *tr, int32_t tid)
     if (name[0] == '\0')
         snprintf(name, sizeof(name), "thread %d", (int)tid);
     tr->threads[tr->nthreads].tid = tid;
-    snprintf(tr->threads[tr->nthreads].name, sizeof(tr->threads[0].name), "%s", name);
+    /* precision: comm fits, and gcc -O0 -Wformat-truncation (sanitizer builds) sees it does */
+    snprintf(tr->threads[tr->nthreads].name, sizeof(tr->threads[0].name), "%.*s",
+             (int)sizeof(tr->threads[0].name) - 1, name);
     tr->nthreads++;
 }
 
