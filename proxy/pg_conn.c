@@ -35,8 +35,12 @@
  * body, is retried once on a new connection (the upstream may have closed it meanwhile).
  * Closing: after the last response, shutdown (FIN) and then read-and-discard until the
  * client closes (PG_CONN_LINGER_MS at most), so that a body we refused cannot make the
- * kernel answer with a RST that destroys the response before the client reads it. */
+ * kernel answer with a RST that destroys the response before the client reads it.
+ * Files: this one has the connection, the request half and the exchange's life; the
+ * response half (parse, rewrite, relay) is pg_resp.c; the pprof gate is pg_policy.c; the
+ * structs both halves share are in pg_conn_int.h. */
 #include "pg_conn.h"
+#include "pg_conn_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,82 +67,7 @@
 
 #define PG_CONN_WQ_HIGH (256 * 1024)
 #define PG_CONN_PROFILE_MARGIN_MS 10000
-
-enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
-enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
 #define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
-
-/* Output to the client gathered while one upstream read is parsed, so that a response
- * head and the body bytes that came with it leave in one writev. */
-typedef struct outq {
-    uv_buf_t v[PG_HEAD_MAX_IOV + 8];
-    unsigned n;
-    pg_buf_t *hold[2];
-} outq_t;
-
-typedef struct xchg {
-    pg_head_t req;
-    pg_head_t resp;
-    pg_gen_t *gen;
-    pg_policy_agent_t *agent;     /* counted against pprof.max_concurrent: give back at end */
-    const pg_config_upstream_t *up;
-    pg_uconn_t *u;
-    bool pprof;
-    const char *pprof_rest;       /* into req.buf */
-    uint32_t pprof_rest_len;
-    uint32_t query_off, query_len; /* '?' included, into req.buf; len 0 when none */
-    uint32_t path_off;            /* where the origin-form path starts in the URL */
-    uint64_t budget_ms;           /* upstream first-byte/idle timeout for this request */
-    uint64_t body_sent;           /* bytes relayed, framing included */
-    uint64_t body_payload;        /* body bytes without chunk framing */
-    bool body_too_big;
-    uint8_t method;
-    bool req_has_body;
-    bool req_done;
-    bool resp_started;            /* final (non-1xx) response head sent to the client */
-    bool resp_done;
-    bool retried;
-    bool got_resp_bytes;
-    bool up_dirty;                /* the upstream connection must not be reused */
-    bool ev_rhead, ev_rdone;
-    bool head_done;               /* the request head was complete (method, target known) */
-    bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
-    outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
-    pg_buf_t *rbuf;               /*   and the buffer it points into */
-    int up_writes;                /* uv_writes to u not yet completed */
-    int status;                   /* status sent to the client (0: none yet) */
-    int cause;                    /* pg_err_cause_t when we answered or cut; -1 otherwise */
-    int route_slot;               /* metrics */
-    uint64_t t_head;              /* uv_hrtime() at head complete */
-    uint64_t bytes_out;           /* to the client, for the access log */
-} xchg_t;
-
-struct pg_conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer;
-    pg_worker_t *w;
-    pg_conn_t *next, *prev;
-    llhttp_t req;
-    xchg_t *x;
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } peer;
-    pg_buf_t *pend;               /* pipelined bytes waiting for the current response */
-    uint32_t pend_off, pend_len;
-    int state;
-    int timer_mode;
-    uint64_t deadline;            /* loop time when the current state times out */
-    int open_handles;
-    int cl_writes;                /* uv_writes to the client not yet completed */
-    bool ev_head, ev_done;
-    bool keep_alive;              /* the client may send another request after this one */
-    bool close_after;             /* close once the current response is written */
-    bool reading;
-    bool closed;                  /* uv_close called */
-    bool admin;                   /* accepted on pprof.admin_listen */
-};
 
 typedef struct wreq {
     uv_write_t req;
@@ -147,10 +76,7 @@ typedef struct wreq {
 
 
 static const llhttp_settings_t *req_settings(void);
-static const llhttp_settings_t *resp_settings(void);
 static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick);
-static void update_reading(pg_conn_t *c);
-static void finish_exchange(pg_conn_t *c);
 static void start_upstream(pg_conn_t *c);
 
 static const pg_uconn_ops_t uconn_ops;
@@ -172,7 +98,7 @@ static void on_timeout(uv_timer_t *t);
 /* The state's deadline is now + ms. Restarting a libuv timer on every read is a heap
  * update each time; instead a timer already due no later than the new deadline is left
  * running, and on_timeout re-arms for the rest when it fires early. */
-static void arm(pg_conn_t *c, int mode, uint64_t ms)
+void pg__conn_arm(pg_conn_t *c, int mode, uint64_t ms)
 {
     c->timer_mode = mode;
     c->deadline = uv_now(&c->w->loop) + ms;
@@ -301,7 +227,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 }
 
 /* Close after every pending write has reached the kernel (FIN after the response). */
-static void close_gracefully(pg_conn_t *c)
+void pg__conn_close(pg_conn_t *c)
 {
     uv_shutdown_t *req;
 
@@ -319,7 +245,7 @@ static void close_gracefully(pg_conn_t *c)
         c->reading = false;
     }
     c->state = C_CLOSING;
-    arm(c, T_LINGER, PG_CONN_LINGER_MS);
+    pg__conn_arm(c, T_LINGER, PG_CONN_LINGER_MS);
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         free(req);
         pg_conn_abort(c);
@@ -330,7 +256,7 @@ void pg_conn_drain(pg_conn_t *c)
 {
     c->keep_alive = false;
     if (c->state == C_IDLE && c->x == NULL)
-        close_gracefully(c);
+        pg__conn_close(c);
     else
         c->close_after = true;
 }
@@ -355,7 +281,7 @@ static void on_client_write(uv_write_t *req, int status)
         pg_conn_abort(c);
         return;
     }
-    update_reading(c);
+    pg__conn_update_reading(c);
 }
 
 #define PG_CONN_MAX_IOV (PG_HEAD_MAX_IOV + 8) /* the most buffers one write carries (outq) */
@@ -447,7 +373,7 @@ static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t
     return client_write2(c, bufs, n, b, NULL);
 }
 
-static void outq_drop(outq_t *q)
+void pg__outq_drop(outq_t *q)
 {
     unsigned i;
 
@@ -460,24 +386,24 @@ static void outq_drop(outq_t *q)
 }
 
 /* Send what q gathered, in one uv_write. */
-static int outq_flush(pg_conn_t *c, outq_t *q)
+int pg__outq_flush(pg_conn_t *c, outq_t *q)
 {
     int r = 0;
 
     if (q->n)
         r = client_write2(c, q->v, q->n, q->hold[0], q->hold[1]);
-    outq_drop(q);
+    pg__outq_drop(q);
     return r;
 }
 
 /* Queue [p, p+n) of b (referenced until sent); flushes first when q is full. */
-static int outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b)
+int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b)
 {
     int r;
 
     if (q->n == sizeof q->v / sizeof q->v[0] ||
         (b && b != q->hold[0] && b != q->hold[1] && q->hold[0] && q->hold[1])) {
-        r = outq_flush(c, q);
+        r = pg__outq_flush(c, q);
         if (r < 0)
             return r;
     }
@@ -490,7 +416,6 @@ static int outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *
     return 0;
 }
 
-static void upstream_failed(pg_conn_t *c, int err);
 
 static void on_upstream_write(uv_write_t *req, int status)
 {
@@ -507,10 +432,10 @@ static void on_upstream_write(uv_write_t *req, int status)
     if (status < 0) {
         /* before the connect completes, its callback reports the real cause */
         if (status != UV_ECANCELED && u->connected)
-            upstream_failed(c, status);
+            pg__conn_upstream_failed(c, status);
         return;
     }
-    update_reading(c);
+    pg__conn_update_reading(c);
 }
 
 /* Write n buffers (PG_CONN_MAX_IOV at most) to the exchange's upstream connection; b (may
@@ -551,7 +476,7 @@ static int upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf
  * cause (one static or formatted line), and goes to the log at debug level. */
 static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra);
 
-static void send_error(pg_conn_t *c, int status, const char *msg)
+void pg__conn_send_error(pg_conn_t *c, int status, const char *msg)
 {
     send_error_ex(c, status, msg, "");
 }
@@ -601,7 +526,7 @@ static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char 
         return;
     }
     pg_buf_unref(b);
-    close_gracefully(c);
+    pg__conn_close(c);
 }
 
 /* ---------------- reading control ---------------- */
@@ -618,7 +543,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-static void update_reading(pg_conn_t *c)
+void pg__conn_update_reading(pg_conn_t *c)
 {
     xchg_t *x = c->x;
     bool want = true;
@@ -665,7 +590,7 @@ static int on_req_begin(llhttp_t *p)
     pg__gen_ref(g);
     pg_head_reset(&x->req, g->cfg->server.max_header_bytes);
     c->state = C_HEAD;
-    arm(c, T_HEAD, g->cfg->server.header_timeout_ms);
+    pg__conn_arm(c, T_HEAD, g->cfg->server.header_timeout_ms);
     return 0;
 }
 
@@ -829,12 +754,12 @@ static void serve_metrics(pg_conn_t *c)
     int k;
 
     if (!pg_policy_peer_allowed(&c->x->gen->cfg->pprof, &c->peer.sa)) {
-        send_error(c, 403, "metrics access denied: client is not in pprof.allow");
+        pg__conn_send_error(c, 403, "metrics access denied: client is not in pprof.allow");
         return;
     }
     f = open_memstream(&text, &len);
     if (f == NULL) {
-        send_error(c, 500, "out of memory");
+        pg__conn_send_error(c, 500, "out of memory");
         return;
     }
     pg_metrics_render(f);
@@ -846,7 +771,7 @@ static void serve_metrics(pg_conn_t *c)
     b = pg_buf_get(&c->w->bufs, (size_t)k + len);
     if (b == NULL) {
         free(text);
-        send_error(c, 500, "out of memory");
+        pg__conn_send_error(c, 500, "out of memory");
         return;
     }
     memcpy(b->data, head, (size_t)k);
@@ -860,7 +785,7 @@ static void serve_metrics(pg_conn_t *c)
         return;
     }
     pg_buf_unref(b);
-    close_gracefully(c);
+    pg__conn_close(c);
 }
 
 /* "<pprof.path>/ui/...": the viewer page, answered here by pg_ui, which applies the matched
@@ -876,7 +801,7 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
 
     r.authorization = pg_head_get(&x->req, "authorization", &r.authorization_len);
     if (pg_ui_respond(&r, &c->w->bufs, &b) < 0) {
-        send_error(c, 500, "out of memory");
+        pg__conn_send_error(c, 500, "out of memory");
         return;
     }
     x->status = pg_ui_status(b);
@@ -888,7 +813,7 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
         return;
     }
     pg_buf_unref(b);
-    close_gracefully(c);
+    pg__conn_close(c);
 }
 
 /* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" or "X\"A" through, which
@@ -929,24 +854,24 @@ static void on_request_head(pg_conn_t *c)
     c->keep_alive = llhttp_should_keep_alive(&c->req) && !c->w->draining;
     x->req_has_body = (c->req.flags & F_CHUNKED) || c->req.content_length > 0;
     if (c->req.upgrade) {
-        send_error(c, 501, "protocol upgrade (Upgrade header, CONNECT) is not supported");
+        pg__conn_send_error(c, 501, "protocol upgrade (Upgrade header, CONNECT) is not supported");
         return;
     }
     /* A request line without a version (HTTP/0.9) or the HTTP/2 preface ("PRI * HTTP/2.0")
      * would go on as an HTTP/1.1 request it never was */
     if (c->req.http_major != 1 || c->req.method == HTTP_PRI) {
-        send_error(c, 400, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
+        pg__conn_send_error(c, 400, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
         return;
     }
     /* RFC 9112 6.1: a request whose Transfer-Encoding does not end in chunked has no length
      * an upstream would agree on; llhttp says so only after the head, when it has gone on */
     if ((c->req.flags & F_TRANSFER_ENCODING) && !(c->req.flags & F_CHUNKED)) {
-        send_error(c, 400, "malformed request: Transfer-Encoding must end in chunked "
+        pg__conn_send_error(c, 400, "malformed request: Transfer-Encoding must end in chunked "
                            "(RFC 9112 6.1)");
         return;
     }
     if ((bad = head_unsafe(&x->req)) != NULL) {
-        send_error(c, 400, bad);
+        pg__conn_send_error(c, 400, bad);
         return;
     }
     /* origin-form "/path?q"; absolute-form "http://host/path?q" is reduced to its path */
@@ -955,7 +880,7 @@ static void on_request_head(pg_conn_t *c)
         const char *s = memchr(url, ':', urllen);
 
         if (s == NULL || (size_t)(s - url) + 3 > urllen || s[1] != '/' || s[2] != '/') {
-            send_error(c, 400, "request target must be a path (origin-form)");
+            pg__conn_send_error(c, 400, "request target must be a path (origin-form)");
             return;
         }
         i = (size_t)(s - url) + 3;
@@ -991,14 +916,14 @@ static void on_request_head(pg_conn_t *c)
                        &m) < 0) {
         snprintf(msg, sizeof msg, "no route for \"%.*s\"", (int)(pathlen > 200 ? 200 : pathlen),
                  path);
-        send_error(c, 404, msg);
+        pg__conn_send_error(c, 404, msg);
         return;
     }
 matched:
     x->up = m.upstream;
     x->route_slot = x->gen->route_slots[m.route_index];
     if (!m.pprof && c->admin) {
-        send_error(c, 404, "pprof.admin_listen serves only the pprof paths and "
+        pg__conn_send_error(c, 404, "pprof.admin_listen serves only the pprof paths and "
                            "server.metrics_path");
         return;
     }
@@ -1008,7 +933,7 @@ matched:
         pg_log_debug("pprof path on the public listener (pprof.admin_listen is set)");
         snprintf(msg, sizeof msg, "no route for \"%.*s\"", (int)(pathlen > 200 ? 200 : pathlen),
                  path);
-        send_error(c, 404, msg);
+        pg__conn_send_error(c, 404, msg);
         return;
     }
     x->pprof = m.pprof;
@@ -1029,7 +954,7 @@ matched:
         snprintf(msg, sizeof msg, "request body of %llu bytes exceeds server.max_body_bytes = %llu",
                  (unsigned long long)c->req.content_length,
                  (unsigned long long)cfg->server.max_body_bytes);
-        send_error(c, 413, msg);
+        pg__conn_send_error(c, 413, msg);
         return;
     }
     c->state = C_FORWARD;
@@ -1075,27 +1000,27 @@ static void start_upstream(pg_conn_t *c)
     r = pg_upstream_acquire(c->w, pool, &x->up->agent, &uconn_ops, c, &x->u);
     if (r < 0) {
         x->u = NULL;
-        upstream_failed(c, r);
+        pg__conn_upstream_failed(c, r);
         return;
     }
-    llhttp_init(&x->u->parser, HTTP_RESPONSE, resp_settings());
+    llhttp_init(&x->u->parser, HTTP_RESPONSE, pg__resp_settings());
     x->u->parser.data = c;
     if (!x->u->connected) {
         /* the head is written once connected (a unix: stream is not writable before);
          * meanwhile the client's further bytes wait (pend) */
-        arm(c, T_CONNECT, x->up->connect_timeout_ms);
+        pg__conn_arm(c, T_CONNECT, x->up->connect_timeout_ms);
         return;
     }
     r = write_request_head(c);
     if (r < 0) {
-        upstream_failed(c, r);
+        pg__conn_upstream_failed(c, r);
         return;
     }
-    arm(c, T_UPSTREAM, x->budget_ms);
+    pg__conn_arm(c, T_UPSTREAM, x->budget_ms);
     pg_upstream_read(x->u, true);
 }
 
-static void upstream_failed(pg_conn_t *c, int err)
+void pg__conn_upstream_failed(pg_conn_t *c, int err)
 {
     xchg_t *x = c->x;
     char msg[512];
@@ -1138,7 +1063,7 @@ static void upstream_failed(pg_conn_t *c, int err)
                  x->pprof ? "agent of" : "upstream", x->up->name,
                  x->pprof ? x->up->agent.text : x->up->address.text);
     pg_log_warn("%s", msg);
-    send_error(c, 502, msg);
+    pg__conn_send_error(c, 502, msg);
 }
 
 /* ---------------- client reading ---------------- */
@@ -1154,7 +1079,7 @@ static int forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
     x->body_sent += n;
     ub = uv_buf_init((char *)p, (unsigned)n);
     if (upstream_write(c, &ub, 1, b) < 0) {
-        upstream_failed(c, UV_EPIPE);
+        pg__conn_upstream_failed(c, UV_EPIPE);
         return -1;
     }
     return 0;
@@ -1168,22 +1093,22 @@ static void request_error(pg_conn_t *c, llhttp_errno_t e)
     if (x && x->body_too_big) {
         snprintf(msg, sizeof msg, "request body exceeds server.max_body_bytes = %llu",
                  (unsigned long long)x->gen->cfg->server.max_body_bytes);
-        send_error(c, 413, msg);
+        pg__conn_send_error(c, 413, msg);
         return;
     }
     if (x && x->req.too_many) {
-        send_error(c, 431, "too many header fields (limit 128)");
+        pg__conn_send_error(c, 431, "too many header fields (limit 128)");
         return;
     }
     if (x && x->req.overflow) {
         snprintf(msg, sizeof msg, "request head exceeds server.max_header_bytes = %u",
                  x->gen->cfg->server.max_header_bytes);
-        send_error(c, 431, msg);
+        pg__conn_send_error(c, 431, msg);
         return;
     }
     snprintf(msg, sizeof msg, "malformed request: %s (%s)", llhttp_get_error_reason(&c->req),
              llhttp_errno_name(e));
-    send_error(c, 400, msg);
+    pg__conn_send_error(c, 400, msg);
 }
 
 /* Parse and relay len bytes of b from off. Runs until the bytes are used up, the request
@@ -1201,7 +1126,7 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
             c->pend = pg_buf_ref(b);
             c->pend_off = (uint32_t)(p - b->data);
             c->pend_len = (uint32_t)(end - p);
-            update_reading(c);
+            pg__conn_update_reading(c);
             return;
         }
         again = false;
@@ -1228,7 +1153,7 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
             c->ev_done = false;
             c->x->req_done = true;
             if (c->x->resp_done) {
-                finish_exchange(c);
+                pg__conn_finish_exchange(c);
                 if (p < end && c->state == C_IDLE) {
                     again = false;
                     continue;
@@ -1238,7 +1163,7 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
         }
     }
     if (c->state != C_CLOSING)
-        update_reading(c);
+        pg__conn_update_reading(c);
 }
 
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1254,10 +1179,10 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->pend = pg_buf_ref(b);
             c->pend_off = 0;
             c->pend_len = (uint32_t)nread;
-            update_reading(c);
+            pg__conn_update_reading(c);
         } else {
             if (c->state == C_FORWARD && c->x && c->x->u && c->timer_mode == T_UPSTREAM)
-                arm(c, T_UPSTREAM, c->x->budget_ms);
+                pg__conn_arm(c, T_UPSTREAM, c->x->budget_ms);
             process_client(c, b, 0, (uint32_t)nread, false);
         }
     } else if (nread < 0 && c->state != C_CLOSING) {
@@ -1275,239 +1200,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         pg_buf_unref(b);
 }
 
-/* ---------------- response side ---------------- */
-
-static int on_resp_begin(llhttp_t *p)
-{
-    pg_conn_t *c = p->data;
-    xchg_t *x = c->x;
-
-    pg_head_reset(&x->resp, PG_BUF_SIZE - PG_HEAD_RESERVE);
-    return 0;
-}
-
-static int on_resp_status(llhttp_t *p, const char *at, size_t len)
-{
-    pg_conn_t *c = p->data;
-
-    return pg_head_first(&c->x->resp, &c->w->bufs, at, len);
-}
-
-static int on_resp_field(llhttp_t *p, const char *at, size_t len)
-{
-    pg_conn_t *c = p->data;
-
-    return pg_head_field(&c->x->resp, &c->w->bufs, at, len);
-}
-
-static int on_resp_field_done(llhttp_t *p)
-{
-    pg_conn_t *c = p->data;
-
-    return pg_head_field_done(&c->x->resp, &c->w->bufs);
-}
-
-static int on_resp_value(llhttp_t *p, const char *at, size_t len)
-{
-    pg_conn_t *c = p->data;
-
-    return pg_head_append(&c->x->resp, &c->w->bufs, at, len);
-}
-
-static int on_resp_value_done(llhttp_t *p)
-{
-    pg_conn_t *c = p->data;
-
-    return pg_head_value_done(&c->x->resp, &c->w->bufs);
-}
-
-static int on_resp_headers_done(llhttp_t *p)
-{
-    pg_conn_t *c = p->data;
-
-    c->x->ev_rhead = true;
-    if (c->x->method == HTTP_HEAD)
-        return 1; /* no body, whatever Content-Length says; completes at once */
-    return HPE_PAUSED;
-}
-
-static int on_resp_body(llhttp_t *p, const char *at, size_t len)
-{
-    pg_conn_t *c = p->data;
-    xchg_t *x = c->x;
-
-    if (!x->dechunk || x->oq == NULL)
-        return 0;
-    return outq_add(c, x->oq, at, len, x->rbuf) < 0 ? -1 : 0;
-}
-
-static int on_resp_done(llhttp_t *p)
-{
-    pg_conn_t *c = p->data;
-
-    c->x->ev_rdone = true;
-    return HPE_PAUSED;
-}
-
-static const llhttp_settings_t *resp_settings(void)
-{
-    static const llhttp_settings_t s = { /* constant, as req_settings() says why */
-        .on_message_begin = on_resp_begin,
-        .on_status = on_resp_status,
-        .on_header_field = on_resp_field,
-        .on_header_field_complete = on_resp_field_done,
-        .on_header_value = on_resp_value,
-        .on_header_value_complete = on_resp_value_done,
-        .on_headers_complete = on_resp_headers_done,
-        .on_body = on_resp_body,
-        .on_message_complete = on_resp_done,
-    };
-
-    return &s;
-}
-
-/* Status line and headers for the client (pg_head_response_out), queued on q, with
- * Connection set for what we will do with the client connection. */
-static int write_response_head(pg_conn_t *c, outq_t *q)
-{
-    xchg_t *x = c->x;
-    uv_buf_t bufs[PG_HEAD_MAX_IOV];
-    int conn = PG_HEAD_CONN_NONE;
-    unsigned n, i;
-    int r;
-
-    if (!c->keep_alive || c->close_after)
-        conn = PG_HEAD_CONN_CLOSE;
-    else if (c->req.http_major == 1 && c->req.http_minor == 0)
-        conn = PG_HEAD_CONN_KEEP_ALIVE;
-    if (x->dechunk)
-        conn |= PG_HEAD_DROP_TE;
-    r = pg_head_response_out(&x->resp, x->u->parser.status_code, x->gen->cfg->server.add_via,
-                             conn, bufs, &n);
-    for (i = 0; r == 0 && i < n; i++)
-        r = outq_add(c, q, bufs[i].base, bufs[i].len, x->resp.buf);
-    return r;
-}
-
-static void on_response_head(pg_conn_t *c, outq_t *q)
-{
-    xchg_t *x = c->x;
-    llhttp_t *p = &x->u->parser;
-    bool has_len = p->flags & (F_CHUNKED | F_CONTENT_LENGTH);
-    bool bodyless = x->method == HTTP_HEAD || p->status_code == 204 || p->status_code == 304 ||
-                    p->status_code < 200;
-
-    if (p->status_code >= 200 || p->status_code == 101) {
-        x->resp_started = true;
-        x->status = p->status_code;
-        pg_metrics_observe(c->w->metrics, x->gen->up_slots[x->up - x->gen->cfg->upstreams],
-                           uv_hrtime() - x->t_head);
-        /* a body delimited by the upstream closing: the client learns its end only from
-         * our close */
-        if (!has_len && !bodyless)
-            c->close_after = true;
-        /* an HTTP/1.0 client cannot read chunked framing: send the payload, end by closing */
-        if ((p->flags & F_CHUNKED) && !bodyless && c->req.http_major == 1 &&
-            c->req.http_minor == 0) {
-            x->dechunk = true;
-            c->close_after = true;
-        }
-        if (p->status_code == 101)
-            c->close_after = true;
-    }
-    if (write_response_head(c, q) < 0) {
-        outq_drop(q);
-        pg_conn_abort(c);
-        return;
-    }
-    /* the queued write holds the head buffer; a 1xx is followed by another head */
-    pg_buf_unref(x->resp.buf);
-    x->resp.buf = NULL;
-}
-
-static void response_error(pg_conn_t *c, llhttp_errno_t e)
-{
-    xchg_t *x = c->x;
-    char msg[400];
-
-    x->cause = PG_ERR_BAD_RESPONSE;
-    if (x->resp.overflow || x->resp.too_many)
-        snprintf(msg, sizeof msg, "upstream \"%s\" sent a response head too large",
-                 x->up->name);
-    else
-        snprintf(msg, sizeof msg, "upstream \"%s\" sent an invalid response: %s (%s)",
-                 x->up->name, llhttp_get_error_reason(&x->u->parser), llhttp_errno_name(e));
-    pg_log_warn("%s", msg);
-    send_error(c, 502, msg);
-}
-
-static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
-{
-    xchg_t *x = c->x;
-    pg_uconn_t *u = x->u;
-    const char *p = b->data, *end = p + b->len, *q;
-    bool again = false;
-    llhttp_errno_t e;
-    outq_t oq;
-
-    oq.n = 0;
-    oq.hold[0] = oq.hold[1] = NULL;
-    x->oq = &oq;
-    x->rbuf = b;
-    arm(c, T_UPSTREAM, x->budget_ms);
-    x->got_resp_bytes = true;
-    while (p < end || again) {
-        again = false;
-        e = llhttp_execute(&u->parser, p, (size_t)(end - p));
-        q = e == HPE_OK ? end : llhttp_get_error_pos(&u->parser);
-        if (e != HPE_OK && e != HPE_PAUSED) {
-            outq_drop(&oq);
-            response_error(c, e);
-            return;
-        }
-        if (!x->ev_rhead && q > p && x->resp_started && !x->dechunk &&
-            outq_add(c, &oq, p, (size_t)(q - p), b) < 0) {
-            outq_drop(&oq);
-            pg_conn_abort(c);
-            return;
-        }
-        p = q;
-        if (e == HPE_PAUSED)
-            llhttp_resume(&u->parser);
-        if (x->ev_rhead) {
-            x->ev_rhead = false;
-            on_response_head(c, &oq);
-            if (c->state == C_CLOSING)
-                return;
-            again = true;
-        }
-        if (x->ev_rdone) {
-            x->ev_rdone = false;
-            if (u->parser.status_code < 200 && u->parser.status_code != 101)
-                continue; /* 100 Continue etc.: the final response follows */
-            x->resp_done = true;
-            if (p < end) /* bytes after the response: the upstream cannot be trusted */
-                x->up_dirty = true;
-            if (outq_flush(c, &oq) < 0) {
-                pg_conn_abort(c);
-                return;
-            }
-            if (x->req_done) {
-                finish_exchange(c);
-            } else {
-                /* answered before the request was complete: no way to resync */
-                c->close_after = true;
-                close_gracefully(c);
-            }
-            return;
-        }
-    }
-    if (outq_flush(c, &oq) < 0) {
-        pg_conn_abort(c);
-        return;
-    }
-    update_reading(c);
-}
+/* ---------------- upstream connection ---------------- */
 
 static void on_uconn_connect(pg_uconn_t *u, int status)
 {
@@ -1517,15 +1210,15 @@ static void on_uconn_connect(pg_uconn_t *u, int status)
     int r;
 
     if (status < 0) {
-        upstream_failed(c, status);
+        pg__conn_upstream_failed(c, status);
         return;
     }
     r = write_request_head(c);
     if (r < 0) {
-        upstream_failed(c, r);
+        pg__conn_upstream_failed(c, r);
         return;
     }
-    arm(c, T_UPSTREAM, c->x->budget_ms);
+    pg__conn_arm(c, T_UPSTREAM, c->x->budget_ms);
     pg_upstream_read(u, true);
     if (c->pend) { /* body bytes that came with the head */
         pend = c->pend;
@@ -1534,50 +1227,17 @@ static void on_uconn_connect(pg_uconn_t *u, int status)
         pg_buf_unref(pend);
         return;
     }
-    update_reading(c);
-}
-
-static void on_uconn_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
-{
-    pg_conn_t *c = u->owner;
-    xchg_t *x = c->x;
-    llhttp_errno_t e;
-
-    if (nread > 0) {
-        on_upstream_data(c, b);
-        return;
-    }
-    if (nread == UV_EOF && x->resp_started && !x->resp_done) {
-        /* a body delimited by close, or a cut response */
-        x->oq = NULL; /* on_body is not called by llhttp_finish; be sure */
-        e = llhttp_finish(&u->parser);
-        if ((e == HPE_OK || e == HPE_PAUSED) && x->ev_rdone) {
-            x->resp_done = true;
-            c->close_after = true;
-            if (x->req_done) {
-                x->up_dirty = true;
-                finish_exchange(c);
-            } else {
-                close_gracefully(c);
-            }
-            return;
-        }
-        pg_log_warn("upstream \"%s\" closed the connection mid-response", x->up->name);
-        x->cause = PG_ERR_UPSTREAM_CUT;
-        pg_conn_abort(c);
-        return;
-    }
-    upstream_failed(c, (int)nread);
+    pg__conn_update_reading(c);
 }
 
 static const pg_uconn_ops_t uconn_ops = {
     .on_connect = on_uconn_connect,
-    .on_read = on_uconn_read,
+    .on_read = pg__resp_on_read,
 };
 
 /* Both messages of the exchange are complete: give the upstream connection back, and
  * either go on with the client (keep-alive, maybe with pipelined bytes) or close it. */
-static void finish_exchange(pg_conn_t *c)
+void pg__conn_finish_exchange(pg_conn_t *c)
 {
     xchg_t *x = c->x;
     bool reusable = x->u && x->up_writes == 0 && !x->up_dirty &&
@@ -1608,11 +1268,11 @@ static void finish_exchange(pg_conn_t *c)
     free(x);
     c->x = NULL;
     if (!c->keep_alive || c->close_after || c->w->draining) {
-        close_gracefully(c);
+        pg__conn_close(c);
         return;
     }
     c->state = C_IDLE;
-    arm(c, T_IDLE, c->w->gen->cfg->server.idle_timeout_ms);
+    pg__conn_arm(c, T_IDLE, c->w->gen->cfg->server.idle_timeout_ms);
     if (c->pend) {
         pend = c->pend;
         c->pend = NULL;
@@ -1620,7 +1280,7 @@ static void finish_exchange(pg_conn_t *c)
         pg_buf_unref(pend);
         return;
     }
-    update_reading(c);
+    pg__conn_update_reading(c);
 }
 
 /* ---------------- timeouts ---------------- */
@@ -1645,13 +1305,13 @@ static void on_timeout(uv_timer_t *t)
         return;
     switch (c->timer_mode) {
     case T_IDLE:
-        close_gracefully(c);
+        pg__conn_close(c);
         break;
     case T_HEAD:
         if (x && x->req.buf && x->req.buf->len)
-            send_error(c, 408, "request head not received within server.header_timeout");
+            pg__conn_send_error(c, 408, "request head not received within server.header_timeout");
         else
-            close_gracefully(c);
+            pg__conn_close(c);
         break;
     case T_CONNECT:
         snprintf(msg, sizeof msg, "%s \"%s\" (%s) unreachable: connect timed out after %llu ms",
@@ -1659,7 +1319,7 @@ static void on_timeout(uv_timer_t *t)
                  x->pprof ? x->up->agent.text : x->up->address.text,
                  (unsigned long long)x->up->connect_timeout_ms);
         pg_log_warn("%s", msg);
-        send_error(c, 502, msg);
+        pg__conn_send_error(c, 502, msg);
         break;
     case T_UPSTREAM:
         if (x && !x->resp_started) {
@@ -1667,7 +1327,7 @@ static void on_timeout(uv_timer_t *t)
                      x->pprof ? "agent of" : "upstream", x->up->name,
                      (unsigned long long)x->budget_ms);
             pg_log_warn("%s", msg);
-            send_error(c, 504, msg);
+            pg__conn_send_error(c, 504, msg);
         } else {
             pg_log_warn("upstream \"%s\" stalled mid-response; connection cut",
                         x ? x->up->name : "?");
@@ -1716,9 +1376,9 @@ int pg_conn_accept(pg_worker_t *w, uv_stream_t *server, bool admin)
     if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len) < 0)
         memset(&c->peer, 0, sizeof c->peer);
     llhttp_init(&c->req, HTTP_REQUEST, req_settings());
-    resp_settings();
+    pg__resp_settings();
     c->req.data = c;
-    arm(c, T_IDLE, w->gen->cfg->server.header_timeout_ms);
-    update_reading(c);
+    pg__conn_arm(c, T_IDLE, w->gen->cfg->server.header_timeout_ms);
+    pg__conn_update_reading(c);
     return 0;
 }

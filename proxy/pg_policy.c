@@ -116,8 +116,8 @@ bool pg_policy_agent_take(pg_policy_agent_t *a, uint32_t max)
     do {
         if (cur >= max)
             return false;
-    } while (!atomic_compare_exchange_weak_explicit(&a->active, &cur, cur + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&a->active, &cur, cur + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
     return true;
 }
 

@@ -1,6 +1,6 @@
 /* pg_policy unit tests: the gate (pg_policy_check: each refusal, in order, with its message;
- * max_seconds against query tricks), the per-agent counters behind pprof.max_concurrent (a limit is never
- * passed, counters are shared by upstreams naming one agent and carried over a reload) and
+ * max_seconds against query tricks), the per-agent counters behind pprof.max_concurrent (a limit is
+ * never passed, counters are shared by upstreams naming one agent and carried over a reload) and
  * which pprof paths count. Configs are built by hand (no TOML). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -233,8 +233,8 @@ static void test_gate_refuses_in_order_enabled_allow_token_agent(void **state)
 static void test_gate_holds_max_seconds_as_the_agent_reads_the_query(void **state)
 {
     static const char *const refused[] = {
-        "seconds=21", "seconds=%32%31", "second%73=21", "seconds=1;&seconds=21",
-        "seconds=abc", "seconds=-1", "seconds=99999999999",
+        "seconds=21",  "seconds=%32%31", "second%73=21",        "seconds=1;&seconds=21",
+        "seconds=abc", "seconds=-1",     "seconds=99999999999",
     };
     gate_t g;
     size_t i;

@@ -1,0 +1,124 @@
+/* pg_conn_int: what pg_conn.c (the client connection) and pg_resp.c (the response half of
+ * an exchange) share: the connection and exchange structs and the connection's helpers the
+ * response side calls. Not for other modules: they use pg_conn.h.
+ * Owns: see pg_conn.h; an exchange (xchg_t) belongs to its connection, c->x.
+ * Threads: owning worker's loop thread only. Errors: negative errno (libuv's UV_E*). */
+#ifndef PG_CONN_INT_H
+#define PG_CONN_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "pg_buf.h"
+#include "pg_config.h"
+#include "pg_conn.h"
+#include "pg_head.h"
+#include "pg_policy.h"
+#include "pg_upstream.h"
+#include "pg_worker.h"
+
+enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
+enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
+
+/* Output to the client gathered while one upstream read is parsed, so that a response
+ * head and the body bytes that came with it leave in one writev. */
+typedef struct outq {
+    uv_buf_t v[PG_HEAD_MAX_IOV + 8];
+    unsigned n;
+    pg_buf_t *hold[2];
+} outq_t;
+
+typedef struct xchg {
+    pg_head_t req;
+    pg_head_t resp;
+    pg_gen_t *gen;
+    pg_policy_agent_t *agent;     /* counted against pprof.max_concurrent: give back at end */
+    const pg_config_upstream_t *up;
+    pg_uconn_t *u;
+    bool pprof;
+    const char *pprof_rest;       /* into req.buf */
+    uint32_t pprof_rest_len;
+    uint32_t query_off, query_len; /* '?' included, into req.buf; len 0 when none */
+    uint32_t path_off;            /* where the origin-form path starts in the URL */
+    uint64_t budget_ms;           /* upstream first-byte/idle timeout for this request */
+    uint64_t body_sent;           /* bytes relayed, framing included */
+    uint64_t body_payload;        /* body bytes without chunk framing */
+    bool body_too_big;
+    uint8_t method;
+    bool req_has_body;
+    bool req_done;
+    bool resp_started;            /* final (non-1xx) response head sent to the client */
+    bool resp_done;
+    bool retried;
+    bool got_resp_bytes;
+    bool up_dirty;                /* the upstream connection must not be reused */
+    bool ev_rhead, ev_rdone;
+    bool head_done;               /* the request head was complete (method, target known) */
+    bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
+    outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
+    pg_buf_t *rbuf;               /*   and the buffer it points into */
+    int up_writes;                /* uv_writes to u not yet completed */
+    int status;                   /* status sent to the client (0: none yet) */
+    int cause;                    /* pg_err_cause_t when we answered or cut; -1 otherwise */
+    int route_slot;               /* metrics */
+    uint64_t t_head;              /* uv_hrtime() at head complete */
+    uint64_t bytes_out;           /* to the client, for the access log */
+} xchg_t;
+
+struct pg_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    pg_worker_t *w;
+    pg_conn_t *next, *prev;
+    llhttp_t req;
+    xchg_t *x;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    pg_buf_t *pend;               /* pipelined bytes waiting for the current response */
+    uint32_t pend_off, pend_len;
+    int state;
+    int timer_mode;
+    uint64_t deadline;            /* loop time when the current state times out */
+    int open_handles;
+    int cl_writes;                /* uv_writes to the client not yet completed */
+    bool ev_head, ev_done;
+    bool keep_alive;              /* the client may send another request after this one */
+    bool close_after;             /* close once the current response is written */
+    bool reading;
+    bool closed;                  /* uv_close called */
+    bool admin;                   /* accepted on pprof.admin_listen */
+};
+
+/* ---- internals of pg_conn.c, for pg_resp.c ---- */
+/* The connection times out in mode T_* ms from now. */
+void pg__conn_arm(pg_conn_t *c, int mode, uint64_t ms);
+/* FIN after the pending writes, then linger (see pg_conn.c); drops the exchange. */
+void pg__conn_close(pg_conn_t *c);
+/* A short text/plain answer of our own naming the cause; the connection closes after it. */
+void pg__conn_send_error(pg_conn_t *c, int status, const char *msg);
+/* Both messages are complete: upstream back to its pool, then keep-alive or close. */
+void pg__conn_finish_exchange(pg_conn_t *c);
+/* Start or stop reading either side for backpressure and pipelining. */
+void pg__conn_update_reading(pg_conn_t *c);
+/* The upstream failed (err: negative errno): retry once, 502, or cut the response. */
+void pg__conn_upstream_failed(pg_conn_t *c, int err);
+/* Client output gathered into q (see outq_t): add [p, p+n) of b (referenced until sent;
+ * flushes first when q is full), send it all in one write, or drop it. */
+int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b);
+int pg__outq_flush(pg_conn_t *c, outq_t *q);
+void pg__outq_drop(outq_t *q);
+
+/* ---- internals of pg_resp.c, for pg_conn.c ---- */
+/* llhttp settings of every upstream response parser (parser.data: the pg_conn_t). */
+const llhttp_settings_t *pg__resp_settings(void);
+/* ops->on_read of the exchange's upstream connection (u->owner: the pg_conn_t). */
+void pg__resp_on_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b);
+
+#endif

@@ -1,0 +1,280 @@
+/* pg_resp: the response half of an exchange. The upstream's bytes are parsed by llhttp
+ * (HTTP_RESPONSE) only to find where the head and the message end; the head is rewritten
+ * (pg_head_response_out: hop-by-hop fields dropped, Via, Connection for what we will do
+ * with the client) and queued with the body bytes that came in the same read on one outq,
+ * which leaves in one writev; body bytes are relayed as read, framing included (or
+ * de-chunked for an HTTP/1.0 client). 1xx heads are relayed and followed by the final one.
+ * A response that ends before the request did closes the client connection (no resync); an
+ * upstream that sends bytes past its response is not reused.
+ * Functions here run on the owning worker's loop; see pg_conn_int.h. */
+#include "pg_conn_int.h"
+
+#include <stdio.h>
+
+#include "pg_log.h"
+#include "pg_metrics.h"
+
+static int on_resp_begin(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+    xchg_t *x = c->x;
+
+    pg_head_reset(&x->resp, PG_BUF_SIZE - PG_HEAD_RESERVE);
+    return 0;
+}
+
+static int on_resp_status(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return pg_head_first(&c->x->resp, &c->w->bufs, at, len);
+}
+
+static int on_resp_field(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return pg_head_field(&c->x->resp, &c->w->bufs, at, len);
+}
+
+static int on_resp_field_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    return pg_head_field_done(&c->x->resp, &c->w->bufs);
+}
+
+static int on_resp_value(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+
+    return pg_head_append(&c->x->resp, &c->w->bufs, at, len);
+}
+
+static int on_resp_value_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    return pg_head_value_done(&c->x->resp, &c->w->bufs);
+}
+
+static int on_resp_headers_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->x->ev_rhead = true;
+    if (c->x->method == HTTP_HEAD)
+        return 1; /* no body, whatever Content-Length says; completes at once */
+    return HPE_PAUSED;
+}
+
+static int on_resp_body(llhttp_t *p, const char *at, size_t len)
+{
+    pg_conn_t *c = p->data;
+    xchg_t *x = c->x;
+
+    if (!x->dechunk || x->oq == NULL)
+        return 0;
+    return pg__outq_add(c, x->oq, at, len, x->rbuf) < 0 ? -1 : 0;
+}
+
+static int on_resp_done(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->x->ev_rdone = true;
+    return HPE_PAUSED;
+}
+
+const llhttp_settings_t *pg__resp_settings(void)
+{
+    static const llhttp_settings_t s = {
+        /* constant, as req_settings() says why */
+        .on_message_begin = on_resp_begin,
+        .on_status = on_resp_status,
+        .on_header_field = on_resp_field,
+        .on_header_field_complete = on_resp_field_done,
+        .on_header_value = on_resp_value,
+        .on_header_value_complete = on_resp_value_done,
+        .on_headers_complete = on_resp_headers_done,
+        .on_body = on_resp_body,
+        .on_message_complete = on_resp_done,
+    };
+
+    return &s;
+}
+
+/* Status line and headers for the client (pg_head_response_out), queued on q, with
+ * Connection set for what we will do with the client connection. */
+static int write_response_head(pg_conn_t *c, outq_t *q)
+{
+    xchg_t *x = c->x;
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    int conn = PG_HEAD_CONN_NONE;
+    unsigned n, i;
+    int r;
+
+    if (!c->keep_alive || c->close_after)
+        conn = PG_HEAD_CONN_CLOSE;
+    else if (c->req.http_major == 1 && c->req.http_minor == 0)
+        conn = PG_HEAD_CONN_KEEP_ALIVE;
+    if (x->dechunk)
+        conn |= PG_HEAD_DROP_TE;
+    r = pg_head_response_out(&x->resp, x->u->parser.status_code, x->gen->cfg->server.add_via, conn,
+                             bufs, &n);
+    for (i = 0; r == 0 && i < n; i++)
+        r = pg__outq_add(c, q, bufs[i].base, bufs[i].len, x->resp.buf);
+    return r;
+}
+
+static void on_response_head(pg_conn_t *c, outq_t *q)
+{
+    xchg_t *x = c->x;
+    llhttp_t *p = &x->u->parser;
+    bool has_len = p->flags & (F_CHUNKED | F_CONTENT_LENGTH);
+    bool bodyless = x->method == HTTP_HEAD || p->status_code == 204 || p->status_code == 304 ||
+                    p->status_code < 200;
+
+    if (p->status_code >= 200 || p->status_code == 101) {
+        x->resp_started = true;
+        x->status = p->status_code;
+        pg_metrics_observe(c->w->metrics, x->gen->up_slots[x->up - x->gen->cfg->upstreams],
+                           uv_hrtime() - x->t_head);
+        /* a body delimited by the upstream closing: the client learns its end only from
+         * our close */
+        if (!has_len && !bodyless)
+            c->close_after = true;
+        /* an HTTP/1.0 client cannot read chunked framing: send the payload, end by closing */
+        if ((p->flags & F_CHUNKED) && !bodyless && c->req.http_major == 1 &&
+            c->req.http_minor == 0) {
+            x->dechunk = true;
+            c->close_after = true;
+        }
+        if (p->status_code == 101)
+            c->close_after = true;
+    }
+    if (write_response_head(c, q) < 0) {
+        pg__outq_drop(q);
+        pg_conn_abort(c);
+        return;
+    }
+    /* the queued write holds the head buffer; a 1xx is followed by another head */
+    pg_buf_unref(x->resp.buf);
+    x->resp.buf = NULL;
+}
+
+static void response_error(pg_conn_t *c, llhttp_errno_t e)
+{
+    xchg_t *x = c->x;
+    char msg[400];
+
+    x->cause = PG_ERR_BAD_RESPONSE;
+    if (x->resp.overflow || x->resp.too_many)
+        snprintf(msg, sizeof msg, "upstream \"%s\" sent a response head too large", x->up->name);
+    else
+        snprintf(msg, sizeof msg, "upstream \"%s\" sent an invalid response: %s (%s)", x->up->name,
+                 llhttp_get_error_reason(&x->u->parser), llhttp_errno_name(e));
+    pg_log_warn("%s", msg);
+    pg__conn_send_error(c, 502, msg);
+}
+
+static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
+{
+    xchg_t *x = c->x;
+    pg_uconn_t *u = x->u;
+    const char *p = b->data, *end = p + b->len, *q;
+    bool again = false;
+    llhttp_errno_t e;
+    outq_t oq;
+
+    oq.n = 0;
+    oq.hold[0] = oq.hold[1] = NULL;
+    x->oq = &oq;
+    x->rbuf = b;
+    pg__conn_arm(c, T_UPSTREAM, x->budget_ms);
+    x->got_resp_bytes = true;
+    while (p < end || again) {
+        again = false;
+        e = llhttp_execute(&u->parser, p, (size_t)(end - p));
+        q = e == HPE_OK ? end : llhttp_get_error_pos(&u->parser);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            pg__outq_drop(&oq);
+            response_error(c, e);
+            return;
+        }
+        if (!x->ev_rhead && q > p && x->resp_started && !x->dechunk &&
+            pg__outq_add(c, &oq, p, (size_t)(q - p), b) < 0) {
+            pg__outq_drop(&oq);
+            pg_conn_abort(c);
+            return;
+        }
+        p = q;
+        if (e == HPE_PAUSED)
+            llhttp_resume(&u->parser);
+        if (x->ev_rhead) {
+            x->ev_rhead = false;
+            on_response_head(c, &oq);
+            if (c->state == C_CLOSING)
+                return;
+            again = true;
+        }
+        if (x->ev_rdone) {
+            x->ev_rdone = false;
+            if (u->parser.status_code < 200 && u->parser.status_code != 101)
+                continue; /* 100 Continue etc.: the final response follows */
+            x->resp_done = true;
+            if (p < end) /* bytes after the response: the upstream cannot be trusted */
+                x->up_dirty = true;
+            if (pg__outq_flush(c, &oq) < 0) {
+                pg_conn_abort(c);
+                return;
+            }
+            if (x->req_done) {
+                pg__conn_finish_exchange(c);
+            } else {
+                /* answered before the request was complete: no way to resync */
+                c->close_after = true;
+                pg__conn_close(c);
+            }
+            return;
+        }
+    }
+    if (pg__outq_flush(c, &oq) < 0) {
+        pg_conn_abort(c);
+        return;
+    }
+    pg__conn_update_reading(c);
+}
+
+void pg__resp_on_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
+{
+    pg_conn_t *c = u->owner;
+    xchg_t *x = c->x;
+    llhttp_errno_t e;
+
+    if (nread > 0) {
+        on_upstream_data(c, b);
+        return;
+    }
+    if (nread == UV_EOF && x->resp_started && !x->resp_done) {
+        /* a body delimited by close, or a cut response */
+        x->oq = NULL; /* on_body is not called by llhttp_finish; be sure */
+        e = llhttp_finish(&u->parser);
+        if ((e == HPE_OK || e == HPE_PAUSED) && x->ev_rdone) {
+            x->resp_done = true;
+            c->close_after = true;
+            if (x->req_done) {
+                x->up_dirty = true;
+                pg__conn_finish_exchange(c);
+            } else {
+                pg__conn_close(c);
+            }
+            return;
+        }
+        pg_log_warn("upstream \"%s\" closed the connection mid-response", x->up->name);
+        x->cause = PG_ERR_UPSTREAM_CUT;
+        pg_conn_abort(c);
+        return;
+    }
+    pg__conn_upstream_failed(c, (int)nread);
+}
