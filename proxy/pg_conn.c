@@ -1020,6 +1020,12 @@ static void start_upstream(pg_conn_t *c)
     pg_upstream_read(x->u, true);
 }
 
+static bool idempotent(uint8_t method)
+{
+    return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_OPTIONS ||
+           method == HTTP_TRACE || method == HTTP_PUT || method == HTTP_DELETE;
+}
+
 void pg__conn_upstream_failed(pg_conn_t *c, int err)
 {
     xchg_t *x = c->x;
@@ -1044,6 +1050,20 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
         start_upstream(c);
         return;
     }
+    /* A refused connect sent nothing: an idempotent request (RFC 9110 9.2.2) tries once
+     * more, on a connection that went idle in the pool meanwhile or a new one (another
+     * process on an SO_REUSEPORT port, an upstream back from a restart). Agents are one
+     * socket of one process: not retried. */
+    if (x->u && !x->u->connected && err == UV_ECONNREFUSED && !x->pprof && !x->retried &&
+        idempotent(x->method)) {
+        pg_upstream_close(x->u);
+        x->u = NULL;
+        x->up_writes = 0;
+        x->retried = true;
+        x->retried_refused = true;
+        start_upstream(c);
+        return;
+    }
     if (x->resp_started) {
         pg_log_debug("upstream \"%s\" failed mid-response: %s", x->up->name, uv_strerror(err));
         x->cause = PG_ERR_UPSTREAM_CUT;
@@ -1054,8 +1074,9 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
         snprintf(msg, sizeof msg, "agent of \"%s\" (%s) unreachable: %s", x->up->name,
                  x->up->agent.text, uv_strerror(err));
     else
-        snprintf(msg, sizeof msg, "upstream \"%s\" (%s) unreachable: %s", x->up->name,
-                 x->up->address.text, uv_strerror(err));
+        snprintf(msg, sizeof msg, "upstream \"%s\" (%s) unreachable: %s%s", x->up->name,
+                 x->up->address.text, uv_strerror(err),
+                 x->retried_refused ? " (tried twice)" : "");
     if (err == UV_EOF || err == UV_ECONNRESET)
         x->cause = PG_ERR_UPSTREAM_CLOSED;
     if (err == UV_EOF || err == UV_ECONNRESET)

@@ -54,6 +54,7 @@ typedef struct xchg {
     bool resp_started;            /* final (non-1xx) response head sent to the client */
     bool resp_done;
     bool retried;
+    bool retried_refused;         /* the retry was for a refused connect */
     bool got_resp_bytes;
     bool up_dirty;                /* the upstream connection must not be reused */
     bool ev_rhead, ev_rdone;

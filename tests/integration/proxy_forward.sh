@@ -165,7 +165,7 @@ pg_check "upstream without agent -> 404 naming it" bash -c "grep -q '^HTTP/1.1 4
 
 # unreachable upstream and agent: 502 naming which
 curl -s -D "$T/d.h" "$base/dead/x" >"$T/d"
-pg_check "502 names the upstream" bash -c "grep -q '^HTTP/1.1 502' '$T/d.h' && grep -qx 'upstream \"dead\" (127.0.0.1:$DEAD) unreachable: connection refused' '$T/d'"
+pg_check "502 names the upstream" bash -c "grep -q '^HTTP/1.1 502' '$T/d.h' && grep -qx 'upstream \"dead\" (127.0.0.1:$DEAD) unreachable: connection refused (tried twice)' '$T/d'"
 curl -s -D "$T/da.h" "$base/dead/debug/pprof/profile?seconds=1" >"$T/da"
 pg_check "502 names the agent, with X-Go-Pprof" bash -c "grep -q '^HTTP/1.1 502' '$T/da.h' && grep -qi '^x-go-pprof: 1' '$T/da.h' && grep -qx 'agent of \"dead\" (unix:$T/nothere.sock) unreachable: no such file or directory' '$T/da'"
 pg_check "gateway still serves after 502s" bash -c "curl -s '$base/echo' | grep -q '^up1 GET'"
