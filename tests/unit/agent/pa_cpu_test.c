@@ -21,7 +21,7 @@
 #include "pa_pprof.h"
 #include "pa_stacktab.h"
 
-static volatile unsigned long sink;
+static _Atomic unsigned long sink; /* atomic: spinner threads share it (a race under TSan) */
 
 __attribute__((noinline)) static unsigned long spin_for_ms(long ms)
 {
