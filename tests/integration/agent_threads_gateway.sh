@@ -116,8 +116,17 @@ else
     pg_fail "go tool pprof -raw goroutine: $(head -c 300 "$T/g.err")"
 fi
 pg_check "goroutine: PeriodType goroutine count" grep -q '^PeriodType: goroutine count' "$T/g.raw"
-n=$(raw_count "$T/g.raw" uv_run)
-pg_check "goroutine: the event loop thread is in uv_run (got $n)" [ "$n" -ge 1 ]
+if [[ "$SAN" == libtsan* ]]; then
+    # TSan defers the agent's signal and runs the handler from its own trampoline, where the
+    # unwinder stops: the other threads' stacks end there, so uv_run is not looked for; the
+    # threads must still be listed with a stack each
+    pg_check "goroutine under TSan: the threads are listed with stacks ($(grep '^Comment: threads' "$T/g.raw"))" \
+        grep -Eq '^Comment: threads: [0-9]+ listed, [1-9][0-9]* with a stack' "$T/g.raw"
+    echo "note: TSan's signal trampoline ends the threads' stacks: uv_run is not checked in this build"
+else
+    n=$(raw_count "$T/g.raw" uv_run)
+    pg_check "goroutine: the event loop thread is in uv_run (got $n)" [ "$n" -ge 1 ]
+fi
 n=$(raw_count "$T/g.raw" pa_server_run)
 pg_check "goroutine: the agent's own thread (got $n)" [ "$n" = 1 ]
 curl -s -m 10 "$GW/debug/pprof/goroutine?debug=1" >"$T/g1.txt"
