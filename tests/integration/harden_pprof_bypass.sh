@@ -79,7 +79,9 @@ send() {
 trick() {
     local name=$1 target=$2 extra=${3:-} before after
     before=$(agents)
-    send "GET $target HTTP/1.1\r\nHost: 127.0.0.1:$P\r\n${extra}Connection: close\r\n\r\n"
+    local host="Host: 127.0.0.1:$P\r\n"
+    [[ $extra == Host:* ]] && host="" # the trick brings its own Host
+    send "GET $target HTTP/1.1\r\n${host}${extra}Connection: close\r\n\r\n"
     after=$(agents)
     if [ "$before" != "$after" ]; then
         pg_fail "$name ($target): reached an agent (status $ST; agent log $before -> $after)"
@@ -138,7 +140,9 @@ trick "/debug/PPROF" "/debug/PPROF/heap"
 trick "/OFF with the token" "/OFF/debug/pprof/heap" "$AUTH"
 # Host header
 trick "Host naming the upstream" "/debug/pprof/heap" "Host: 127.0.0.1:$U\r\n"
-trick "duplicate Host" "/debug/pprof/heap" "Host: localhost\r\n"
+trick "duplicate Host" "/debug/pprof/heap" "X-A: 1\r\nHost: localhost\r\n"
+trick "Host localhost" "/debug/pprof/heap" "Host: localhost\r\n"
+trick "no Host, HTTP/1.1" "/debug/pprof/heap" "Host:\r\n"
 trick "Host with a path" "/heap" "X-Forwarded-Host: x\r\nX-Original-URL: /debug/pprof/heap\r\n"
 # the token itself
 trick "token in the query" "/debug/pprof/heap?token=s3cret"

@@ -88,6 +88,7 @@ expect "request line without a version (HTTP/0.9)" 400 'GET /x\r\nHost: a\r\n\r\
 expect "HTTP/2 preface" 400 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
 expect "PRI method over HTTP/1.1" 400 'PRI / HTTP/1.1\r\nHost: a\r\n\r\n'
 expect "HTTP/2.0 version on a GET" 400 'GET /x HTTP/2.0\r\nHost: a\r\n\r\n'
+expect "two Host fields" 400 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
 expect "space in a field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n'
 # exit 0 when the file holds no CRLF followed by SP or HT (a folded line)
 no_fold() { python3 -c 'import re, sys; sys.exit(re.search(rb"\r\n[ \t]", open(sys.argv[1], "rb").read()) is not None)' "$1"; }
