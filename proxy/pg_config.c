@@ -621,6 +621,7 @@ void pg_config_free(pg_config_t *cfg)
     free(cfg->path);
     free(cfg->server.access_log);
     free(cfg->server.metrics_path);
+    free(cfg->server.metrics_allow);
     for (i = 0; i < cfg->nupstreams; i++) {
         free(cfg->upstreams[i].name);
         pg__config_pprof_destroy(&cfg->upstreams[i].pprof);
@@ -704,6 +705,20 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
                             : "",
             srv->metrics_path ? srv->metrics_path : "off", srv->add_forwarded ? "yes" : "no",
             srv->add_via ? "yes" : "no");
+    if (srv->metrics_path && srv->has_metrics_allow) {
+        char buf[64];
+
+        fprintf(out, "metrics_allow");
+        if (srv->nmetrics_allow == 0)
+            fprintf(out, " nobody");
+        for (i = 0; i < srv->nmetrics_allow; i++) {
+            const pg_cidr_t *c = &srv->metrics_allow[i];
+
+            fprintf(out, " %s/%d", inet_ntop(c->family, c->addr, buf, sizeof buf) ? buf : "?",
+                    c->prefix);
+        }
+        fprintf(out, "\n");
+    }
     for (i = 0; i < cfg->nupstreams; i++) {
         const pg_config_upstream_t *u = &cfg->upstreams[i];
 

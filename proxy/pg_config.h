@@ -55,6 +55,9 @@ typedef struct pg_config_server {
     int access_log_format;          /* "access_log_format": "combined" (default) | "common" |
                                        "json" -> PG_LOG_* */
     char *metrics_path;             /* "metrics_path": NULL = off (default), else e.g. "/metrics" */
+    bool has_metrics_allow;         /* "metrics_allow": who may read metrics_path (CIDR list); */
+    pg_cidr_t *metrics_allow;       /*   unset: the global pprof.allow */
+    size_t nmetrics_allow;
     bool add_forwarded;             /* "add_forwarded": X-Forwarded-For/-Proto/-Host, default true */
     bool add_via;                   /* "add_via": Via header, default true */
 } pg_config_server_t;

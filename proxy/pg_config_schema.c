@@ -26,7 +26,7 @@ static const char *const top_keys[] = {"include", "server", "upstream", "route",
 static const char *const server_keys[] = {
     "listen",         "workers",       "max_connections", "max_header_bytes", "max_body_bytes",
     "header_timeout", "idle_timeout",  "drain_timeout",   "access_log",       "access_log_format",
-    "metrics_path",   "add_forwarded", "add_via"};
+    "metrics_path",   "add_forwarded", "add_via",         "metrics_allow"};
 static const char *const upstream_keys[] = {
     "name",      "address",           "agent", "connect_timeout", "timeout",
     "pool_size", "pool_idle_timeout", "pprof"};
@@ -561,21 +561,22 @@ static int read_token(const sect_t *s, const char *path, pg_pos_t pos, char **ou
     return 1;
 }
 
-static void parse_allow(const sect_t *s, pg_config_pprof_t *pp)
+/* A list of networks under key (pprof "allow", server "metrics_allow"): replaces *list and
+ * *nlist when present and valid; returns whether it was. */
+static bool parse_cidrs(const sect_t *s, const char *key, pg_cidr_t **list, size_t *nlist)
 {
     const pg_toml_value_t *v;
     pg_cidr_t *allow;
     size_t n, i;
     bool ok = true;
 
-    if (get_typed(s, "allow", PG_TOML_ARRAY, "an array of networks (e.g. [\"127.0.0.0/8\"])", &v) <=
-        0)
-        return;
+    if (get_typed(s, key, PG_TOML_ARRAY, "an array of networks (e.g. [\"127.0.0.0/8\"])", &v) <= 0)
+        return false;
     n = pg_toml_array_len(v);
     allow = calloc(n ? n : 1, sizeof *allow);
     if (allow == NULL) {
         s->L->oom = true;
-        return;
+        return false;
     }
     for (i = 0; i < n; i++) {
         const pg_toml_value_t *e = pg_toml_array_at(v, i);
@@ -583,25 +584,31 @@ static void parse_allow(const sect_t *s, pg_config_pprof_t *pp)
 
         if (pg_toml_type(e) != PG_TOML_STRING) {
             pg__config_err(s->L, s->src->path, pg_toml_pos(e),
-                           "%s.allow: expected a network string (e.g. \"10.0.0.0/8\"), got %s",
-                           s->name, pg__config_a_type(e));
+                           "%s.%s: expected a network string (e.g. \"10.0.0.0/8\"), got %s",
+                           s->name, key, pg__config_a_type(e));
             ok = false;
             continue;
         }
         text = pg_toml_string(e, NULL);
         if (pg_cidr_parse(text, &allow[i], &why) < 0) {
-            pg__config_err(s->L, s->src->path, pg_toml_pos(e), "%s.allow: \"%s\": %s", s->name,
-                           text, why);
+            pg__config_err(s->L, s->src->path, pg_toml_pos(e), "%s.%s: \"%s\": %s", s->name,
+                           key, text, why);
             ok = false;
         }
     }
     if (!ok) {
         free(allow);
-        return;
+        return false;
     }
-    free(pp->allow);
-    pp->allow = allow;
-    pp->nallow = n;
+    free(*list);
+    *list = allow;
+    *nlist = n;
+    return true;
+}
+
+static void parse_allow(const sect_t *s, pg_config_pprof_t *pp)
+{
+    parse_cidrs(s, "allow", &pp->allow, &pp->nallow);
 }
 
 /* [pprof], or [upstream.pprof] (global == false: path and admin_listen are global only). */
@@ -729,6 +736,8 @@ void pg__config_parse_server(const sect_t *s, pg_config_server_t *srv)
     }
     get_bool(s, "add_forwarded", &srv->add_forwarded);
     get_bool(s, "add_via", &srv->add_via);
+    if (parse_cidrs(s, "metrics_allow", &srv->metrics_allow, &srv->nmetrics_allow))
+        srv->has_metrics_allow = true;
 }
 
 void pg__config_pprof_destroy(pg_config_pprof_t *pp)

@@ -742,8 +742,8 @@ static bool pprof_gate(pg_conn_t *c)
     return true;
 }
 
-/* GET <server.metrics_path>: Prometheus text, for clients in the global pprof.allow (what
- * the gateway counts is as private as its profiles). Answered with Connection: close. */
+/* GET <server.metrics_path>: Prometheus text, for clients in server.metrics_allow (default:
+ * the global pprof.allow). Answered with Connection: close. */
 static void serve_metrics(pg_conn_t *c)
 {
     char *text = NULL, head[256];
@@ -753,8 +753,11 @@ static void serve_metrics(pg_conn_t *c)
     FILE *f;
     int k;
 
-    if (!pg_policy_peer_allowed(&c->x->gen->cfg->pprof, &c->peer.sa)) {
-        pg__conn_send_error(c, 403, "metrics access denied: client is not in pprof.allow");
+    if (!pg_policy_metrics_allowed(c->x->gen->cfg, &c->peer.sa)) {
+        pg__conn_send_error(c, 403, c->x->gen->cfg->server.has_metrics_allow
+                                        ? "metrics access denied: client is not in "
+                                          "server.metrics_allow"
+                                        : "metrics access denied: client is not in pprof.allow");
         return;
     }
     f = open_memstream(&text, &len);

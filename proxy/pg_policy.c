@@ -149,6 +149,18 @@ bool pg_policy_peer_allowed(const pg_config_pprof_t *pp, const struct sockaddr *
     return false;
 }
 
+bool pg_policy_metrics_allowed(const pg_config_t *cfg, const struct sockaddr *peer)
+{
+    size_t i;
+
+    if (!cfg->server.has_metrics_allow)
+        return pg_policy_peer_allowed(&cfg->pprof, peer);
+    for (i = 0; i < cfg->server.nmetrics_allow; i++)
+        if (pg_cidr_match(&cfg->server.metrics_allow[i], peer))
+            return true;
+    return false;
+}
+
 static int refuse(pg_policy_verdict_t *v, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

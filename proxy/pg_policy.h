@@ -57,8 +57,11 @@ typedef struct pg_policy_verdict {
  * max_concurrent for the agent (409). Fills *v; returns v->status. */
 int pg_policy_check(const pg_policy_req_t *r, pg_policy_verdict_t *v);
 
-/* Is peer in pp->allow? (Also for server.metrics_path, with the global [pprof].) */
+/* Is peer in pp->allow? */
 bool pg_policy_peer_allowed(const pg_config_pprof_t *pp, const struct sockaddr *peer);
+/* May peer read server.metrics_path? server.metrics_allow when set, else the global
+ * pprof.allow (what the gateway counts is as private as its profiles by default). */
+bool pg_policy_metrics_allowed(const pg_config_t *cfg, const struct sockaddr *peer);
 
 /* Counters for cfg's agents: shared with prev (may be NULL) for every agent address both
  * have, new (zero) for the others. */

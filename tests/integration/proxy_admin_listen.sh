@@ -5,7 +5,8 @@
 # not to the application), and the metrics path is routed to the application like any path;
 # on the admin listener other paths answer 404. The agent (a test server that counts its
 # connections) proves no public request reached it. An admin address already taken fails
-# the start-up, naming pprof.admin_listen.
+# the start-up, naming pprof.admin_listen. server.metrics_allow overrides pprof.allow for the
+# metrics path.
 # ctest-timeout: 60
 . "$(dirname "$0")/lib/common.sh"
 
@@ -123,6 +124,50 @@ write_cfg "$T/taken.toml" "$U1"
 rc=$?
 pg_check "admin_listen address in use: exit 1 naming pprof.admin_listen (got $rc)" \
     bash -c "[ $rc = 1 ] && grep -q 'cannot listen on 127.0.0.1:$U1 (pprof.admin_listen): Address already in use' '$T/taken.log'"
+
+# --- server.metrics_allow: who may read the metrics, apart from pprof.allow ---
+P2=$(pg_free_port)
+metrics_cfg()  # metrics_cfg FILE METRICS_ALLOW
+{
+    cat >"$1" <<EOF
+[server]
+listen        = "127.0.0.1:$P2"
+metrics_path  = "/metrics"
+metrics_allow = $2
+
+[pprof]
+allow = ["192.0.2.1"]
+
+[[upstream]]
+name    = "app"
+address = "127.0.0.1:$U1"
+agent   = "unix:$T/agent.sock"
+
+[[route]]
+prefix   = "/"
+upstream = "app"
+EOF
+}
+metrics_cfg "$T/m1.toml" '["127.0.0.0/8"]'
+pg_start pg2 "$PG" --config "$T/m1.toml"
+pg_wait_port "$P2" || pg_fail "profgate (metrics_allow) did not start"
+code=$(get m1 "http://127.0.0.1:$P2/metrics")
+pg_check "metrics_allow has loopback, pprof.allow not: /metrics 200 (got $code)" \
+    bash -c "[ '$code' = 200 ] && grep -q '^# TYPE profgate_requests_total counter' '$T/m1.body'"
+code=$(get m2 "http://127.0.0.1:$P2/debug/pprof/heap")
+pg_check "... and the pprof paths still 403 (got $code)" test "$code" = 403
+pg_check "--check shows metrics_allow" \
+    bash -c "'$PG' --check --config '$T/m1.toml' | grep -qx 'metrics_allow 127.0.0.0/8'"
+metrics_cfg "$T/m1.toml" '["192.0.2.0/24"]'
+kill -HUP "$(pg_pid pg2)"
+sleep 0.5
+code=$(get m3 "http://127.0.0.1:$P2/metrics")
+pg_check "metrics_allow without loopback (after SIGHUP): 403 naming it (got $code)" \
+    bash -c "[ '$code' = 403 ] && grep -qx 'metrics access denied: client is not in server.metrics_allow' '$T/m3.body'"
+pg_stop pg2 TERM
+metrics_cfg "$T/m4.toml" '["nonsense"]'
+pg_check "a bad metrics_allow entry is a config error naming the key" \
+    bash -c "'$PG' --check --config '$T/m4.toml' 2>&1 | grep -q 'server.metrics_allow: \"nonsense\"'"
 
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log profgate
