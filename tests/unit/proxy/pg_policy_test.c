@@ -273,6 +273,28 @@ static void test_gate_lookups_are_not_counted(void **state)
     pg_policy_limits_free(g.limits);
 }
 
+static void test_metrics_follow_metrics_allow_else_pprof_allow(void **state)
+{
+    gate_t g;
+    pg_cidr_t ten;
+    const char *why;
+
+    (void)state;
+    gate_init(&g, "", "");
+    g.cfg.pprof = g.up.pprof; /* global [pprof]: loopback */
+    assert_true(pg_policy_metrics_allowed(&g.cfg, g.r.peer));
+    assert_int_equal(pg_cidr_parse("10.0.0.0/8", &ten, &why), 0);
+    g.cfg.server.has_metrics_allow = true;
+    g.cfg.server.metrics_allow = &ten;
+    g.cfg.server.nmetrics_allow = 1;
+    assert_false(pg_policy_metrics_allowed(&g.cfg, g.r.peer));
+    g.peer.sin_addr.s_addr = htonl(0x0A010203); /* 10.1.2.3 */
+    assert_true(pg_policy_metrics_allowed(&g.cfg, g.r.peer));
+    g.cfg.server.nmetrics_allow = 0; /* [] : nobody */
+    assert_false(pg_policy_metrics_allowed(&g.cfg, g.r.peer));
+    pg_policy_limits_free(g.limits);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_gate_refuses_in_order_enabled_allow_token_agent),
         cmocka_unit_test(test_gate_holds_max_seconds_as_the_agent_reads_the_query),
         cmocka_unit_test(test_gate_lookups_are_not_counted),
+        cmocka_unit_test(test_metrics_follow_metrics_allow_else_pprof_allow),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
