@@ -13,7 +13,7 @@
 #   lockprod  agent socket, heap off, PROFAGENT_BLOCK_RATE=10000 PROFAGENT_MUTEX_FRACTION=10
 # (a) throughput: R rounds (default 5; --quick 3), each running `wrk -t1 -cC -dSs` (C 32, S 5;
 #     --quick 3) on GET /randomstring?n=64 against every instance, in an order rotated from
-#     round to round; medians per configuration, ratio to off, and the spread (min..max of
+#     round to round; medians per configuration, ratio to off, and the spread (median, min and max of
 #     the per-round ratios) to say how noisy. For off, lock1, lockprod also GET
 #     /contend?threads=2&ms=S*1000 (two threads fighting for one mutex, where the lock hooks are
 #     hot): acquisitions per second.
@@ -30,6 +30,8 @@
 #     time. Instead bench/agent/cpu_sig_micro.c times the sample path directly (kernel signal
 #     delivery + handler unwinding at a stack depth of 16 and 48 frames, and the agent's drain);
 #     x 100 Hz = the fraction of a busy core.
+# Per call: bench/agent/lock_micro.c, 1 and 2 threads taking one mutex, no agent vs the hooks
+# at 0/0, 1/1 and 10000/10 (block rate / mutex fraction), process CPU per acquisition.
 # --with-cpu-script also runs bench/agent/cpu_overhead.sh (its owner's CPU figures) if present.
 # Default run ~8 minutes, --quick ~3. Not a ctest. Every process started here is killed by PID.
 set -euo pipefail
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
     --no-callgrind) callgrind=0 ;;
     --with-cpu-script) cpu_script=1 ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "overhead.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -249,39 +251,46 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # ratios per round (each configuration against off in the same round) for the spread
-spread() { # spread FILE_A FILE_OFF: "min..max" of per-round ratios a/off
-    paste "$1" "$2" | awk '{ r = $1 / $2; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r }
-        END { printf "%.3f..%.3f", lo, hi }'
+spread() { # spread FILE_A FILE_OFF: "median [min..max]" of per-round ratios a/off
+    paste "$1" "$2" | awk '{ print $1 / $2 }' | sort -g | awk '{ v[NR] = $1 }
+        END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.3f [%.3f..%.3f]", m, v[1], v[NR] }'
 }
 echo
 echo "## /randomstring?n=64: (a) requests/s and (b) server CPU per request, medians over $rounds rounds"
-printf "%-9s %10s %8s %14s   %11s %8s %14s\n" config "req/s" "ratio" "round ratios" "CPU ns/req" "ratio" "round ratios"
+printf "%-9s %10s %8s %22s   %11s %8s %22s\n" config "req/s" "ratio" "per-round ratios" "CPU ns/req" "ratio" "per-round ratios"
 off_rps=$(median <"$work/off.rps")
 off_cpu=$(median <"$work/off.cpu")
 for cfg in $configs; do
-    printf "%-9s %10.0f %8.4f %14s   %11.0f %8.4f %14s\n" "$cfg" "$(median <"$work/$cfg.rps")" \
+    printf "%-9s %10.0f %8.4f %22s   %11.0f %8.4f %22s\n" "$cfg" "$(median <"$work/$cfg.rps")" \
         "$(awk -v a="$(median <"$work/$cfg.rps")" -v b="$off_rps" 'BEGIN { print a / b }')" \
         "$(spread "$work/$cfg.rps" "$work/off.rps")" "$(median <"$work/$cfg.cpu")" \
         "$(awk -v a="$(median <"$work/$cfg.cpu")" -v b="$off_cpu" 'BEGIN { print a / b }')" \
         "$(spread "$work/$cfg.cpu" "$work/off.cpu")"
 done
-echo "(throughput overhead = 1 - req/s ratio; CPU overhead = CPU ratio - 1; cpu: $cpu_profiles profiles fetched, all 200 and non-empty)"
+echo "(ratio: of the medians; per-round ratios: median [min..max] of each round against off in that round;
+      throughput overhead = 1 - req/s ratio; CPU overhead = CPU ratio - 1; cpu: $cpu_profiles profiles fetched, all 200 and non-empty)"
 echo
 echo "## /contend?threads=2&ms=$((secs * 1000)): (a) acquisitions/s and (b) CPU ns per acquisition, medians"
-printf "%-9s %12s %8s %14s   %11s %8s %14s\n" config "acq/s" "ratio" "round ratios" "CPU ns/acq" "ratio" "round ratios"
+printf "%-9s %12s %8s %22s   %11s %8s %22s\n" config "acq/s" "ratio" "per-round ratios" "CPU ns/acq" "ratio" "per-round ratios"
 off_acq=$(median <"$work/off.acq")
 off_acqcpu=$(median <"$work/off.acqcpu")
 for cfg in off lock1 lockprod; do
-    printf "%-9s %12.0f %8.4f %14s   %11.1f %8.4f %14s\n" "$cfg" "$(median <"$work/$cfg.acq")" \
+    printf "%-9s %12.0f %8.4f %22s   %11.1f %8.4f %22s\n" "$cfg" "$(median <"$work/$cfg.acq")" \
         "$(awk -v a="$(median <"$work/$cfg.acq")" -v b="$off_acq" 'BEGIN { print a / b }')" \
         "$(spread "$work/$cfg.acq" "$work/off.acq")" "$(median <"$work/$cfg.acqcpu")" \
         "$(awk -v a="$(median <"$work/$cfg.acqcpu")" -v b="$off_acqcpu" 'BEGIN { print a / b }')" \
         "$(spread "$work/$cfg.acqcpu" "$work/off.acqcpu")"
 done
+# what the samplers recorded, to show they ran: records and the sum of their counts
+records() { # records CONFIG KIND
+    curl -s -m 10 --unix-socket "$work/$1.sock" "http://agent/debug/pprof/$2?debug=1" |
+        awk '$3 == "@" { n++; c += $2 } END { printf "%d stacks, %d events", n, c }'
+}
 for cfg in lock1 lockprod; do
-    echo "$cfg sampler state: $(curl -s -m 10 --unix-socket "$work/$cfg.sock" "http://agent/debug/pprof/block?debug=1" | grep -m1 -E '^--- contention' || echo '?') / mutex: $(curl -s -m 10 --unix-socket "$work/$cfg.sock" "http://agent/debug/pprof/mutex?debug=1" | grep -m1 -E '^--- mutex' || echo '?')"
+    echo "$cfg recorded: block $(records "$cfg" block); mutex $(records "$cfg" mutex)"
 done
-echo "heap sampler state: $(curl -s -m 10 --unix-socket "$work/heap.sock" "http://agent/debug/pprof/heap?debug=1" | grep -m1 '^heap profile:' || echo '?')"
+echo "heap sampler: $(curl -s -m 10 --unix-socket "$work/heap.sock" "http://agent/debug/pprof/heap?debug=1" | grep -m1 '^heap profile:' || echo '?')"
 
 # the wrk instances are no longer needed
 for cfg in $configs; do
@@ -310,6 +319,38 @@ for depth in 16 48; do
     awk -v d="$depth" -v dh="$dh" -v do_="$do_" -v hd="$hd" -v dr="$dr" 'BEGIN {
         printf "depth %2d: per sample %.0f ns (signal delivery + handler; delivery with an empty handler %.0f, handler alone %.0f) + drain %.0f ns\n", d, dh, do_, hd, dr
         printf "          at 100 Hz: %.3f%% of each busy core\n", (dh + dr) * 100 / 1e9 * 100 }'
+done
+
+echo
+echo "## lock hooks per acquisition (bench/agent/lock_micro.c, LD_PRELOAD libprofagent.so, stack depth 16, medians of $rounds)"
+cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/lock_micro" "$here/lock_micro.c" -lpthread
+nlock=2000000
+[ "$rounds" -le 3 ] && nlock=500000
+lib=$build/agent-lib/libprofagent.so
+lock_micro() { # lock_micro THREADS none|BLOCK/FRACTION
+    if [ "$2" = none ]; then
+        "$work/lock_micro" "$1" "$nlock" 16
+    else
+        env -u PROFAGENT_SOCKET LD_PRELOAD="$lib" PROFAGENT_MEM_RATE=0 PROFAGENT_BLOCK_RATE="${2%/*}" \
+            PROFAGENT_MUTEX_FRACTION="${2#*/}" "$work/lock_micro" "$1" "$nlock" 16
+    fi
+}
+for t in 1 2; do
+    for set in none 0/0 1/1 10000/10; do
+        : >"$work/lk.$t.${set//\//_}"
+    done
+    for _ in $(seq 1 "$rounds"); do
+        for set in none 0/0 1/1 10000/10; do
+            lock_micro "$t" "$set" >>"$work/lk.$t.${set//\//_}"
+        done
+    done
+    for set in none 0/0 1/1 10000/10; do
+        f=$work/lk.$t.${set//\//_}
+        printf "threads %d, %-22s CPU %6.1f ns/acquisition, contended %5.2f%% of locks\n" "$t" \
+            "$([ "$set" = none ] && echo "no agent" || echo "block/mutex $set")" \
+            "$(sed -n 's/.* cpu_ns_per_acq=\([0-9.]*\).*/\1/p' "$f" | median)" \
+            "$(sed -n 's/.* contended_pct=\([0-9.]*\).*/\1/p' "$f" | median)"
+    done
 done
 
 if [ "$callgrind" = 1 ]; then
