@@ -38,8 +38,8 @@ while [ $# -gt 0 ]; do
 done
 
 "$src/scripts/install-deps.sh" bench
-if [ ! -x "$build/proxy/profgate" ]; then
-    echo "run.sh: building profgate in $build (RelWithDebInfo)"
+if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
+    echo "run.sh: configuring $build (RelWithDebInfo)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 # The tree is shared with people editing it: if it does not build right now, measure the
@@ -89,6 +89,19 @@ cc=${CC:-cc}
 "$cc" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/fixed_upstream" \
     "$src/bench/proxy/fixed_upstream.c" $(pkg-config --cflags --libs libuv)
 "$cc" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/hold_conns" "$here/hold_conns.c"
+
+# build_info DIR: its build type and the source it was built from (git commit, and whether
+# proxy/ had uncommitted changes: the tree is shared with people editing it)
+build_info() {
+    local s t
+    s=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    t=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    if git -C "${s:-/nonexistent}" rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "$1 (${t:-?}), source $s at git $(git -C "$s" rev-parse --short HEAD)$(git -C "$s" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
+    else
+        echo "$1 (${t:-?}), source ${s:-?} (not a git checkout)"
+    fi
+}
 
 used_ports=" "
 free_port() {
@@ -142,7 +155,7 @@ pids+=($!)
 wait_http "http://127.0.0.1:$up_port/"
 
 echo "# profgate memory benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'); $nconns idle keep-alive connections held $hold s"
-echo "# profgate: $build ($(grep -m1 CMAKE_BUILD_TYPE: "$build/CMakeCache.txt" | cut -d= -f2)), git $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes'); descriptor limit $hard"
+echo "# profgate: $(build_info "$build"); descriptor limit $hard"
 echo
 echo "| server | idle RSS MiB | after load RSS MiB | $nconns conns RSS MiB | peak (HWM) MiB | Pss MiB | bytes/conn | served | open after ${hold}s |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

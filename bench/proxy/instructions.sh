@@ -35,7 +35,8 @@ if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/nul
     echo "instructions.sh: valgrind is needed (apt-get install valgrind)" >&2
     exit 1
 fi
-if [ ! -x "$build/proxy/profgate" ]; then
+if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
+    echo "instructions.sh: configuring $build (RelWithDebInfo)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 # The tree is shared with people editing it: if it does not build right now, measure the
@@ -73,6 +74,19 @@ cc=${CC:-cc}
 # shellcheck disable=SC2046
 "$cc" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/fixed_upstream" \
     "$here/fixed_upstream.c" $(pkg-config --cflags --libs libuv)
+
+# build_info DIR: its build type and the source it was built from (git commit, and whether
+# proxy/ had uncommitted changes: the tree is shared with people editing it)
+build_info() {
+    local s t
+    s=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    t=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    if git -C "${s:-/nonexistent}" rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "$1 (${t:-?}), source $s at git $(git -C "$s" rev-parse --short HEAD)$(git -C "$s" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
+    else
+        echo "$1 (${t:-?}), source ${s:-?} (not a git checkout)"
+    fi
+}
 
 used_ports=" "
 free_port() {
@@ -133,7 +147,7 @@ pids+=($!)
 pg_pid=$!
 
 echo "# user-space instructions per request (callgrind), ab -k -c 16 -n $nreq, fixed 13-byte upstream, 1 worker"
-echo "# profgate: $build/proxy/profgate, git $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
+echo "# profgate: $(build_info "$build")"
 measure profgate "$pg_port" "$pg_pid"
 
 if [ "$with_nginx" = 1 ]; then

@@ -47,7 +47,8 @@ if [ "$tool" != perf ] && ! command -v go >/dev/null; then
     echo "profile.sh: go (golang-go) is needed for go tool pprof" >&2
     exit 1
 fi
-if [ ! -x "$build/proxy/profgate" ]; then
+if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
+    echo "profile.sh: configuring $build (RelWithDebInfo)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 # The tree is shared with people editing it: if it does not build right now, measure the

@@ -71,13 +71,16 @@ if [ -n "$compare" ] && [ ! -x "$compare/proxy/profgate" ]; then
     exit 2
 fi
 
-if [ ! -x "$build/proxy/profgate" ] || [ ! -x "$build/demo-upstream/randomstring" ]; then
-    echo "run.sh: building profgate and randomstring in $build (RelWithDebInfo)"
+if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
+    echo "run.sh: configuring $build (RelWithDebInfo)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 # The tree is shared with people editing it: if it does not build right now, measure the
 # binary already there (and say so) rather than nothing.
-if ! blog=$(cmake --build "$build" -j2 --target profgate randomstring 2>&1); then
+btargets=profgate
+case ",$upstreams," in *,randomstring,*) btargets="profgate randomstring" ;; esac
+# shellcheck disable=SC2086
+if ! blog=$(cmake --build "$build" -j2 --target $btargets 2>&1); then
     if [ -x "$build/proxy/profgate" ]; then
         echo "run.sh: WARNING: the build failed; measuring the existing $build/proxy/profgate of $(stat -c %y "$build/proxy/profgate" | cut -d. -f1)" >&2
         echo "$blog" | grep -m3 -E 'error|Error' >&2 || true
@@ -122,6 +125,19 @@ cc=${CC:-cc}
     "$here/fixed_upstream.c" $(pkg-config --cflags --libs libuv)
 
 # A free port: random in 20000-59999, nothing listening on it, not handed out before.
+# build_info DIR: its build type and the source it was built from (git commit, and whether
+# proxy/ had uncommitted changes: the tree is shared with people editing it)
+build_info() {
+    local s t
+    s=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    t=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    if git -C "${s:-/nonexistent}" rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "$1 (${t:-?}), source $s at git $(git -C "$s" rev-parse --short HEAD)$(git -C "$s" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
+    else
+        echo "$1 (${t:-?}), source ${s:-?} (not a git checkout)"
+    fi
+}
+
 used_ports=" "
 free_port() {
     local p
@@ -271,7 +287,7 @@ wrk_once() {
 
 echo "# profgate proxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, no pinning"
-echo "# profgate: $build ($(grep -m1 CMAKE_BUILD_TYPE: "$build/CMakeCache.txt" | cut -d= -f2)), git $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
+echo "# profgate: $(build_info "$build")"
 echo "# $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v | head -1 | awk '{print "haproxy/" $3}'), $(wrk --version 2>&1 | head -1 | awk '{print $1 "/" $2}')"
 echo "# wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds, medians"
 
@@ -280,7 +296,7 @@ results=$work/results.tsv
 targets=(direct nginx-1 nginx-2 haproxy-1 haproxy-2 profgate-1 profgate-2)
 if [ -n "$compare" ]; then
     targets+=(candidate-1 candidate-2)
-    echo "# candidate: $compare/proxy/profgate"
+    echo "# candidate: $(build_info "$compare")"
 fi
 
 for upstream in ${upstreams//,/ }; do

@@ -29,7 +29,8 @@ if ! command -v strace >/dev/null; then
     echo "syscalls.sh: strace is needed (apt-get install strace)" >&2
     exit 1
 fi
-if [ ! -x "$build/proxy/profgate" ]; then
+if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
+    echo "syscalls.sh: configuring $build (RelWithDebInfo)"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 # The tree is shared with people editing it: if it does not build right now, measure the
