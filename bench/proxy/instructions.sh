@@ -9,7 +9,9 @@
 # per request. Instruction counts do not depend on what else runs on the machine (unlike
 # requests/s), so two builds compare exactly; what the kernel does is not counted here
 # (bench/proxy/syscalls.sh counts the system calls). nginx (Debian's, no symbols) gives the
-# total only. Not a ctest; every process started is killed by PID at exit.
+# total only. PG_BENCH_KEEP=1 keeps the callgrind files (callgrind_annotate --tree=caller
+# on profgate.out.1 says who calls what). Not a ctest; every process started is killed by
+# PID at exit.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,7 +67,7 @@ cleanup() {
         done
         kill -KILL "$p" 2>/dev/null || true
     done
-    rm -rf "$work"
+    if [ "${PG_BENCH_KEEP:-0}" = 1 ]; then echo "instructions.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
