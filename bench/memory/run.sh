@@ -74,7 +74,7 @@ cleanup() {
     if [ "$keep" = 1 ]; then echo "run.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 hard=$(ulimit -Hn)
 if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi

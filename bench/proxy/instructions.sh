@@ -70,7 +70,7 @@ cleanup() {
     if [ "${PG_BENCH_KEEP:-0}" = 1 ]; then echo "instructions.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 cc=${CC:-cc}
 # shellcheck disable=SC2046

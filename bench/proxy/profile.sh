@@ -80,7 +80,7 @@ cleanup() {
     if [ "$keep" = 1 ]; then echo "profile.sh: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 cc=${CC:-cc}
 # shellcheck disable=SC2046

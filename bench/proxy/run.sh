@@ -112,7 +112,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 # as many descriptors as allowed (the hard limit may be below 65536 in a container)
 hard=$(ulimit -Hn)

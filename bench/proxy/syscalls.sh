@@ -62,7 +62,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 cc=${CC:-cc}
 # shellcheck disable=SC2046
