@@ -171,6 +171,31 @@ send "GET /debug/pprof/symbol?0x1234+0x5678 HTTP/1.1\r\nHost: a\r\n${AUTH}Connec
 pg_check "a GET /symbol query with '+' still reaches the agent (got $ST)" [ "$ST" = 200 ]
 send "GET /debug/pprof/heap?seconds= HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n"
 pg_check "heap with an empty seconds (Go: no delta) reaches the agent (got $ST)" [ "$ST" = 200 ]
+# pprof.admin_listen: the public port must not expose the agent even to a client with the
+# token; the same tricks against a second profgate whose pprof lives on an admin address
+P2=$(pg_free_port)
+A2=$(pg_free_port)
+while [ "$P2" = "$A2" ] || [ "$P2" = "$P" ] || [ "$P2" = "$U" ]; do P2=$(pg_free_port); done
+sed -e "s/^listen = .*/listen = \"127.0.0.1:$P2\"/" -e "s|^path = \"/debug/pprof\"|&\nadmin_listen = \"127.0.0.1:$A2\"|" \
+    "$T/pg.toml" >"$T/pg2.toml"
+pg_start pg2 "$PG" --config "$T/pg2.toml"
+if pg_wait_port "$P2" 20 && pg_wait_port "$A2" 20; then
+    before=$(agents)
+    out=$($RAW send "$A2" "$(hex "GET /debug/pprof/heap HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n")" 5 2>/dev/null)
+    pg_check "admin_listen control: the admin address reaches the agent (got ${out%% *})" \
+        [ "${out%% *}" = 200 ] && [ "$before" != "$(agents)" ]
+    P=$P2
+    for t in /debug/pprof/heap /debug/pprof/profile?seconds=1 /debug/pprof /debug/pprof/ \
+        /%64ebug/pprof/heap /x/../debug/pprof/heap //debug/pprof/heap /debug/pprof/heap\;x \
+        /DEBUG/pprof/heap "http://127.0.0.1:$A2/debug/pprof/heap" /debug/pprof/ui/ \
+        /debug/pprof/symbol; do
+        trick "public port with admin_listen, with the token: $t" "$t" "$AUTH"
+    done
+else
+    pg_log pg2
+    pg_fail "profgate with admin_listen did not start"
+fi
+
 kill -0 "$(pg_pid pg)" 2>/dev/null
 pg_check "profgate is still running" [ $? = 0 ]
 pg_done
