@@ -971,6 +971,14 @@ matched:
 }
 
 /* The request head, rewritten (pg_head_request_out), in one uv_write of iovecs. */
+/* The peer's address text for X-Forwarded-For, made on the connection's first request. */
+static void peer_text(pg_conn_t *c)
+{
+    if (c->peer_text_len == 0)
+        c->peer_text_len = (uint8_t)pg_http_addr_text(&c->peer.sa, c->peer_text,
+                                                      sizeof c->peer_text);
+}
+
 static int write_request_head(pg_conn_t *c)
 {
     xchg_t *x = c->x;
@@ -993,6 +1001,11 @@ static int write_request_head(pg_conn_t *c)
     unsigned n;
     int r;
 
+    if (srv->add_forwarded) {
+        peer_text(c);
+        o.client_text = c->peer_text_len ? c->peer_text : NULL;
+        o.client_text_len = c->peer_text_len;
+    }
     r = pg_head_request_out(&x->req, &o, bufs, &n);
     if (r < 0)
         return r;

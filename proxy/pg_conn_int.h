@@ -82,6 +82,8 @@ struct pg_conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
+    char peer_text[48];           /* the peer as text (X-Forwarded-For), once per connection */
+    uint8_t peer_text_len;        /*   0: not yet */
     pg_buf_t *pend;               /* pipelined bytes waiting for the current response */
     uint32_t pend_off, pend_len;
     int state;

@@ -201,15 +201,20 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
     start = e = h->buf->data + ext;
     room = h->buf->cap - ext;
     if (o->add_forwarded) {
-        size_t alen = pg_http_addr_text(o->client, addr, sizeof addr);
+        const char *atext = o->client_text;
+        size_t alen = o->client_text_len;
 
+        if (atext == NULL) {
+            alen = pg_http_addr_text(o->client, addr, sizeof addr);
+            atext = addr;
+        }
         bad |= CAT("X-Forwarded-For: ");
         if (xff) {
             v = pg_head_value(h, xff, &vlen);
             bad |= cat(&e, &room, v, vlen);
             bad |= CAT(", ");
         }
-        bad |= cat(&e, &room, addr, alen);
+        bad |= cat(&e, &room, atext, alen);
         bad |= CAT("\r\nX-Forwarded-Proto: http\r\n");
         if (host) {
             v = pg_head_value(h, host, &vlen);

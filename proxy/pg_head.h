@@ -77,6 +77,9 @@ typedef struct pg_head_req_out {
     bool add_via;             /* Via: [theirs, ]1.1 profgate */
     bool drop_authorization;  /* the credential was for the gateway (pprof token) */
     const struct sockaddr *client;
+    const char *client_text;  /* client's address as text when the caller has it (a
+                                 connection's many requests), or NULL: from client */
+    size_t client_text_len;
     const char *default_host; /* Host to add when the client sent none (HTTP/1.0) */
 } pg_head_req_out_t;
 

@@ -141,6 +141,12 @@ static void test_head_request_rewrite(void **state)
                                        "X-Forwarded-Host: gw:8080\r\n"
                                        "Via: 1.0 other, 1.1 profgate\r\n"
                                        "\r\n");
+    /* the address text the connection made once is used as given */
+    o.client_text = "192.0.2.9";
+    o.client_text_len = 9;
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_non_null(strstr(join(bufs, n), "\r\nX-Forwarded-For: 1.2.3.4, 192.0.2.9\r\n"));
+    o.client_text = NULL;
     /* switched off: the client's own lines pass, nothing is added */
     o.add_forwarded = o.add_via = false;
     assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
