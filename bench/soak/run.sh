@@ -2,7 +2,8 @@
 # bench/soak/run.sh: profgate and an agent-linked service under mixed traffic and profile
 # fetches for MINUTES (default 10, at most 120): nothing may fail and, after the warm-up,
 # neither process's RSS may grow more than 5%. Not a ctest (issue 6; figures in bench/RESULTS.md).
-#   bench/soak/run.sh [MINUTES]      (PG_BUILD_DIR: build directory, default build/)
+#   bench/soak/run.sh [MINUTES]      (PG_BUILD_DIR: build directory, default build/;
+#                                     SOAK_WARMUP: warm-up seconds, default a fifth of the run)
 # Set-up: randomstring (its agent on a Unix socket, block and mutex profiling on) behind
 # profgate (2 workers, metrics on), all on loopback, free ports. For the whole run, in parallel:
 #   traffic   wrk -t2 -c16 in 30 s rounds, cycling /randomstring (n = 16..4096), /, /block,
@@ -10,13 +11,13 @@
 #             without keep-alive on /randomstring?n=128 (a new connection per request);
 #   profiles  one at a time through the gateway, round robin: profile?seconds=5, heap,
 #             allocs, goroutine (debug=0/1/2), threadcreate, block, mutex, cmdline, symbol,
-#             heap?debug=1, and the deltas allocs?seconds=3, block?seconds=3, mutex?seconds=3;
-#             each must answer 200 (protobuf ones gzip-compressed);
+#             heap?debug=1, the deltas allocs?seconds=3, block?seconds=3, mutex?seconds=3, and
+#             trace?seconds=2; each must answer 200 (protobuf ones gzip-compressed, trace JSON);
 #   RSS       VmRSS of both processes every 5 s (rss.csv).
 # Pass: wrk saw no socket error and no non-2xx answer, ab no failed request, every profile
 # fetch 200, both processes alive at the end, and for each process the mean RSS of the last 3
-# samples is within 5% of the mean of the first 3 samples after the warm-up (the first fifth
-# of the run, at least 30 s). The peak after the warm-up is printed beside it. Exit 0 on pass.
+# samples is within 5% of the mean of the first 3 samples after the warm-up (by default the
+# first fifth of the run; at least 30 s). The peak after the warm-up is printed beside it. Exit 0 on pass.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -118,8 +119,12 @@ pids+=("$pgpid")
 wait_port "$P" || { echo "run.sh: profgate did not start"; cat "$work/pg.log"; exit 1; }
 
 total=$((minutes * 60))
-warm=$((total / 5))
+warm=${SOAK_WARMUP:-$((total / 5))}
 [ "$warm" -lt 30 ] && warm=30
+if [ "$warm" -gt $((total - 60)) ]; then
+    echo "run.sh: SOAK_WARMUP=$warm leaves under a minute of samples in a $total s run" >&2
+    exit 2
+fi
 start=$(date +%s)
 deadline=$((start + total))
 echo "soak: $minutes min ($warm s warm-up), profgate pid $pgpid on :$P, randomstring pid $rspid on :$R"
@@ -139,7 +144,7 @@ pids+=($!)
 (
     kinds=("profile?seconds=5" heap allocs goroutine "goroutine?debug=1" "goroutine?debug=2"
         threadcreate block mutex cmdline symbol "heap?debug=1" "allocs?seconds=3"
-        "block?seconds=3" "mutex?seconds=3")
+        "block?seconds=3" "mutex?seconds=3" "trace?seconds=2")
     i=0
     while [ "$(date +%s)" -lt $((deadline - 8)) ]; do
         k=${kinds[$((i % ${#kinds[@]}))]}
@@ -149,6 +154,7 @@ pids+=($!)
         [ "$code" = 200 ] || ok=0
         case "$k" in
         cmdline | symbol | *debug=[12]*) ;;
+        trace*) [ "$(head -c 1 "$work/prof.out")" = "{" ] || ok=0 ;;
         *) [ "$(head -c 2 "$work/prof.out" | od -An -tx1 | tr -d ' ')" = 1f8b ] || ok=0 ;;
         esac
         echo "$(($(date +%s) - start)) $k $code $(stat -c %s "$work/prof.out") $ok"
