@@ -5,9 +5,11 @@
  * learn where heads and messages end: the parsers pause (HPE_PAUSED) at the end of every
  * head and every message, and llhttp_get_error_pos() says where. Heads are copied, in wire
  * form, into one head buffer per side and rewritten (hop-by-hop headers dropped,
- * X-Forwarded-* and Via added) into a single uv_write of iovecs; bodies are relayed as the
- * bytes that were read, framing included (Content-Length or chunked), each write holding a
- * reference to the read buffer it points into, so the body path makes no copy. What one
+ * X-Forwarded-* and Via added) into a single write of iovecs; bodies are relayed as the
+ * bytes that were read, framing included (Content-Length or chunked), each queued write
+ * holding a reference to the read buffer it points into, so the body path makes no copy.
+ * Every write is first tried at once (uv_try_write); only what the kernel did not take is
+ * queued with uv_write, which saves a request, a callback and an epoll_ctl each time. What one
  * upstream read yields for the client (a response head and the body bytes behind it) is
  * gathered in an outq and leaves in one writev. (Only an HTTP/1.0 client of a chunked
  * response gets the payload without the framing, from llhttp's on_body, and a close.)
