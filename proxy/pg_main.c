@@ -170,8 +170,10 @@ static int run(const char *path, pg_config_t *cfg)
                 continue;
             }
             if (strcmp(ncfg->server.listen.text, cref->cfg->server.listen.text) != 0 ||
-                ncfg->server.workers != cref->cfg->server.workers)
-                pg_log_warn("server.listen and server.workers change only on restart");
+                ncfg->server.workers != cref->cfg->server.workers ||
+                ncfg->server.max_connections != cref->cfg->server.max_connections)
+                pg_log_warn("server.listen, server.workers and server.max_connections change "
+                            "only on restart");
             if (ncfg->pprof.has_admin_listen != cref->cfg->pprof.has_admin_listen ||
                 strcmp(ncfg->pprof.admin_listen.text, cref->cfg->pprof.admin_listen.text) != 0)
                 pg_log_warn("pprof.admin_listen changes only on restart (until then: set, the "
