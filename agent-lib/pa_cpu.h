@@ -6,6 +6,8 @@
  * as Go's runtime/pprof.StartCPUProfile.
  * Owns: the ring while a profile runs (freed by pa_cpu_stop). The caller owns the stack table.
  * Threads: one thread at a time (the agent thread). Not async-signal-safe.
+ * Environment: PROFAGENT_CPU_TIMER=process uses ITIMER_PROF even where per-thread timers work
+ *   (read at each start; for comparisons). The profile's comments name the timer in use.
  * Errors: negative errno; -EBUSY a profile is already running; -EEXIST SIGPROF has another
  *   handler (left alone); -ENOTSUP CPU profiling is turned off (hz 0). */
 #ifndef PA_CPU_H
