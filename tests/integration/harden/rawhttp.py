@@ -3,8 +3,9 @@
 nothing is normalised on the way).
 
   rawhttp.py upstream PORT LOG     TCP server on 127.0.0.1:PORT; every byte received is
-                                   appended to LOG (and each connection to LOG.conns); each
-                                   "\\r\\n\\r\\n" seen is answered "200 ok" (keep-alive).
+                                   appended to LOG ("conn"/"close" lines to LOG.conns);
+                                   each complete request (head, and the body it announces)
+                                   is answered "200 ok" (keep-alive).
   rawhttp.py unixsink PATH LOG     the same on a Unix socket (a stand-in agent).
   rawhttp.py send PORT HEX [SECS] [DELAY]
                                    connect, send the bytes (hex), read until the server
@@ -20,6 +21,28 @@ import socket
 import sys
 import threading
 import time
+
+
+def complete(buf):
+    """Length of the first complete request in buf (head and body, as a plain upstream
+    frames it: Content-Length, or chunked up to "0\\r\\n\\r\\n"), or None: the sink
+    answers only once the body it was promised has arrived, as a real service would."""
+    if b"\r\n\r\n" not in buf:
+        return None
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    hlen = len(head) + 4
+    low = head.lower()
+    if b"\ntransfer-encoding:" in low and b"chunked" in low:
+        end = rest.find(b"0\r\n\r\n")
+        return None if end < 0 else hlen + end + 5
+    for line in low.split(b"\r\n")[1:]:
+        if line.startswith(b"content-length:"):
+            try:
+                n = int(line.split(b":", 1)[1].strip())
+            except ValueError:
+                return hlen
+            return hlen + n if len(rest) >= n else None
+    return hlen
 
 
 def serve(sock, log):
@@ -39,8 +62,11 @@ def serve(sock, log):
                 with lock, open(log, "ab") as f:
                     f.write(d)
                 buf += d
-                while b"\r\n\r\n" in buf:
-                    buf = buf.split(b"\r\n\r\n", 1)[1]
+                while True:
+                    n = complete(buf)
+                    if n is None:
+                        break
+                    buf = buf[n:]
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
         except OSError:
             pass
