@@ -3,7 +3,10 @@
  * short dependent computation and doing as much again outside it, from a stack DEPTH frames
  * deep (argv[3], default 16; the block and mutex samplers unwind it). With T 1 every lock is
  * uncontended (the hooks' fast path); with T >= 2 on as many cores many are contended (the
- * sampled path: clock_gettime, the waiter slot, an unwind per sampled event). Prints
+ * sampled path: clock_gettime, the waiter slot, an unwind per sampled event) -- if the threads
+ * do run at once: on an overloaded machine they hardly meet. argv[4] "yield" makes the holder
+ * call sched_yield() under the lock, so that (nearly) every lock is contended, whatever the
+ * load: the cost of the contended path itself. Prints
  *   threads=T n=N cpu_ns_per_acq=.. wall_ns_per_acq=.. contended_pct=..
  * where cpu is the process's CPU time (all threads) and contended_pct the share of locks that
  * found the mutex taken (trylock first, then lock, so the hooks see the same sequence of calls
@@ -11,9 +14,11 @@
  * libprofagent LD_PRELOADed and PROFAGENT_BLOCK_RATE / PROFAGENT_MUTEX_FRACTION set, or not
  * at all, to see what the hooks add per acquisition. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define INSIDE_ROUNDS 20 /* ~50-100 ns of work under the lock */
@@ -22,6 +27,7 @@ static pthread_mutex_t mu_singleton = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t shared_singleton;
 static long n_singleton;
 static int depth_singleton;
+static int yield_singleton;
 static pthread_barrier_t start_singleton; /* all threads start together, or they hardly meet */
 
 static double clock_ns(clockid_t id)
@@ -50,6 +56,8 @@ static __attribute__((noinline)) long lock_loop(uint64_t seed)
             pthread_mutex_lock(&mu_singleton);
         }
         shared_singleton = burn(shared_singleton + seed, INSIDE_ROUNDS);
+        if (yield_singleton)
+            sched_yield();
         pthread_mutex_unlock(&mu_singleton);
         seed = burn(seed, INSIDE_ROUNDS);
     }
@@ -82,9 +90,10 @@ int main(int argc, char **argv)
 
     n_singleton = argc > 2 ? atol(argv[2]) : 1000000L;
     depth_singleton = argc > 3 ? atoi(argv[3]) : 16;
+    yield_singleton = argc > 4 && strcmp(argv[4], "yield") == 0;
     if (threads < 1 || threads > 64 || n_singleton < 1 || n_singleton > 1000000000L ||
         depth_singleton < 1 || depth_singleton > 100) {
-        fprintf(stderr, "usage: lock_micro [THREADS 1..64] [N] [DEPTH 1..100]\n");
+        fprintf(stderr, "usage: lock_micro [THREADS 1..64] [N] [DEPTH 1..100] [yield]\n");
         return 2;
     }
     pthread_barrier_init(&start_singleton, NULL, (unsigned)threads);

@@ -6,13 +6,19 @@
 #                           [--build DIR] [--no-callgrind] [--with-cpu-script] [--keep]
 # Configurations, each its own randomstring instance started at the beginning (same binary):
 #   off       no agent (PROFAGENT_SOCKET unset, PROFAGENT_MEM_RATE=0, block/mutex rates 0)
-#   cpu       agent socket, heap off, a /debug/pprof/profile?seconds=S+2 (100 Hz) fetched
-#             across each of its runs (the profile is checked to be non-empty)
+#   cpu       agent socket, heap off, a /debug/pprof/profile?seconds=S+1 (100 Hz) fetched
+#             across each of its runs (the profile is checked to be non-empty). Caution: on a
+#             machine with more runnable threads than cores (load 10-20 on 2 cores here) the
+#             process under a CPU profile was seen to get 1.5-4x the CPU share of the same
+#             process without one (utime+stime over the same wrk run), so its req/s ratio is
+#             far above 1 and its CPU per request, at the larger batches that throughput
+#             brings, a few % below: neither is the profiler's cost there; the sample-cost
+#             micro below is.
 #   heap      agent socket, heap sampling at the default rate (PROFAGENT_MEM_RATE unset: 512 KiB)
 #   lock1     agent socket, heap off, PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1
 #   lockprod  agent socket, heap off, PROFAGENT_BLOCK_RATE=10000 PROFAGENT_MUTEX_FRACTION=10
 # (a) throughput: R rounds (default 5; --quick 3), each running `wrk -t1 -cC -dSs` (C 32, S 5;
-#     --quick 3) on GET /randomstring?n=64 against every instance, in an order rotated from
+#     --quick 2) on GET /randomstring?n=64 against every instance, in an order rotated from
 #     round to round; medians per configuration, ratio to off, and the spread (median, min and max of
 #     the per-round ratios) to say how noisy. For off, lock1, lockprod also GET
 #     /contend?threads=2&ms=S*1000 (two threads fighting for one mutex, where the lock hooks are
@@ -31,9 +37,12 @@
 #     delivery + handler unwinding at a stack depth of 16 and 48 frames, and the agent's drain);
 #     x 100 Hz = the fraction of a busy core.
 # Per call: bench/agent/lock_micro.c, 1 and 2 threads taking one mutex, no agent vs the hooks
-# at 0/0, 1/1 and 10000/10 (block rate / mutex fraction), process CPU per acquisition.
+# at 0/0, 1/1 and 10000/10 (block rate / mutex fraction), process CPU per acquisition; and
+# "2y", 2 threads with the holder yielding under the lock so that nearly every lock is
+# contended even on an overloaded machine: the cost of the sampled (contended) path.
 # --with-cpu-script also runs bench/agent/cpu_overhead.sh (its owner's CPU figures) if present.
-# Default run ~8 minutes, --quick ~3. Not a ctest. Every process started here is killed by PID.
+# Default run ~8 minutes, --quick ~3 (more on a loaded machine). Not a ctest. Every process
+# started here is killed by PID.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,7 +58,7 @@ keep=0
 path="/randomstring?n=64"
 while [ $# -gt 0 ]; do
     case "$1" in
-    --quick) rounds=3; secs=3; calls=500 ;;
+    --quick) rounds=3; secs=2; calls=500 ;;
     --rounds) rounds=$2; shift ;;
     --seconds) secs=$2; shift ;;
     --conns) conns=$2; shift ;;
@@ -58,7 +67,7 @@ while [ $# -gt 0 ]; do
     --no-callgrind) callgrind=0 ;;
     --with-cpu-script) cpu_script=1 ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "overhead.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -178,7 +187,7 @@ done
 # cpu_profile_begin: a CPU profile over the next run of the cpu instance
 cpu_profile_begin() {
     curl -s -m $((secs + 30)) -o "$work/cpu.pb.gz" -w '%{http_code}' --unix-socket "$work/cpu.sock" \
-        "http://agent/debug/pprof/profile?seconds=$((secs + 2))" >"$work/cpu.code" 2>&1 &
+        "http://agent/debug/pprof/profile?seconds=$((secs + 1))" >"$work/cpu.code" 2>&1 &
     cpu_curl=$!
     pids+=($cpu_curl)
     sleep 0.3 # the agent arms its timers
@@ -285,7 +294,7 @@ done
 # what the samplers recorded, to show they ran: records and the sum of their counts
 records() { # records CONFIG KIND
     curl -s -m 10 --unix-socket "$work/$1.sock" "http://agent/debug/pprof/$2?debug=1" |
-        awk '$3 == "@" { n++; c += $2 } END { printf "%d stacks, %d events", n, c }'
+        awk '$3 == "@" { n++; c += $2 } END { printf "%d stacks, %d events (estimated: counts as scaled)", n, c }'
 }
 for cfg in lock1 lockprod; do
     echo "$cfg recorded: block $(records "$cfg" block); mutex $(records "$cfg" mutex)"
@@ -304,8 +313,8 @@ b=$build
 cc -std=c11 -D_GNU_SOURCE -DUNW_LOCAL_ONLY -O2 -g -Wall -Wextra -I"$src/agent-lib" -I"$b/proto" \
     -I"$src/common" -o "$work/cpu_sig_micro" "$here/cpu_sig_micro.c" "$b/agent-lib/libprofagent.a" \
     $(pkg-config --libs libunwind libprotobuf-c zlib) -lpthread -ldl
-nmicro=200000
-[ "$rounds" -le 3 ] && nmicro=50000
+nmicro=100000
+[ "$rounds" -le 3 ] && nmicro=30000
 for depth in 16 48; do
     : >"$work/m$depth"
     for _ in $(seq 1 "$rounds"); do
@@ -327,26 +336,31 @@ cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/lock_micro" "$here/lock
 nlock=2000000
 [ "$rounds" -le 3 ] && nlock=500000
 lib=$build/agent-lib/libprofagent.so
-lock_micro() { # lock_micro THREADS none|BLOCK/FRACTION
+lock_micro() { # lock_micro THREADS none|BLOCK/FRACTION N [yield]
     if [ "$2" = none ]; then
-        "$work/lock_micro" "$1" "$nlock" 16
+        "$work/lock_micro" "$1" "$3" 16 ${4:-}
     else
         env -u PROFAGENT_SOCKET LD_PRELOAD="$lib" PROFAGENT_MEM_RATE=0 PROFAGENT_BLOCK_RATE="${2%/*}" \
-            PROFAGENT_MUTEX_FRACTION="${2#*/}" "$work/lock_micro" "$1" "$nlock" 16
+            PROFAGENT_MUTEX_FRACTION="${2#*/}" "$work/lock_micro" "$1" "$3" 16 ${4:-}
     fi
 }
-for t in 1 2; do
+# "2y": 2 threads, the holder yields under the lock, so that nearly every lock is contended
+for t in 1 2 2y; do
     for set in none 0/0 1/1 10000/10; do
         : >"$work/lk.$t.${set//\//_}"
     done
     for _ in $(seq 1 "$rounds"); do
         for set in none 0/0 1/1 10000/10; do
-            lock_micro "$t" "$set" >>"$work/lk.$t.${set//\//_}"
+            if [ "$t" = 2y ]; then
+                lock_micro 2 "$set" $((nlock / 50)) yield >>"$work/lk.$t.${set//\//_}"
+            else
+                lock_micro "$t" "$set" "$nlock" >>"$work/lk.$t.${set//\//_}"
+            fi
         done
     done
     for set in none 0/0 1/1 10000/10; do
         f=$work/lk.$t.${set//\//_}
-        printf "threads %d, %-22s CPU %6.1f ns/acquisition, contended %5.2f%% of locks\n" "$t" \
+        printf "threads %-2s %-22s CPU %8.1f ns/acquisition, contended %6.2f%% of locks\n" "$t" \
             "$([ "$set" = none ] && echo "no agent" || echo "block/mutex $set")" \
             "$(sed -n 's/.* cpu_ns_per_acq=\([0-9.]*\).*/\1/p' "$f" | median)" \
             "$(sed -n 's/.* contended_pct=\([0-9.]*\).*/\1/p' "$f" | median)"
