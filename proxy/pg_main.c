@@ -92,6 +92,7 @@ static int run(const char *path, pg_config_t *cfg)
     int fds[PG_MAX_WORKERS], afds[PG_MAX_WORKERS];
     int n = cfg->server.workers, i, r, sig;
     pg_cfgref_t *cref;
+    pg_conn_limit_t limit; /* outlives the workers: joined before return */
     sigset_t set;
 
     if (n < 1)
@@ -130,12 +131,10 @@ static int run(const char *path, pg_config_t *cfg)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* server.max_connections is for the process, one counter all workers share */
+    pg_conn_limit_init(&limit, cfg->server.max_connections ? cfg->server.max_connections : 10000);
     for (i = 0; i < n; i++) {
-        /* server.max_connections is for the process: each worker gets its share */
-        size_t max = cfg->server.max_connections ? cfg->server.max_connections : 10000;
-        size_t share = max / (size_t)n + ((size_t)i < max % (size_t)n);
-
-        r = pg_worker_start(i + 1, fds[i], afds[i], cref, share, &workers[i]);
+        r = pg_worker_start(i + 1, fds[i], afds[i], cref, &limit, &workers[i]);
         if (r < 0) {
             fprintf(stderr, "profgate: cannot start worker %d: %s\n", i + 1, uv_strerror(r));
             for (int j = i; j < n; j++) {

@@ -168,30 +168,95 @@ fail:
 
 /* ---------------- accepting ---------------- */
 
+void pg_conn_limit_init(pg_conn_limit_t *l, size_t max)
+{
+    atomic_init(&l->used, 0);
+    l->max = max ? max : 1;
+}
+
+/* Reserves one of the process's connection slots; false at the limit. A compare-and-swap,
+ * not add-then-check, so that workers racing for the last slot never overshoot it. */
+static bool slot_take(pg_conn_limit_t *l)
+{
+    size_t n = atomic_load_explicit(&l->used, memory_order_relaxed);
+
+    do {
+        if (n >= l->max)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&l->used, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+static void slot_give(pg_conn_limit_t *l)
+{
+    atomic_fetch_sub_explicit(&l->used, 1, memory_order_relaxed);
+}
+
+/* Accepts the connection waiting in server if a slot is free; false at the limit (the
+ * connection then stays where it is). Every connection counted in w->nconns holds a slot
+ * until pg__worker_conn_gone(). */
+static bool accept_one(pg_worker_t *w, uv_stream_t *server, bool admin)
+{
+    size_t before = w->nconns;
+    int r;
+
+    if (!slot_take(w->limit))
+        return false;
+    r = pg_conn_accept(w, server, admin);
+    if (w->nconns == before) /* no connection was made (out of memory) */
+        slot_give(w->limit);
+    if (r < 0)
+        pg_log_warn("accept: %s", uv_strerror(r));
+    return true;
+}
+
+/* Accepts what waits in paused listeners while slots are free, the operator's (admin)
+ * listener first; the retry timer stops once nothing waits. */
+static void resume_accept(pg_worker_t *w)
+{
+    if (w->draining)
+        return;
+    if (w->admin_pending) {
+        if (!accept_one(w, (uv_stream_t *)&w->admin, true))
+            return;
+        w->admin_pending = false;
+    }
+    if (w->accept_pending) {
+        if (!accept_one(w, (uv_stream_t *)&w->listener, false))
+            return;
+        w->accept_pending = false;
+    }
+    uv_timer_stop(&w->resume_timer);
+}
+
+static void on_resume_tick(uv_timer_t *t)
+{
+    resume_accept(t->data);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     pg_worker_t *w = server->data;
     bool admin = server == (uv_stream_t *)&w->admin;
-    int r;
 
     if (status < 0) {
         /* EMFILE and friends: libuv already backs off by closing a reserve fd */
         pg_log_warn("accept: %s", uv_strerror(status));
         return;
     }
-    if (w->draining)
+    if (w->draining || accept_one(w, server, admin))
         return;
-    if (w->nconns >= w->max_conns) {
-        /* Not accepting makes libuv stop polling the listener until we do. */
-        if (admin)
-            w->admin_pending = true;
-        else
-            w->accept_pending = true;
-        return;
-    }
-    r = pg_conn_accept(w, server, admin);
-    if (r < 0)
-        pg_log_warn("accept: %s", uv_strerror(r));
+    /* At the limit. Not accepting makes libuv stop polling the listener until we do; a slot
+     * freed by another worker's connection is seen by the timer (workers share only the
+     * counter), one freed by ours at once, in pg__worker_conn_gone. */
+    if (admin)
+        w->admin_pending = true;
+    else
+        w->accept_pending = true;
+    if (!uv_is_active((uv_handle_t *)&w->resume_timer))
+        uv_timer_start(&w->resume_timer, on_resume_tick, PG_WORKER_RESUME_MS,
+                       PG_WORKER_RESUME_MS);
 }
 
 static void close_listener(pg_worker_t *w)
@@ -209,6 +274,7 @@ static void maybe_finish_drain(pg_worker_t *w)
     if (w->draining && w->nconns == 0) {
         uv_timer_stop(&w->drain_timer);
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
+        uv_close((uv_handle_t *)&w->resume_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         close_listener(w);
         if (w->gen) {
@@ -222,17 +288,10 @@ void pg__worker_conn_gone(pg_worker_t *w, pg_conn_t *c)
 {
     (void)c; /* already unlinked from w->conns by pg_conn */
     w->nconns--;
-    /* one connection closed, one accepted: the operator's (admin) listener first */
-    if (w->admin_pending && !w->draining && w->nconns < w->max_conns) {
-        w->admin_pending = false;
-        if (pg_conn_accept(w, (uv_stream_t *)&w->admin, true) < 0)
-            pg_log_warn("accept after pause failed");
-    }
-    if (w->accept_pending && !w->draining && w->nconns < w->max_conns) {
-        w->accept_pending = false;
-        if (pg_conn_accept(w, (uv_stream_t *)&w->listener, false) < 0)
-            pg_log_warn("accept after pause failed");
-    }
+    slot_give(w->limit);
+    /* one connection closed, one accepted */
+    if (w->admin_pending || w->accept_pending)
+        resume_accept(w);
     maybe_finish_drain(w);
 }
 
@@ -257,6 +316,7 @@ static void start_drain(pg_worker_t *w, uint64_t drain_ms)
     if (w->draining)
         return;
     w->draining = true;
+    uv_timer_stop(&w->resume_timer);
     close_listener(w);
     for (c = w->conns; c; c = next) {
         next = pg__conn_next(c);
@@ -309,7 +369,7 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, size_t max_conns,
+int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limit_t *limit,
                     pg_worker_t **out)
 {
     pg_worker_t *w = calloc(1, sizeof *w);
@@ -330,12 +390,14 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, size_t max_c
     r = gen_new(w, cfg, &w->gen);
     if (r < 0)
         goto fail_loop;
-    w->max_conns = max_conns ? max_conns : 1;
+    w->limit = limit;
     uv_mutex_init(&w->lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->resume_timer);
+    w->resume_timer.data = w;
     uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;
     r = uv_tcp_open(&w->listener, fd);
@@ -367,6 +429,7 @@ fail_handles:
         uv_close((uv_handle_t *)&w->admin, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->resume_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_mutex_destroy(&w->lock);
     gen_retire(w->gen);

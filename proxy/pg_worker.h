@@ -44,6 +44,23 @@ void pg_cfgref_get(pg_cfgref_t *r);
 /* Drops a reference; the last one frees the config. Any thread. */
 void pg_cfgref_put(pg_cfgref_t *r);
 
+/* server.max_connections for the whole process, shared by all workers: the only mutable
+ * state workers share, an atomic. A per-worker share would strand connections, since
+ * SO_REUSEPORT does not spread them evenly: a worker at its share left accepted connections
+ * waiting while another had free slots. The caller provides the memory and keeps it until
+ * every worker has been joined. */
+/* How often a worker whose accept is paused at the limit looks for a slot another worker's
+ * closed connection gave back (its own give theirs back at once). */
+#define PG_WORKER_RESUME_MS 10
+
+typedef struct pg_conn_limit {
+    atomic_size_t used; /* private: client connections open, all workers */
+    size_t max;         /* read-only */
+} pg_conn_limit_t;
+
+/* max 0 is taken as 1. */
+void pg_conn_limit_init(pg_conn_limit_t *l, size_t max);
+
 typedef struct pg_worker pg_worker_t;
 
 /* A listening TCP socket on addr with SO_REUSEPORT (so every worker can have its own),
@@ -54,9 +71,10 @@ int pg_worker_listen_socket(const pg_addr_t *addr, int *fd);
 /* Start worker id (1-based, for logs) serving fd (taken over) with cfg (a reference is
  * taken); admin_fd (taken over; -1: none) is its pprof.admin_listen socket, whose
  * connections get the pprof paths and metrics that the public listener then refuses.
- * max_conns: this worker's share of server.max_connections (at least 1), both listeners
- * together; past it the worker stops accepting until one of its connections closes. */
-int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, size_t max_conns,
+ * limit (borrowed, shared by all workers): server.max_connections, both listeners together;
+ * at it a worker stops accepting, and resumes when a connection closes (at once when the
+ * connection was its own, within PG_WORKER_RESUME_MS when it was another worker's). */
+int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limit_t *limit,
                     pg_worker_t **out);
 /* Swap in a new configuration (a reference is taken); in-flight requests keep theirs. */
 void pg_worker_reload(pg_worker_t *w, pg_cfgref_t *cfg);
@@ -103,7 +121,8 @@ struct pg_worker {
     pg_gen_t *gen;              /* current generation */
     pg_conn_t *conns;           /* all client connections (intrusive list) */
     size_t nconns;
-    size_t max_conns;
+    pg_conn_limit_t *limit;     /* shared with the other workers */
+    uv_timer_t resume_timer;    /* while accept is paused: retries it */
     bool has_admin;
     bool accept_pending;        /* a connection is waiting in the listener (accept paused) */
     bool admin_pending;         /*   in the admin listener */
