@@ -828,7 +828,7 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
 static const char *head_unsafe(const pg_head_t *h)
 {
     static const char tchar[] = "!#$%&'*+-.^_`|~";
-    const pg_head_field_t *host = pg_head_find(h, "host");
+    const pg_head_field_t *host = pg_head_find_kind(h, PG_HTTP_HDR_HOST);
     uint16_t i;
 
     for (i = 0; i < h->n; i++) {
@@ -837,8 +837,10 @@ static const char *head_unsafe(const pg_head_t *h)
 
         /* RFC 9112 3.2: more than one Host is a 400; we route on the first, an upstream
          * might read the last */
-        if (host && &h->f[i] > host && pg_http_name_is(name, h->f[i].name_len, "host"))
+        if (host && &h->f[i] > host && h->f[i].kind == PG_HTTP_HDR_HOST)
             return "malformed request: more than one Host field (RFC 9112 3.2)";
+        if (h->f[i].kind != PG_HTTP_HDR_OTHER)
+            continue; /* a name we know is a token */
 
         if (h->f[i].name_len == 0) /* ": value", which llhttp 8 accepts */
             return "malformed request: a header field name is empty (RFC 9110 5.1)";

@@ -29,6 +29,7 @@ typedef struct pg_head_field {
     uint32_t off;      /* line start in buf */
     uint32_t len;      /* whole line, CRLF included */
     uint32_t name_len;
+    uint8_t kind;      /* pg_http_hdr_t of the name, set when the field is complete */
 } pg_head_field_t;
 
 typedef struct pg_head {
@@ -58,6 +59,8 @@ int pg_head_value_done(pg_head_t *h, pg_bufpool_t *pool);
 
 /* The first field named lower (a lower-case name), or NULL. */
 const pg_head_field_t *pg_head_find(const pg_head_t *h, const char *lower);
+/* The first field of kind k (a pg_http_hdr_t other than PG_HTTP_HDR_OTHER), or NULL. */
+const pg_head_field_t *pg_head_find_kind(const pg_head_t *h, int k);
 const char *pg_head_name(const pg_head_t *h, const pg_head_field_t *f);
 const char *pg_head_value(const pg_head_t *h, const pg_head_field_t *f, size_t *len);
 /* Value of the first field named lower; NULL (and *len 0) when absent. */

@@ -16,18 +16,79 @@ bool pg_http_name_is(const char *name, size_t len, const char *lower)
     return n == len && strncasecmp(name, lower, len) == 0;
 }
 
-bool pg_http_is_hop_by_hop(const char *name, size_t len)
+/* name (n bytes) equals lower (lower case, n bytes) ignoring ASCII case; only letters are
+ * folded, so that no other byte can pass for '-' */
+static bool same(const char *name, const char *lower, size_t n)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive",          "proxy-connection",    "te",
-        "trailer",    "upgrade",             "proxy-authenticate",  "proxy-authorization",
-    };
     size_t i;
 
-    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (pg_http_name_is(name, len, hop[i]))
-            return true;
-    return false;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + ('a' - 'A'));
+        if (c != (unsigned char)lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* one candidate per length and first letter: at most one comparison in full */
+#define IS(lit) same(name, lit, sizeof lit - 1)
+
+pg_http_hdr_t pg_http_hdr_kind(const char *name, size_t len)
+{
+    char c0;
+
+    if (len < 2)
+        return PG_HTTP_HDR_OTHER;
+    c0 = (char)(name[0] | 0x20);
+    switch (len) {
+    case 2:
+        return IS("te") ? PG_HTTP_HDR_TE : PG_HTTP_HDR_OTHER;
+    case 3:
+        return IS("via") ? PG_HTTP_HDR_VIA : PG_HTTP_HDR_OTHER;
+    case 4:
+        return IS("host") ? PG_HTTP_HDR_HOST : PG_HTTP_HDR_OTHER;
+    case 7:
+        if (c0 == 't')
+            return IS("trailer") ? PG_HTTP_HDR_TRAILER : PG_HTTP_HDR_OTHER;
+        return IS("upgrade") ? PG_HTTP_HDR_UPGRADE : PG_HTTP_HDR_OTHER;
+    case 10:
+        if (c0 == 'c')
+            return IS("connection") ? PG_HTTP_HDR_CONNECTION : PG_HTTP_HDR_OTHER;
+        return IS("keep-alive") ? PG_HTTP_HDR_KEEP_ALIVE : PG_HTTP_HDR_OTHER;
+    case 13:
+        return IS("authorization") ? PG_HTTP_HDR_AUTHORIZATION : PG_HTTP_HDR_OTHER;
+    case 14:
+        return IS("content-length") ? PG_HTTP_HDR_CONTENT_LENGTH : PG_HTTP_HDR_OTHER;
+    case 15:
+        return IS("x-forwarded-for") ? PG_HTTP_HDR_X_FORWARDED_FOR : PG_HTTP_HDR_OTHER;
+    case 16:
+        if (c0 == 'p')
+            return IS("proxy-connection") ? PG_HTTP_HDR_PROXY_CONNECTION : PG_HTTP_HDR_OTHER;
+        return IS("x-forwarded-host") ? PG_HTTP_HDR_X_FORWARDED_HOST : PG_HTTP_HDR_OTHER;
+    case 17:
+        if (c0 == 't')
+            return IS("transfer-encoding") ? PG_HTTP_HDR_TRANSFER_ENCODING
+                                           : PG_HTTP_HDR_OTHER;
+        return IS("x-forwarded-proto") ? PG_HTTP_HDR_X_FORWARDED_PROTO : PG_HTTP_HDR_OTHER;
+    case 18:
+        return IS("proxy-authenticate") ? PG_HTTP_HDR_PROXY_AUTHENTICATE : PG_HTTP_HDR_OTHER;
+    case 19:
+        return IS("proxy-authorization") ? PG_HTTP_HDR_PROXY_AUTHORIZATION : PG_HTTP_HDR_OTHER;
+    default:
+        return PG_HTTP_HDR_OTHER;
+    }
+}
+
+#undef IS
+
+bool pg_http_is_hop_by_hop(const char *name, size_t len)
+{
+    pg_http_hdr_t k = pg_http_hdr_kind(name, len);
+
+    return PG_HTTP_HDR_IS_HOP(k);
 }
 
 static bool is_ows(char c)

@@ -10,6 +10,36 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+/* Header names the proxy acts on, so that a head's names are compared once, when parsed
+ * (pg_head stores the kind), not by name at every use. The hop-by-hop ones (RFC 9110
+ * 7.6.1) come first, so that PG_HTTP_HDR_IS_HOP is one range check. */
+typedef enum pg_http_hdr {
+    PG_HTTP_HDR_OTHER = 0,
+    PG_HTTP_HDR_CONNECTION,
+    PG_HTTP_HDR_KEEP_ALIVE,
+    PG_HTTP_HDR_PROXY_CONNECTION,
+    PG_HTTP_HDR_TE,
+    PG_HTTP_HDR_TRAILER,
+    PG_HTTP_HDR_UPGRADE,
+    PG_HTTP_HDR_PROXY_AUTHENTICATE,
+    PG_HTTP_HDR_PROXY_AUTHORIZATION, /* last hop-by-hop */
+    PG_HTTP_HDR_HOST,
+    PG_HTTP_HDR_VIA,
+    PG_HTTP_HDR_AUTHORIZATION,
+    PG_HTTP_HDR_X_FORWARDED_FOR,
+    PG_HTTP_HDR_X_FORWARDED_PROTO,
+    PG_HTTP_HDR_X_FORWARDED_HOST,
+    PG_HTTP_HDR_TRANSFER_ENCODING,
+    PG_HTTP_HDR_CONTENT_LENGTH,
+} pg_http_hdr_t;
+
+#define PG_HTTP_HDR_IS_HOP(k)                                                                   \
+    ((k) >= PG_HTTP_HDR_CONNECTION && (k) <= PG_HTTP_HDR_PROXY_AUTHORIZATION)
+
+/* The kind of header name [name, name+len), case-insensitive; PG_HTTP_HDR_OTHER for any
+ * other name. One length switch and at most two comparisons. */
+pg_http_hdr_t pg_http_hdr_kind(const char *name, size_t len);
+
 /* Headers a proxy must not forward (RFC 9110 7.6.1): Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authenticate, Proxy-Authorization.
  * Transfer-Encoding is hop-by-hop too, but profgate relays message bodies with their

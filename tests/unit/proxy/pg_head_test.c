@@ -160,6 +160,54 @@ static void test_head_request_rewrite(void **state)
     pg_head_release(&h);
 }
 
+/* Connection lists only hop-by-hop names (nothing more to drop), "close" (a field named
+ * Close goes too), or other names in any case; fields are found by kind in any case. */
+static void test_head_connection_listed_fields_dropped_in_any_case(void **state)
+{
+    static const char *const ka[] = {"HOST", "a", "connection", "Keep-Alive, TE", "Close", "x",
+                                     "X-Hop", "1", NULL};
+    static const char *const cl[] = {"Host", "a", "Connection", "close", "Close", "x", NULL};
+    static const char *const other[] = {"Host", "a", "Connection", " x-hop ,keep-alive",
+                                        "x-HOP", "1", "Authorization", "t", "X-Keep", "2",
+                                        NULL};
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    unsigned n;
+    size_t len;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    o.method = "GET";
+    o.default_host = "up:1";
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 4096);
+    feed(&h, "/", ka);
+    assert_ptr_equal(pg_head_find(&h, "host"), &h.f[0]);
+    assert_ptr_equal(pg_head_find(&h, "x-hop"), &h.f[3]);
+    assert_null(pg_head_find(&h, "x-ho"));
+    assert_false(pg_head_is_hop(&h, &h.f[2]));
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET / HTTP/1.1\r\nHOST: a\r\nClose: x\r\nX-Hop: 1\r\n\r\n");
+    pg_head_release(&h);
+
+    pg_head_reset(&h, 4096);
+    feed(&h, "/", cl);
+    assert_true(pg_head_is_hop(&h, &h.f[2]));
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    pg_head_release(&h);
+
+    pg_head_reset(&h, 4096);
+    feed(&h, "/", other);
+    assert_non_null(pg_head_get(&h, "authorization", &len));
+    assert_int_equal(len, 1);
+    o.drop_authorization = true;
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET / HTTP/1.1\r\nHost: a\r\nX-Keep: 2\r\n\r\n");
+    pg_head_release(&h);
+}
+
 static void test_head_request_rewrite_pprof_and_absolute_form(void **state)
 {
     static const char *const none[] = {NULL};
@@ -246,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_head_keeps_fields_in_wire_form),
         cmocka_unit_test(test_head_limits),
         cmocka_unit_test(test_head_request_rewrite),
+        cmocka_unit_test(test_head_connection_listed_fields_dropped_in_any_case),
         cmocka_unit_test(test_head_request_rewrite_pprof_and_absolute_form),
         cmocka_unit_test(test_head_response_rewrite),
     };

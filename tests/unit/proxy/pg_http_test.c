@@ -30,6 +30,54 @@ static void test_http_hop_by_hop_headers(void **state)
     assert_false(pg_http_is_hop_by_hop("Connectio", 9));
 }
 
+static void test_http_header_kinds_are_told_apart_by_whole_name_any_case(void **state)
+{
+    static const struct {
+        const char *name;
+        pg_http_hdr_t kind;
+    } t[] = {
+        {"te", PG_HTTP_HDR_TE},
+        {"Via", PG_HTTP_HDR_VIA},
+        {"HOST", PG_HTTP_HDR_HOST},
+        {"Trailer", PG_HTTP_HDR_TRAILER},
+        {"upgrade", PG_HTTP_HDR_UPGRADE},
+        {"Connection", PG_HTTP_HDR_CONNECTION},
+        {"Keep-Alive", PG_HTTP_HDR_KEEP_ALIVE},
+        {"Authorization", PG_HTTP_HDR_AUTHORIZATION},
+        {"Content-Length", PG_HTTP_HDR_CONTENT_LENGTH},
+        {"X-Forwarded-For", PG_HTTP_HDR_X_FORWARDED_FOR},
+        {"Proxy-Connection", PG_HTTP_HDR_PROXY_CONNECTION},
+        {"x-forwarded-host", PG_HTTP_HDR_X_FORWARDED_HOST},
+        {"Transfer-Encoding", PG_HTTP_HDR_TRANSFER_ENCODING},
+        {"X-Forwarded-Proto", PG_HTTP_HDR_X_FORWARDED_PROTO},
+        {"Proxy-Authenticate", PG_HTTP_HDR_PROXY_AUTHENTICATE},
+        {"Proxy-Authorization", PG_HTTP_HDR_PROXY_AUTHORIZATION},
+        /* same length or first letter, one byte off: other */
+        {"ta", PG_HTTP_HDR_OTHER},
+        {"Hosts", PG_HTTP_HDR_OTHER},
+        {"Tracer!", PG_HTTP_HDR_OTHER},
+        {"Connectiom", PG_HTTP_HDR_OTHER},
+        {"keep_alive", PG_HTTP_HDR_OTHER},
+        {"Keep\ralive", PG_HTTP_HDR_OTHER}, /* '\r' | 0x20 is '-': not folded */
+        {"x-forwarded-fox", PG_HTTP_HDR_OTHER},
+        {"Proxy-Connectiom", PG_HTTP_HDR_OTHER},
+        {"", PG_HTTP_HDR_OTHER},
+        {"t", PG_HTTP_HDR_OTHER},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        pg_http_hdr_t k = pg_http_hdr_kind(t[i].name, strlen(t[i].name));
+
+        if (k != t[i].kind)
+            fail_msg("%s: kind %d, want %d", t[i].name, (int)k, (int)t[i].kind);
+    }
+    assert_true(PG_HTTP_HDR_IS_HOP(PG_HTTP_HDR_TE));
+    assert_false(PG_HTTP_HDR_IS_HOP(PG_HTTP_HDR_HOST));
+    assert_false(PG_HTTP_HDR_IS_HOP(PG_HTTP_HDR_OTHER));
+}
+
 static void test_http_token_list(void **state)
 {
     const char *v = "keep-alive , X-Secret,,Upgrade";
@@ -139,6 +187,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_hop_by_hop_headers),
+        cmocka_unit_test(test_http_header_kinds_are_told_apart_by_whole_name_any_case),
         cmocka_unit_test(test_http_token_list),
         cmocka_unit_test(test_http_query_get),
         cmocka_unit_test(test_http_parse_uint),
