@@ -1,7 +1,7 @@
 /* pg_worker: one worker thread of the gateway: its own libuv loop, its own SO_REUSEPORT
  * listening socket (the kernel spreads connections over workers), its client connections,
- * its upstream pools and its buffer pool. Nothing mutable is shared between workers; the
- * main thread talks to a worker only through pg_worker_reload()/pg_worker_stop(), which
+ * its upstream pools and its buffer pool. Nothing mutable is shared between workers but
+ * the count of open connections under server.max_connections (an atomic); the main thread talks to a worker only through pg_worker_reload()/pg_worker_stop(), which
  * hand over a message and wake the loop with a uv_async_t.
  *
  * A configuration reaches workers as a pg_cfgref_t (an atomically counted reference to an
