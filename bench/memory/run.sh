@@ -13,9 +13,8 @@
 # processes, and the proportional set size (Pss, shared pages split) is shown beside it.
 # Targets (issue 5): profgate idle <= 16 MiB, N=10000 idle connections <= 64 MiB.
 # profgate runs with its defaults (max_connections 10000, idle_timeout 60 s) unless
-# PG_MAX_CONNECTIONS is set, in which case server.max_connections is that. With 2 workers
-# each gets its share of max_connections, and SO_REUSEPORT does not spread connections
-# exactly evenly: a connection the full worker's kernel queue holds is reported "pending". The descriptor
+# PG_MAX_CONNECTIONS is set, in which case server.max_connections is that (one limit shared
+# by all workers). A connection still waiting in a kernel accept queue is reported "pending". The descriptor
 # limit is raised to the hard limit (10000 connections need ~10020 descriptors). Not a ctest.
 set -euo pipefail
 
