@@ -7,7 +7,7 @@
 # and the thread's own function, more on heavy than on light; start/end instants; a CPU
 # profile asked for while the trace runs gets Go's 500; no seconds means 1 s (Go's default).
 # Blocking events are not in the trace (the lock sampler keeps no timestamps): otherData says so.
-# ctest-timeout: 60
+# ctest-timeout: 120
 # ctest-resource: cpu
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
@@ -24,7 +24,17 @@ for _ in $(seq 1 50); do grep -q '^light ' "$T/share.log" && break; sleep 0.1; d
 curl -s -m 30 --unix-socket "$SOCK" -D "$T/trace.head" -o "$T/trace.json" \
     "http://agent/debug/pprof/trace?seconds=2" &
 CURL=$!
-sleep 0.5
+# wait until the trace runs (its SIGPROF timers show in /proc/PID/timers), so that the CPU
+# profile below is surely the second one, however slow the machine
+PID=$(pg_pid share)
+if [ -r "/proc/$PID/timers" ]; then
+    for _ in $(seq 1 100); do
+        grep -q '^signal: 27/' "/proc/$PID/timers" && break
+        sleep 0.1
+    done
+else
+    sleep 1
+fi
 code=$(curl -s -m 10 --unix-socket "$SOCK" -o "$T/busy.txt" -w '%{http_code}' \
     "http://agent/debug/pprof/profile?seconds=1")
 pg_check "a CPU profile during the trace: 500 (got $code: $(cat "$T/busy.txt"))" \
