@@ -516,7 +516,7 @@ static int set_defaults(pg_config_t *cfg)
     cfg->server.add_via = true;
     cfg->pprof.max_seconds = 60;
     cfg->pprof.enabled = true;
-    cfg->pprof.max_concurrent = 2;
+    cfg->pprof.max_concurrent = 8;
     if ((cfg->pprof.path = strdup("/debug/pprof")) == NULL ||
         (cfg->pprof.allow = calloc(PG__NKEYS(loopback), sizeof *cfg->pprof.allow)) == NULL)
         return -ENOMEM;

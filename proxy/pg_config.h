@@ -72,7 +72,7 @@ typedef struct pg_config_pprof {
     char *token_file;               /* "token_file" (resolved against the config file's dir) */
     char *token;                    /* its contents, read at load, trailing newline stripped;
                                        NULL = no token required */
-    uint32_t max_concurrent;        /* "max_concurrent" profile requests per agent, default 2 */
+    uint32_t max_concurrent;        /* "max_concurrent" profile requests per agent, default 8 */
     bool has_admin_listen;          /* "admin_listen" (global [pprof] only): serve pprof paths */
     pg_addr_t admin_listen;         /*   only on this address, never on server.listen */
 } pg_config_pprof_t;

@@ -9,8 +9,8 @@
 # profiling already in use". Sanitizer builds: block/mutex may be refused with 500 naming the
 # runtime (integration.agent_lock_gateway checks that), and allocs/heap answer 501 (no heap
 # hooks under a sanitizer: integration.agent_heap_gateway checks that); they are then left out.
-# The gateway's pprof.max_concurrent is raised to 8: at its default (2) such a scraper gets
-# 409 for most of the kinds fetched while the CPU profile runs.
+# The gateway's pprof.max_concurrent is 8 (the default, set explicitly here): at 2 such a
+# scraper gets 409 for most of the kinds fetched while the CPU profile runs.
 # ctest-timeout: 120
 # ctest-resource: cpu
 . "$(dirname "$0")/lib/common.sh"
@@ -51,7 +51,7 @@ path        = "/debug/pprof"
 allow       = ["127.0.0.0/8", "::1/128"]
 max_seconds = 60
 # a scraper fetches CPU and 5 other kinds at once; the default (2) answers 409 to the rest
-max_concurrent = 8
+max_concurrent = 8 # the default, said here because the test depends on it
 CONF
 pg_start rs env PROFAGENT_BLOCK_RATE=1000 PROFAGENT_MUTEX_FRACTION=1 "$RS" \
     --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"

@@ -41,6 +41,7 @@ metrics_path = "/metrics"
 name    = "rs"
 address = "127.0.0.1:$R"
 agent   = "unix:$SOCK"
+pprof   = { max_concurrent = 2 }
 
 [[route]]
 prefix   = "/"

@@ -41,6 +41,7 @@ agent   = "unix:$T/real.sock"
 name    = "two"
 address = "127.0.0.1:$U1"
 agent   = "unix:$T/fake2.sock"
+pprof   = { max_concurrent = 2 }
 
 [[upstream]]
 name    = "alias"
@@ -163,7 +164,7 @@ pg_check "the request across the reload completed (got $(cat "$T/r1.code"))" \
 code=$(get r3 "/debug/pprof/sleep?ms=10")
 pg_check "and gave its slot back to the new configuration (got $code)" test "$code" = 200
 
-# --- limit 2 (the default): two at once pass, a third gets 409 ---
+# --- limit 2: two at once pass, a third gets 409 ---
 for i in 1 2 3; do
     get "d$i" "/two/debug/pprof/sleep?ms=4000" >"$T/d$i.code" &
     JOBS+=($!)
