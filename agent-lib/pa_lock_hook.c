@@ -171,9 +171,29 @@ static __attribute__((noinline)) uint32_t capture(uintptr_t *pcs)
     if (pa__sampler_guard)
         return 0;
     pa__sampler_guard = 1;
+#if defined(__SANITIZE_THREAD__)
+    /* Not under TSan: unw_backtrace's per-thread cache has a TSD destructor that takes a
+     * mutex at thread exit, after TSan has torn down the thread's state (a crash in
+     * __tsan::MutexPreLock seen in integration.agent_lock_gateway); the plain walk has none. */
+    {
+        unw_context_t ctx;
+        unw_cursor_t c;
+        unw_word_t ip;
+        (void)buf;
+        (void)k;
+        if (unw_getcontext(&ctx) == 0 && unw_init_local(&c, &ctx) == 0 && unw_step(&c) > 0) {
+            do {
+                if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
+                    break;
+                pcs[n++] = (uintptr_t)ip;
+            } while (n < PA_MAX_FRAMES && unw_step(&c) > 0);
+        }
+    }
+#else
     k = unw_backtrace(buf, PA_MAX_FRAMES + 1);
     for (int i = 1; i < k; i++) /* buf[0] is in capture() itself */
         pcs[n++] = (uintptr_t)buf[i];
+#endif
     pa__sampler_guard = 0;
     return n;
 }
