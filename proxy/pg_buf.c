@@ -2,13 +2,18 @@
 #include "pg_buf.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 void pg_bufpool_init(pg_bufpool_t *p)
 {
     p->free = NULL;
     p->nfree = 0;
     p->nlive = 0;
+    p->nreturned = 0;
+    p->nscavenged = 0;
 }
 
 void pg_bufpool_destroy(pg_bufpool_t *p)
@@ -44,6 +49,7 @@ pg_buf_t *pg_buf_get(pg_bufpool_t *p, size_t cap)
     }
     b->refs = 1;
     b->len = 0;
+    b->used = 1;
     b->next = NULL;
     p->nlive++;
     return b;
@@ -61,7 +67,28 @@ void pg_buf_unref(pg_buf_t *b)
         b->next = p->free;
         p->free = b;
         p->nfree++;
+        if (++p->nreturned >= PG_BUF_SCAVENGE_EVERY)
+            pg_bufpool_scavenge(p);
         return;
     }
     free(b);
+}
+
+void pg_bufpool_scavenge(pg_bufpool_t *p)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo, hi;
+    pg_buf_t *b;
+
+    p->nreturned = 0;
+    for (b = p->free; b != NULL; b = b->next) {
+        if (!b->used)
+            continue;
+        b->used = 0;
+        /* whole pages inside data only, past the first (small reads touch just that one) */
+        lo = ((uintptr_t)b->data + page - 1) / page * page + page;
+        hi = ((uintptr_t)b->data + b->cap) / page * page;
+        if (lo < hi && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
+            p->nscavenged++;
+    }
 }

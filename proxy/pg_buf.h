@@ -5,7 +5,13 @@
  * Owns: a pg_bufpool_t owns the free buffers on its list; a pg_buf_t is owned by whoever
  *   holds references (pg_buf_ref/pg_buf_unref); the pool must outlive every buffer it gave.
  * Threads: a pool and its buffers belong to one worker's loop thread.
- * Errors: pg_buf_get returns NULL when memory is exhausted. */
+ * Errors: pg_buf_get returns NULL when memory is exhausted.
+ * Memory: a pooled buffer keeps every page a read ever touched, so a pool that serves small
+ *   reads and, now and then, a large one (a profile) grows its resident set slowly towards
+ *   all its buffers' full size (issue 6's soak: ~40 KiB a minute). Every
+ *   PG_BUF_SCAVENGE_EVERY returns, the pool gives back to the kernel (MADV_DONTNEED) the
+ *   pages past the first of each free buffer used since the last time; a later read faults
+ *   them in again. */
 #ifndef PG_BUF_H
 #define PG_BUF_H
 
@@ -14,6 +20,7 @@
 
 #define PG_BUF_SIZE 65536     /* standard buffer: one read, or one head */
 #define PG_BUF_POOL_MAX 256   /* free standard buffers kept per worker (16 MiB at most) */
+#define PG_BUF_SCAVENGE_EVERY 4096 /* returns to the pool between two scavenges */
 
 typedef struct pg_bufpool pg_bufpool_t;
 
@@ -21,6 +28,7 @@ typedef struct pg_buf {
     uint32_t refs;      /* private */
     uint32_t cap;       /* read-only: bytes in data */
     uint32_t len;       /* public: bytes used, for the holder's bookkeeping */
+    uint32_t used;      /* private: handed out since the pool last scavenged */
     pg_bufpool_t *pool; /* private */
     struct pg_buf *next; /* private: free list link */
     char data[];
@@ -30,6 +38,8 @@ struct pg_bufpool {
     pg_buf_t *free; /* private */
     size_t nfree;   /* read-only */
     size_t nlive;   /* read-only: buffers handed out and not yet returned */
+    size_t nreturned; /* private: returns since the last scavenge */
+    size_t nscavenged; /* read-only: free buffers whose pages were given back */
 };
 
 void pg_bufpool_init(pg_bufpool_t *p);
@@ -44,5 +54,9 @@ static inline pg_buf_t *pg_buf_ref(pg_buf_t *b)
     return b;
 }
 void pg_buf_unref(pg_buf_t *b);
+/* Gives back to the kernel the pages past the first of every free buffer used since the
+ * last call (pg_buf_unref calls it every PG_BUF_SCAVENGE_EVERY returns); their contents are
+ * lost, which is fine: a free buffer holds nothing. */
+void pg_bufpool_scavenge(pg_bufpool_t *p);
 
 #endif

@@ -1,9 +1,10 @@
 /* pg_buf unit tests: references keep a buffer alive, the last one returns it to the free
- * list (bounded), and odd sizes bypass the list. */
+ * list (bounded), odd sizes bypass the list, and free buffers' pages are given back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -68,12 +69,45 @@ static void test_buf_free_list_is_bounded(void **state)
     pg_bufpool_destroy(&p);
 }
 
+/* Pages a read touched are given back: the buffer's tail reads as zero afterwards, its
+ * first bytes stay, and a buffer not used since the last scavenge is left alone. */
+static void test_buf_scavenge_gives_back_used_free_pages(void **state)
+{
+    pg_bufpool_t p;
+    pg_buf_t *a;
+    size_t i;
+
+    (void)state;
+    pg_bufpool_init(&p);
+    a = pg_buf_get(&p, PG_BUF_SIZE);
+    assert_non_null(a);
+    memset(a->data, 'x', a->cap);
+    pg_buf_unref(a);
+    pg_bufpool_scavenge(&p);
+    assert_int_equal(p.nscavenged, 1);
+    assert_int_equal(a->data[0], 'x');
+    assert_int_equal(a->data[a->cap / 2], 0); /* a whole page inside data */
+    pg_bufpool_scavenge(&p); /* not used since */
+    assert_int_equal(p.nscavenged, 1);
+    /* and on its own, every PG_BUF_SCAVENGE_EVERY returns */
+    for (i = 0; i < PG_BUF_SCAVENGE_EVERY; i++) {
+        a = pg_buf_get(&p, 1);
+        a->data[a->cap / 2] = 'y';
+        pg_buf_unref(a);
+    }
+    assert_int_equal(p.nscavenged, 2);
+    assert_int_equal(a->data[a->cap / 2], 0); /* a whole page inside data */
+    assert_int_equal(p.nfree, 1);
+    pg_bufpool_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_last_unref_returns_to_pool),
         cmocka_unit_test(test_buf_large_request_not_pooled),
         cmocka_unit_test(test_buf_free_list_is_bounded),
+        cmocka_unit_test(test_buf_scavenge_gives_back_used_free_pages),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
