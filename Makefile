@@ -42,7 +42,7 @@ test-tsan:
 
 SECONDS ?= 60
 fuzz:
-	@scripts/install-deps.sh all
+	@scripts/install-deps.sh fuzz
 	scripts/fuzz.sh $(SECONDS)
 
 clean:
