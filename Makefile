@@ -43,7 +43,7 @@ test-tsan:
 SECONDS ?= 60
 fuzz:
 	@scripts/install-deps.sh fuzz
-	scripts/fuzz.sh $(SECONDS)
+	PG_WERROR=$(if $(CI),ON,OFF) scripts/fuzz.sh $(SECONDS)
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -59,6 +59,7 @@ const char *rs_status_text(int status)
     }
 }
 
+__attribute__((format(printf, 2, 0)))
 static int vformat(rs_response_t *resp, const char *fmt, va_list ap)
 {
     va_list ap2;

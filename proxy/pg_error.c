@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+__attribute__((format(printf, 4, 0)))
 static void error_vset(pg_error_t *err, const char *file, pg_pos_t pos, const char *fmt,
                        va_list ap)
 {

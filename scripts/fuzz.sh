@@ -5,7 +5,8 @@
 # Seeds: tests/fuzz/corpus/<target>/ (committed, read-only) plus tests/fuzz/seed_<target>.sh,
 # which fills build-fuzz/fuzz-corpus/<target>/ (where new inputs accumulate too).
 # Findings land in build-fuzz/fuzz-artifacts/<target>/; logs in build-fuzz/fuzz-logs/.
-# Env: PG_FUZZ_BUILD (default build-fuzz), PG_SHARED_DIR, PG_FUZZ_FLAGS (extra libFuzzer flags).
+# Env: PG_FUZZ_BUILD (default build-fuzz), PG_SHARED_DIR, PG_FUZZ_FLAGS (extra libFuzzer flags),
+# PG_WERROR=ON (warnings as errors, as CI sets it through make fuzz).
 set -euo pipefail
 
 usage() { echo "usage: scripts/fuzz.sh SECONDS [target...]" >&2; exit 2; }
@@ -35,7 +36,7 @@ else
 fi
 [ ${#targets[@]} -gt 0 ] || { echo "fuzz.sh: no fuzz targets" >&2; exit 2; }
 
-cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DPG_FUZZ=ON \
+cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER=clang -DPG_FUZZ=ON -DPG_WERROR="${PG_WERROR:-OFF}" \
       -DPG_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DPG_SHARED_DIR="$PG_SHARED_DIR" >/dev/null
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
