@@ -8,20 +8,18 @@
  * the connection returns to READING, or closes if the client or an error asked for that.
  * Limits: PA_SERVER_MAX_CONNS connections (the listener is not polled while full), bounded
  * URL, header bytes and body (414/431/413), and an idle deadline outside DEFERRED.
- * SIGPIPE: every send uses MSG_NOSIGNAL, so a vanished client never kills the host. */
+ * SIGPIPE: every send uses MSG_NOSIGNAL, so a vanished client never kills the host.
+ * The socket file (its directory, mode, stale files) lives in pa_server_sock.c. */
 #include "pa_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,11 +68,9 @@ struct pa_req {
 typedef struct pa_req conn_t;
 
 struct pa_server {
-    int lfd;
+    pa__server_sock_t sock; /* the listening socket and its file (pa_server_sock.c) */
     int wake_rd, wake_wr;
     char *path;
-    dev_t dev;
-    ino_t ino;
     pa_server_handler_fn handler;
     void *arg;
     llhttp_settings_t settings;
@@ -128,112 +124,6 @@ int pa__url_unescape(const char *src, size_t len, char *dst, size_t dstsize, int
         return -ENAMETOOLONG;
     dst[o] = '\0';
     return 0;
-}
-
-/* ---- socket file ---- */
-
-static int make_parent_dirs(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-    char *slash;
-
-    if (len >= sizeof(buf))
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    slash = strrchr(buf, '/');
-    if (slash == NULL || slash == buf)
-        return 0;
-    *slash = '\0';
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
-static int fill_addr(struct sockaddr_un *sa, const char *path)
-{
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa->sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa->sun_path, path);
-    return 0;
-}
-
-/* 0 if nothing or a stale socket is at path; -EADDRINUSE if a process answers there; -EEXIST
- * if it is not a socket (we never replace a user's file). */
-static int check_existing(const char *path)
-{
-    struct sockaddr_un sa;
-    struct stat st;
-    int fd, rc;
-
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -EEXIST;
-    if ((rc = fill_addr(&sa, path)) < 0)
-        return rc;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    close(fd);
-    return rc == 0 ? -EADDRINUSE : 0;
-}
-
-static int listen_at(pa_server_t *s, const char *path)
-{
-    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path) + 32];
-    struct sockaddr_un sa;
-    struct stat st;
-    int fd = -1, rc;
-
-    if ((rc = fill_addr(&sa, path)) < 0)
-        return rc;
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    if ((rc = fill_addr(&sa, tmp)) < 0)
-        return rc;
-    if ((rc = make_parent_dirs(path)) < 0)
-        return rc;
-    if ((rc = check_existing(path)) < 0)
-        return rc;
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    /* Linux creates the file with the socket inode's mode minus umask: 0600 from the start */
-    (void)fchmod(fd, 0600);
-    (void)unlink(tmp);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        goto fail;
-    if (chmod(tmp, 0600) < 0 || listen(fd, 64) < 0)
-        goto fail_unlink;
-    if (rename(tmp, path) < 0)
-        goto fail_unlink;
-    if (stat(path, &st) == 0) {
-        s->dev = st.st_dev;
-        s->ino = st.st_ino;
-    }
-    s->lfd = fd;
-    return 0;
-fail_unlink:
-    rc = -errno;
-    (void)unlink(tmp);
-    close(fd);
-    return rc;
-fail:
-    rc = -errno;
-    close(fd);
-    return rc;
 }
 
 /* ---- connections ---- */
@@ -594,15 +484,12 @@ static void on_readable(pa_server_t *s, conn_t *c)
 static void accept_conns(pa_server_t *s)
 {
     while (s->nconns < PA_SERVER_MAX_CONNS) {
-        struct ucred cred;
-        socklen_t clen = sizeof(cred);
         conn_t *c;
-        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(s->sock.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
         if (fd < 0)
             return; /* EAGAIN, or a transient error: poll again */
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-            (cred.uid != geteuid() && cred.uid != 0)) {
+        if (pa__server_sock_admit(&s->sock, fd) < 0) {
             close(fd);
             continue;
         }
@@ -684,7 +571,7 @@ int pa_server_run(pa_server_t *s)
         pfd[n].events = POLLIN;
         pc[n++] = NULL;
         if (s->nconns < PA_SERVER_MAX_CONNS) {
-            pfd[n].fd = s->lfd;
+            pfd[n].fd = s->sock.fd;
             pfd[n].events = POLLIN;
             pc[n++] = NULL;
         }
@@ -708,7 +595,7 @@ int pa_server_run(pa_server_t *s)
             if (re == 0)
                 continue;
             if (c == NULL) {
-                if (pfd[i].fd == s->lfd)
+                if (pfd[i].fd == s->sock.fd)
                     accept_conns(s);
                 else {
                     char drain[64];
@@ -779,7 +666,7 @@ int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -ENOMEM;
-    s->lfd = s->wake_rd = s->wake_wr = -1;
+    s->sock.fd = s->wake_rd = s->wake_wr = -1;
     s->handler = handler;
     s->arg = arg;
     s->path = strdup(path);
@@ -794,7 +681,7 @@ int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_
     s->wake_rd = fds[0];
     s->wake_wr = fds[1];
     init_settings(&s->settings);
-    if ((rc = listen_at(s, path)) < 0)
+    if ((rc = pa__server_sock_listen(&s->sock, path)) < 0)
         goto fail;
     *out = s;
     return 0;
@@ -817,11 +704,7 @@ void pa_server_stop(pa_server_t *s)
 
 void pa_server_unlink(pa_server_t *s)
 {
-    struct stat st;
-
-    /* remove the file only if it is still ours, not a successor's */
-    if (stat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
-        (void)unlink(s->path);
+    pa__server_sock_unlink(&s->sock, s->path);
 }
 
 void pa_server_free(pa_server_t *s)
@@ -832,8 +715,8 @@ void pa_server_free(pa_server_t *s)
         close_conn(s->conns[i]);
         free_conn(s->conns[i]);
     }
-    if (s->lfd >= 0)
-        close(s->lfd);
+    if (s->sock.fd >= 0)
+        close(s->sock.fd);
     pa_server_unlink(s);
     close(s->wake_rd);
     close(s->wake_wr);
@@ -877,7 +760,7 @@ void pa_req_wake_at(pa_req_t *r, int64_t at_ns)
 int pa__server_feed(int fd, const char *data, size_t len, size_t split,
                     pa_server_handler_fn handler, void *arg)
 {
-    pa_server_t s = {.lfd = -1, .wake_rd = -1, .wake_wr = -1, .handler = handler, .arg = arg};
+    pa_server_t s = {.sock.fd = -1, .wake_rd = -1, .wake_wr = -1, .handler = handler, .arg = arg};
     conn_t *c;
 
     if (split > len)

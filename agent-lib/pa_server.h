@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PA_SERVER_MAX_CONNS 64
 #define PA_SERVER_MAX_URL 8192
@@ -83,5 +84,19 @@ int pa__url_unescape(const char *src, size_t len, char *dst, size_t dstsize, int
  * tests/fuzz/fuzz_agent_http.c. */
 int pa__server_feed(int fd, const char *data, size_t len, size_t split,
                     pa_server_handler_fn handler, void *arg);
+
+/* --- internals for sibling files: pa_server_sock.c, the socket file --- */
+typedef struct pa__server_sock {
+    int fd;    /* listening socket, -1 before listen */
+    dev_t dev; /* of the socket file we created, to remove it only while it is ours */
+    ino_t ino;
+} pa__server_sock_t;
+
+/* Create the socket file at path (see "Socket file" above) and listen; fills *k. */
+int pa__server_sock_listen(pa__server_sock_t *k, const char *path);
+/* 0 if the peer connected on fd may be served (SO_PEERCRED), else negative errno. */
+int pa__server_sock_admit(pa__server_sock_t *k, int fd);
+/* Remove the file at path if it is still the one k created. */
+void pa__server_sock_unlink(const pa__server_sock_t *k, const char *path);
 
 #endif
