@@ -37,42 +37,7 @@ raw_count() # sum of the first sample value over stacks with a location named $2
         }' "$1"
 }
 
-# start_pair NAME [ENV...]: randomstring (with ENV) + profgate; sets GW
-start_pair()
-{
-    local name=$1 rs_port pg_port sock
-    shift
-    rs_port=$(pg_free_port) || exit 1
-    pg_port=$(pg_free_port) || exit 1
-    [ "$rs_port" != "$pg_port" ] || pg_port=$(pg_free_port) || exit 1
-    sock=$T/agent/$name.sock
-    cat >"$T/$name.toml" <<CONF
-[server]
-listen  = "127.0.0.1:$pg_port"
-workers = 1
-
-[[upstream]]
-name    = "randomstring"
-address = "127.0.0.1:$rs_port"
-agent   = "unix:$sock"
-
-[[route]]
-prefix   = "/"
-upstream = "randomstring"
-
-[pprof]
-path        = "/debug/pprof"
-allow       = ["127.0.0.0/8", "::1/128"]
-max_seconds = 60
-CONF
-    pg_start "rs-$name" env "$@" "$RS" --listen 127.0.0.1:$rs_port --agent-socket "$sock"
-    pg_wait_port "$rs_port" && pg_wait_unix "$sock" || { pg_log "rs-$name"; echo "FAIL: randomstring did not come up"; exit 1; }
-    pg_start "pg-$name" "$PG" --config "$T/$name.toml"
-    pg_wait_port "$pg_port" || { pg_log "pg-$name"; echo "FAIL: profgate did not come up"; exit 1; }
-    GW=http://127.0.0.1:$pg_port
-}
-
-start_pair on PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1
+pg_demo_start --name on PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1
 out=$(curl -s -m 20 "$GW/contend?threads=4&ms=300")
 pg_check "GET /contend?threads=4&ms=300 ($out)" bash -c "[[ '$out' == '4 threads contended'* ]]"
 out=$(curl -s -m 20 "$GW/block?ms=100")
@@ -147,7 +112,7 @@ if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/block")" =
     fi
 fi
 
-start_pair off
+pg_demo_start --name off
 if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/block")" = 200 ]; then
     curl -s -m 10 "$GW/contend?threads=4&ms=100" >/dev/null
     if timeout 60 go tool pprof -raw "$GW/debug/pprof/block" >"$T/off.raw" 2>"$T/off.err"; then

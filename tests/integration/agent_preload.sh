@@ -37,25 +37,7 @@ PG_PORT=$(pg_free_port) || exit 1
 SOCK=$T/agent/perl.sock
 GW=http://127.0.0.1:$PG_PORT
 
-cat >"$T/profgate.toml" <<CONF
-[server]
-listen  = "127.0.0.1:$PG_PORT"
-workers = 1
-
-[[upstream]]
-name    = "perl"
-address = "127.0.0.1:$DEAD_PORT"
-agent   = "unix:$SOCK"
-
-[[route]]
-prefix   = "/"
-upstream = "perl"
-
-[pprof]
-path        = "/debug/pprof"
-allow       = ["127.0.0.0/8", "::1/128"]
-max_seconds = 60
-CONF
+pg_gateway_config "$PG_PORT" "127.0.0.1:$DEAD_PORT" "$SOCK" perl >"$T/profgate.toml"
 
 pg_start pg "$PG" --config "$T/profgate.toml"
 pg_wait_port "$PG_PORT" || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }

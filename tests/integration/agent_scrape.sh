@@ -27,37 +27,8 @@ done
 SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
 WINDOW=${PG_SCRAPE_SECONDS:-60}
 
-RS_PORT=$(pg_free_port) || exit 1
-PG_PORT=$(pg_free_port) || exit 1
-[ "$RS_PORT" != "$PG_PORT" ] || PG_PORT=$(pg_free_port) || exit 1
-SOCK=$T/agent/randomstring.sock
-GW=http://127.0.0.1:$PG_PORT
-cat >"$T/profgate.toml" <<CONF
-[server]
-listen  = "127.0.0.1:$PG_PORT"
-workers = 1
-
-[[upstream]]
-name    = "randomstring"
-address = "127.0.0.1:$RS_PORT"
-agent   = "unix:$SOCK"
-
-[[route]]
-prefix   = "/"
-upstream = "randomstring"
-
-[pprof]
-path        = "/debug/pprof"
-allow       = ["127.0.0.0/8", "::1/128"]
-max_seconds = 60
-# a scraper fetches CPU and 5 other kinds at once; the default (2) answers 409 to the rest
-max_concurrent = 8 # the default, said here because the test depends on it
-CONF
-pg_start rs env PROFAGENT_BLOCK_RATE=1000 PROFAGENT_MUTEX_FRACTION=1 "$RS" \
-    --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
-pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
-pg_start pg "$PG" --config "$T/profgate.toml"
-pg_wait_port "$PG_PORT" || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }
+PG_PPROF_EXTRA="max_concurrent = 8 # the default, said here because the test depends on it"
+pg_demo_start PROFAGENT_BLOCK_RATE=1000 PROFAGENT_MUTEX_FRACTION=1
 
 KINDS="allocs heap goroutine block mutex"
 code=$(curl -s -m 10 -o "$T/probe.txt" -w '%{http_code}' "$GW/debug/pprof/block")

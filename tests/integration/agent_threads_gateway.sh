@@ -20,36 +20,7 @@ for tool in go curl; do
 done
 SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
 
-RS_PORT=$(pg_free_port) || exit 1
-PG_PORT=$(pg_free_port) || exit 1
-[ "$RS_PORT" != "$PG_PORT" ] || PG_PORT=$(pg_free_port) || exit 1
-SOCK=$T/agent/randomstring.sock
-GW=http://127.0.0.1:$PG_PORT
-
-cat >"$T/profgate.toml" <<CONF
-[server]
-listen  = "127.0.0.1:$PG_PORT"
-workers = 1
-
-[[upstream]]
-name    = "randomstring"
-address = "127.0.0.1:$RS_PORT"
-agent   = "unix:$SOCK"
-
-[[route]]
-prefix   = "/"
-upstream = "randomstring"
-
-[pprof]
-path        = "/debug/pprof"
-allow       = ["127.0.0.0/8", "::1/128"]
-max_seconds = 60
-CONF
-
-pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
-pg_wait_port "$RS_PORT" && pg_wait_unix "$SOCK" || { pg_log rs; echo "FAIL: randomstring did not come up"; exit 1; }
-pg_start pg "$PG" --config "$T/profgate.toml"
-pg_wait_port "$PG_PORT" || { pg_log pg; echo "FAIL: profgate did not come up"; exit 1; }
+pg_demo_start
 
 raw_count() # as in agent_threads.sh: sum of samples whose stack has a location named $2
 {

@@ -19,78 +19,7 @@ for tool in go ab curl; do
     command -v $tool >/dev/null || { echo "FAIL: $tool not installed (scripts/install-deps.sh test)"; exit 1; }
 done
 
-SOCK=$T/agent/randomstring.sock
-
-# up NAME PORT [SOCKET]: until NAME listens on PORT (and SOCKET exists); fails at once if NAME
-# exited, or after 10 s.
-up()
-{
-    local pid
-    pid=$(pg_pid "$1")
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && { [ -z "${3:-}" ] || [ -S "$3" ]; }; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
-write_config()
-{
-    cat >"$T/profgate.toml" <<EOF
-[server]
-listen  = "127.0.0.1:$PG_PORT"
-workers = 1
-
-[[upstream]]
-name    = "randomstring"
-address = "127.0.0.1:$RS_PORT"
-agent   = "unix:$SOCK"
-
-[[route]]
-prefix   = "/"
-upstream = "randomstring"
-
-[pprof]
-path        = "/debug/pprof"
-allow       = ["127.0.0.0/8", "::1/128"]
-max_seconds = 60
-EOF
-}
-
-# A port free when picked can be taken before the bind (pg_free_port's range overlaps the
-# kernel's ephemeral ports, which parallel tests' clients use): pick again, up to 3 times.
-for attempt in 1 2 3; do
-    RS_PORT=$(pg_free_port) || exit 1
-    PG_PORT=$(pg_free_port) || exit 1
-    [ "$RS_PORT" != "$PG_PORT" ] || PG_PORT=$(pg_free_port) || exit 1
-    write_config
-    pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
-    if ! up rs "$RS_PORT" "$SOCK"; then
-        pg_stop rs
-        if [ $attempt -lt 3 ] && grep -q 'address already in use' "$T/rs.log"; then
-            continue
-        fi
-        pg_log rs
-        echo "FAIL: randomstring did not come up"
-        exit 1
-    fi
-    pg_start pg "$PG" --config "$T/profgate.toml"
-    if ! up pg "$PG_PORT"; then
-        pg_stop pg
-        pg_stop rs
-        if [ $attempt -lt 3 ] && grep -qi 'address already in use' "$T/pg.log"; then
-            continue
-        fi
-        pg_log pg
-        echo "FAIL: profgate did not come up"
-        exit 1
-    fi
-    break
-done
-GW=http://127.0.0.1:$PG_PORT
+pg_demo_start
 pg_check "the agent socket is mode 0600" bash -c "[ \$(stat -c %a '$SOCK') = 600 ]"
 "$PG" --check --config "$T/profgate.toml" >"$T/check.out" 2>&1
 pg_check "profgate --check accepts the test config" [ $? = 0 ]
