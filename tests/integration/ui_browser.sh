@@ -52,41 +52,6 @@ ART=$BIN/tests/artifacts
 mkdir -p "$ART"
 rm -f "$ART"/ui*.png
 
-config()
-{
-    cat <<EOF
-[server]
-listen  = "127.0.0.1:$1"
-workers = 1
-
-[[upstream]]
-name    = "randomstring"
-address = "127.0.0.1:$RS_PORT"
-agent   = "unix:$2"
-
-[[route]]
-prefix   = "/"
-upstream = "randomstring"
-
-[pprof]
-path        = "/debug/pprof"
-allow       = ["127.0.0.0/8", "::1/128"]
-max_seconds = 60
-token_file  = "pprof.token"
-EOF
-}
-
-# wait_up NAME PORT: until PORT accepts (0), or NAME has exited (1); at most 30 s.
-wait_up()
-{
-    for _ in $(seq 1 300); do
-        (exec 3<>/dev/tcp/127.0.0.1/$2) 2>/dev/null && return 0
-        kill -0 "$(pg_pid "$1")" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
 # Free ports can be taken between the check and the bind (other tests' client sockets use
 # the same range): on "address already in use" start again on other ports, up to 3 times.
 start_all()
@@ -99,15 +64,16 @@ start_all()
     while [ "$NV_PORT" = "$RS_PORT" ] || [ "$NV_PORT" = "$PG_PORT" ]; do
         NV_PORT=$(pg_free_port) || return 1
     done
-    config "$PG_PORT" "$SOCK" >"$T/profgate.toml"
+    PG_PPROF_EXTRA='token_file  = "pprof.token"'
+    pg_gateway_config "$PG_PORT" "127.0.0.1:$RS_PORT" "$SOCK" >"$T/profgate.toml"
     # the second gateway: no speedscope bundle, and an agent socket nobody listens on (502)
-    config "$NV_PORT" "$T/agent/nobody.sock" >"$T/noviewer.toml"
+    pg_gateway_config "$NV_PORT" "127.0.0.1:$RS_PORT" "$T/agent/nobody.sock" >"$T/noviewer.toml"
     pg_start rs "$RS" --listen 127.0.0.1:$RS_PORT --agent-socket "$SOCK"
-    if wait_up rs "$RS_PORT" && pg_wait_unix "$SOCK"; then
+    if pg_up rs "$RS_PORT" "$SOCK"; then
         pg_start pg "$PG" --config "$T/profgate.toml"
         mkdir -p "$T/empty"
         PROFGATE_SPEEDSCOPE_DIR=$T/empty pg_start nv "$PG" --config "$T/noviewer.toml"
-        wait_up pg "$PG_PORT" && wait_up nv "$NV_PORT" && return 0
+        pg_up pg "$PG_PORT" && pg_up nv "$NV_PORT" && return 0
     fi
     for name in nv pg rs; do
         [ -n "${PG_PIDS[$name]:-}" ] && pg_stop $name KILL
