@@ -658,6 +658,12 @@ static void init_settings(llhttp_settings_t *st)
 
 int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_server_t **out)
 {
+    return pa_server_new_access(path, NULL, handler, arg, out);
+}
+
+int pa_server_new_access(const char *path, const pa_server_access_t *acc,
+                         pa_server_handler_fn handler, void *arg, pa_server_t **out)
+{
     pa_server_t *s;
     int fds[2];
     int rc;
@@ -681,7 +687,7 @@ int pa_server_new(const char *path, pa_server_handler_fn handler, void *arg, pa_
     s->wake_rd = fds[0];
     s->wake_wr = fds[1];
     init_settings(&s->settings);
-    if ((rc = pa__server_sock_listen(&s->sock, path)) < 0)
+    if ((rc = pa__server_sock_listen(&s->sock, s->path, acc)) < 0)
         goto fail;
     *out = s;
     return 0;

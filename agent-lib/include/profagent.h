@@ -2,7 +2,8 @@
  * The agent serves net/http/pprof's paths (/debug/pprof/...) over HTTP/1.1 on a Unix socket,
  * from a thread of its own, so that `curl --unix-socket` or the profgate gateway can fetch
  * profiles from a running C service.
- * Owns: its thread, its socket file (created 0600, removed at stop) and every buffer it uses.
+ * Owns: its thread, its socket file (created 0600 unless other users are let in, removed at
+ *   stop) and every buffer it uses.
  * Threads: profagent_start/profagent_stop from any thread, but not concurrently with each other.
  * Errors: negative errno. The agent never aborts its host: a failure is logged as one line
  *   "profagent: ..." on stderr and the service keeps running without it.
@@ -11,6 +12,11 @@
  * profagent_start(NULL) when PROFAGENT_SOCKET is set. Environment (read by profagent_start
  * when opts is NULL, and by profagent_options_init):
  *   PROFAGENT_SOCKET   path of the Unix socket (its directory is created 0700 if missing)
+ *   PROFAGENT_ALLOW_UID who else may connect: uids or user names, comma-separated, at most
+ *                      PROFAGENT_MAX_ALLOW_UIDS (e.g. the gateway's user: "profgate" or "998");
+ *                      see allow_uid below. Names are looked up in the system's user database;
+ *                      use numbers where that must not happen at load time (LD_PRELOAD).
+ *   PROFAGENT_SOCKET_GROUP the socket file's group (a gid or a group name; see socket_gid)
  *   PROFAGENT_CPU_HZ   CPU sampling rate in Hz, 1..1000 (default 100); 0 turns CPU profiling off
  *   PROFAGENT_MEM_RATE heap sampling: mean bytes allocated between samples, as Go's
  *                      runtime.MemProfileRate (default 524288); 1 samples every allocation, 0
@@ -31,12 +37,31 @@ extern "C" {
 #endif
 
 #define PROFAGENT_DEFAULT_CPU_HZ 100
+#define PROFAGENT_MAX_ALLOW_UIDS 4
 
+/* Who may talk to the agent. Every connection's peer is checked with SO_PEERCRED (the uid the
+ * kernel recorded at connect, which the peer cannot forge): processes of the agent's own
+ * effective uid, root, and the allow_uid's are served; any other is closed before a byte is
+ * read, and logged ("profagent: refused a connection to PATH from uid N (pid P) ...", at most
+ * one line per 10 s, with the count of those in between).
+ * File modes follow, so that an allowed user can reach the socket at all:
+ *     allow_uid   socket_gid   socket file        a directory the agent creates
+ *     none        0            0600               0700
+ *     some        0            0666               0711 (others may pass, not list or write)
+ *     any         G            0660, group G      0710, group G
+ * With allowed uids but no group the socket file is open to all, and SO_PEERCRED alone is
+ * the gate: a gateway running as another user needs only its uid named. A group both users
+ * belong to (the agent's user must, to give the file to it) keeps strangers from connecting
+ * at all. Directories that already exist are never changed; the agent logs a warning when
+ * one on the socket's path is writable by group or others without the sticky bit, or owned by
+ * another user (either could replace the socket), and when an allowed uid cannot search one. */
 typedef struct profagent_options {
     /* public: */
     const char *socket_path; /* required; copied by profagent_start */
     int cpu_hz;              /* SIGPROF rate for /debug/pprof/profile; 0 disables it */
-    int reserved[6];         /* zero; room for later knobs without breaking the ABI */
+    unsigned int allow_uid[PROFAGENT_MAX_ALLOW_UIDS]; /* more uids served; 0: unused slot */
+    unsigned int socket_gid; /* the socket file's group; 0: none (the root group cannot be had) */
+    int reserved[1];         /* zero; room for a later knob without breaking the ABI */
 } profagent_options_t;
 
 /* Fill *opts with the defaults, then apply the PROFAGENT_* environment variables (an invalid
