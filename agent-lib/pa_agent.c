@@ -49,6 +49,7 @@ PROFAGENT_API void profagent_options_init(profagent_options_t *opts)
             fprintf(stderr, "profagent: PROFAGENT_CPU_HZ=\"%s\" ignored: want 0..%d\n", v,
                     PA_CPU_MAX_HZ);
     }
+    pa_server_options_env(opts); /* PROFAGENT_ALLOW_UID, PROFAGENT_SOCKET_GROUP */
 }
 
 static void *agent_main(void *arg)
@@ -97,8 +98,8 @@ static int start_locked(const profagent_options_t *o)
     agent_singleton.handlers.cpu_hz = o->cpu_hz;
     /* libunwind's lazy set-up and the loader hook's dlsym happen here, not in a handler */
     pa_cpu_init();
-    rc = pa_server_new(o->socket_path, pa_handlers_serve, &agent_singleton.handlers,
-                       &agent_singleton.server);
+    rc =
+        pa_server_new_for(o, pa_handlers_serve, &agent_singleton.handlers, &agent_singleton.server);
     if (rc < 0) {
         fprintf(stderr, "profagent: cannot listen on %s: %s\n", o->socket_path,
                 rc == -EADDRINUSE ? "another process is serving that socket" : strerror(-rc));
