@@ -1,8 +1,11 @@
-/* Unit tests for pa_server: the socket file (mode, stale and live files), requests and
- * keep-alive, pipelining, limits, deferred requests and client hang-up. A real server runs on
+/* Unit tests for pa_server: the socket file (mode, stale and live files), who may connect
+ * (allowed uids, socket group, the modes they give), requests and keep-alive, pipelining,
+ * limits, deferred requests and client hang-up. A real server runs on
  * a thread; the tests talk to it over its Unix socket. */
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -210,6 +213,179 @@ static void test_server_replaces_a_stale_socket(void **state)
     assert_int_equal(stat(path, &st), -1); /* removed at free */
 }
 
+static void test_server_admits_our_uid_root_and_the_allowed_ones_only(void **state)
+{
+    pa_server_access_t none = {{0}, 0};
+    pa_server_access_t some = {{12345, 0, 23456, 0}, 0};
+    (void)state;
+    assert_true(pa__server_uid_allowed(&none, 1000, 1000));
+    assert_true(pa__server_uid_allowed(&none, 0, 1000));
+    assert_false(pa__server_uid_allowed(&none, 1001, 1000));
+    assert_true(pa__server_uid_allowed(&some, 12345, 1000));
+    assert_true(pa__server_uid_allowed(&some, 23456, 1000));
+    assert_false(pa__server_uid_allowed(&some, 34567, 1000));
+    assert_true(pa__server_uid_allowed(&some, 1000, 1000));
+}
+
+static void test_server_modes_open_only_as_far_as_access_asks(void **state)
+{
+    pa_server_access_t none = {{0}, 0};
+    pa_server_access_t uids = {{0, 0, 0, 12345}, 0};
+    pa_server_access_t group = {{12345}, 4242};
+    (void)state;
+    assert_int_equal(pa__server_socket_mode(&none), 0600);
+    assert_int_equal(pa__server_dir_mode(&none), 0700);
+    assert_int_equal(pa__server_socket_mode(&uids), 0666);
+    assert_int_equal(pa__server_dir_mode(&uids), 0711);
+    assert_int_equal(pa__server_socket_mode(&group), 0660);
+    assert_int_equal(pa__server_dir_mode(&group), 0710);
+}
+
+/* The files themselves, whatever the umask says. */
+static void test_server_allowed_uid_gives_0666_socket_in_0711_dir(void **state)
+{
+    pa_server_access_t acc = {{12345}, 0};
+    pa_server_t *other = NULL;
+    char sub[128], path[160];
+    struct stat st;
+    mode_t old = umask(077);
+    (void)state;
+    snprintf(sub, sizeof(sub), "%s/open", dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", sub);
+    assert_int_equal(pa_server_new_access(path, &acc, handler, NULL, &other), 0);
+    umask(old);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0666);
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0711);
+    pa_server_free(other);
+    assert_int_equal(rmdir(sub), 0);
+}
+
+/* A group we may give files to: any as root, else one of ours other than 0. */
+static gid_t a_group_of_ours(void)
+{
+    gid_t groups[64];
+    int n;
+    if (geteuid() == 0)
+        return 4242;
+    if (getegid() != 0)
+        return getegid();
+    n = getgroups(64, groups);
+    for (int i = 0; i < n; i++) {
+        if (groups[i] != 0)
+            return groups[i];
+    }
+    return 0;
+}
+
+static void test_server_socket_group_gives_0660_socket_in_0710_dir_of_that_group(void **state)
+{
+    pa_server_access_t acc = {{0}, 0};
+    pa_server_t *other = NULL;
+    char sub[128], path[160];
+    struct stat st;
+    (void)state;
+    acc.socket_gid = (unsigned int)a_group_of_ours();
+    if (acc.socket_gid == 0)
+        skip();
+    snprintf(sub, sizeof(sub), "%s/grp", dir);
+    snprintf(path, sizeof(path), "%s/agent.sock", sub);
+    assert_int_equal(pa_server_new_access(path, &acc, handler, NULL, &other), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(st.st_gid, acc.socket_gid);
+    assert_int_equal(stat(sub, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0710);
+    assert_int_equal(st.st_gid, acc.socket_gid);
+    pa_server_free(other);
+    assert_int_equal(rmdir(sub), 0);
+}
+
+/* Without privileges a group we are not in is refused, and nothing is left behind. */
+static void test_server_refuses_a_group_it_cannot_give_the_socket_to(void **state)
+{
+    pa_server_access_t acc = {{0}, 54321};
+    pa_server_t *other = NULL;
+    char path[160];
+    struct stat st;
+    (void)state;
+    if (geteuid() == 0)
+        skip(); /* root may give files to any group */
+    snprintf(path, sizeof(path), "%s/nogroup.sock", dir);
+    assert_int_equal(pa_server_new_access(path, &acc, handler, NULL, &other), -EPERM);
+    assert_null(other);
+    assert_int_equal(stat(path, &st), -1);
+}
+
+static void test_server_parses_uid_lists_of_numbers_and_names(void **state)
+{
+    unsigned int uids[4];
+    struct passwd *nobody = getpwnam("nobody");
+    (void)state;
+    assert_int_equal(pa__server_parse_uids("12345", uids, 4), 1);
+    assert_int_equal(uids[0], 12345);
+    assert_int_equal(uids[1], 0);
+    /* spaces trimmed, root (always allowed) and bad entries skipped, empty entries ignored */
+    assert_int_equal(pa__server_parse_uids(" 7 ,0,,x7,4294967295, 8", uids, 4), 2);
+    assert_int_equal(uids[0], 7);
+    assert_int_equal(uids[1], 8);
+    assert_int_equal(uids[2], 0);
+    /* no more than max */
+    assert_int_equal(pa__server_parse_uids("1,2,3,4,5", uids, 4), 4);
+    assert_int_equal(uids[3], 4);
+    assert_int_equal(pa__server_parse_uids("no-such-user-here", uids, 4), 0);
+    assert_int_equal(uids[0], 0);
+    if (nobody != NULL) {
+        unsigned int want = (unsigned int)nobody->pw_uid;
+        assert_int_equal(pa__server_parse_uids("nobody,12", uids, 4), 2);
+        assert_int_equal(uids[0], want);
+        assert_int_equal(uids[1], 12);
+    }
+}
+
+static void test_server_parses_a_group_by_number_or_name_but_not_root(void **state)
+{
+    unsigned int gid = 99;
+    struct group *g = getgrgid(65534);
+    (void)state;
+    assert_int_equal(pa__server_parse_gid("4242", &gid), 0);
+    assert_int_equal(gid, 4242);
+    assert_true(pa__server_parse_gid("0", &gid) < 0);
+    assert_true(pa__server_parse_gid("root", &gid) < 0);
+    assert_true(pa__server_parse_gid("no-such-group-here", &gid) < 0);
+    assert_int_equal(gid, 4242); /* unchanged by refusals */
+    if (g != NULL) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s", g->gr_name);
+        assert_int_equal(pa__server_parse_gid(name, &gid), 0);
+        assert_int_equal(gid, 65534);
+    }
+}
+
+static void test_server_options_take_allow_uid_and_socket_group_from_the_environment(void **state)
+{
+    profagent_options_t o;
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    setenv("PROFAGENT_ALLOW_UID", "12345,23456", 1);
+    setenv("PROFAGENT_SOCKET_GROUP", "4242", 1);
+    pa_server_options_env(&o);
+    assert_int_equal(o.allow_uid[0], 12345);
+    assert_int_equal(o.allow_uid[1], 23456);
+    assert_int_equal(o.allow_uid[2], 0);
+    assert_int_equal(o.socket_gid, 4242);
+    setenv("PROFAGENT_SOCKET_GROUP", "root", 1); /* refused: keeps what it had */
+    pa_server_options_env(&o);
+    assert_int_equal(o.socket_gid, 4242);
+    unsetenv("PROFAGENT_ALLOW_UID");
+    unsetenv("PROFAGENT_SOCKET_GROUP");
+    memset(&o, 0, sizeof(o));
+    pa_server_options_env(&o);
+    assert_int_equal(o.allow_uid[0], 0);
+    assert_int_equal(o.socket_gid, 0);
+}
+
 static void test_server_answers_with_content_length_and_keeps_alive(void **state)
 {
     char buf[4096];
@@ -363,6 +539,14 @@ int main(void)
         cmocka_unit_test(test_server_socket_is_0600_in_a_0700_dir),
         cmocka_unit_test(test_server_refuses_a_live_socket_and_a_non_socket),
         cmocka_unit_test(test_server_replaces_a_stale_socket),
+        cmocka_unit_test(test_server_admits_our_uid_root_and_the_allowed_ones_only),
+        cmocka_unit_test(test_server_modes_open_only_as_far_as_access_asks),
+        cmocka_unit_test(test_server_allowed_uid_gives_0666_socket_in_0711_dir),
+        cmocka_unit_test(test_server_socket_group_gives_0660_socket_in_0710_dir_of_that_group),
+        cmocka_unit_test(test_server_refuses_a_group_it_cannot_give_the_socket_to),
+        cmocka_unit_test(test_server_parses_uid_lists_of_numbers_and_names),
+        cmocka_unit_test(test_server_parses_a_group_by_number_or_name_but_not_root),
+        cmocka_unit_test(test_server_options_take_allow_uid_and_socket_group_from_the_environment),
         cmocka_unit_test(test_server_answers_with_content_length_and_keeps_alive),
         cmocka_unit_test(test_server_answers_pipelined_requests_in_order),
         cmocka_unit_test(test_server_head_gets_no_body),
