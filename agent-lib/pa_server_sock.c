@@ -227,6 +227,7 @@ static int make_parent_dirs(const char *path, mode_t mode, unsigned int gid)
                 int e = errno;
                 fprintf(stderr, "profagent: cannot give directory %s to group %u: %s\n", buf, gid,
                         strerror(e));
+                (void)rmdir(buf); /* ours, empty: leave nothing half-made behind */
                 return -e;
             }
             if (chmod(buf, mode) < 0)
@@ -279,7 +280,7 @@ static void check_dirs(const char *path, const pa_server_access_t *a)
             if (!replace_warned && (writable || foreign)) {
                 fprintf(stderr,
                         "profagent: warning: socket %s: directory %s (mode %04o, owner uid %u) "
-                        "%s: that user could replace the socket and impersonate the agent\n",
+                        "%s: others could replace the socket and impersonate the agent\n",
                         path, buf, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
                         writable ? "is writable by group or others without the sticky bit"
                                  : "belongs to another user");
