@@ -24,6 +24,7 @@
 #define PG_HEAD_MAX_FIELDS 128
 #define PG_HEAD_RESERVE 1024 /* room after the head for the lines we add */
 #define PG_HEAD_MAX_IOV (PG_HEAD_MAX_FIELDS + 8)
+#define PG_HEAD_FLAT_MAX 4096 /* heads up to this size are sent as one iovec, see below */
 
 typedef struct pg_head_field {
     uint32_t off;      /* line start in buf */
@@ -87,7 +88,10 @@ typedef struct pg_head_req_out {
 } pg_head_req_out_t;
 
 /* "METHOD target HTTP/1.1\r\n", the kept fields, ours, "\r\n" into bufs (at least
- * PG_HEAD_MAX_IOV entries); *n set. Adjacent kept lines share one iovec. */
+ * PG_HEAD_MAX_IOV entries); *n set. A head of at most PG_HEAD_FLAT_MAX bytes is copied
+ * into one iovec when the buffer has room for it after the head (so it leaves in one
+ * write(2) rather than a writev of several pieces); otherwise adjacent kept lines share
+ * one iovec. */
 int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs, unsigned *n);
 
 enum {
@@ -98,7 +102,8 @@ enum {
 };
 
 /* "HTTP/1.1 STATUS reason\r\n", the kept fields, Via when add_via and the status is final,
- * "Connection: close|keep-alive" as flags say, "\r\n". */
+ * "Connection: close|keep-alive" as flags say, "\r\n"; in one iovec under the same
+ * condition as pg_head_request_out. */
 int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags, uv_buf_t *bufs,
                          unsigned *n);
 

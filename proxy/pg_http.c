@@ -16,21 +16,59 @@ bool pg_http_name_is(const char *name, size_t len, const char *lower)
     return n == len && strncasecmp(name, lower, len) == 0;
 }
 
-/* name (n bytes) equals lower (lower case, n bytes) ignoring ASCII case; only letters are
- * folded, so that no other byte can pass for '-' */
-static bool same(const char *name, const char *lower, size_t n)
+/* Names are compared a word at a time: the header kinds are a fifth of the user-space
+ * instructions per proxied request when compared a byte at a time (bench/proxy/
+ * instructions.sh: 721 per request). Loads are unaligned and stay inside [p, p+n). */
+static inline uint64_t load8(const char *p)
 {
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t load4(const char *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint16_t load2(const char *p)
+{
+    uint16_t v;
+
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* w (bytes of a name) equals l (bytes of a literal of lower-case letters and '-') ignoring
+ * ASCII case: 0x20 is or-ed into the letter positions only (a letter has 0x40 set, '-' has
+ * not), so an upper-case letter folds to its lower case and no other byte can pass for a
+ * letter or for '-' (a '\r' or'-ed with 0x20 would be '-'). */
+#define FOLD_EQ(w, l, ones) (((w) | (((l) & ((ones)*0x40)) >> 1)) == (l))
+
+/* name (n bytes, 2 <= n) equals lit (a literal as above, n bytes) ignoring case */
+static inline bool same(const char *name, const char *lit, size_t n)
+{
+    const uint64_t o8 = 0x0101010101010101ull;
+    const uint32_t o4 = 0x01010101u;
+    const uint16_t o2 = 0x0101u;
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + ('a' - 'A'));
-        if (c != (unsigned char)lower[i])
-            return false;
+    if (n >= 8) {
+        for (i = 0; i + 8 <= n; i += 8)
+            if (!FOLD_EQ(load8(name + i), load8(lit + i), o8))
+                return false;
+        /* the tail as the last 8 bytes, overlapping what was compared */
+        return i == n || FOLD_EQ(load8(name + n - 8), load8(lit + n - 8), o8);
     }
-    return true;
+    if (n >= 4)
+        return FOLD_EQ(load4(name), load4(lit), o4) &&
+               FOLD_EQ(load4(name + n - 4), load4(lit + n - 4), o4);
+    return FOLD_EQ(load2(name), load2(lit), o2) &&
+           FOLD_EQ(load2(name + n - 2), load2(lit + n - 2), o2);
 }
 
 /* one candidate per length and first letter: at most one comparison in full */

@@ -274,6 +274,60 @@ static void test_head_response_rewrite(void **state)
     pg_head_release(&h);
 }
 
+/* A head of at most PG_HEAD_FLAT_MAX bytes comes out as one iovec (one write(2)); a larger
+ * one as pieces; the bytes are the same either way. */
+static void test_head_small_heads_come_out_in_one_piece(void **state)
+{
+    static const char *const kv[] = {"Host", "gw", "Connection", "keep-alive",
+                                     "Accept", "*/*", NULL};
+    static char big[PG_HEAD_FLAT_MAX];
+    const char *const bigkv[] = {"Host", "gw", "X-Big", big, "Accept", "*/*", NULL};
+    struct sockaddr_in in = client();
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    static char want[PG_HEAD_FLAT_MAX + 512];
+    unsigned n;
+    char *out;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    o.method = "GET";
+    o.add_forwarded = o.add_via = true;
+    o.client = (struct sockaddr *)&in;
+    o.default_host = "up:1";
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 32768);
+    feed(&h, "/a", kv);
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(join(bufs, n), "GET /a HTTP/1.1\r\nHost: gw\r\nAccept: */*\r\n"
+                                       "X-Forwarded-For: 10.0.0.5\r\nX-Forwarded-Proto: http\r\n"
+                                       "X-Forwarded-Host: gw\r\nVia: 1.1 profgate\r\n\r\n");
+    /* the copy lies in the head's own buffer, after the head */
+    assert_true(bufs[0].base >= h.buf->data + h.buf->len);
+    assert_true(bufs[0].base + bufs[0].len <= h.buf->data + h.buf->cap);
+    assert_int_equal(pg_head_response_out(&h, 204, true, PG_HEAD_CONN_CLOSE, bufs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(join(bufs, n), "HTTP/1.1 204 /a\r\nHost: gw\r\nAccept: */*\r\n"
+                                       "Via: 1.1 profgate\r\nConnection: close\r\n\r\n");
+    pg_head_release(&h);
+
+    memset(big, 'b', sizeof big - 1);
+    pg_head_reset(&h, 32768);
+    feed(&h, "/a", bigkv);
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_true(n > 1);
+    out = join(bufs, n);
+    snprintf(want, sizeof want,
+             "GET /a HTTP/1.1\r\nHost: gw\r\nX-Big: %s\r\nAccept: */*\r\n"
+             "X-Forwarded-For: 10.0.0.5\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: gw\r\n"
+             "Via: 1.1 profgate\r\n\r\n",
+             big);
+    assert_string_equal(out, want);
+    pg_head_release(&h);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -297,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_head_connection_listed_fields_dropped_in_any_case),
         cmocka_unit_test(test_head_request_rewrite_pprof_and_absolute_form),
         cmocka_unit_test(test_head_response_rewrite),
+        cmocka_unit_test(test_head_small_heads_come_out_in_one_piece),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

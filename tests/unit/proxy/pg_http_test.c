@@ -78,6 +78,52 @@ static void test_http_header_kinds_are_told_apart_by_whole_name_any_case(void **
     assert_false(PG_HTTP_HDR_IS_HOP(PG_HTTP_HDR_OTHER));
 }
 
+/* Every known name with any one byte changed to any other value (except the same letter in
+ * the other case) is another name; with every letter's case flipped it is still itself.
+ * The names are compared a word at a time, so this covers each byte of each word. */
+static void test_http_header_kinds_one_byte_off_is_other(void **state)
+{
+    static const char *const names[] = {
+        "te",         "via",           "host",           "trailer",
+        "upgrade",    "connection",    "keep-alive",     "authorization",
+        "content-length", "x-forwarded-for", "proxy-connection", "x-forwarded-host",
+        "transfer-encoding", "x-forwarded-proto", "proxy-authenticate", "proxy-authorization",
+    };
+    char buf[32];
+    size_t i, j, n;
+    int c;
+
+    (void)state;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        pg_http_hdr_t want;
+
+        n = strlen(names[i]);
+        want = pg_http_hdr_kind(names[i], n);
+        assert_int_not_equal(want, PG_HTTP_HDR_OTHER);
+        for (j = 0; j < n; j++) {
+            memcpy(buf, names[i], n);
+            if (buf[j] >= 'a' && buf[j] <= 'z') {
+                buf[j] = (char)(buf[j] - 'a' + 'A');
+                assert_int_equal(pg_http_hdr_kind(buf, n), want);
+            }
+            for (c = 0; c < 256; c++) {
+                if (c == names[i][j] || (names[i][j] >= 'a' && c == names[i][j] - 'a' + 'A'))
+                    continue;
+                memcpy(buf, names[i], n);
+                buf[j] = (char)c;
+                if (pg_http_hdr_kind(buf, n) != PG_HTTP_HDR_OTHER)
+                    fail_msg("%s with byte %zu = 0x%02x: kind %d", names[i], j, c,
+                             (int)pg_http_hdr_kind(buf, n));
+            }
+        }
+        /* a prefix or a longer name is another name */
+        assert_int_equal(pg_http_hdr_kind(names[i], n - 1), PG_HTTP_HDR_OTHER);
+        memcpy(buf, names[i], n);
+        buf[n] = 's';
+        assert_int_equal(pg_http_hdr_kind(buf, n + 1), PG_HTTP_HDR_OTHER);
+    }
+}
+
 static void test_http_token_list(void **state)
 {
     const char *v = "keep-alive , X-Secret,,Upgrade";
@@ -188,6 +234,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_hop_by_hop_headers),
         cmocka_unit_test(test_http_header_kinds_are_told_apart_by_whole_name_any_case),
+        cmocka_unit_test(test_http_header_kinds_one_byte_off_is_other),
         cmocka_unit_test(test_http_token_list),
         cmocka_unit_test(test_http_query_get),
         cmocka_unit_test(test_http_parse_uint),
