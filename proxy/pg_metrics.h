@@ -1,11 +1,13 @@
 /* pg_metrics: the gateway's counters for Prometheus (text format 0.0.4). Each worker owns
- * one block and is its only writer (relaxed atomics, so no contention); /metrics, served by
- * whichever worker gets the request, sums every registered block. Routes and upstreams get
- * labelled slots by name, so counters survive reloads that keep the names.
+ * one block and is its only writer (relaxed atomic loads and stores, not locked adds: a
+ * second writer would lose counts); /metrics, served by whichever worker gets the request,
+ * sums every registered block. Routes and upstreams get labelled slots by name, so
+ * counters survive reloads that keep the names.
  * Owns: the registry owns the blocks; pg_metrics_new() registers one, pg_metrics_free()
  *   unregisters and frees it. Slot names are copied.
- * Threads: pg_metrics_count_* and pg_metrics_observe from the owning worker only;
- *   pg_metrics_slot (locks) and pg_metrics_render from any thread. Errors: negative errno. */
+ * Threads: pg_metrics_count_*, pg_metrics_observe and pg_metrics_conn from the owning
+ *   worker only; pg_metrics_slot (locks) and pg_metrics_render from any thread.
+ *   Errors: negative errno. */
 #ifndef PG_METRICS_H
 #define PG_METRICS_H
 
