@@ -19,6 +19,18 @@
  * system_name the name in the object file (mangled for C++). An address no symbol covers
  * is named for where it is: "libfoo.so+0x1234" (file offset) in a file mapping,
  * "0x7f12..." otherwise, so the user still sees the library.
+ * filename names the object the function is in, in brackets: "[/usr/lib/x86_64-linux-gnu/
+ * libc.so.6]" (main executable or shared library, the path as its Mapping has it; none
+ * outside any file). We have no source files to give, and the library is what a native
+ * frame's file tells: `pprof -top -filefunctions` shows "memcpy [/usr/lib/.../libc.so.6]",
+ * `-files` sums per object, and name stays the bare symbol, for -focus and for merging
+ * profiles (pprof merges Functions on name, system_name, filename and start_line; an object
+ * keeps its path between snapshots). Line numbers stay 0, so pprof prints the file alone
+ * where it would print file:line (graph.NodeInfo.NameComponents). The brackets are pprof's
+ * own mark for "object file, no source" ("[libc.so.6]" when it knows only the object), and
+ * they keep `pprof -list`, which opens a Function's filename as source text and prints its
+ * first lines when a function has line 0, from dumping the ELF file's bytes: it says it
+ * cannot find the file instead.
  *
  * Mappings. One Mapping per executable mapping that a Location uses, in the symbol
  * snapshot's order (main executable first, so it gets id 1) with has_functions set, since
@@ -100,7 +112,8 @@ typedef struct builder {
     size_t nfunc;
     uint32_t *func_buckets;
     size_t func_mask;
-    uint64_t *mapping_id; /* per symtab mapping: id in the profile, 0 if unused */
+    uint64_t *mapping_id;     /* per symtab mapping: id in the profile, 0 if unused */
+    const char **object_name; /* per symtab mapping: "[path]" for Function.filename, or NULL */
     mapping_t *maps;
     mapping_t **map_ptrs;
     size_t nmaps;
@@ -303,12 +316,33 @@ static const char *unknown_name(builder_t *b, uintptr_t addr, const pa_mapping_t
     return out;
 }
 
+/* Function.filename for code in symtab mapping mi: "[path]" (see "Functions" above), made
+ * once per mapping; NULL for anonymous mappings, or without memory. */
+static const char *object_name(builder_t *b, size_t mi, const pa_mapping_t *m)
+{
+    size_t len;
+    char *s;
+
+    if (b->object_name[mi] != NULL || m->path[0] == '\0')
+        return b->object_name[mi];
+    len = strlen(m->path);
+    s = arena_alloc(b, len + 3);
+    if (s == NULL)
+        return NULL;
+    s[0] = '[';
+    memcpy(s + 1, m->path, len);
+    s[len + 1] = ']';
+    s[len + 2] = '\0';
+    b->object_name[mi] = s;
+    return s;
+}
+
 /* Id of the Function (name, mapping), created if new. unique: name is an address's own
  * ("libc.so.6+0x1234", "0x7f..."), made once per distinct address, so it is new and nothing
  * else will be called that: skip both lookups (profiles of code without symbols are made of
  * such names, one per location). */
-static uint64_t function_id(builder_t *b, const char *name, const char *system_name, size_t mapping,
-                            int unique)
+static uint64_t function_id(builder_t *b, const char *name, const char *system_name,
+                            const char *filename, size_t mapping, int unique)
 {
     int64_t ni = unique ? append_new(&b->str, name) : intern(&b->str, name);
     func_key_t key = {ni, mapping};
@@ -335,6 +369,11 @@ static uint64_t function_id(builder_t *b, const char *name, const char *system_n
                          : intern(&b->str, system_name);
     if (f->system_name < 0)
         return 0;
+    if (filename != NULL && filename[0] != '\0') {
+        f->filename = intern(&b->str, filename); /* one per mapping: counted in the bound */
+        if (f->filename < 0)
+            return 0;
+    }
     b->func_keys[b->nfunc] = key;
     b->func_ptrs[b->nfunc] = f;
     b->nfunc++;
@@ -377,7 +416,9 @@ static int build_locations(builder_t *b)
                     return -ENOMEM;
             }
         }
-        ln->function_id = function_id(b, name, system_name, mi, unique);
+        ln->function_id =
+            function_id(b, name, system_name,
+                        mi == NO_MAPPING ? NULL : object_name(b, mi, sym.mapping), mi, unique);
         if (ln->function_id == 0)
             return -EOVERFLOW;
         b->loc_mapping[i] = mi;
@@ -441,6 +482,7 @@ static void builder_destroy(builder_t *b)
     free(b->func_keys);
     free(b->func_buckets);
     free(b->mapping_id);
+    free(b->object_name);
     free(b->maps);
     free(b->map_ptrs);
     strtab_destroy(&b->str);
@@ -509,8 +551,9 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     if (b.nframes >= UINT32_MAX / 2)
         return -E2BIG;
     nfunc_max = b.nframes + 1;
-    /* "", sample types, period type, default type, comments, 2 per mapping, 2 per function */
-    nstr = 1 + 2 * d->nsample_types + 2 + 1 + d->ncomments + 2 * nsym_maps + 2 * nfunc_max;
+    /* "", sample types, period type, default type, comments, 3 per mapping (filename,
+     * build id, object name), 2 per function */
+    nstr = 1 + 2 * d->nsample_types + 2 + 1 + d->ncomments + 3 * nsym_maps + 2 * nfunc_max;
     b.samples = malloc((b.nsamples + 1) * sizeof(*b.samples));
     b.sample_ptrs = malloc((b.nsamples + 1) * sizeof(*b.sample_ptrs));
     b.loc_ids = malloc((b.nframes + 1) * sizeof(*b.loc_ids));
@@ -519,14 +562,15 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     b.loc_mask = pow2_at_least(2 * b.nframes) - 1;
     b.loc_buckets = calloc(b.loc_mask + 1, sizeof(*b.loc_buckets));
     b.mapping_id = calloc(nsym_maps + 1, sizeof(*b.mapping_id));
+    b.object_name = calloc(nsym_maps + 1, sizeof(*b.object_name));
     b.maps = malloc((nsym_maps + 1) * sizeof(*b.maps));
     b.map_ptrs = malloc((nsym_maps + 1) * sizeof(*b.map_ptrs));
     st = malloc((d->nsample_types + 1) * sizeof(*st));
     st_ptrs = malloc((d->nsample_types + 1) * sizeof(*st_ptrs));
     comments = malloc((d->ncomments + 1) * sizeof(*comments));
     if (strtab_init(&b.str, nstr) != 0 || !b.samples || !b.sample_ptrs || !b.loc_ids || !b.values ||
-        !b.loc_addr || !b.loc_buckets || !b.mapping_id || !b.maps || !b.map_ptrs || !st ||
-        !st_ptrs || !comments)
+        !b.loc_addr || !b.loc_buckets || !b.mapping_id || !b.object_name || !b.maps ||
+        !b.map_ptrs || !st || !st_ptrs || !comments)
         goto fail;
     intern(&b.str, ""); /* string_table[0] must be "" */
 

@@ -117,6 +117,7 @@ static void check_consistent(const profile_t *p)
             assert_true(p->function[j]->id != p->function[i]->id);
         assert_true(str_at(p, p->function[i]->name)[0] != '\0');
         str_at(p, p->function[i]->system_name);
+        str_at(p, p->function[i]->filename);
     }
     for (size_t i = 0; i < p->n_location; i++) {
         const Perftools__Profiles__Location *l = p->location[i];
@@ -148,6 +149,13 @@ static const char *frame_name(const profile_t *p, size_t i, size_t f)
 {
     const Perftools__Profiles__Location *l = loc_by_id(p, p->sample[i]->location_id[f]);
     return str_at(p, func_by_id(p, l->line[0]->function_id)->name);
+}
+
+/* Function.filename of frame f of sample i. */
+static const char *frame_file(const profile_t *p, size_t i, size_t f)
+{
+    const Perftools__Profiles__Location *l = loc_by_id(p, p->sample[i]->location_id[f]);
+    return str_at(p, func_by_id(p, l->line[0]->function_id)->filename);
 }
 
 static uint64_t frame_address(const profile_t *p, size_t i, size_t f)
@@ -265,6 +273,22 @@ static void test_pprof_profile_unpacks_and_names_every_frame(void **state)
     assert_int_equal(loc_by_id(p, p->sample[4]->location_id[0])->mapping_id, 0);
     assert_string_equal(frame_name(p, 4, 1), "[unknown]");
 
+    /* Function.filename: the object in brackets (main executable, libc), none for markers
+     * and addresses in no mapping; the name stays the bare symbol */
+    {
+        char want[PATH_MAX + 3];
+        snprintf(want, sizeof(want), "[%s]", exe);
+        assert_string_equal(frame_file(p, 0, 0), want);
+        assert_string_equal(frame_file(p, 0, 1), want);
+        snprintf(want, sizeof(want), "[%s]", str_at(p, p->mapping[1]->filename));
+        assert_string_equal(frame_file(p, 1, 0), want);
+        assert_non_null(strstr(frame_file(p, 1, 0), "libc.so.6]"));
+        assert_string_equal(frame_file(p, 2, 0), "");
+        assert_string_equal(frame_file(p, 3, 0), "");
+        assert_string_equal(frame_file(p, 4, 0), "");
+        assert_string_equal(frame_file(p, 4, 1), "");
+    }
+
     /* functions are shared, not one per location */
     assert_int_equal(p->n_location, 7);
     assert_int_equal(p->n_function, 7);
@@ -286,7 +310,7 @@ static void test_pprof_names_unsymbolized_file_addresses_with_their_file(void **
     void *blob, *anon;
     int fd;
     int64_t v[] = {1, 1};
-    char want[64];
+    char want[PATH_MAX + 3];
     (void)state;
 
     assert_non_null(mkdtemp(dir));
@@ -322,6 +346,9 @@ static void test_pprof_names_unsymbolized_file_addresses_with_their_file(void **
         map_by_id(p, loc_by_id(p, p->sample[0]->location_id[1])->mapping_id);
     assert_ptr_not_equal(ma, mb);
     assert_string_equal(str_at(p, mb->filename), path);
+    snprintf(want, sizeof(want), "[%s]", path);
+    assert_string_equal(frame_file(p, 0, 0), want);
+    assert_string_equal(frame_file(p, 0, 1), ""); /* anonymous: no object */
     assert_int_equal(mb->file_offset, (uint64_t)page);
     assert_int_equal(mb->memory_start, (uintptr_t)blob);
     assert_string_equal(str_at(p, ma->filename), "");
