@@ -19,8 +19,9 @@
  * unloaded before the snapshot is freed.
  *
  * Demangling: __cxa_demangle is looked up with dlsym(RTLD_DEFAULT) at each snapshot, so C
- * hosts need no libstdc++ and C++ hosts get readable names. Demangled names are cached per
- * symbol. */
+ * hosts need no libstdc++ and C++ hosts get readable names (without it the name stays the
+ * mangled one, which pprof demangles itself when name equals system_name). Symbol versions
+ * ("@@GLIBC_2.34") are cut off the shown name. Shown names are cached per symbol. */
 #include "pa_symbolize.h"
 
 #include <dlfcn.h>
@@ -409,28 +410,37 @@ static long find_mapping(const pa_symtab_t *s, uintptr_t addr)
     return addr < s->maps[i].limit ? (long)i : -1;
 }
 
-/* The name to show for symbol i of f: demangled once if it is a C++ name. */
+/* The name to show for symbol i of f, made once: without a symbol version ("name@@GLIBC_2.34"
+ * and "name@GLIBC_2.2.5" as a .symtab spells versioned symbols, e.g. libc's debug file: the
+ * frame is the function, whichever version was called), and demangled if it is a C++ name.
+ * The raw name stays the system name. */
 static const char *display_name(pa_symtab_t *s, file_t *f, size_t i)
 {
     const char *raw = f->syms[i].name;
+    const char *at = strchr(raw, '@');
+    int cxx = s->demangle != NULL && raw[0] == '_' && raw[1] == 'Z';
+    char *base = NULL;
     int status = -1;
     char *d;
 
-    if (s->demangle == NULL || raw[0] != '_' || raw[1] != 'Z')
+    if (!cxx && (at == NULL || at == raw))
         return raw;
     if (f->demangled == NULL) {
         f->demangled = calloc(f->nsyms, sizeof(*f->demangled));
         if (f->demangled == NULL)
             return raw;
     }
-    if (f->demangled[i] == NULL) {
-        d = s->demangle(raw, NULL, NULL, &status);
-        if (status == 0 && d != NULL) {
-            f->demangled[i] = d;
-        } else {
-            free(d);
-            f->demangled[i] = (char *)raw;
-        }
+    if (f->demangled[i] != NULL)
+        return f->demangled[i];
+    if (at != NULL && at != raw)
+        base = strndup(raw, (size_t)(at - raw));
+    d = cxx ? s->demangle(base ? base : raw, NULL, NULL, &status) : NULL;
+    if (status == 0 && d != NULL) {
+        f->demangled[i] = d;
+        free(base);
+    } else {
+        free(d);
+        f->demangled[i] = base ? base : (char *)raw;
     }
     return f->demangled[i];
 }

@@ -112,6 +112,32 @@ static void test_symbolize_finds_libc_function_in_the_libc_mapping(void **state)
     pa_symtab_free(s);
 }
 
+/* A .symtab (libc's debug file, when installed) spells versioned symbols "name@@GLIBC_2.34";
+ * the frame shows the function's name, the raw one stays the system name. */
+static void test_symbolize_shows_versioned_symbols_without_their_version(void **state)
+{
+    pa_symtab_t *s;
+    pa_sym_t sym;
+    const char *raw = NULL;
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    uintptr_t fn;
+    (void)state;
+
+    assert_non_null(libc);
+    fn = (uintptr_t)dlsym(libc, "__libc_start_main");
+    assert_true(fn != 0);
+    assert_int_equal(pa_symtab_new(&s), 0);
+    assert_int_equal(pa__symtab_lookup_raw(s, fn + 1, &sym, &raw), 0);
+    assert_non_null(sym.name);
+    assert_null(strchr(sym.name, '@'));
+    assert_non_null(strstr(sym.name, "__libc_start_main"));
+    assert_non_null(raw);
+    if (strchr(raw, '@') != NULL) /* only with a .symtab: the cut is the whole difference */
+        assert_int_equal(strncmp(raw, sym.name, strlen(sym.name)), 0);
+    dlclose(libc);
+    pa_symtab_free(s);
+}
+
 static void test_symbolize_demangles_cxx_names_when_libstdcxx_is_loaded(void **state)
 {
     pa_symtab_t *s;
@@ -289,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_symbolize_main_executable_mapping_comes_first),
         cmocka_unit_test(test_symbolize_finds_static_function_of_the_test_binary),
         cmocka_unit_test(test_symbolize_finds_libc_function_in_the_libc_mapping),
+        cmocka_unit_test(test_symbolize_shows_versioned_symbols_without_their_version),
         cmocka_unit_test(test_symbolize_demangles_cxx_names_when_libstdcxx_is_loaded),
         cmocka_unit_test(test_symbolize_unknown_and_anonymous_addresses),
         cmocka_unit_test(test_symbolize_ignores_a_library_replaced_on_disk),
