@@ -8,8 +8,8 @@
 # are warned about. Needs root (to switch uids): exits 77 otherwise.
 # ctest-timeout: 120
 # ctest-skip-code: 77
-. "$(dirname "$0")/lib/common.sh"
 # shellcheck disable=SC2046 # $(as ...) prints setpriv words, split on purpose
+. "$(dirname "$0")/lib/common.sh"
 
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
     echo "skipped: needs root and setpriv to run processes under other uids"
