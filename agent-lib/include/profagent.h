@@ -9,8 +9,10 @@
  *   "profagent: ..." on stderr and the service keeps running without it.
  *
  * Linking it is enough to get an agent when the environment asks for one: a constructor calls
- * profagent_start(NULL) when PROFAGENT_SOCKET is set. Environment (read by profagent_start
- * when opts is NULL, and by profagent_options_init):
+ * profagent_start(NULL) when PROFAGENT_SOCKET is set. (A program that calls nothing of the
+ * library must link it with -Wl,--no-as-needed, which Debian's toolchain does not do by
+ * default: else the linker drops it.) Environment (read by profagent_start when opts is NULL,
+ * and by profagent_options_init):
  *   PROFAGENT_SOCKET   path of the Unix socket (its directory is created 0700 if missing)
  *   PROFAGENT_ALLOW_UID who else may connect: uids or user names, comma-separated, at most
  *                      PROFAGENT_MAX_ALLOW_UIDS (e.g. the gateway's user: "profgate" or "998");
@@ -51,8 +53,8 @@ extern "C" {
  *     any         G            0660, group G      0710, group G
  * With allowed uids but no group the socket file is open to all, and SO_PEERCRED alone is
  * the gate: a gateway running as another user needs only its uid named. A group both users
- * belong to (the agent's user must, to give the file to it) keeps strangers from connecting
- * at all. Directories that already exist are never changed; the agent logs a warning when
+ * belong to keeps strangers from connecting at all; the agent's user must be in it to give
+ * the file to it (else profagent_start fails, -EPERM, and logs why). Directories that already exist are never changed; the agent logs a warning when
  * one on the socket's path is writable by group or others without the sticky bit, or owned by
  * another user (either could replace the socket), and when an allowed uid cannot search one. */
 typedef struct profagent_options {
