@@ -8,7 +8,8 @@
 # - frames in shared libraries carry their library: Function.filename "[/.../libc.so.6]", so
 #   -top -filefunctions shows it beside the function, -files sums per object, and -list says
 #   there is no source instead of printing the object's bytes;
-# - the debug=1 text form names the library on each "#" line.
+# - the debug=1 text form names the library on each "#" line;
+# - two snapshots merge (go tool pprof given both) without splitting a function in two.
 # ctest-timeout: 120
 # ctest-resource: cpu
 # ctest-skip-code: 77
@@ -117,13 +118,23 @@ pg_check "-list says there is no source file for an object ..." \
     grep -qF "could not find file [$T/names]" "$T/list.txt"
 pg_check "... and prints none of the object's bytes" sh -c "! grep -q ELF '$T/list.txt'"
 
+# two snapshots merge into one function per name and object (pprof merges Functions on name,
+# system name, filename and start line)
+code=$(timeout 30 curl -s --unix-socket "$SOCK" -o "$T/cpu2.pb.gz" -w '%{http_code}' \
+    "http://agent/debug/pprof/profile?seconds=2")
+pg_check "a second CPU profile (200)" test "$code" = 200
+go tool pprof -top -filefunctions -nodecount=1000 "$T/cpu.pb.gz" "$T/cpu2.pb.gz" \
+    >"$T/merged.txt" 2>&1
+pg_check "the two merge: the C++ frame is one line, with its file" \
+    test "$(grep -F "names_test::Spinner" "$T/merged.txt" | grep -cF " [$T/names]")" = 1
+
 pg_check "debug=1: a '#' line names a libc frame's library" \
     grep -Eq $'^#\t0x[0-9a-f]+\t[^\t]+\t+/[^\t]*/libc\\.so\\.6$' "$T/goroutine.txt"
 pg_check "debug=1: the C++ frame, demangled, with the program's path" \
     grep -qF "$cxx+0x" "$T/goroutine.txt"
 
 pg_check "the program exits cleanly at SIGTERM" pg_stop names
-for f in raw filefunctions files list; do
+for f in raw filefunctions files list merged; do
     echo "--- $f (head)"
     head -n 12 "$T/$f.txt"
 done
