@@ -17,14 +17,16 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+me=cpu_overhead.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$here/../lib/common.sh"
+src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-bench}
 runs=7
 secs=5
 conns=32
 hz=100
 path="/randomstring?n=64"
-keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs=$2; shift ;;
@@ -43,44 +45,13 @@ done
 [ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "--seconds: 1..60" >&2; exit 2; }
 
 "$src/scripts/install-deps.sh" bench
-if [ ! -x "$build/demo-upstream/randomstring" ]; then
-    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+if [ -f "$build/CMakeCache.txt" ]; then
+    bench_no_sanitizer "$build"
 fi
-cmake --build "$build" -j2 --target randomstring profagent >/dev/null
-if grep -q '^PG_SANITIZE:STRING=.\+' "$build/CMakeCache.txt"; then
-    echo "cpu_overhead.sh: $build is a sanitizer build; use another" >&2
-    exit 2
-fi
+bench_build "$build" randomstring profagent
+bench_no_sanitizer "$build"
 
-work=$(mktemp -d /tmp/pg_cpu_overhead.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 25); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "cpu_overhead.sh: kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+bench_workdir pg_cpu_overhead
 
 pin_srv=()
 pin_wrk=()
@@ -89,7 +60,7 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     pin_wrk=(taskset -c 1)
 fi
 
-port=$(free_port)
+port=$(bench_free_port)
 sock=$work/rs.sock
 env PROFAGENT_CPU_HZ="$hz" "${pin_srv[@]}" "$build/demo-upstream/randomstring" \
     --listen "127.0.0.1:$port" --agent-socket "$sock" >"$work/rs.log" 2>&1 &
@@ -118,19 +89,11 @@ run() {
         prof=$(go tool pprof -raw "$work/cpu.pb.gz" 2>/dev/null |
             awk '/^Samples:/ { s = 1; next } /^Locations/ { s = 0 } s && $1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }')
     fi
-    # wrk's "timeout" count is requests slower than 2 s (a starved machine), not failures
-    if grep -q 'Non-2xx' "$work/wrk.txt" ||
-        grep -Eq 'Socket errors: connect [1-9]|read [1-9]|write [1-9]' "$work/wrk.txt"; then
-        echo "cpu_overhead.sh: wrk saw errors:" >&2
-        cat "$work/wrk.txt" >&2
+    if bench_wrk_failed "$work/wrk.txt"; then
         exit 1
     fi
     awk -v c="$((c1 - c0))" -v p="$prof" '/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
         END { printf "%s %.0f %d\n", rps, c / n, p }' "$work/wrk.txt"
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 export HOME=$work PPROF_TMPDIR=$work
@@ -154,10 +117,10 @@ for i in $(seq 1 "$runs"); do
     done
     echo "$line"
 done
-on=$(median <"$work/on.rps")
-off=$(median <"$work/off.rps")
-con=$(median <"$work/on.cpu")
-coff=$(median <"$work/off.cpu")
+on=$(bench_median <"$work/on.rps")
+off=$(bench_median <"$work/off.rps")
+con=$(bench_median <"$work/on.cpu")
+coff=$(bench_median <"$work/off.cpu")
 awk -v on="$on" -v off="$off" -v con="$con" -v coff="$coff" -v hz="$hz" 'BEGIN {
     printf "median req/s: CPU profile at %d Hz %.0f, no profile %.0f\n", hz, on, off
     printf "throughput ratio on/off %.4f (overhead %.2f%%)\n", on / off, (1 - on / off) * 100

@@ -22,13 +22,15 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+me=heap_overhead.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$here/../lib/common.sh"
+src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-bench}
 runs=7
 secs=5
 conns=32
 path="/randomstring?n=64"
-keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs=$2; shift ;;
@@ -46,44 +48,13 @@ done
 [ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "--seconds: 1..60" >&2; exit 2; }
 
 "$src/scripts/install-deps.sh" bench
-if [ ! -x "$build/demo-upstream/randomstring" ]; then
-    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+if [ -f "$build/CMakeCache.txt" ]; then
+    bench_no_sanitizer "$build"
 fi
-cmake --build "$build" -j2 --target randomstring profagent >/dev/null
-if grep -q '^PG_SANITIZE:STRING=.\+' "$build/CMakeCache.txt"; then
-    echo "heap_overhead.sh: $build is a sanitizer build (no heap hooks there); use another" >&2
-    exit 2
-fi
+bench_build "$build" randomstring profagent
+bench_no_sanitizer "$build"
 
-work=$(mktemp -d /tmp/pg_heap_overhead.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 25); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "heap_overhead.sh: kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+bench_workdir pg_heap_overhead
 
 pin_srv=()
 pin_wrk=()
@@ -94,7 +65,7 @@ fi
 
 declare -A port pid_of
 for mode in on off; do
-    port[$mode]=$(free_port)
+    port[$mode]=$(bench_free_port)
     rate=524288
     [ "$mode" = off ] && rate=0
     env PROFAGENT_MEM_RATE=$rate "${pin_srv[@]}" "$build/demo-upstream/randomstring" \
@@ -121,19 +92,11 @@ run() {
     "${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:${port[$1]}$path" \
         >"$work/wrk.txt" 2>&1
     c1=$(cpu_ns "$1")
-    # wrk's "timeout" count is requests slower than 2 s (a starved machine), not failures
-    if grep -q 'Non-2xx' "$work/wrk.txt" ||
-        grep -Eq 'Socket errors: connect [1-9]|read [1-9]|write [1-9]' "$work/wrk.txt"; then
-        echo "heap_overhead.sh: wrk saw errors:" >&2
-        cat "$work/wrk.txt" >&2
+    if bench_wrk_failed "$work/wrk.txt"; then
         exit 1
     fi
     awk -v c="$((c1 - c0))" '/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
         END { printf "%s %.0f\n", rps, c / n }' "$work/wrk.txt"
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "randomstring $path, wrk -t1 -c$conns -d${secs}s, $runs rounds, pinned: ${pin_srv[*]:-no}"
@@ -154,10 +117,10 @@ for i in $(seq 1 "$runs"); do
     done
     echo "$line"
 done
-on=$(median <"$work/on.rps")
-off=$(median <"$work/off.rps")
-con=$(median <"$work/on.cpu")
-coff=$(median <"$work/off.cpu")
+on=$(bench_median <"$work/on.rps")
+off=$(bench_median <"$work/off.rps")
+con=$(bench_median <"$work/on.cpu")
+coff=$(bench_median <"$work/off.cpu")
 awk -v on="$on" -v off="$off" -v con="$con" -v coff="$coff" 'BEGIN {
     printf "median req/s: heap sampling on (512 KiB) %.0f, off (PROFAGENT_MEM_RATE=0) %.0f\n", on, off
     printf "throughput ratio on/off %.4f (overhead %.2f%%)\n", on / off, (1 - on / off) * 100
@@ -190,8 +153,8 @@ for i in $(seq 1 "$runs"); do
     echo "micro round $i: ns per free+malloc: 512 KiB $a, rate 0 $b, no agent $c"
 done
 one=$(env LD_PRELOAD="$lib" PROFAGENT_MEM_RATE=1 "${pin_srv[@]}" "$work/heap_micro" 500000)
-awk -v a="$(median <"$work/m.on")" -v b="$(median <"$work/m.off")" \
-    -v c="$(median <"$work/m.none")" -v one="$one" 'BEGIN {
+awk -v a="$(bench_median <"$work/m.on")" -v b="$(bench_median <"$work/m.off")" \
+    -v c="$(bench_median <"$work/m.none")" -v one="$one" 'BEGIN {
     printf "median ns per free+malloc pair: 512 KiB %.2f, rate 0 %.2f, no agent %.2f\n", a, b, c
     printf "sampling at 512 KiB adds %.2f ns per pair (%.1f%%); the hooks at rate 0 add %.2f ns\n", a - b, (a / b - 1) * 100, b - c
     printf "every allocation sampled (rate 1): %.0f ns per pair\n", one }'

@@ -46,7 +46,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+me=overhead.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$here/../lib/common.sh"
+src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-abench}
 rounds=5
 secs=5
@@ -54,7 +57,6 @@ conns=32
 calls=2000
 callgrind=1
 cpu_script=0
-keep=0
 path="/randomstring?n=64"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -84,70 +86,15 @@ if [ "$callgrind" = 1 ] && ! command -v callgrind_annotate >/dev/null; then
     echo "overhead.sh: valgrind not found: (c) skipped" >&2
     callgrind=0
 fi
-if [ ! -x "$build/demo-upstream/randomstring" ]; then
-    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+if [ -f "$build/CMakeCache.txt" ]; then
+    bench_no_sanitizer "$build"
 fi
-if grep -q '^PG_SANITIZE:STRING=.\+' "$build/CMakeCache.txt"; then
-    echo "overhead.sh: $build is a sanitizer build (no hooks there); use another" >&2
-    exit 2
-fi
-# The tree is shared with people editing it: if it does not build right now, measure the
-# binaries already there (and say so) rather than nothing.
-if ! blog=$(cmake --build "$build" -j2 --target randomstring profagent profagent_static 2>&1); then
-    if [ -x "$build/demo-upstream/randomstring" ] && [ -f "$build/agent-lib/libprofagent.a" ]; then
-        echo "overhead.sh: WARNING: the build failed; measuring the existing binaries of $(stat -c %y "$build/demo-upstream/randomstring" | cut -d. -f1)" >&2
-    else
-        echo "$blog" >&2
-        exit 1
-    fi
-fi
+bench_build "$build" randomstring profagent profagent_static
+bench_no_sanitizer "$build"
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
 rs=$build/demo-upstream/randomstring
 
-work=$(mktemp -d /tmp/pg_agent_overhead.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 25); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "overhead.sh: kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-used_ports=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        case "$used_ports" in *" $p "*) continue ;; esac
-        if ! ss -Htan "sport = :$p" | grep -q .; then
-            used_ports="$used_ports$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-wait_http() { # $1 url, $2 tries of 0.2 s
-    for _ in $(seq 1 "$2"); do
-        curl -sf -o /dev/null --max-time 2 "$1" && return 0
-        sleep 0.2
-    done
-    echo "overhead.sh: $1 did not answer 200" >&2
-    return 1
-}
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
+bench_workdir pg_agent_overhead
 # env_of CONFIG: the environment of that configuration (besides the socket)
 env_of() {
     case "$1" in
@@ -163,7 +110,7 @@ declare -A port pid_of
 start_rs() {
     local cfg=$1 sock=()
     shift
-    port[$cfg]=$(free_port)
+    port[$cfg]=$(bench_free_port)
     [ "$cfg" != off ] && sock=(--agent-socket "$work/$cfg.sock")
     # shellcheck disable=SC2046
     env -u PROFAGENT_SOCKET -u PROFAGENT_MEM_RATE $(env_of "$cfg") "$@" "$rs" \
@@ -181,7 +128,7 @@ for cfg in $configs; do
     start_rs "$cfg"
 done
 for cfg in $configs; do
-    wait_http "http://127.0.0.1:${port[$cfg]}/" 100
+    bench_wait_http "http://127.0.0.1:${port[$cfg]}/" 20
 done
 
 # cpu_profile_begin: a CPU profile over the next run of the cpu instance
@@ -210,11 +157,7 @@ wrk_run() {
     wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:${port[$cfg]}$path" >"$work/wrk.txt" 2>&1
     c1=$(cpu_ticks "$cfg")
     [ "$cfg" = cpu ] && cpu_profile_end
-    # wrk's "timeout" count is requests slower than 2 s (a starved machine), not failures
-    if grep -q 'Non-2xx' "$work/wrk.txt" ||
-        grep -Eq 'Socket errors: connect [1-9]|read [1-9]|write [1-9]' "$work/wrk.txt"; then
-        echo "overhead.sh: wrk saw errors on $cfg:" >&2
-        cat "$work/wrk.txt" >&2
+    if bench_wrk_failed "$work/wrk.txt" "$cfg"; then
         exit 1
     fi
     awk -v c="$((c1 - c0))" -v hz="$hz" -v f="$work/$cfg" '
@@ -268,13 +211,13 @@ spread() { # spread FILE_A FILE_OFF: "median [min..max]" of per-round ratios a/o
 echo
 echo "## /randomstring?n=64: (a) requests/s and (b) server CPU per request, medians over $rounds rounds"
 printf "%-9s %10s %8s %22s   %11s %8s %22s\n" config "req/s" "ratio" "per-round ratios" "CPU ns/req" "ratio" "per-round ratios"
-off_rps=$(median <"$work/off.rps")
-off_cpu=$(median <"$work/off.cpu")
+off_rps=$(bench_median <"$work/off.rps")
+off_cpu=$(bench_median <"$work/off.cpu")
 for cfg in $configs; do
-    printf "%-9s %10.0f %8.4f %22s   %11.0f %8.4f %22s\n" "$cfg" "$(median <"$work/$cfg.rps")" \
-        "$(awk -v a="$(median <"$work/$cfg.rps")" -v b="$off_rps" 'BEGIN { print a / b }')" \
-        "$(spread "$work/$cfg.rps" "$work/off.rps")" "$(median <"$work/$cfg.cpu")" \
-        "$(awk -v a="$(median <"$work/$cfg.cpu")" -v b="$off_cpu" 'BEGIN { print a / b }')" \
+    printf "%-9s %10.0f %8.4f %22s   %11.0f %8.4f %22s\n" "$cfg" "$(bench_median <"$work/$cfg.rps")" \
+        "$(awk -v a="$(bench_median <"$work/$cfg.rps")" -v b="$off_rps" 'BEGIN { print a / b }')" \
+        "$(spread "$work/$cfg.rps" "$work/off.rps")" "$(bench_median <"$work/$cfg.cpu")" \
+        "$(awk -v a="$(bench_median <"$work/$cfg.cpu")" -v b="$off_cpu" 'BEGIN { print a / b }')" \
         "$(spread "$work/$cfg.cpu" "$work/off.cpu")"
 done
 echo "(ratio: of the medians; per-round ratios: median [min..max] of each round against off in that round;
@@ -282,13 +225,13 @@ echo "(ratio: of the medians; per-round ratios: median [min..max] of each round 
 echo
 echo "## /contend?threads=2&ms=$((secs * 1000)): (a) acquisitions/s and (b) CPU ns per acquisition, medians"
 printf "%-9s %12s %8s %22s   %11s %8s %22s\n" config "acq/s" "ratio" "per-round ratios" "CPU ns/acq" "ratio" "per-round ratios"
-off_acq=$(median <"$work/off.acq")
-off_acqcpu=$(median <"$work/off.acqcpu")
+off_acq=$(bench_median <"$work/off.acq")
+off_acqcpu=$(bench_median <"$work/off.acqcpu")
 for cfg in off lock1 lockprod; do
-    printf "%-9s %12.0f %8.4f %22s   %11.1f %8.4f %22s\n" "$cfg" "$(median <"$work/$cfg.acq")" \
-        "$(awk -v a="$(median <"$work/$cfg.acq")" -v b="$off_acq" 'BEGIN { print a / b }')" \
-        "$(spread "$work/$cfg.acq" "$work/off.acq")" "$(median <"$work/$cfg.acqcpu")" \
-        "$(awk -v a="$(median <"$work/$cfg.acqcpu")" -v b="$off_acqcpu" 'BEGIN { print a / b }')" \
+    printf "%-9s %12.0f %8.4f %22s   %11.1f %8.4f %22s\n" "$cfg" "$(bench_median <"$work/$cfg.acq")" \
+        "$(awk -v a="$(bench_median <"$work/$cfg.acq")" -v b="$off_acq" 'BEGIN { print a / b }')" \
+        "$(spread "$work/$cfg.acq" "$work/off.acq")" "$(bench_median <"$work/$cfg.acqcpu")" \
+        "$(awk -v a="$(bench_median <"$work/$cfg.acqcpu")" -v b="$off_acqcpu" 'BEGIN { print a / b }')" \
         "$(spread "$work/$cfg.acqcpu" "$work/off.acqcpu")"
 done
 # what the samplers recorded, to show they ran: records and the sum of their counts
@@ -320,7 +263,7 @@ for depth in 16 48; do
     for _ in $(seq 1 "$rounds"); do
         env -u PROFAGENT_SOCKET PROFAGENT_MEM_RATE=0 "$work/cpu_sig_micro" "$nmicro" "$depth" >>"$work/m$depth"
     done
-    field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$work/m$depth" | median; }
+    field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$work/m$depth" | bench_median; }
     dh=$(field deliver_handler_ns)
     do_=$(field deliver_only_ns)
     hd=$(field handler_direct_ns)
@@ -362,8 +305,8 @@ for t in 1 2 2y; do
         f=$work/lk.$t.${set//\//_}
         printf "threads %-2s %-22s CPU %8.1f ns/acquisition, contended %6.2f%% of locks\n" "$t" \
             "$([ "$set" = none ] && echo "no agent" || echo "block/mutex $set")" \
-            "$(sed -n 's/.* cpu_ns_per_acq=\([0-9.]*\).*/\1/p' "$f" | median)" \
-            "$(sed -n 's/.* contended_pct=\([0-9.]*\).*/\1/p' "$f" | median)"
+            "$(sed -n 's/.* cpu_ns_per_acq=\([0-9.]*\).*/\1/p' "$f" | bench_median)" \
+            "$(sed -n 's/.* contended_pct=\([0-9.]*\).*/\1/p' "$f" | bench_median)"
     done
 done
 
@@ -375,7 +318,7 @@ if [ "$callgrind" = 1 ]; then
         start_rs "$cfg" valgrind --tool=callgrind --callgrind-out-file="$work/cg.$cfg"
         vpid=${pid_of[$cfg]}
         url="http://127.0.0.1:${port[$cfg]}"
-        wait_http "$url/" 300
+        bench_wait_http "$url/" 60
         ab -c 4 -n 200 "$url$path" >/dev/null 2>&1 || true
         callgrind_control -z "$vpid" >/dev/null 2>&1
         ab -c 4 -n "$calls" "$url$path" >"$work/cg.$cfg.ab" 2>&1 || true

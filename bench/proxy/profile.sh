@@ -17,12 +17,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+me=profile.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$here/../lib/common.sh"
+src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-bench}
 tool=both
 workers=1
 secs=10
-keep=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --tool) tool=$2; shift ;;
@@ -47,90 +49,19 @@ if [ "$tool" != perf ] && ! command -v go >/dev/null; then
     echo "profile.sh: go (golang-go) is needed for go tool pprof" >&2
     exit 1
 fi
-if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
-    echo "profile.sh: configuring $build (RelWithDebInfo)"
-    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-# The tree is shared with people editing it: if it does not build right now, measure the
-# binary already there (and say so) rather than nothing.
-if ! blog=$(cmake --build "$build" -j2 --target profgate profagent 2>&1); then
-    if [ -x "$build/proxy/profgate" ]; then
-        echo "profile.sh: WARNING: the build failed; measuring the existing $build/proxy/profgate of $(stat -c %y "$build/proxy/profgate" | cut -d. -f1)" >&2
-        echo "$blog" | grep -m3 -E 'error|Error' >&2 || true
-    else
-        echo "$blog" >&2
-        exit 1
-    fi
-fi
+bench_build "$build" profgate profagent
+bench_workdir pg_proxy_profile
+bench_fixed_upstream
 
-work=$(mktemp -d /tmp/pg_proxy_profile.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 25); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "profile.sh: kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
-
-cc=${CC:-cc}
-# shellcheck disable=SC2046
-"$cc" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/fixed_upstream" \
-    "$here/fixed_upstream.c" $(pkg-config --cflags --libs libuv)
-
-used_ports=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        case "$used_ports" in *" $p "*) continue ;; esac
-        if ! ss -Htan "sport = :$p" | grep -q .; then
-            used_ports="$used_ports$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-wait_http() {
-    for _ in $(seq 1 100); do
-        curl -sf -o /dev/null --max-time 1 "$1" && return 0
-        sleep 0.1
-    done
-    echo "profile.sh: $1 did not answer 200 within 10 s" >&2
-    return 1
-}
-
-up_port=$(free_port)
-"$work/fixed_upstream" --listen "127.0.0.1:$up_port" 2>"$work/upstream.log" &
-pids+=($!)
-wait_http "http://127.0.0.1:$up_port/"
+up_port=$(bench_free_port)
+bench_start upstream "$work/fixed_upstream" --listen "127.0.0.1:$up_port"
+bench_wait_http "http://127.0.0.1:$up_port/"
 
 # run_one TOOL: start profgate (with the agent for TOOL=agent), load it, profile it
 run_one() {
     local t=$1 port pg sock
-    port=$(free_port)
-    cat >"$work/profgate-$t.toml" <<EOF
-[server]
-listen  = "127.0.0.1:$port"
-workers = $workers
-
-[[upstream]]
-name    = "bench"
-address = "127.0.0.1:$up_port"
-
-[[route]]
-prefix   = "/"
-upstream = "bench"
-EOF
+    port=$(bench_free_port)
+    bench_profgate_conf "$work/profgate-$t.toml" "$workers" "$port" "$up_port"
     if [ "$t" = agent ]; then
         sock=$work/agent.sock
         env LD_PRELOAD="$build/agent-lib/libprofagent.so" PROFAGENT_SOCKET="$sock" \
@@ -140,7 +71,7 @@ EOF
     fi
     pg=$!
     pids+=("$pg")
-    wait_http "http://127.0.0.1:$port/"
+    bench_wait_http "http://127.0.0.1:$port/"
     wrk -t2 -c64 -d$((secs + 4))s --latency "http://127.0.0.1:$port/" >"$work/wrk-$t.txt" 2>&1 &
     local wpid=$!
     pids+=("$wpid")
@@ -173,8 +104,7 @@ EOF
     fi
     echo "### wrk during the profile"
     grep -E 'Requests/sec|^ +(50|99)%|Non-2xx|Socket errors' "$work/wrk-$t.txt" || true
-    kill -TERM "$pg" 2>/dev/null || true
-    wait "$pg" 2>/dev/null || true
+    bench_stop "$pg"
 }
 
 case "$tool" in

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/proxy/run.sh: profgate against nginx and HAProxy as reverse proxies, in the same run.
-#   bench/proxy/run.sh [--quick] [--duration S] [--rounds R] [--connections C] [--threads T]
-#                      [--upstreams fixed,randomstring] [--build DIR] [--compare DIR] [--keep]
+#   bench/proxy/run.sh [--quick | --smoke] [--duration S] [--rounds R] [--connections C]
+#                      [--threads T] [--upstreams fixed,randomstring] [--targets LIST]
+#                      [--build DIR] [--compare DIR] [--keep]
 # For each upstream (fixed_upstream.c: a fixed 13-byte response, so the proxy's own cost
 # dominates; randomstring: the demo service, GET /randomstring, agent off) it starts the
 # upstream and, listening on free 127.0.0.1 ports, nginx, HAProxy and profgate with 1 and 2
@@ -33,33 +34,42 @@
 # --compare DIR adds targets "candidate-1" and "candidate-2": the profgate of another build
 # directory (a patched tree, say), measured in the same rounds as the others.
 #
+# --targets LIST (comma-separated, e.g. nginx-1,profgate-1,candidate-1) measures only those:
+# an A/B of two builds against nginx in a few minutes.
+#
 # Default: 5 rounds x 10 s x 7 targets x 2 upstreams (~13 min). --quick: 3 rounds x 4 s
-# (~3 min). Every process started here is killed by PID at exit. Not a ctest.
+# (~3 min). --smoke: 1 round x 1 s, to check that the script works (~1 min; the figures mean
+# nothing). Every process started here is killed by PID at exit. Not a ctest.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+me=run.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$here/../lib/common.sh"
+src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-bench}
 duration=10
 rounds=5
 conns=64
 threads=2
 upstreams=fixed,randomstring
-keep=0
 compare=
+only=
 
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) duration=4; rounds=3 ;;
+    --smoke) duration=1; rounds=1 ;;
     --duration) duration=$2; shift ;;
     --rounds) rounds=$2; shift ;;
     --connections) conns=$2; shift ;;
     --threads) threads=$2; shift ;;
     --upstreams) upstreams=$2; shift ;;
+    --targets) only=$2; shift ;;
     --build) build=$2; shift ;;
     --keep) keep=1 ;;
     --compare) compare=$2; shift ;;
-    -h | --help) sed -n '2,4p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -71,199 +81,23 @@ if [ -n "$compare" ] && [ ! -x "$compare/proxy/profgate" ]; then
     exit 2
 fi
 
-if [ ! -f "$build/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
-    echo "run.sh: configuring $build (RelWithDebInfo)"
-    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-# The tree is shared with people editing it: if it does not build right now, measure the
-# binary already there (and say so) rather than nothing.
 btargets=profgate
 case ",$upstreams," in *,randomstring,*) btargets="profgate randomstring" ;; esac
 # shellcheck disable=SC2086
-if ! blog=$(cmake --build "$build" -j2 --target $btargets 2>&1); then
-    if [ -x "$build/proxy/profgate" ]; then
-        echo "run.sh: WARNING: the build failed; measuring the existing $build/proxy/profgate of $(stat -c %y "$build/proxy/profgate" | cut -d. -f1)" >&2
-        echo "$blog" | grep -m3 -E 'error|Error' >&2 || true
-    else
-        echo "$blog" >&2
-        exit 1
-    fi
-fi
+bench_build "$build" $btargets
 
-work=$(mktemp -d /tmp/pg_proxy_bench.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    pids=()
-    if [ "$keep" = 1 ]; then
-        echo "run.sh: kept $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
-
+bench_workdir pg_proxy_bench
 # as many descriptors as allowed (the hard limit may be below 65536 in a container)
-hard=$(ulimit -Hn)
-if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
-ulimit -n "$hard"
-
-cc=${CC:-cc}
-# shellcheck disable=SC2046
-"$cc" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/fixed_upstream" \
-    "$here/fixed_upstream.c" $(pkg-config --cflags --libs libuv)
-
-# A free port: random in 20000-59999, nothing listening on it, not handed out before.
-# build_info DIR: its build type and the source it was built from (git commit, and whether
-# proxy/ had uncommitted changes: the tree is shared with people editing it)
-build_info() {
-    local s t
-    s=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
-    t=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt" 2>/dev/null)
-    if git -C "${s:-/nonexistent}" rev-parse --short HEAD >/dev/null 2>&1; then
-        echo "$1 (${t:-?}), source $s at git $(git -C "$s" rev-parse --short HEAD)$(git -C "$s" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
-    else
-        echo "$1 (${t:-?}), source ${s:-?} (not a git checkout)"
-    fi
-}
-
-used_ports=" "
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        case "$used_ports" in *" $p "*) continue ;; esac
-        if ! ss -Htan "sport = :$p" | grep -q .; then
-            used_ports="$used_ports$p "
-            echo "$p"
-            return
-        fi
-    done
-}
-
-# wait_http URL: until it answers 200 (10 s at most).
-wait_http() {
-    local i
-    for i in $(seq 1 100); do
-        if curl -sf -o /dev/null --max-time 1 "$1"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "run.sh: $1 did not answer 200 within 10 s" >&2
-    return 1
-}
-
-start() { # start NAME CMD...: run in the background, log in $work/NAME.log
-    local name=$1
-    shift
-    "$@" >"$work/$name.log" 2>&1 &
-    pids+=($!)
-}
-
-nginx_conf() { # nginx_conf WORKERS PORT UPSTREAM_PORT
-    local d=$work/nginx-$1-$2
-    mkdir -p "$d/tmp"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes $1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
-    keepalive_requests 1000000;
-    upstream backend {
-        server 127.0.0.1:$3;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$2 reuseport;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-    echo "$d/nginx.conf"
-}
-
-haproxy_conf() { # haproxy_conf THREADS PORT UPSTREAM_PORT
-    local f=$work/haproxy-$1-$2.cfg
-    cat >"$f" <<EOF
-global
-    nbthread $1
-    maxconn 4096
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-frontend fe
-    bind 127.0.0.1:$2
-    default_backend be
-backend be
-    server up 127.0.0.1:$3
-EOF
-    echo "$f"
-}
-
-profgate_conf() { # profgate_conf WORKERS PORT UPSTREAM_PORT
-    local f=$work/profgate-$1-$2.toml
-    cat >"$f" <<EOF
-[server]
-listen  = "127.0.0.1:$2"
-workers = $1
-
-[[upstream]]
-name    = "bench"
-address = "127.0.0.1:$3"
-
-[[route]]
-prefix   = "/"
-upstream = "bench"
-EOF
-    echo "$f"
-}
-
-# cpu_ticks PID: user + system CPU clock ticks of PID and its children (nginx's workers)
-cpu_ticks() {
-    local t=0 p v
-    for p in "$1" $(ps -o pid= --ppid "$1"); do
-        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || v=0
-        t=$((t + ${v:-0}))
-    done
-    echo "$t"
-}
-hz=$(getconf CLK_TCK)
+bench_raise_nofile >/dev/null
+bench_fixed_upstream
+hz=$BENCH_HZ
 
 # wrk_once URL PID -> "rps p99_ms non2xx sockerr cpu_us_per_request" (CPU of PID's tree)
 wrk_once() {
     local out t0 t1
-    t0=$(cpu_ticks "$2")
+    t0=$(bench_cpu_ticks "$2")
     out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$1" 2>&1) || true
-    t1=$(cpu_ticks "$2")
+    t1=$(bench_cpu_ticks "$2")
     echo "$out" >>"$work/wrk.log"
     echo "$out" | awk -v ticks=$((t1 - t0)) -v hz="$hz" '
         function ms(v) {
@@ -287,7 +121,7 @@ wrk_once() {
 
 echo "# profgate proxy benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, no pinning"
-echo "# profgate: $(build_info "$build")"
+echo "# profgate: $(bench_build_info "$build")"
 echo "# $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v | head -1 | awk '{print "haproxy/" $3}'), $(wrk --version 2>&1 | head -1 | awk '{print $1 "/" $2}')"
 echo "# wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds, medians"
 
@@ -296,25 +130,35 @@ results=$work/results.tsv
 targets=(direct nginx-1 nginx-2 haproxy-1 haproxy-2 profgate-1 profgate-2)
 if [ -n "$compare" ]; then
     targets+=(candidate-1 candidate-2)
-    echo "# candidate: $(build_info "$compare")"
+    echo "# candidate: $(bench_build_info "$compare")"
+fi
+if [ -n "$only" ]; then
+    chosen=()
+    for t in ${only//,/ }; do
+        case " ${targets[*]} " in
+        *" $t "*) chosen+=("$t") ;;
+        *) echo "run.sh: --targets: no target $t (there are: ${targets[*]})" >&2; exit 2 ;;
+        esac
+    done
+    targets=("${chosen[@]}")
 fi
 
 for upstream in ${upstreams//,/ }; do
-    up_port=$(free_port)
+    up_port=$(bench_free_port)
     case "$upstream" in
     fixed)
-        start upstream-fixed "$work/fixed_upstream" --listen "127.0.0.1:$up_port"
+        bench_start upstream-fixed "$work/fixed_upstream" --listen "127.0.0.1:$up_port"
         path=/
         ;;
     randomstring)
-        start upstream-randomstring env -u PROFAGENT_SOCKET \
+        bench_start upstream-randomstring env -u PROFAGENT_SOCKET \
             "$build/demo-upstream/randomstring" --listen "127.0.0.1:$up_port"
         path=/randomstring
         ;;
     *) echo "run.sh: unknown upstream $upstream" >&2; exit 2 ;;
     esac
     upstream_pid=${pids[-1]}
-    wait_http "http://127.0.0.1:$up_port$path"
+    bench_wait_http "http://127.0.0.1:$up_port$path"
 
     declare -A url=()
     declare -A tpid=()
@@ -322,31 +166,34 @@ for upstream in ${upstreams//,/ }; do
     tpid[direct]=$upstream_pid
     proxy_pids=()
     for n in 1 2; do
-        p=$(free_port)
-        start "nginx-$n" nginx -p "$work" -e "$work/nginx-$n.error.log" -c "$(nginx_conf "$n" "$p" "$up_port")"
+        p=$(bench_free_port)
+        bench_start "nginx-$n" nginx -p "$work" -e "$work/nginx-$n.error.log" -c "$(bench_nginx_conf "$n" "$p" "$up_port")"
         url[nginx-$n]="http://127.0.0.1:$p$path"
         tpid[nginx-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
-        p=$(free_port)
-        start "haproxy-$n" haproxy -db -f "$(haproxy_conf "$n" "$p" "$up_port")"
+        p=$(bench_free_port)
+        bench_haproxy_conf "$work/haproxy-$n-$p.cfg" "$n" "$p" "$up_port"
+        bench_start "haproxy-$n" haproxy -db -f "$work/haproxy-$n-$p.cfg"
         url[haproxy-$n]="http://127.0.0.1:$p$path"
         tpid[haproxy-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
-        p=$(free_port)
-        start "profgate-$n" "$build/proxy/profgate" --config "$(profgate_conf "$n" "$p" "$up_port")"
+        p=$(bench_free_port)
+        bench_profgate_conf "$work/profgate-$n-$p.toml" "$n" "$p" "$up_port"
+        bench_start "profgate-$n" "$build/proxy/profgate" --config "$work/profgate-$n-$p.toml"
         url[profgate-$n]="http://127.0.0.1:$p$path"
         tpid[profgate-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
         if [ -n "$compare" ]; then
-            p=$(free_port)
-            start "candidate-$n" "$compare/proxy/profgate" --config "$(profgate_conf "$n" "$p" "$up_port")"
+            p=$(bench_free_port)
+            bench_profgate_conf "$work/candidate-$n-$p.toml" "$n" "$p" "$up_port"
+            bench_start "candidate-$n" "$compare/proxy/profgate" --config "$work/candidate-$n-$p.toml"
             url[candidate-$n]="http://127.0.0.1:$p$path"
             tpid[candidate-$n]=${pids[-1]}
             proxy_pids+=("${pids[-1]}")
         fi
     done
     for t in "${targets[@]}"; do
-        wait_http "${url[$t]}"
+        bench_wait_http "${url[$t]}"
         # the same answer through every proxy: a proxy answering errors fast is not measured
         body=$(curl -sf --max-time 2 "${url[$t]}" | wc -c)
         echo "# $upstream $t ${url[$t]} -> 200, $body body bytes"
@@ -374,16 +221,8 @@ for upstream in ${upstreams//,/ }; do
 
     # this upstream's processes go before the next upstream starts
     for p in "${proxy_pids[@]}" "$upstream_pid"; do
-        kill -TERM "$p" 2>/dev/null || true
+        bench_stop "$p"
     done
-    for p in "${proxy_pids[@]}" "$upstream_pid"; do
-        wait "$p" 2>/dev/null || true
-    done
-    keep_pids=()
-    for p in "${pids[@]}"; do
-        case " ${proxy_pids[*]} $upstream_pid " in *" $p "*) ;; *) keep_pids+=("$p") ;; esac
-    done
-    pids=("${keep_pids[@]}")
     if [ "$upstream" = fixed ]; then
         echo "# $(tail -1 "$work/upstream-fixed.log")"
     fi

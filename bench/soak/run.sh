@@ -21,7 +21,10 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-src=$(cd "$here/../.." && pwd)
+me=run.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
+. "$here/../lib/common.sh"
+src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build}
 minutes=${1:-10}
 if ! [[ "$minutes" =~ ^[0-9]+$ ]] || [ "$minutes" -lt 1 ] || [ "$minutes" -gt 120 ]; then
@@ -37,46 +40,16 @@ for t in wrk ab curl; do
     command -v "$t" >/dev/null || { echo "run.sh: $t is needed (scripts/install-deps.sh bench)" >&2; exit 2; }
 done
 
-work=$(mktemp -d /tmp/pg-soak.XXXXXX)
-pids=()
-cleanup()
-{
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-}
-trap cleanup EXIT
-
-free_port()
-{
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 12000))
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return 0; }
-    done
-    return 1
-}
-
-wait_port()
-{
-    for _ in $(seq 1 300); do
-        (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+keep=1 # the logs, rss.csv and profiles.log stay for a look afterwards
+bench_workdir pg-soak
 
 rss_kb()
 {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
 }
 
-P=$(free_port)
-R=$(free_port)
+P=$(bench_free_port)
+R=$(bench_free_port)
 SOCK=$work/run/rs.sock
 base=http://127.0.0.1:$P
 cat >"$work/pg.toml" <<EOF
@@ -112,11 +85,11 @@ PROFAGENT_BLOCK_RATE=1000 PROFAGENT_MUTEX_FRACTION=5 \
     "$RS" --listen "127.0.0.1:$R" --agent-socket "$SOCK" >"$work/rs.log" 2>&1 &
 rspid=$!
 pids+=("$rspid")
-wait_port "$R" || { echo "run.sh: randomstring did not start"; cat "$work/rs.log"; exit 1; }
+bench_wait_port "$R" || { echo "run.sh: randomstring did not start"; cat "$work/rs.log"; exit 1; }
 "$PG" --config "$work/pg.toml" >"$work/pg.log" 2>&1 &
 pgpid=$!
 pids+=("$pgpid")
-wait_port "$P" || { echo "run.sh: profgate did not start"; cat "$work/pg.log"; exit 1; }
+bench_wait_port "$P" || { echo "run.sh: profgate did not start"; cat "$work/pg.log"; exit 1; }
 
 total=$((minutes * 60))
 warm=${SOAK_WARMUP:-$((total / 5))}

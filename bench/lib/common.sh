@@ -1,0 +1,342 @@
+# shellcheck shell=bash
+# bench/lib/common.sh: what the benchmark scripts share. Sourced, not run:
+#   me=run.sh; . "$(dirname "$0")/../lib/common.sh"
+# $me names the script in messages. Sets BENCH_SRC (the source tree) and BENCH_HZ (clock
+# ticks per second), and gives:
+#   bench_workdir PREFIX      a new temp dir /tmp/PREFIX.XXXXXX in $work; at exit every PID in
+#                             the array pids is stopped (TERM, up to 5 s, then KILL) and $work
+#                             removed, unless keep=1 ("kept $work" is printed then)
+#   bench_start NAME CMD...   CMD in the background, output in $work/NAME.log, PID appended to
+#                             pids (and so ${pids[-1]} is its PID)
+#   bench_stop PID            TERM, up to 5 s, KILL, reaped; PID leaves pids
+#   bench_free_port           a TCP port in 20000..32767 (under the kernel's ephemeral range)
+#                             that nothing uses now and that this script has not handed out
+#                             (after bench_workdir; before it, only the first holds)
+#   bench_wait_http URL [S]   until URL answers 2xx (S seconds at most, default 10)
+#   bench_wait_port PORT [S]  until something accepts on 127.0.0.1:PORT (default 30 s)
+#   bench_build DIR TARGET... configure DIR (RelWithDebInfo) if it has no CMakeCache.txt, build
+#                             the targets; when that fails but every target's file is there,
+#                             measure those (the tree is shared with people editing it) and say so
+#   bench_build_info DIR      "DIR (type), source S at git C [+ uncommitted proxy/ changes]"
+#   bench_no_sanitizer DIR    exit 2 when DIR is a sanitizer build
+#   bench_raise_nofile        descriptor soft limit to the hard limit (at most 65536); prints it
+#   bench_fixed_upstream      compiles bench/proxy/fixed_upstream.c to $work/fixed_upstream
+#   bench_cpu_ticks PID       utime + stime of PID and its children (nginx's workers), in ticks
+#   bench_wrk_failed FILE [WHAT]  true (and prints FILE) when wrk's output FILE has non-2xx
+#                             answers or connect/read/write socket errors (wrk's "timeout"
+#                             count is requests slower than 2 s on a starved machine, not failures)
+#   bench_median              the median of the numbers on stdin, one a line ("nan" if none)
+#   bench_profgate_conf FILE WORKERS PORT UPSTREAM_PORT [EXTRA_SERVER_LINE]
+#   bench_nginx_conf WORKERS PORT UPSTREAM_PORT [OPTIONS]
+#   bench_haproxy_conf FILE THREADS PORT UPSTREAM_PORT [MAXCONN] [KEEPALIVE_TIMEOUT]
+#                             reverse-proxy configurations, the same for every script, keep-alive
+#                             to the upstream for each (see bench/proxy/run.sh on fairness);
+#                             bench_nginx_conf writes $work/nginx-WORKERS-PORT/nginx.conf
+#                             (and its temp dirs there) and prints that path.
+# Globals used: me, work, pids, keep. Every process a script starts is killed by PID, never
+# by name. Works under `set -u` with or without `set -e`.
+
+me=${me:-bench}
+BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck disable=SC2034 # for the scripts that source this
+BENCH_HZ=$(getconf CLK_TCK)
+pids=()
+keep=${keep:-0}
+work=
+
+bench_stop()
+{
+    local p=$1 q rest=()
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 25); do
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${pids[@]}"; do
+        [ "$q" = "$p" ] || rest+=("$q")
+    done
+    pids=("${rest[@]}")
+}
+
+bench_cleanup()
+{
+    local p
+    for p in "${pids[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 1 25); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    pids=()
+    [ -n "$work" ] || return 0
+    if [ "$keep" = 1 ]; then
+        echo "$me: kept $work"
+    else
+        rm -rf "$work"
+    fi
+}
+
+bench_workdir()
+{
+    work=$(mktemp -d "/tmp/$1.XXXXXX")
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM HUP PIPE
+}
+
+bench_start()
+{
+    local name=$1
+    shift
+    "$@" >"$work/$name.log" 2>&1 &
+    pids+=($!)
+}
+
+# Called as p=$(bench_free_port), a subshell: the ports handed out are remembered in a
+# file of $work (a variable set there would be lost), so that a port picked for a server
+# that has not bound it yet is not picked again.
+bench_free_port()
+{
+    local p used=${work:+$work/ports.used}
+    for _ in $(seq 1 500); do
+        p=$((20000 + RANDOM % 12768))
+        if [ -n "$used" ] && grep -qx "$p" "$used" 2>/dev/null; then
+            continue
+        fi
+        if ! ss -Htan "sport = :$p" | grep -q .; then
+            [ -z "$used" ] || echo "$p" >>"$used"
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "$me: no free port found" >&2
+    return 1
+}
+
+# bench_poll SECS CMD...: CMD every 0.1 s until it succeeds, for SECS seconds at most
+bench_poll()
+{
+    local end=$((SECONDS + $1))
+    shift
+    while [ "$SECONDS" -le "$end" ]; do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+bench_port_open()
+{
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+bench_wait_http()
+{
+    bench_poll "${2:-10}" curl -sf -o /dev/null --max-time 2 "$1" && return 0
+    echo "$me: $1 did not answer 200 within ${2:-10} s" >&2
+    return 1
+}
+
+bench_wait_port()
+{
+    bench_poll "${2:-30}" bench_port_open "$1" && return 0
+    echo "$me: nothing listening on 127.0.0.1:$1 after ${2:-30} s" >&2
+    return 1
+}
+
+# the file a build target produces, relative to the build directory
+bench_target_file()
+{
+    case "$1" in
+    profgate) echo proxy/profgate ;;
+    randomstring) echo demo-upstream/randomstring ;;
+    profagent) echo agent-lib/libprofagent.so ;;
+    profagent_static) echo agent-lib/libprofagent.a ;;
+    *) echo "$1" ;;
+    esac
+}
+
+bench_build()
+{
+    local dir=$1 blog t have=1
+    shift
+    if [ ! -f "$dir/CMakeCache.txt" ]; then # a build directory of its own source tree is used as it is
+        echo "$me: configuring $dir (RelWithDebInfo)"
+        cmake -S "$BENCH_SRC" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    fi
+    if blog=$(cmake --build "$dir" -j2 --target "$@" 2>&1); then
+        return 0
+    fi
+    for t in "$@"; do
+        [ -e "$dir/$(bench_target_file "$t")" ] || have=0
+    done
+    if [ "$have" = 0 ]; then
+        echo "$blog" >&2
+        exit 1
+    fi
+    echo "$me: WARNING: the build failed; measuring the existing $dir/$(bench_target_file "$1") of $(stat -c %y "$dir/$(bench_target_file "$1")" | cut -d. -f1)" >&2
+    echo "$blog" | grep -m3 -E 'error|Error' >&2 || true
+}
+
+bench_build_info()
+{
+    local s t
+    s=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    t=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    if git -C "${s:-/nonexistent}" rev-parse --short HEAD >/dev/null 2>&1; then
+        echo "$1 (${t:-?}), source $s at git $(git -C "$s" rev-parse --short HEAD)$(git -C "$s" diff --quiet HEAD -- proxy 2>/dev/null || echo ' + uncommitted proxy/ changes')"
+    else
+        echo "$1 (${t:-?}), source ${s:-?} (not a git checkout)"
+    fi
+}
+
+bench_no_sanitizer()
+{
+    if grep -q '^PG_SANITIZE:STRING=.\+' "$1/CMakeCache.txt"; then
+        echo "$me: $1 is a sanitizer build (no hooks, other costs); use another" >&2
+        exit 2
+    fi
+}
+
+bench_raise_nofile()
+{
+    local hard
+    hard=$(ulimit -Hn)
+    if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
+    ulimit -n "$hard"
+    echo "$hard"
+}
+
+bench_fixed_upstream()
+{
+    # shellcheck disable=SC2046
+    "${CC:-cc}" -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o "$work/fixed_upstream" \
+        "$BENCH_SRC/bench/proxy/fixed_upstream.c" $(pkg-config --cflags --libs libuv)
+}
+
+bench_cpu_ticks()
+{
+    local t=0 p v
+    for p in "$1" $(ps -o pid= --ppid "$1"); do
+        v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || v=0
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+
+bench_wrk_failed()
+{
+    if grep -q 'Non-2xx' "$1" || grep -Eq 'Socket errors: connect [1-9]|read [1-9]|write [1-9]' "$1"; then
+        echo "$me: wrk saw errors${2:+ on $2}:" >&2
+        cat "$1" >&2
+        return 0
+    fi
+    return 1
+}
+
+bench_median()
+{
+    sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+bench_profgate_conf()
+{
+    cat >"$1" <<EOF
+[server]
+listen  = "127.0.0.1:$3"
+workers = $2
+${5:-}
+
+[[upstream]]
+name    = "bench"
+address = "127.0.0.1:$4"
+
+[[route]]
+prefix   = "/"
+upstream = "bench"
+EOF
+}
+
+# OPTIONS, space-separated: single (no master process: one process to trace or count),
+# noreuseport, conns=N (worker_connections, default 4096), nofile=N (worker_rlimit_nofile),
+# no_keepalive_requests (nginx's default of 1000 requests per connection, both sides).
+bench_nginx_conf()
+{
+    local d=$work/nginx-$1-$2 opts=" ${4:-} " conns=4096 main='' listen_opt=" reuseport" kar='' o
+    for o in $opts; do
+        case "$o" in
+        single) main="${main}master_process off;"$'\n' ;;
+        noreuseport) listen_opt= ;;
+        conns=*) conns=${o#conns=} ;;
+        nofile=*) main="${main}worker_rlimit_nofile ${o#nofile=};"$'\n' ;;
+        no_keepalive_requests) kar=none ;;
+        *) echo "$me: bench_nginx_conf: unknown option $o" >&2; return 2 ;;
+        esac
+    done
+    mkdir -p "$d/tmp"
+    {
+        printf '%s' "$main"
+        cat <<EOF
+worker_processes $1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections $conns; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+EOF
+        [ -n "$kar" ] || echo "    keepalive_requests 1000000;"
+        cat <<EOF
+    upstream backend {
+        server 127.0.0.1:$3;
+        keepalive 64;
+EOF
+        [ -n "$kar" ] || echo "        keepalive_requests 1000000;"
+        cat <<EOF
+    }
+    server {
+        listen 127.0.0.1:$2$listen_opt;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$d/nginx.conf"
+    echo "$d/nginx.conf"
+}
+
+bench_haproxy_conf()
+{
+    cat >"$1" <<EOF
+global
+    nbthread $2
+    maxconn ${5:-4096}
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+${6:+    timeout http-keep-alive $6}
+frontend fe
+    bind 127.0.0.1:$3
+    default_backend be
+backend be
+    server up 127.0.0.1:$4
+EOF
+}
