@@ -14,6 +14,9 @@
 
 typedef struct pg_access_entry {
     const struct sockaddr *peer;
+    const char *peer_text;  /* peer's address as text when the caller has it (a connection
+                               makes it once for X-Forwarded-For), or NULL: from peer */
+    size_t peer_text_len;
     const char *method;
     const char *target;     /* the request target as received */
     size_t target_len;

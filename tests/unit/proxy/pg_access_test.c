@@ -200,11 +200,32 @@ static void test_access_long_line_is_cut(void **state)
     memset(big, '"', sizeof big - 1);
     e.target = big;
     e.target_len = sizeof big - 1;
+    /* at most 4096 bytes with the newline (less the 25 the timestamp's "T" saves), and
+     * no escape cut in half */
     l = line_of(PG_LOG_COMBINED, &e);
-    assert_true(strlen(l) < 4096);
-    assert_true(strlen(l) > 4000);
+    assert_in_range(strlen(l), 4096 - 25 - 8, 4096 - 25);
     assert_int_equal(l[strlen(l) - 1], '\n');
-    assert_non_null(strstr(l, "\\x22\\x22"));
+    assert_non_null(strstr(l, "\\x22\\x22 H"));
+    /* no byte to escape */
+    memset(big, 'a', sizeof big - 1);
+    l = line_of(PG_LOG_COMBINED, &e);
+    assert_in_range(strlen(l), 4096 - 25 - 8, 4096 - 25);
+    assert_non_null(strstr(l, "aaaa H"));
+    assert_int_equal(l[strlen(l) - 1], '\n');
+}
+
+/* The caller's text for the peer is used as given. */
+static void test_access_peer_text_from_the_caller(void **state)
+{
+    struct sockaddr_in in = v4();
+    pg_access_entry_t e = full_entry((struct sockaddr *)&in);
+
+    (void)state;
+    e.peer_text = "198.51.100.1xyz";
+    e.peer_text_len = 12;
+    assert_string_equal(line_of(PG_LOG_COMMON, &e),
+                        "198.51.100.1 - - [T] \"GET /a?q=\\x22x\\x22\\x5c\\x01\\x7f&b=1 HTTP/1.1\" 200 "
+                        "1234567890123\n");
 }
 
 int main(void)
@@ -215,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_access_absent_fields),
         cmocka_unit_test(test_access_request_time),
         cmocka_unit_test(test_access_long_line_is_cut),
+        cmocka_unit_test(test_access_peer_text_from_the_caller),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

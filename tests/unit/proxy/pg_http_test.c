@@ -195,6 +195,34 @@ static void test_http_addr_text(void **state)
     assert_int_equal(pg_http_addr_text((struct sockaddr *)&in, buf, 4), 0);
 }
 
+/* IPv4 text is made without inet_ntop: the same text for every value of every byte, and
+ * the same refusal of a buffer one byte short. */
+static void test_http_addr_text_ipv4_as_inet_ntop(void **state)
+{
+    static const unsigned char fill[] = {0, 1, 9, 10, 99, 100, 199, 255};
+    struct sockaddr_in in;
+    char want[INET_ADDRSTRLEN], buf[INET_ADDRSTRLEN];
+    unsigned char *b = (unsigned char *)&in.sin_addr.s_addr;
+    size_t f, n;
+    int pos, v;
+
+    (void)state;
+    memset(&in, 0, sizeof in);
+    in.sin_family = AF_INET;
+    for (f = 0; f < sizeof fill; f++)
+        for (pos = 0; pos < 4; pos++)
+            for (v = 0; v < 256; v++) {
+                memset(b, fill[f], 4);
+                b[pos] = (unsigned char)v;
+                assert_non_null(inet_ntop(AF_INET, &in.sin_addr, want, sizeof want));
+                n = pg_http_addr_text((struct sockaddr *)&in, buf, sizeof buf);
+                assert_int_equal(n, strlen(want));
+                assert_string_equal(buf, want);
+                assert_int_equal(pg_http_addr_text((struct sockaddr *)&in, buf, n + 1), n);
+                assert_int_equal(pg_http_addr_text((struct sockaddr *)&in, buf, n), 0);
+            }
+}
+
 static void test_http_error_response_is_text_naming_the_cause(void **state)
 {
     char buf[512];
@@ -239,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_http_query_get),
         cmocka_unit_test(test_http_parse_uint),
         cmocka_unit_test(test_http_addr_text),
+        cmocka_unit_test(test_http_addr_text_ipv4_as_inet_ntop),
         cmocka_unit_test(test_http_error_response_is_text_naming_the_cause),
         cmocka_unit_test(test_http_bearer_token),
     };
