@@ -11,6 +11,10 @@ struct pg_route_table {
     size_t n;
     size_t *order; /* route indexes, longest prefix first, host-specific first on ties */
     size_t *plen;  /* strlen of each route's prefix, by route index */
+    size_t *hlen;  /* strlen of each route's host (0: none), by route index */
+    const char *pp; /* pprof.path without trailing '/' (pplen bytes): measured once here,
+                       not at every request */
+    size_t pplen;
 };
 
 static int by_specificity(const void *a, const void *b, void *arg)
@@ -40,14 +44,20 @@ int pg_route_table_new(const pg_config_t *cfg, pg_route_table_t **out)
     t->n = cfg->nroutes;
     t->order = calloc(t->n ? t->n : 1, sizeof *t->order);
     t->plen = calloc(t->n ? t->n : 1, sizeof *t->plen);
-    if (t->order == NULL || t->plen == NULL) {
+    t->hlen = calloc(t->n ? t->n : 1, sizeof *t->hlen);
+    if (t->order == NULL || t->plen == NULL || t->hlen == NULL) {
         pg_route_table_free(t);
         return -ENOMEM;
     }
     for (i = 0; i < t->n; i++) {
         t->order[i] = i;
         t->plen[i] = strlen(cfg->routes[i].prefix);
+        t->hlen[i] = cfg->routes[i].host ? strlen(cfg->routes[i].host) : 0;
     }
+    t->pp = cfg->pprof.path ? cfg->pprof.path : "/debug/pprof";
+    t->pplen = strlen(t->pp);
+    while (t->pplen > 1 && t->pp[t->pplen - 1] == '/')
+        t->pplen--;
     /* qsort_r, not a static context: every worker builds its table at once on a reload (a
      * static reset to NULL by one worker while another still sorts was a crash) */
     qsort_r(t->order, t->n, sizeof *t->order, by_specificity, (void *)cfg);
@@ -61,6 +71,7 @@ void pg_route_table_free(pg_route_table_t *t)
         return;
     free(t->order);
     free(t->plen);
+    free(t->hlen);
     free(t);
 }
 
@@ -73,32 +84,29 @@ bool pg_route_prefix_matches(const char *prefix, size_t plen, const char *path, 
     return plen > 0 && (prefix[plen - 1] == '/' || path[plen] == '/');
 }
 
-static bool host_matches(const char *want, const char *host, size_t hostlen)
+static bool host_matches(const char *want, size_t wlen, const char *host, size_t hostlen)
 {
     if (want == NULL)
         return true;
-    return host != NULL && strlen(want) == hostlen && strncasecmp(want, host, hostlen) == 0;
+    return host != NULL && wlen == hostlen && strncasecmp(want, host, hostlen) == 0;
 }
 
 /* The pprof endpoints of a route live at <prefix without trailing '/'><pprof.path>. */
-static void check_pprof(const pg_config_t *cfg, const char *prefix, size_t plen, const char *path,
-                        size_t pathlen, pg_route_match_t *m)
+static void check_pprof(const pg_route_table_t *t, const char *prefix, size_t plen,
+                        const char *path, size_t pathlen, pg_route_match_t *m)
 {
-    const char *pp = cfg->pprof.path ? cfg->pprof.path : "/debug/pprof";
-    size_t pplen = strlen(pp), base = plen;
+    size_t base = plen;
 
-    while (pplen > 1 && pp[pplen - 1] == '/')
-        pplen--;
     while (base > 0 && prefix[base - 1] == '/')
         base--;
     m->pprof = false;
-    if (pathlen < base + pplen || memcmp(path, prefix, base) != 0)
+    if (pathlen < base + t->pplen || memcmp(path, prefix, base) != 0)
         return;
-    if (!pg_route_prefix_matches(pp, pplen, path + base, pathlen - base))
+    if (!pg_route_prefix_matches(t->pp, t->pplen, path + base, pathlen - base))
         return;
     m->pprof = true;
-    m->pprof_rest = path + base + pplen;
-    m->pprof_rest_len = pathlen - base - pplen;
+    m->pprof_rest = path + base + t->pplen;
+    m->pprof_rest_len = pathlen - base - t->pplen;
 }
 
 int pg_route_match(const pg_route_table_t *t, const char *host, size_t hostlen, const char *path,
@@ -110,14 +118,14 @@ int pg_route_match(const pg_route_table_t *t, const char *host, size_t hostlen, 
         size_t ri = t->order[i];
         const pg_config_route_t *r = &t->cfg->routes[ri];
 
-        if (!host_matches(r->host, host, hostlen))
+        if (!host_matches(r->host, t->hlen[ri], host, hostlen))
             continue;
         if (!pg_route_prefix_matches(r->prefix, t->plen[ri], path, pathlen))
             continue;
         m->route = r;
         m->route_index = ri;
         m->upstream = &t->cfg->upstreams[r->upstream];
-        check_pprof(t->cfg, r->prefix, t->plen[ri], path, pathlen, m);
+        check_pprof(t, r->prefix, t->plen[ri], path, pathlen, m);
         return 0;
     }
     return -ENOENT;
