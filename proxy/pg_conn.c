@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <netinet/in.h>
 
 #include <llhttp.h>
@@ -1390,13 +1391,16 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---------------- accept ---------------- */
 
-int pg_conn_accept(pg_worker_t *w, uv_stream_t *server, bool admin)
+int pg_conn_accept(pg_worker_t *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                   bool admin)
 {
     pg_conn_t *c = calloc(1, sizeof *c);
-    int len, r;
+    int r;
 
-    if (c == NULL)
+    if (c == NULL) {
+        close(fd);
         return UV_ENOMEM;
+    }
     c->w = w;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
@@ -1413,15 +1417,15 @@ int pg_conn_accept(pg_worker_t *w, uv_stream_t *server, bool admin)
     w->conns = c;
     w->nconns++;
     pg_metrics_conn(w->metrics, 1);
-    r = uv_accept(server, (uv_stream_t *)&c->tcp);
+    r = uv_tcp_open(&c->tcp, fd);
     if (r < 0) {
+        close(fd);
         pg_conn_abort(c);
         return r;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    len = sizeof c->peer;
-    if (uv_tcp_getpeername(&c->tcp, &c->peer.sa, &len) < 0)
-        memset(&c->peer, 0, sizeof c->peer);
+    if (peer_len > 0 && (size_t)peer_len <= sizeof c->peer)
+        memcpy(&c->peer, peer, peer_len);
     llhttp_init(&c->req, HTTP_REQUEST, req_settings());
     pg__resp_settings();
     c->req.data = c;

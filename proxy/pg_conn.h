@@ -8,14 +8,17 @@
 #define PG_CONN_H
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include <uv.h>
 
 #include "pg_worker.h"
 
-/* Accept one connection from server into a new pg_conn_t on w. admin: server is the
+/* A new pg_conn_t on w for fd, a connection just accepted (non-blocking; taken over: closed
+ * on failure too), from peer (peer_len bytes, as accept4 gave it). admin: accepted on the
  * pprof.admin_listen listener (see pg_conn.c: which paths each listener serves). */
-int pg_conn_accept(pg_worker_t *w, uv_stream_t *server, bool admin);
+int pg_conn_accept(pg_worker_t *w, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                   bool admin);
 
 /* Drain: close now if no request is in progress, else close once its response is sent. */
 void pg_conn_drain(pg_conn_t *c);

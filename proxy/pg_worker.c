@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "pg_access.h"
 #include "pg_conn.h"
@@ -193,70 +194,180 @@ static void slot_give(pg_conn_limit_t *l)
     atomic_fetch_sub_explicit(&l->used, 1, memory_order_relaxed);
 }
 
-/* Accepts the connection waiting in server if a slot is free; false at the limit (the
- * connection then stays where it is). Every connection counted in w->nconns holds a slot
- * until pg__worker_conn_gone(). */
-static bool accept_one(pg_worker_t *w, uv_stream_t *server, bool admin)
-{
-    size_t before = w->nconns;
-    int r;
+static void on_listener_ready(uv_poll_t *p, int status, int events);
 
-    if (!slot_take(w->limit))
-        return false;
-    r = pg_conn_accept(w, server, admin);
-    if (w->nconns == before) /* no connection was made (out of memory) */
-        slot_give(w->limit);
-    if (r < 0)
-        pg_log_warn("accept: %s", uv_strerror(r));
-    return true;
+static void listener_poll(pg_listener_t *l, bool on)
+{
+    if (l->polling == on || l->w->listener_closed)
+        return;
+    if (on)
+        on = uv_poll_start(&l->poll, UV_READABLE, on_listener_ready) == 0;
+    else
+        uv_poll_stop(&l->poll);
+    l->polling = on;
 }
 
-/* Accepts what waits in paused listeners while slots are free, the operator's (admin)
- * listener first; the retry timer stops once nothing waits. */
-static void resume_accept(pg_worker_t *w)
+static void on_backoff_tick(uv_timer_t *t);
+
+/* accept4 failed for want of descriptors or memory (err: an errno): stop polling both
+ * listeners, so that a listener the kernel keeps reporting readable cannot make the loop
+ * spin, and try again on the timer or when one of our connections closes. */
+static void backoff_start(pg_worker_t *w, int err)
 {
-    if (w->draining)
-        return;
-    if (w->admin_pending) {
-        if (!accept_one(w, (uv_stream_t *)&w->admin, true))
-            return;
-        w->admin_pending = false;
+    uint64_t now = uv_now(&w->loop);
+
+    w->backoff_fails++;
+    if (!w->backoff) {
+        w->backoff = true;
+        w->backoff_since = now;
+        w->backoff_logged = now;
+        pg_log_warn("accept: %s: not accepting; retrying every %d ms and whenever a "
+                    "connection closes",
+                    uv_strerror(-err), PG_WORKER_BACKOFF_MS);
+    } else if (now - w->backoff_logged >= PG_WORKER_BACKOFF_LOG_MS) {
+        w->backoff_logged = now;
+        pg_log_warn("accept: %s: still not accepting after %llu ms (%llu attempts refused)",
+                    uv_strerror(-err), (unsigned long long)(now - w->backoff_since),
+                    (unsigned long long)w->backoff_fails);
     }
-    if (w->accept_pending) {
-        if (!accept_one(w, (uv_stream_t *)&w->listener, false))
-            return;
-        w->accept_pending = false;
-    }
+    /* the back-off retries every paused listener, whatever paused it */
+    w->listener.at_limit = w->admin.at_limit = false;
     uv_timer_stop(&w->resume_timer);
+    listener_poll(&w->listener, false);
+    if (w->has_admin)
+        listener_poll(&w->admin, false);
+    if (!uv_is_active((uv_handle_t *)&w->backoff_timer))
+        uv_timer_start(&w->backoff_timer, on_backoff_tick, PG_WORKER_BACKOFF_MS, 0);
+}
+
+static void backoff_end(pg_worker_t *w)
+{
+    if (!w->backoff)
+        return;
+    w->backoff = false;
+    uv_timer_stop(&w->backoff_timer);
+    pg_log_info("accept: accepting again after %llu ms (%llu attempts refused)",
+                (unsigned long long)(uv_now(&w->loop) - w->backoff_since),
+                (unsigned long long)w->backoff_fails);
+    w->backoff_fails = 0;
+}
+
+static void on_resume_tick(uv_timer_t *t);
+
+/* Accepts what waits on l, PG_WORKER_ACCEPT_BATCH connections at most, each holding one of
+ * the process's connection slots (given back in pg__worker_conn_gone). Leaves l polled when
+ * it stops because nothing (more) waits or the batch is done; leaves it paused at the
+ * connection limit (resume timer) or, on EMFILE and the like, paused with the other
+ * listener (backoff_start). */
+static void accept_some(pg_listener_t *l)
+{
+    pg_worker_t *w = l->w;
+    struct sockaddr_storage peer;
+    socklen_t len;
+    size_t before;
+    int i, fd, e;
+
+    if (w->draining || w->listener_closed)
+        return;
+    for (i = 0; i < PG_WORKER_ACCEPT_BATCH; i++) {
+        if (!slot_take(w->limit)) {
+            /* a slot freed by another worker's connection is seen by the timer (workers
+             * share only the counter), one freed by ours at once, in pg__worker_conn_gone */
+            listener_poll(l, false);
+            l->at_limit = true;
+            if (!uv_is_active((uv_handle_t *)&w->resume_timer))
+                uv_timer_start(&w->resume_timer, on_resume_tick, PG_WORKER_RESUME_MS,
+                               PG_WORKER_RESUME_MS);
+            return;
+        }
+        len = sizeof peer;
+        fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            e = errno;
+            slot_give(w->limit);
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                backoff_end(w);
+                break; /* nothing (more) waits */
+            }
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                backoff_start(w, e);
+                return;
+            }
+            /* ECONNABORTED, EINTR, and the network errors Linux reports on accept for a
+             * connection that failed in the backlog (accept(2)): that one is lost, go on */
+            if (e != ECONNABORTED && e != EINTR && e != EPROTO && e != ENETDOWN &&
+                e != ENOPROTOOPT && e != EHOSTDOWN && e != ENONET && e != EHOSTUNREACH &&
+                e != EOPNOTSUPP && e != ENETUNREACH && e != EPERM) {
+                /* not ours to retry at once: treat as a back-off, never as a spin */
+                backoff_start(w, e);
+                return;
+            }
+            continue;
+        }
+        backoff_end(w);
+        before = w->nconns;
+        e = pg_conn_accept(w, fd, (const struct sockaddr *)&peer, len, l->admin);
+        if (w->nconns == before) /* no connection was made (out of memory) */
+            slot_give(w->limit);
+        if (e < 0)
+            pg_log_warn("accept: %s", uv_strerror(e));
+    }
+    l->at_limit = false;
+    if (!w->backoff)
+        listener_poll(l, true);
+}
+
+static void on_listener_ready(uv_poll_t *p, int status, int events)
+{
+    pg_listener_t *l = p->data;
+
+    (void)events;
+    if (status < 0) {
+        /* an error on the listening socket itself: back off rather than spin on it */
+        pg_log_warn("listener: %s", uv_strerror(status));
+        backoff_start(l->w, -status);
+        return;
+    }
+    accept_some(l);
+}
+
+/* Tries every listener that is not polled (paused at the limit or backing off), the
+ * operator's (admin) listener first, until one is still paused; the resume timer stops once
+ * none is paused at the limit. */
+static void accept_retry(pg_worker_t *w)
+{
+    pg_listener_t *ls[2] = {&w->admin, &w->listener};
+    int i;
+
+    if (w->draining || w->listener_closed)
+        return;
+    for (i = w->has_admin ? 0 : 1; i < 2; i++) {
+        if (ls[i]->polling)
+            continue;
+        accept_some(ls[i]);
+        if (ls[i]->at_limit || w->backoff)
+            break;
+    }
+    if (!w->admin.at_limit && !w->listener.at_limit)
+        uv_timer_stop(&w->resume_timer);
 }
 
 static void on_resume_tick(uv_timer_t *t)
 {
-    resume_accept(t->data);
+    accept_retry(t->data);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_backoff_tick(uv_timer_t *t)
 {
-    pg_worker_t *w = server->data;
-    bool admin = server == (uv_stream_t *)&w->admin;
+    accept_retry(t->data);
+}
 
-    if (status < 0) {
-        /* EMFILE and friends: libuv already backs off by closing a reserve fd */
-        pg_log_warn("accept: %s", uv_strerror(status));
-        return;
-    }
-    if (w->draining || accept_one(w, server, admin))
-        return;
-    /* At the limit. Not accepting makes libuv stop polling the listener until we do; a slot
-     * freed by another worker's connection is seen by the timer (workers share only the
-     * counter), one freed by ours at once, in pg__worker_conn_gone. */
-    if (admin)
-        w->admin_pending = true;
-    else
-        w->accept_pending = true;
-    if (!uv_is_active((uv_handle_t *)&w->resume_timer))
-        uv_timer_start(&w->resume_timer, on_resume_tick, PG_WORKER_RESUME_MS,
-                       PG_WORKER_RESUME_MS);
+static void on_listener_close(uv_handle_t *h)
+{
+    pg_listener_t *l = h->data;
+
+    close(l->fd);
+    l->fd = -1;
 }
 
 static void close_listener(pg_worker_t *w)
@@ -264,9 +375,9 @@ static void close_listener(pg_worker_t *w)
     if (w->listener_closed)
         return;
     w->listener_closed = true;
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    uv_close((uv_handle_t *)&w->listener.poll, on_listener_close);
     if (w->has_admin)
-        uv_close((uv_handle_t *)&w->admin, NULL);
+        uv_close((uv_handle_t *)&w->admin.poll, on_listener_close);
 }
 
 static void maybe_finish_drain(pg_worker_t *w)
@@ -275,6 +386,7 @@ static void maybe_finish_drain(pg_worker_t *w)
         uv_timer_stop(&w->drain_timer);
         uv_close((uv_handle_t *)&w->drain_timer, NULL);
         uv_close((uv_handle_t *)&w->resume_timer, NULL);
+        uv_close((uv_handle_t *)&w->backoff_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         close_listener(w);
         if (w->gen) {
@@ -289,9 +401,9 @@ void pg__worker_conn_gone(pg_worker_t *w, pg_conn_t *c)
     (void)c; /* already unlinked from w->conns by pg_conn */
     w->nconns--;
     slot_give(w->limit);
-    /* one connection closed, one accepted */
-    if (w->admin_pending || w->accept_pending)
-        resume_accept(w);
+    /* one connection closed: one slot (at the limit) and one descriptor (back-off) free */
+    if (!w->listener.polling || (w->has_admin && !w->admin.polling))
+        accept_retry(w);
     maybe_finish_drain(w);
 }
 
@@ -317,6 +429,7 @@ static void start_drain(pg_worker_t *w, uint64_t drain_ms)
         return;
     w->draining = true;
     uv_timer_stop(&w->resume_timer);
+    uv_timer_stop(&w->backoff_timer);
     close_listener(w);
     for (c = w->conns; c; c = next) {
         next = pg__conn_next(c);
@@ -369,6 +482,21 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
+static int listener_init(pg_worker_t *w, pg_listener_t *l, int fd, bool admin)
+{
+    int r;
+
+    l->w = w;
+    l->fd = fd;
+    l->admin = admin;
+    r = uv_poll_init_socket(&w->loop, &l->poll, fd);
+    if (r < 0)
+        return r;
+    l->poll.data = l;
+    listener_poll(l, true);
+    return l->polling ? 0 : UV_EINVAL;
+}
+
 int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limit_t *limit,
                     pg_worker_t **out)
 {
@@ -378,7 +506,6 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limi
     if (w == NULL)
         return -ENOMEM;
     w->id = id;
-    w->listen_fd = fd;
     pg_bufpool_init(&w->bufs);
     r = uv_loop_init(&w->loop);
     if (r < 0)
@@ -398,38 +525,34 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limi
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->resume_timer);
     w->resume_timer.data = w;
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    r = uv_tcp_open(&w->listener, fd);
+    uv_timer_init(&w->loop, &w->backoff_timer);
+    w->backoff_timer.data = w;
+    r = listener_init(w, &w->listener, fd, false);
     if (r < 0)
-        goto fail_handles;
-    r = uv_listen((uv_stream_t *)&w->listener, 511, on_connection);
-    if (r < 0)
-        goto fail_handles;
+        goto fail_timers;
     if (admin_fd >= 0) {
-        uv_tcp_init(&w->loop, &w->admin);
-        w->admin.data = w;
+        r = listener_init(w, &w->admin, admin_fd, true);
+        if (r < 0)
+            goto fail_listener;
         w->has_admin = true;
-        r = uv_tcp_open(&w->admin, admin_fd);
-        if (r < 0)
-            goto fail_handles;
-        r = uv_listen((uv_stream_t *)&w->admin, 511, on_connection);
-        if (r < 0)
-            goto fail_handles;
     }
     r = uv_thread_create(&w->thread, worker_main, w);
     if (r < 0)
-        goto fail_handles;
+        goto fail_admin;
     *out = w;
     return 0;
 
-fail_handles:
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    /* the caller keeps and closes the listening sockets when this fails */
+fail_admin:
     if (w->has_admin)
-        uv_close((uv_handle_t *)&w->admin, NULL);
+        uv_close((uv_handle_t *)&w->admin.poll, NULL);
+fail_listener:
+    uv_close((uv_handle_t *)&w->listener.poll, NULL);
+fail_timers:
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->resume_timer, NULL);
+    uv_close((uv_handle_t *)&w->backoff_timer, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_mutex_destroy(&w->lock);
     gen_retire(w->gen);

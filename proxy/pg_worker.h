@@ -1,8 +1,14 @@
 /* pg_worker: one worker thread of the gateway: its own libuv loop, its own SO_REUSEPORT
  * listening socket (the kernel spreads connections over workers), its client connections,
  * its upstream pools and its buffer pool. Nothing mutable is shared between workers but
- * the count of open connections under server.max_connections (an atomic); the main thread talks to a worker only through pg_worker_reload()/pg_worker_stop(), which
- * hand over a message and wake the loop with a uv_async_t.
+ * the count of open connections under server.max_connections (an atomic); the main thread
+ * talks to a worker only through pg_worker_reload()/pg_worker_stop(), which hand over a
+ * message and wake the loop with a uv_async_t.
+ *
+ * Accepting: the worker polls its listening sockets (uv_poll) and accepts itself (accept4,
+ * PG_WORKER_ACCEPT_BATCH at a time), so that it can stop: at server.max_connections, and on
+ * EMFILE/ENFILE, when it backs off (PG_WORKER_BACKOFF_MS) instead of finding a readable
+ * listener it cannot accept from on every loop iteration.
  *
  * A configuration reaches workers as a pg_cfgref_t (an atomically counted reference to an
  * immutable pg_config_t). Each worker turns it into a generation (pg_gen_t): the route
@@ -52,6 +58,16 @@ void pg_cfgref_put(pg_cfgref_t *r);
 /* How often a worker whose accept is paused at the limit looks for a slot another worker's
  * closed connection gave back (its own give theirs back at once). */
 #define PG_WORKER_RESUME_MS 10
+/* accept4 failed with EMFILE/ENFILE (or ENOBUFS/ENOMEM): the worker stops polling its
+ * listeners and tries again after this long, or at once when one of its connections closes
+ * (descriptors other workers free are seen by the timer). Meanwhile new connections wait in
+ * the kernel's backlog. One log line when a back-off begins, one every
+ * PG_WORKER_BACKOFF_LOG_MS while it lasts, one when accepting works again. */
+#define PG_WORKER_BACKOFF_MS 100
+#define PG_WORKER_BACKOFF_LOG_MS 10000
+/* The most connections one listener's readiness accepts before the loop serves other
+ * events (the poll is level-triggered: what is left is taken on the next iteration). */
+#define PG_WORKER_ACCEPT_BATCH 32
 
 typedef struct pg_conn_limit {
     atomic_size_t used; /* private: client connections open, all workers */
@@ -68,8 +84,9 @@ typedef struct pg_worker pg_worker_t;
  * before starting any: a busy port fails here, before anything runs. */
 int pg_worker_listen_socket(const pg_addr_t *addr, int *fd);
 
-/* Start worker id (1-based, for logs) serving fd (taken over) with cfg (a reference is
- * taken); admin_fd (taken over; -1: none) is its pprof.admin_listen socket, whose
+/* Start worker id (1-based, for logs) serving fd (taken over on success; on failure the
+ * caller still owns and closes it) with cfg (a reference is taken); admin_fd (likewise; -1:
+ * none) is its pprof.admin_listen socket, whose
  * connections get the pprof paths and metrics that the public listener then refuses.
  * limit (borrowed, shared by all workers): server.max_connections, both listeners together;
  * at it a worker stops accepting, and resumes when a connection closes (at once when the
@@ -107,25 +124,40 @@ typedef struct pg_gen {
 void pg__gen_ref(pg_gen_t *g);
 void pg__gen_unref(pg_gen_t *g);
 
+/* A listening socket whose accept the worker does itself (uv_poll + accept4) rather than
+ * through uv_listen: libuv's listener cannot be paused, and on EMFILE it retries accept in a
+ * loop that never returns to the event loop once its reserve descriptor is gone (another
+ * worker thread took the slot it freed), so a full descriptor table made it spin. */
+typedef struct pg_listener {
+    uv_poll_t poll;             /* private; data: the pg_listener_t */
+    pg_worker_t *w;             /* read-only */
+    int fd;                     /* read-only: owned, closed with the poll handle */
+    bool admin;                 /* read-only: pprof.admin_listen */
+    bool polling;               /* private: the poll handle is started */
+    bool at_limit;              /* private: paused at server.max_connections */
+} pg_listener_t;
+
 struct pg_worker {
     int id;
     uv_loop_t loop;
     uv_thread_t thread;
-    uv_tcp_t listener;
-    uv_tcp_t admin;             /* pprof.admin_listen, when has_admin */
+    pg_listener_t listener;
+    pg_listener_t admin;        /* pprof.admin_listen, when has_admin */
     uv_async_t wakeup;
     uv_timer_t drain_timer;
-    int listen_fd;
     pg_bufpool_t bufs;
     pg_metrics_t *metrics;
     pg_gen_t *gen;              /* current generation */
     pg_conn_t *conns;           /* all client connections (intrusive list) */
     size_t nconns;
     pg_conn_limit_t *limit;     /* shared with the other workers */
-    uv_timer_t resume_timer;    /* while accept is paused: retries it */
+    uv_timer_t resume_timer;    /* while accept is paused at the limit: retries it */
+    uv_timer_t backoff_timer;   /* while accept is paused on EMFILE/ENFILE: retries it */
+    bool backoff;               /* accept is backing off (descriptors or memory exhausted) */
+    uint64_t backoff_since;     /* loop time the back-off began, for the log */
+    uint64_t backoff_logged;    /*   and of its last log line */
+    uint64_t backoff_fails;     /* accepts refused during this back-off */
     bool has_admin;
-    bool accept_pending;        /* a connection is waiting in the listener (accept paused) */
-    bool admin_pending;         /*   in the admin listener */
     bool draining;
     bool listener_closed;
     /* mailbox from the main thread, under lock */
