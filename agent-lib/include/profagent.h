@@ -54,9 +54,10 @@ extern "C" {
  * With allowed uids but no group the socket file is open to all, and SO_PEERCRED alone is
  * the gate: a gateway running as another user needs only its uid named. A group both users
  * belong to keeps strangers from connecting at all; the agent's user must be in it to give
- * the file to it (else profagent_start fails, -EPERM, and logs why). Directories that already exist are never changed; the agent logs a warning when
- * one on the socket's path is writable by group or others without the sticky bit, or owned by
- * another user (either could replace the socket), and when an allowed uid cannot search one. */
+ * the file to it (else profagent_start fails, -EPERM, and logs why). Directories that already
+ * exist are never changed; the agent logs a warning when one on the socket's path is writable
+ * by group or others without the sticky bit, or owned by another user (either could replace
+ * the socket), and when an allowed uid cannot search one. */
 typedef struct profagent_options {
     /* public: */
     const char *socket_path; /* required; copied by profagent_start */
