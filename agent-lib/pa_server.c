@@ -77,6 +77,8 @@ struct pa_server {
     conn_t *conns[PA_SERVER_MAX_CONNS];
     size_t nconns;
     _Atomic int stop;
+    pa_server_idle_fn idle_fn; /* may be NULL */
+    void *idle_arg;
 };
 
 int64_t pa_server_now_ns(void)
@@ -584,9 +586,15 @@ int pa_server_run(pa_server_t *s)
             pfd[n].events = ev;
             pc[n++] = c;
         }
+        if (s->idle_fn != NULL)
+            s->idle_fn(s->idle_arg, 1);
         rc = poll(pfd, n, poll_timeout(s, now));
-        if (rc < 0 && errno != EINTR)
-            return -errno;
+        if (rc < 0)
+            rc = errno == EINTR ? 0 : -errno;
+        if (s->idle_fn != NULL)
+            s->idle_fn(s->idle_arg, 0);
+        if (rc < 0)
+            return rc;
         if (atomic_load(&s->stop))
             break;
         for (nfds_t i = 0; rc > 0 && i < n; i++) {
@@ -706,6 +714,12 @@ void pa_server_stop(pa_server_t *s)
     char b = 1;
     atomic_store(&s->stop, 1);
     (void)!write(s->wake_wr, &b, 1);
+}
+
+void pa_server_set_idle_hook(pa_server_t *s, pa_server_idle_fn fn, void *arg)
+{
+    s->idle_fn = fn;
+    s->idle_arg = arg;
 }
 
 void pa_server_unlink(pa_server_t *s)

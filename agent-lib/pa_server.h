@@ -75,6 +75,11 @@ void pa_server_stop(pa_server_t *s);
 void pa_server_free(pa_server_t *s);
 /* Remove the socket file if it is still ours; the server keeps running (for exit time). */
 void pa_server_unlink(pa_server_t *s);
+/* fn(arg, 1) is called on run's thread right before it blocks in poll(), fn(arg, 0) right
+ * after it wakes; between the two the thread holds no lock and allocates nothing (the agent
+ * uses this to let a fork happen only then, see pa_agent.c). Set before pa_server_run. */
+typedef void (*pa_server_idle_fn)(void *arg, int idle);
+void pa_server_set_idle_hook(pa_server_t *s, pa_server_idle_fn fn, void *arg);
 
 /* The request; strings stay valid until the response is queued. path is percent-decoded;
  * query is raw (without '?', "" if none); body is not NUL-terminated. */
