@@ -20,6 +20,10 @@
  *        --> local answer (4xx/5xx, then close)                     or
  *        --> upstream acquired (pooled; or connecting: the head is written once connected,
  *            the client's further bytes wait, unread, until then)
+ *            (a chunked request's head waits until its first chunk-size line has parsed,
+ *            with every byte read along with it: bad framing that comes with the head is
+ *            answered 400 before anything goes upstream; bad framing later in the body
+ *            closes the upstream connection, which then holds a truncated request)
  *            FORWARD: request body -> upstream, response head + body -> client
  *            both messages complete --> upstream back to its pool --> IDLE (keep-alive)
  *                                                                  or close
@@ -51,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
@@ -183,6 +188,8 @@ static void drop_exchange(pg_conn_t *c, bool upstream_reusable)
     }
     pg_head_release(&x->req);
     pg_head_release(&x->resp);
+    if (x->held)
+        pg_buf_unref(x->held);
     if (x->gen)
         pg__gen_unref(x->gen);
     free(x);
@@ -640,19 +647,52 @@ static int on_req_headers_done(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-/* Counts the payload only: a chunked body's size is known only as it arrives. */
+/* Whether the n bytes at p are the CRLF that ends chunk data, from its byte off on. */
+static bool is_crlf_part(const char *p, size_t n, size_t off)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (p[i] != "\r\n"[off + i])
+            return false;
+    return true;
+}
+
+/* Counts the payload only: a chunked body's size is known only as it arrives.
+ * At the end of a chunk's data (RFC 9112 7.1) llhttp 8 (non-strict, as Debian builds it)
+ * skips the next two bytes whatever they are, so "5\r\nhelloXX0\r\n\r\n" would pass as a
+ * whole message; an upstream that checks them reads another framing. They are checked here
+ * (the rest at the start of the next read when the data ends a read). */
 static int on_req_body(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
     xchg_t *x = c->x;
     uint64_t max = x->gen->cfg->server.max_body_bytes;
 
-    (void)at;
     x->body_payload += len;
     if (max && x->body_payload > max) {
         x->body_too_big = true;
         return -1;
     }
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) { /* this chunk's data ends here */
+        size_t avail = (size_t)(c->parse_end - (at + len));
+
+        if (avail > 2)
+            avail = 2;
+        if (!is_crlf_part(at + len, avail, 0)) {
+            x->bad_chunk_end = true;
+            return -1;
+        }
+        x->crlf_left = (uint8_t)(2 - avail);
+    }
+    return 0;
+}
+
+static int on_req_chunk_header(llhttp_t *p)
+{
+    pg_conn_t *c = p->data;
+
+    c->x->chunk_seen = true;
     return 0;
 }
 
@@ -677,6 +717,7 @@ static const llhttp_settings_t *req_settings(void)
         .on_header_value_complete = on_req_value_done,
         .on_headers_complete = on_req_headers_done,
         .on_body = on_req_body,
+        .on_chunk_header = on_req_chunk_header,
         .on_message_complete = on_req_done,
     };
 
@@ -823,9 +864,8 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
 }
 
 /* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" or "X\"A" through, which
- * an upstream may read as another field or refuse. (obs-fold needs no check here: llhttp
- * drops the CRLF, so the value goes on unfolded, as RFC 9112 5.2 permits.) Returns the
- * reason, or NULL when the head is fine. */
+ * an upstream may read as another field or refuse. (obs-fold is refused while the head is
+ * parsed: head_has_fold.) Returns the reason, or NULL when the head is fine. */
 static const char *head_unsafe(const pg_head_t *h)
 {
     static const char tchar[] = "!#$%&'*+-.^_`|~";
@@ -850,6 +890,14 @@ static const char *head_unsafe(const pg_head_t *h)
                 return "malformed request: a header field name is not a token (RFC 9110 5.1)";
     }
     return NULL;
+}
+
+static bool expects_continue(const pg_head_t *h)
+{
+    size_t n;
+    const char *v = pg_head_get(h, "expect", &n);
+
+    return v && n == 12 && strncasecmp(v, "100-continue", 12) == 0;
 }
 
 static void on_request_head(pg_conn_t *c)
@@ -972,6 +1020,15 @@ matched:
         return;
     }
     c->state = C_FORWARD;
+    if (c->req.flags & F_CHUNKED) {
+        /* Chunk framing is checked only as the body is parsed; a bad chunk-size line that
+         * came with the head must not find the head already upstream. So the upstream waits
+         * (under header_timeout) until the first chunk-size line has parsed and the bytes
+         * read with it have been checked -- unless the client waits for a 100 first. */
+        x->holding = true;
+        x->expect_continue = expects_continue(&x->req);
+        return;
+    }
     start_upstream(c);
 }
 
@@ -1014,7 +1071,13 @@ static int write_request_head(pg_conn_t *c)
     r = pg_head_request_out(&x->req, &o, bufs, &n);
     if (r < 0)
         return r;
-    return upstream_write(c, bufs, n, x->req.buf);
+    r = upstream_write(c, bufs, n, x->req.buf);
+    if (r == 0 && x->held && x->held->len) {
+        uv_buf_t hb = uv_buf_init(x->held->data, x->held->len);
+
+        r = upstream_write(c, &hb, 1, x->held);
+    }
+    return r;
 }
 
 static void start_upstream(pg_conn_t *c)
@@ -1116,12 +1179,56 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
 
 /* ---------------- client reading ---------------- */
 
+/* While the head is held, body bytes [p, p+n) are copied aside (the read buffer is reused).
+ * Before the first chunk-size line has parsed they are that line (and what follows it in
+ * the same read: at most one read more), so two standard buffers always do, unless the
+ * line itself is longer than one: that is refused. */
+static int hold_body(pg_conn_t *c, const char *p, size_t n)
+{
+    xchg_t *x = c->x;
+    pg_buf_t *b = x->held;
+
+    if (b == NULL || b->len + n > b->cap) {
+        size_t need = (b ? b->len : 0) + n;
+
+        if (need > 2 * (size_t)PG_BUF_SIZE) {
+            pg__conn_send_error(c, 400, "malformed request: first chunk-size line longer "
+                                        "than 64 KiB");
+            return -1;
+        }
+        b = pg_buf_get(&c->w->bufs, need > PG_BUF_SIZE ? 2 * (size_t)PG_BUF_SIZE : need);
+        if (b == NULL) {
+            pg__conn_send_error(c, 500, "out of memory");
+            return -1;
+        }
+        if (x->held) {
+            memcpy(b->data, x->held->data, x->held->len);
+            b->len = x->held->len;
+            pg_buf_unref(x->held);
+        }
+        x->held = b;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += (uint32_t)n;
+    x->body_sent += n;
+    return 0;
+}
+
+/* The held head goes upstream now (with the body bytes held so far). */
+static void release_head(pg_conn_t *c)
+{
+    c->x->holding = false;
+    start_upstream(c);
+}
+
 /* Body bytes [p, p+n) of the current request go to the upstream (framing included). */
 static int forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
 {
     xchg_t *x = c->x;
     uv_buf_t ub;
 
+    if (n > 0 && x->holding)
+        return hold_body(c, p, n);
     if (n == 0 || x->u == NULL)
         return 0;
     x->body_sent += n;
@@ -1144,6 +1251,11 @@ static void request_error(pg_conn_t *c, llhttp_errno_t e)
         pg__conn_send_error(c, 413, msg);
         return;
     }
+    if (x && x->bad_chunk_end) {
+        pg__conn_send_error(c, 400, "malformed request: chunk data not followed by CRLF "
+                                    "(RFC 9112 7.1)");
+        return;
+    }
     if (x && x->req.too_many) {
         pg__conn_send_error(c, 431, "too many header fields (limit 128)");
         return;
@@ -1159,12 +1271,33 @@ static void request_error(pg_conn_t *c, llhttp_errno_t e)
     pg__conn_send_error(c, 400, msg);
 }
 
+/* RFC 9112 5.2: a line of the head that starts with SP or HTAB continues the previous one
+ * (obs-fold); llhttp 8 accepts it and hands the value on unfolded. A proxy may refuse it, and
+ * we do: an upstream that reads the fold differently (as a line of its own, or one that ends
+ * the head) would frame the request differently. [p, p+n) are head bytes; c->head_lf carries
+ * a LF at the end of the previous read. (Every LF of a head llhttp accepts ends a line: a bare
+ * LF is an error of its own.) */
+static bool head_has_fold(pg_conn_t *c, const char *p, size_t n)
+{
+    const char *lf, *end = p + n;
+
+    if (n == 0)
+        return false;
+    if (c->head_lf && (p[0] == ' ' || p[0] == '\t'))
+        return true;
+    for (lf = memchr(p, '\n', n); lf && lf + 1 < end; lf = memchr(lf + 1, '\n', end - lf - 1))
+        if (lf[1] == ' ' || lf[1] == '\t')
+            return true;
+    c->head_lf = end[-1] == '\n';
+    return false;
+}
+
 /* Parse and relay len bytes of b from off. Runs until the bytes are used up, the request
  * is complete (the rest is kept for later), or the connection closes. */
 static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick)
 {
     const char *p = b->data + off, *end = p + len, *q;
-    bool again = kick;
+    bool again = kick, in_head;
     llhttp_errno_t e;
 
     while ((p < end || again) && c->state != C_CLOSING) {
@@ -1178,10 +1311,29 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
             return;
         }
         again = false;
+        in_head = c->x == NULL || !c->x->head_done;
+        if (in_head && c->state == C_IDLE)
+            c->head_lf = false;
+        if (c->x && c->x->crlf_left && p < end) { /* the CRLF after chunk data, continued */
+            size_t n = (size_t)(end - p) < c->x->crlf_left ? (size_t)(end - p) : c->x->crlf_left;
+
+            if (!is_crlf_part(p, n, 2 - c->x->crlf_left)) {
+                c->x->bad_chunk_end = true;
+                request_error(c, HPE_USER);
+                return;
+            }
+            c->x->crlf_left -= (uint8_t)n;
+        }
+        c->parse_end = end;
         e = llhttp_execute(&c->req, p, (size_t)(end - p));
         q = e == HPE_OK ? end : llhttp_get_error_pos(&c->req);
         if (e != HPE_OK && e != HPE_PAUSED) {
             request_error(c, e);
+            return;
+        }
+        if (in_head && head_has_fold(c, p, (size_t)(q - p))) {
+            pg__conn_send_error(c, 400, "malformed request: obs-fold (a header line starting "
+                                        "with whitespace) is not accepted (RFC 9112 5.2)");
             return;
         }
         /* once the head is handled, what the parser consumed is body (framing included) */
@@ -1200,6 +1352,11 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
         if (c->ev_done) {
             c->ev_done = false;
             c->x->req_done = true;
+            if (c->x->holding) { /* the whole body came, and parsed */
+                release_head(c);
+                if (c->state == C_CLOSING)
+                    return;
+            }
             if (c->x->resp_done) {
                 pg__conn_finish_exchange(c);
                 if (p < end && c->state == C_IDLE) {
@@ -1208,6 +1365,13 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
                 }
                 return;
             }
+        } else if (c->x && c->x->holding && p == end &&
+                   (c->x->chunk_seen || (c->x->expect_continue && c->x->held == NULL))) {
+            /* every byte read so far parsed, the first chunk-size line among them; or the
+             * client waits for a 100 before it sends the body */
+            release_head(c);
+            if (c->state == C_CLOSING)
+                return;
         }
     }
     if (c->state != C_CLOSING)
@@ -1313,6 +1477,8 @@ void pg__conn_finish_exchange(pg_conn_t *c)
         pg_buf_unref(x->req.buf);
         x->req.buf = NULL;
     }
+    if (x->held)
+        pg_buf_unref(x->held);
     free(x);
     c->x = NULL;
     if (!c->keep_alive || c->close_after || c->w->draining) {
@@ -1356,7 +1522,10 @@ static void on_timeout(uv_timer_t *t)
         pg__conn_close(c);
         break;
     case T_HEAD:
-        if (x && x->req.buf && x->req.buf->len)
+        if (x && x->holding)
+            pg__conn_send_error(c, 408, "first chunk of the request body not received within "
+                                        "server.header_timeout");
+        else if (x && x->req.buf && x->req.buf->len)
             pg__conn_send_error(c, 408, "request head not received within server.header_timeout");
         else
             pg__conn_close(c);

@@ -59,6 +59,17 @@ typedef struct xchg {
     bool up_dirty;                /* the upstream connection must not be reused */
     bool ev_rhead, ev_rdone;
     bool head_done;               /* the request head was complete (method, target known) */
+    bool holding;                 /* chunked request: routed, but its head is not sent (nor
+                                     the upstream acquired) until its first chunk-size line
+                                     has parsed, so that bad framing that came with the head
+                                     sends nothing upstream (pg_conn.c: release_head) */
+    bool chunk_seen;              /* the request parser has seen a whole chunk-size line */
+    bool expect_continue;         /* Expect: 100-continue */
+    pg_buf_t *held;               /* body bytes parsed while holding (a copy), sent after the
+                                     head (again after a retried connect); NULL: none */
+    uint8_t crlf_left;            /* bytes of the CRLF after chunk data still to check at
+                                     the start of the next read (llhttp 8 skips them) */
+    bool bad_chunk_end;           /* chunk data was not followed by CRLF */
     bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
     outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
     pg_buf_t *rbuf;               /*   and the buffer it points into */
@@ -97,6 +108,9 @@ struct pg_conn {
     bool reading;
     bool closed;                  /* uv_close called */
     bool admin;                   /* accepted on pprof.admin_listen */
+    bool head_lf;                 /* the request head bytes parsed so far end in LF (an
+                                     obs-fold may begin in the next read) */
+    const char *parse_end;        /* end of the bytes llhttp_execute is parsing */
 };
 
 /* ---- internals of pg_conn.c, for pg_resp.c ---- */

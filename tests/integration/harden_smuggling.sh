@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# harden_smuggling: hostile request heads sent over raw sockets to profgate in front of a
-# recording upstream (tests/integration/harden/rawhttp.py upstream: it logs every byte it
-# receives). Each smuggling trick — Content-Length with Transfer-Encoding, duplicate or
-# conflicting Content-Length, obfuscated Transfer-Encoding, obs-fold, bare LF, NUL and control
-# bytes in the head, an oversize chunk size — must get 400 and a closed connection, and the
-# upstream must have received nothing of it (its log is unchanged). A slow head gets 408
-# within server.header_timeout, an oversize head 431, an oversize body 413. A well-formed
-# request before and after proves the path works (so "nothing received" means something).
+# harden_smuggling: hostile requests sent over raw sockets to profgate in front of a recording
+# upstream (tests/integration/harden/rawhttp.py upstream: it logs every byte it receives, in
+# all and per connection). Each smuggling trick -- Content-Length with Transfer-Encoding,
+# duplicate or conflicting Content-Length, obfuscated Transfer-Encoding, obs-fold (also split
+# across reads), bare LF, NUL and control bytes in the head, bad chunk framing (oversize or
+# invalid chunk size, chunk data not followed by CRLF) arriving with the head -- must get 400
+# and a closed connection, and the upstream must have received nothing of it (its log is
+# unchanged). Bad chunk framing later in a long body: 400, and the upstream connection that
+# got the head is closed holding exactly the bytes before the bad ones (a truncated request,
+# never a second one). Good chunked requests still pass however they arrive (split, pipelined,
+# with Expect: 100-continue). A slow head gets 408 within server.header_timeout, an oversize
+# head 431, an oversize body 413. A well-formed request before and after proves the path
+# works (so "nothing received" means something).
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
@@ -112,49 +117,98 @@ expect "PRI method over HTTP/1.1" 400 'PRI / HTTP/1.1\r\nHost: a\r\n\r\n'
 expect "HTTP/2.0 version on a GET" 400 'GET /x HTTP/2.0\r\nHost: a\r\n\r\n'
 expect "two Host fields" 400 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
 expect "space in a field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n'
-# exit 0 when the file holds no CRLF followed by SP or HT (a folded line)
-no_fold() { python3 -c 'import re, sys; sys.exit(re.search(rb"\r\n[ \t]", open(sys.argv[1], "rb").read()) is not None)' "$1"; }
-# obs-fold: llhttp 8 unfolds it (drops the CRLF); RFC 9112 5.2 lets a proxy replace obs-fold
-# instead of rejecting it. What must hold: the upstream never sees a folded line, and reads
-# the same framing profgate did (the folded "chunked" is chunked on both sides).
-for req in "${B}Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n" \
-    'GET /fold HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n'; do
+# expect_parts NAME STATUS DELAY PART...(printf %b escapes): the parts go as separate writes,
+# DELAY seconds apart, on one connection: STATUS, connection closed, upstream got nothing
+expect_parts() {
+    local name=$1 want=$2 delay=$3 before after out st closed el n hexes=()
+    shift 3
+    for part in "$@"; do hexes+=("$(hex "$part")"); done
     before=$(up_bytes)
-    bsend "$P" "$req" 2
+    out=$($RAW parts "$P" 5 "$delay" "${hexes[@]}" 2>/dev/null)
+    read -r st closed el n <<<"$out"
     sleep 0.2
-    tail -c +$((before + 1)) "$T/up.log" >"$T/delta"
-    st=$ST
-    if [ "$st" = 400 ] && [ "$(up_bytes)" = "$before" ]; then
-        pg_pass "obs-fold ($(head -c 20 <<<"${req#*\\r\\n}")...): refused, upstream received nothing"
-    elif [ "$st" = 200 ] && no_fold "$T/delta" &&
-        { [[ $req != POST* ]] || grep -q '^Transfer-Encoding: chunked' "$T/delta"; }; then
-        pg_pass "obs-fold: forwarded unfolded (no CRLF+WSP reached the upstream), same framing"
+    after=$(up_bytes)
+    if [ "$st" = "$want" ] && [ "$closed" = 1 ] && [ "$after" = "$before" ]; then
+        pg_pass "$name: $want, closed, upstream received nothing"
     else
-        pg_fail "obs-fold: status $st, upstream got: $(od -c "$T/delta" | head -5)"
-    fi
-done
-
-# Bad chunk framing is found only in the body, after the head has gone on (profgate streams
-# bodies): then 400 and close, no byte of the body reaches the upstream, and the upstream
-# connection that got the head is closed (never reused for another client's request).
-chunk_bad() {
-    local name=$1 req=$2 before out st closed c0 c1
-    before=$(up_bytes)
-    c0=$(grep -c close "$T/up.log.conns")
-    bsend "$P" "$req" 5
-    st=$ST closed=$CLOSED
-    sleep 0.3
-    tail -c +$((before + 1)) "$T/up.log" >"$T/delta"
-    c1=$(grep -c close "$T/up.log.conns")
-    if [ "$st" = 400 ] && [ "$closed" = 1 ] && ! grep -q hello "$T/delta" && [ "$c1" -gt "$c0" ]; then
-        pg_pass "$name: 400, closed, no body byte upstream, upstream connection closed"
-    else
-        pg_fail "$name: status $st closed=$closed upstream closes $c0 -> $c1, upstream got: $(od -c "$T/delta" | tail -4)"
+        pg_fail "$name: got status $st (want $want), closed=$closed, upstream bytes $before -> $after"
     fi
 }
-chunk_bad "oversize chunk size" "${B}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
-chunk_bad "chunk size with a NUL in its extension" "${B}Transfer-Encoding: chunked\r\n\r\n5 ;\0x\r\nhello\r\n0\r\n\r\n"
-chunk_bad "chunk size not hex" "${B}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+
+# obs-fold (RFC 9112 5.2): refused, as a proxy may; llhttp would hand the value on unfolded,
+# and an upstream that reads the fold otherwise would frame the request otherwise
+expect "obs-fold in a field value (SP)" 400 'GET /fold HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n'
+expect "obs-fold in a field value (HTAB)" 400 'GET /fold HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n'
+expect "obs-fold: Transfer-Encoding's value on the next line" 400 "${B}Transfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"
+expect "obs-fold in Content-Length" 400 "${B}Content-Length: 5\r\n 0\r\n\r\nhello"
+expect "obs-fold in Host" 400 'GET /fold HTTP/1.1\r\nHost: a\r\n b\r\n\r\n'
+expect "whitespace before the first field line" 400 'GET /fold HTTP/1.1\r\n Host: a\r\n\r\n'
+expect_parts "obs-fold split across two reads (LF | HTAB)" 400 0.3 \
+    'GET /fold HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n' '\t2\r\n\r\n'
+
+# Bad chunk framing that comes with the head (the usual attack): the head waits until the first
+# chunk-size line has parsed, with every byte read along with it, so nothing goes upstream.
+# Each request leaves in one write (bash's printf writes a line at a time, so bsend's requests
+# may arrive in several reads, and what arrives after the first chunk-size line is streamed).
+C="${B}Transfer-Encoding: chunked\r\n\r\n"
+expect_parts "oversize chunk size" 400 0 "${C}ffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
+expect_parts "chunk size with a NUL in its extension" 400 0 "${C}5 ;\0x\r\nhello\r\n0\r\n\r\n"
+expect_parts "chunk size not hex" 400 0 "${C}zz\r\nhello\r\n0\r\n\r\n"
+expect_parts "chunk size with a sign" 400 0 "${C}+5\r\nhello\r\n0\r\n\r\n"
+expect_parts "missing CRLF after chunk data" 400 0 "${C}5\r\nhelloXX0\r\n\r\n"
+expect_parts "a good chunk, then a bad chunk size" 400 0 "${C}5\r\nhello\r\nzz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+expect_parts "a good chunk, then chunk data without its CRLF" 400 0 "${C}5\r\nhello\r\n3\r\nabcGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+expect_parts "Expect: 100-continue, bad chunk size sent at once" 400 0 "${B}Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+expect_parts "bad chunk size in the read after the head" 400 0.3 "$C" "zz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+expect_parts "oversize chunk size split over two reads" 400 0.3 "${C}fffffffff" "fffffffff\r\nhello\r\n"
+pg_check "none of the smuggled requests reached the upstream" bash -c "! grep -q smuggled '$T/up.log'"
+
+# Bad framing later in a long body: the head and the good chunks have gone on; the client gets
+# 400 and a close, and the upstream connection is closed, so the upstream holds a truncated
+# request, exactly what came before the bad bytes, and never a second one (the upstream's
+# per-connection log, from the request line on: one request line, ending in the good bytes;
+# the connection may have carried earlier requests, pooled).
+late_bad() {
+    local name=$1 tag=$2 good=$3 bad=$4 out st closed f n
+    out=$($RAW parts "$P" 5 0.5 "$(hex "POST /$tag HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n$good")" \
+        "$(hex "$bad")" 2>/dev/null)
+    read -r st closed _ _ <<<"$out"
+    sleep 0.3
+    f=$(grep -l "POST /$tag " "$T"/up.log.c* 2>/dev/null | head -1)
+    n=${f##*.c}
+    if [ "$st" = 400 ] && [ "$closed" = 1 ] && [ -n "$f" ] &&
+        python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); d = d[d.index(sys.argv[3].encode()):]; g = sys.argv[2].encode().decode("unicode_escape").encode("latin-1"); sys.exit(not (d.endswith(b"\r\n\r\n" + g) and d.count(b" HTTP/1.1\r\n") == 1))' "$f" "$good" "POST /$tag " &&
+        grep -qx "close $n" "$T/up.log.conns"; then
+        pg_pass "$name: 400, closed; the upstream got the head and the good bytes only, and its connection was closed"
+    else
+        pg_fail "$name: status $st closed=$closed; upstream connection ${n:-?}: $(od -c "${f:-/dev/null}" | tail -4) $(grep -x "close ${n:-x}" "$T/up.log.conns")"
+    fi
+}
+late_bad "bad chunk size after a good chunk, in a later read" late1 '5\r\nhello\r\n' "zz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+late_bad "chunk data without its CRLF, in a later read" late2 '5\r\nhello' "XXGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+late_bad "the CRLF after chunk data broken across two reads" late3 '5\r\nhello\r' "X0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+pg_check "and the smuggled request never reached the upstream" bash -c "! grep -q smuggled '$T/up.log'"
+
+# Good chunked requests still go through, however they arrive
+out=$($RAW parts "$P" 5 0.3 "$(hex "POST /split HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")" \
+    "$(hex '5\r')" "$(hex '\nhello\r\n0\r\n\r\n')" 2>/dev/null)
+read -r st closed _ _ <<<"$out"
+f=$(grep -l "POST /split " "$T"/up.log.c* 2>/dev/null | head -1)
+pg_check "chunked request in three reads (head | \"5\\r\" | the rest): 200, the upstream got it whole (got $st)" \
+    bash -c "[ '$st' = 200 ] && [ -n '$f' ] && python3 -c 'import sys; sys.exit(not open(sys.argv[1], \"rb\").read().endswith(b\"\r\n\r\n5\r\nhello\r\n0\r\n\r\n\"))' '$f'"
+out=$($RAW parts "$P" 5 0 "$(hex "${C}5\r\nhello\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")" 2>/dev/null)
+read -r st closed _ n <<<"$out"
+pg_check "chunked request and a pipelined GET in one write: both answered (got $st, $n responses)" \
+    bash -c "[ '$st' = 200 ] && [ '$n' = 2 ]"
+# Expect: 100-continue: the client waits for a 100 before the body, so the head goes at once
+$RAW parts "$P" 6 2 "$(hex "POST /expect HTTP/1.1\r\nHost: a\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")" \
+    "$(hex '5\r\nhello\r\n0\r\n\r\n')" >"$T/expect.out" 2>/dev/null &
+sleep 1
+pg_check "chunked with Expect: 100-continue: the head reached the upstream before the body was sent" \
+    grep -q "POST /expect " "$T/up.log"
+wait $!
+read -r st closed _ _ <"$T/expect.out"
+pg_check "chunked with Expect: 100-continue: then 200 (got $st)" [ "$st" = 200 ]
 expect "negative Content-Length" 400 "${B}Content-Length: -1\r\n\r\n"
 
 # limits

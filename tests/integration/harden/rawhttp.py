@@ -3,9 +3,10 @@
 nothing is normalised on the way).
 
   rawhttp.py upstream PORT LOG     TCP server on 127.0.0.1:PORT; every byte received is
-                                   appended to LOG ("conn"/"close" lines to LOG.conns);
-                                   each complete request (head, and the body it announces)
-                                   is answered "200 ok" (keep-alive).
+                                   appended to LOG, and to LOG.c<N> for the N-th connection
+                                   (1-based; "conn N"/"close N" lines to LOG.conns); each
+                                   complete request (head, and the body it announces) is
+                                   answered "200 ok" (keep-alive).
   rawhttp.py unixsink PATH LOG     the same on a Unix socket (a stand-in agent).
   rawhttp.py send PORT HEX [SECS] [DELAY]
                                    connect, send the bytes (hex), read until the server
@@ -15,6 +16,12 @@ nothing is normalised on the way).
                                    the first response, 0 if none; CLOSED 1 when the server
                                    closed the connection) and the first response line on
                                    stderr.
+  rawhttp.py parts PORT SECS DELAY HEX...
+                                   connect, send each HEX as one write, DELAY seconds apart,
+                                   then read until the server closes or SECS pass. Prints
+                                   "STATUS CLOSED ELAPSED NRESP" (NRESP: response status lines
+                                   seen at the start of a line; a body "HTTP/1.1 " line
+                                   would count too: test bodies have none).
 """
 import os
 import socket
@@ -48,19 +55,26 @@ def complete(buf):
 def serve(sock, log):
     conns = open(log + ".conns", "a")
     lock = threading.Lock()
+    count = [0]
 
     def handle(c):
         buf = b""
         with lock:
-            conns.write("conn\n")
+            count[0] += 1
+            cn = count[0]
+            open("%s.c%d" % (log, cn), "ab").close()
+            conns.write("conn %d\n" % cn)
             conns.flush()
         try:
             while True:
                 d = c.recv(65536)
                 if not d:
                     break
-                with lock, open(log, "ab") as f:
-                    f.write(d)
+                with lock:
+                    with open(log, "ab") as f:
+                        f.write(d)
+                    with open("%s.c%d" % (log, cn), "ab") as f:
+                        f.write(d)
                 buf += d
                 while True:
                     n = complete(buf)
@@ -72,12 +86,39 @@ def serve(sock, log):
             pass
         c.close()
         with lock:
-            conns.write("close\n")
+            conns.write("close %d\n" % cn)
             conns.flush()
 
     while True:
         c, _ = sock.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def read_reply(s, t0, secs, got=b"", closed=0):
+    """Read until the server closes or secs pass since t0; returns (bytes, closed)."""
+    while not closed and time.monotonic() - t0 < secs:
+        s.settimeout(max(0.05, secs - (time.monotonic() - t0)))
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            closed = 1
+            break
+        if not d:
+            closed = 1
+            break
+        got += d
+    return got, closed
+
+
+def status_of(got):
+    line = got.split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    sys.stderr.write(line.decode("latin-1") + "\n")
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit():
+        return int(parts[1])
+    return 0
 
 
 def main():
@@ -125,30 +166,28 @@ def main():
                         break
             else:
                 s.sendall(data)
-            while not closed and time.monotonic() - t0 < secs:
-                s.settimeout(max(0.05, secs - (time.monotonic() - t0)))
-                try:
-                    d = s.recv(65536)
-                except socket.timeout:
-                    break
-                except ConnectionResetError:
-                    closed = 1
-                    break
-                if not d:
-                    closed = 1
-                    break
-                got += d
+            got, closed = read_reply(s, t0, secs, got, closed)
         except (ConnectionResetError, BrokenPipeError):
             closed = 1
-        status = 0
-        line = got.split(b"\r\n", 1)[0]
-        parts = line.split(b" ")
-        if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit():
-            status = int(parts[1])
-        sys.stderr.write(line.decode("latin-1") + "\n")
-        print(status, closed, "%.2f" % (time.monotonic() - t0))
+        print(status_of(got), closed, "%.2f" % (time.monotonic() - t0))
+    elif cmd == "parts":
+        port, secs, delay = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+        t0 = time.monotonic()
+        s = socket.create_connection(("127.0.0.1", port), timeout=secs)
+        got, closed = b"", 0
+        for i, h in enumerate(sys.argv[5:]):
+            if i:
+                time.sleep(delay)
+            try:
+                s.sendall(bytes.fromhex(h))
+            except (ConnectionResetError, BrokenPipeError):
+                closed = 1
+                break
+        got, closed = read_reply(s, t0, secs, got, closed)
+        nresp = sum(1 for ln in (b"\n" + got).split(b"\n")[1:] if ln.startswith(b"HTTP/1.1 "))
+        print(status_of(got), closed, "%.2f" % (time.monotonic() - t0), nresp)
     else:
-        sys.exit("usage: rawhttp.py upstream|unixsink|send ...")
+        sys.exit("usage: rawhttp.py upstream|unixsink|send|parts ...")
 
 
 if __name__ == "__main__":
