@@ -932,10 +932,25 @@ static void on_request_head(pg_conn_t *c)
                            "(RFC 9112 6.1)");
         return;
     }
+    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (a 1.0
+     * recipient does not know it, and would read the chunks as the next request) */
+    if ((c->req.flags & F_TRANSFER_ENCODING) && c->req.http_minor == 0) {
+        pg__conn_send_error(c, 400, "malformed request: Transfer-Encoding in an HTTP/1.0 request "
+                                    "(RFC 9112 6.1)");
+        return;
+    }
     if ((bad = head_unsafe(&x->req)) != NULL) {
         pg__conn_send_error(c, 400, bad);
         return;
     }
+    /* llhttp 8 lets HTAB through in the target; an upstream that splits the request line on
+     * any whitespace (RFC 9112 3 allows it) would read another target than the one routed */
+    for (i = 0; i < urllen; i++)
+        if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f) {
+            pg__conn_send_error(c, 400, "malformed request: a control character in the request "
+                                        "target");
+            return;
+        }
     /* origin-form "/path?q"; absolute-form "http://host/path?q" is reduced to its path */
     i = 0;
     if (urllen > 0 && url[0] != '/') {

@@ -117,6 +117,14 @@ expect "PRI method over HTTP/1.1" 400 'PRI / HTTP/1.1\r\nHost: a\r\n\r\n'
 expect "HTTP/2.0 version on a GET" 400 'GET /x HTTP/2.0\r\nHost: a\r\n\r\n'
 expect "two Host fields" 400 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'
 expect "space in a field name" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n'
+expect "control byte (0x01) in the request target" 400 'GET /x\001y HTTP/1.1\r\nHost: a\r\n\r\n'
+expect "DEL in the request target" 400 'GET /x\177y HTTP/1.1\r\nHost: a\r\n\r\n'
+expect "HTAB in the request target" 400 'GET /x\ty HTTP/1.1\r\nHost: a\r\n\r\n'
+expect "control byte in the method" 400 'G\001T /x HTTP/1.1\r\nHost: a\r\n\r\n'
+expect "VT (0x0b) in a field value" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX-C: a\013b\r\n\r\n'
+expect "ESC (0x1b) in a field value" 400 'GET /x HTTP/1.1\r\nHost: a\r\nX-C: a\033b\r\n\r\n'
+expect "Transfer-Encoding \"chunked, chunked\"" 400 "${B}Transfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+expect "Transfer-Encoding in an HTTP/1.0 request" 400 'POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'
 # expect_parts NAME STATUS DELAY PART...(printf %b escapes): the parts go as separate writes,
 # DELAY seconds apart, on one connection: STATUS, connection closed, upstream got nothing
 expect_parts() {
