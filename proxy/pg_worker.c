@@ -211,14 +211,18 @@ static void on_backoff_tick(uv_timer_t *t);
 
 /* accept4 failed for want of descriptors or memory (err: an errno): stop polling both
  * listeners, so that a listener the kernel keeps reporting readable cannot make the loop
- * spin, and try again on the timer or when one of our connections closes. */
+ * spin, and try again on the timer or when one of our connections closes.
+ * The log: a shortage begins with the first refused accept and ends only when accepting has
+ * caught up (nothing waits); the accepts a freed descriptor allows in between do not end it,
+ * or a table kept full under load would log twice per connection. */
 static void backoff_start(pg_worker_t *w, int err)
 {
     uint64_t now = uv_now(&w->loop);
 
+    w->backoff = true;
     w->backoff_fails++;
-    if (!w->backoff) {
-        w->backoff = true;
+    if (!w->short_fds) {
+        w->short_fds = true;
         w->backoff_since = now;
         w->backoff_logged = now;
         pg_log_warn("accept: %s: not accepting; retrying every %d ms and whenever a "
@@ -240,16 +244,20 @@ static void backoff_start(pg_worker_t *w, int err)
         uv_timer_start(&w->backoff_timer, on_backoff_tick, PG_WORKER_BACKOFF_MS, 0);
 }
 
-static void backoff_end(pg_worker_t *w)
+/* An accept worked: stop backing off. caught_up: nothing more waits, the shortage is over. */
+static void backoff_end(pg_worker_t *w, bool caught_up)
 {
-    if (!w->backoff)
-        return;
-    w->backoff = false;
-    uv_timer_stop(&w->backoff_timer);
-    pg_log_info("accept: accepting again after %llu ms (%llu attempts refused)",
-                (unsigned long long)(uv_now(&w->loop) - w->backoff_since),
-                (unsigned long long)w->backoff_fails);
-    w->backoff_fails = 0;
+    if (w->backoff) {
+        w->backoff = false;
+        uv_timer_stop(&w->backoff_timer);
+    }
+    if (caught_up && w->short_fds) {
+        w->short_fds = false;
+        pg_log_info("accept: accepting again after %llu ms (%llu attempts refused)",
+                    (unsigned long long)(uv_now(&w->loop) - w->backoff_since),
+                    (unsigned long long)w->backoff_fails);
+        w->backoff_fails = 0;
+    }
 }
 
 static void on_resume_tick(uv_timer_t *t);
@@ -286,7 +294,7 @@ static void accept_some(pg_listener_t *l)
             e = errno;
             slot_give(w->limit);
             if (e == EAGAIN || e == EWOULDBLOCK) {
-                backoff_end(w);
+                backoff_end(w, true);
                 break; /* nothing (more) waits */
             }
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
@@ -304,7 +312,7 @@ static void accept_some(pg_listener_t *l)
             }
             continue;
         }
-        backoff_end(w);
+        backoff_end(w, false);
         before = w->nconns;
         e = pg_conn_accept(w, fd, (const struct sockaddr *)&peer, len, l->admin);
         if (w->nconns == before) /* no connection was made (out of memory) */

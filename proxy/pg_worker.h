@@ -61,8 +61,9 @@ void pg_cfgref_put(pg_cfgref_t *r);
 /* accept4 failed with EMFILE/ENFILE (or ENOBUFS/ENOMEM): the worker stops polling its
  * listeners and tries again after this long, or at once when one of its connections closes
  * (descriptors other workers free are seen by the timer). Meanwhile new connections wait in
- * the kernel's backlog. One log line when a back-off begins, one every
- * PG_WORKER_BACKOFF_LOG_MS while it lasts, one when accepting works again. */
+ * the kernel's backlog. One log line when the shortage begins, one every
+ * PG_WORKER_BACKOFF_LOG_MS while it lasts, one when accepting has caught up again (nothing
+ * waits in the backlog). */
 #define PG_WORKER_BACKOFF_MS 100
 #define PG_WORKER_BACKOFF_LOG_MS 10000
 /* The most connections one listener's readiness accepts before the loop serves other
@@ -154,9 +155,10 @@ struct pg_worker {
     uv_timer_t resume_timer;    /* while accept is paused at the limit: retries it */
     uv_timer_t backoff_timer;   /* while accept is paused on EMFILE/ENFILE: retries it */
     bool backoff;               /* accept is backing off (descriptors or memory exhausted) */
-    uint64_t backoff_since;     /* loop time the back-off began, for the log */
+    bool short_fds;             /* for the log: a shortage goes on until accept catches up */
+    uint64_t backoff_since;     /* loop time the shortage began */
     uint64_t backoff_logged;    /*   and of its last log line */
-    uint64_t backoff_fails;     /* accepts refused during this back-off */
+    uint64_t backoff_fails;     /* accepts refused during this shortage */
     bool has_admin;
     bool draining;
     bool listener_closed;
