@@ -72,7 +72,8 @@ static const profile_entry_t index_entries[] = {
                 "you get the profile file, use the go tool pprof command to investigate the "
                 "profile."},
     {"threadcreate", "Stack traces that led to the creation of new OS threads"},
-    {"trace", "A timeline of the process (per-thread CPU samples) as Chrome trace-event JSON, "
+    {"trace", "A timeline of the process (per-thread CPU samples and blocking events) as Chrome "
+              "trace-event JSON, "
               "for Perfetto or chrome://tracing. You can specify the duration in the seconds "
               "GET parameter."},
 };

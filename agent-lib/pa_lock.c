@@ -12,6 +12,10 @@
 #include "pa_query.h"
 
 struct pa__lock_singleton pa__lock_singleton;
+struct pa__lock_trace_singleton pa__lock_trace_singleton;
+
+#define TSLOT_MASK ((uint64_t)PA_LOCK_TRACE_SLOTS - 1)
+_Static_assert((PA_LOCK_TRACE_SLOTS & (PA_LOCK_TRACE_SLOTS - 1)) == 0, "power of two");
 
 void pa_lock_set_block_rate(int64_t rate_ns)
 {
@@ -93,10 +97,67 @@ int pa_lock_hook_status(const char **who)
     return pa__lock_hook_probe() ? 0 : -ENOTSUP;
 }
 
+/* ---- blocking events for pa_trace ---- */
+
+const char *pa_lock_fn_name(int fn)
+{
+    static const char *const names[PA_LOCK_FN_COUNT] = {
+        "pthread_mutex_lock", "pthread_rwlock_rdlock",  "pthread_rwlock_wrlock",
+        "pthread_cond_wait",  "pthread_cond_timedwait", "sem_wait",
+    };
+    return fn >= 0 && fn < PA_LOCK_FN_COUNT ? names[fn] : "?";
+}
+
+static void discard(void *arg, const pa_lock_event_t *ev)
+{
+    (void)arg;
+    (void)ev;
+}
+
+void pa_lock_trace_start(void)
+{
+    /* events a hook published after the last trace stopped are not this trace's */
+    pa_lock_trace_drain(discard, NULL);
+    atomic_store(&pa__lock_trace_singleton.on, 1);
+}
+
+void pa_lock_trace_stop(void)
+{
+    atomic_store(&pa__lock_trace_singleton.on, 0);
+}
+
+size_t pa_lock_trace_drain(pa_lock_event_fn fn, void *arg)
+{
+    struct pa__lock_trace_singleton *r = &pa__lock_trace_singleton;
+    size_t n = 0;
+
+    for (;;) {
+        uint64_t pos = r->tail;
+        pa__lock_tslot_t *s = &r->slots[pos & TSLOT_MASK];
+        pa_lock_event_t ev;
+
+        if (atomic_load_explicit(&s->seq, memory_order_acquire) != (pos & ~TSLOT_MASK) + 1)
+            return n; /* empty, or a producer still writing this slot */
+        ev = s->ev;
+        atomic_store_explicit(&s->seq, (pos & ~TSLOT_MASK) + PA_LOCK_TRACE_SLOTS,
+                              memory_order_release);
+        r->tail = pos + 1;
+        fn(arg, &ev);
+        n++;
+    }
+}
+
+uint64_t pa_lock_trace_dropped(void)
+{
+    return atomic_load(&pa__lock_trace_singleton.dropped);
+}
+
 static void atfork_child(void)
 {
-    /* the child starts with empty profiles (the rates stay, as the child's environment) */
+    /* the child starts with empty profiles (the rates stay, as the child's environment) and
+     * no trace (the parent's request is the parent's) */
     memset(&pa__lock_singleton, 0, sizeof(pa__lock_singleton));
+    memset(&pa__lock_trace_singleton, 0, sizeof(pa__lock_trace_singleton));
 }
 
 __attribute__((constructor)) static void lock_on_load(void)

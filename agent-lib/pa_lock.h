@@ -57,7 +57,66 @@ uint64_t pa_lock_untracked_mutexes(void);
  * names the object that takes them). */
 int pa_lock_hook_status(const char **who);
 
+/* Blocking events with timestamps, for pa_trace. While pa_lock_trace_start() is in force (a
+ * trace is explicit opt-in for its N seconds), every wait the hooks see (pthread_mutex_lock and
+ * rwlock rd/wr that had to wait, cond_wait/timedwait, sem_wait) of at least
+ * PA_LOCK_TRACE_MIN_NS is recorded, whatever PROFAGENT_BLOCK_RATE says: thread, start
+ * (CLOCK_MONOTONIC), duration, which function, and the hook's return address (the caller: no
+ * unwind). The ring is fixed static memory; events that find it full are counted. */
+#define PA_LOCK_TRACE_MIN_NS 10000 /* shorter waits are not recorded */
+#define PA_LOCK_TRACE_SLOTS 8192   /* power of two */
+
+enum {
+    PA_LOCK_FN_MUTEX = 0,
+    PA_LOCK_FN_RDLOCK,
+    PA_LOCK_FN_WRLOCK,
+    PA_LOCK_FN_COND_WAIT,
+    PA_LOCK_FN_COND_TIMEDWAIT,
+    PA_LOCK_FN_SEM_WAIT,
+    PA_LOCK_FN_COUNT
+};
+
+typedef struct pa_lock_event {
+    int64_t start_ns; /* CLOCK_MONOTONIC when the wait began */
+    int64_t dur_ns;
+    uintptr_t caller; /* return address into the caller of the interposed function */
+    int32_t tid;
+    int32_t fn; /* PA_LOCK_FN_* */
+} pa_lock_event_t;
+
+/* The interposed function's name ("pthread_mutex_lock"), or "?" */
+const char *pa_lock_fn_name(int fn);
+/* Turn recording on (discarding events left from an earlier trace) or off. One trace at a
+ * time (the caller's to ensure: pa_trace holds the CPU sampler). */
+void pa_lock_trace_start(void);
+void pa_lock_trace_stop(void);
+/* Consumer (one thread): call fn for each recorded event in order; returns how many. */
+typedef void (*pa_lock_event_fn)(void *arg, const pa_lock_event_t *ev);
+size_t pa_lock_trace_drain(pa_lock_event_fn fn, void *arg);
+/* Events not recorded since load because the ring was full. */
+uint64_t pa_lock_trace_dropped(void);
+
 /* --- internals shared with pa_lock_hook.c --- */
+/* Record one event (async-signal-safe, lock-free; no-op when recording is off). */
+void pa__lock_trace_record(int fn, int64_t start_ns, int64_t dur_ns, uintptr_t caller);
+
+/* The event ring, zeroed static memory. A slot's seq is stored relative to its index, so that
+ * zeroed memory is an empty ring: for position pos, slot pos & mask is free when
+ * seq == pos & ~mask, published when seq == (pos & ~mask) + 1 (Vyukov's bounded queue, as
+ * pa_ring.h). */
+typedef struct pa__lock_tslot {
+    _Atomic uint64_t seq;
+    pa_lock_event_t ev;
+} pa__lock_tslot_t;
+
+extern struct pa__lock_trace_singleton {
+    _Atomic int on;
+    _Atomic uint64_t head;
+    _Atomic uint64_t dropped;
+    uint64_t tail; /* consumer only */
+    pa__lock_tslot_t slots[PA_LOCK_TRACE_SLOTS];
+} pa__lock_trace_singleton;
+
 extern _Atomic int64_t pa__lock_block_rate;
 extern _Atomic int64_t pa__lock_mutex_fraction;
 /* Lock a private mutex through the process's pthread_mutex_lock: 1 if the hook saw it. */

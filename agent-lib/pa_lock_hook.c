@@ -8,8 +8,11 @@
  * dlsym takes no pthread lock, so resolving cannot recurse into us, and a thread-local guard
  * turns any re-entry into a plain call); the non-interposed try-variants; clock_gettime; local
  * libunwind with pa__sampler_guard raised (so a profiling signal never re-enters the
- * unwinder); C11 atomics; memcpy/memcmp into the static tables. They take no lock of ours and
- * never allocate. */
+ * unwinder); C11 atomics; memcpy/memcmp into the static tables; syscall(SYS_gettid) for a
+ * traced event. They take no lock of ours and never allocate.
+ * While a trace runs (pa_lock_trace_start) the waits are timed whatever the rates, and each
+ * one of at least PA_LOCK_TRACE_MIN_NS goes into the trace's event ring with the hook's
+ * return address (no unwind: the stack stays the block profile's business). */
 #include "pa_lock.h"
 
 #include <dlfcn.h>
@@ -232,6 +235,46 @@ static int block_on(void)
     return atomic_load_explicit(&pa__lock_block_rate, memory_order_relaxed) > 0;
 }
 
+/* a trace is running: time every wait, whatever the block rate */
+static int trace_on(void)
+{
+    return atomic_load_explicit(&pa__lock_trace_singleton.on, memory_order_relaxed) != 0;
+}
+
+#define TSLOT_MASK ((uint64_t)PA_LOCK_TRACE_SLOTS - 1)
+
+/* Claim the slot at head (see pa_lock.h for the relative seq), fill it, publish it. */
+void pa__lock_trace_record(int fn, int64_t start_ns, int64_t dur_ns, uintptr_t caller)
+{
+    struct pa__lock_trace_singleton *r = &pa__lock_trace_singleton;
+    uint64_t pos, seq;
+    pa__lock_tslot_t *s;
+
+    if (dur_ns < PA_LOCK_TRACE_MIN_NS || !trace_on())
+        return;
+    pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    for (;;) {
+        s = &r->slots[pos & TSLOT_MASK];
+        seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+        if (seq == (pos & ~TSLOT_MASK)) {
+            if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed))
+                break;
+        } else if ((int64_t)(seq - (pos & ~TSLOT_MASK)) < 0) {
+            atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+            return; /* full: the consumer has not given this slot back yet */
+        } else {
+            pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+        }
+    }
+    s->ev.start_ns = start_ns;
+    s->ev.dur_ns = dur_ns;
+    s->ev.caller = caller;
+    s->ev.tid = (int32_t)syscall(SYS_gettid);
+    s->ev.fn = fn;
+    atomic_store_explicit(&s->seq, (pos & ~TSLOT_MASK) + 1, memory_order_release);
+}
+
 static int mutex_on(void)
 {
     return atomic_load_explicit(&pa__lock_mutex_fraction, memory_order_relaxed) > 0;
@@ -291,7 +334,7 @@ PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
 {
     mutex_fn f = real_lock();
     uintptr_t pcs[PA_MAX_FRAMES];
-    int64_t t0, count, delay;
+    int64_t t0, t1, count, delay;
     pa__lock_mslot_t *s = NULL;
     uint32_t n = 0;
     int rc;
@@ -300,7 +343,7 @@ PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
         return EAGAIN;
     if (m == &probe_mutex)
         atomic_store(&probe_seen, 1);
-    if (in_hook || (!block_on() && !mutex_on()))
+    if (in_hook || (!block_on() && !mutex_on() && !trace_on()))
         return f(m);
     rc = real_trylock()(m);
     if (rc != EBUSY)
@@ -311,7 +354,9 @@ PA_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m)
         s = waiter_enter(m, t0);
     rc = f(m);
     waiter_leave(s, m);
-    if (block_sampled(now_ns() - t0, &count, &delay)) {
+    t1 = now_ns();
+    pa__lock_trace_record(PA_LOCK_FN_MUTEX, t0, t1 - t0, (uintptr_t)__builtin_return_address(0));
+    if (block_sampled(t1 - t0, &count, &delay)) {
         n = capture(pcs);
         block_record(pcs, n, count, delay);
     }
@@ -350,14 +395,16 @@ PA_INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
 }
 
 /* A wait that may block: try first, time the real wait only when the try failed. */
-#define TIMED_WAIT(call)                                                                           \
+#define TIMED_WAIT(fn, call)                                                                       \
     do {                                                                                           \
         uintptr_t pcs_[PA_MAX_FRAMES];                                                             \
-        int64_t t0_, count_, delay_;                                                               \
+        int64_t t0_, t1_, count_, delay_;                                                          \
         in_hook = 1;                                                                               \
         t0_ = now_ns();                                                                            \
         rc = (call);                                                                               \
-        if (block_sampled(now_ns() - t0_, &count_, &delay_))                                       \
+        t1_ = now_ns();                                                                            \
+        pa__lock_trace_record((fn), t0_, t1_ - t0_, (uintptr_t)__builtin_return_address(0));       \
+        if (block_sampled(t1_ - t0_, &count_, &delay_))                                            \
             block_record(pcs_, capture(pcs_), count_, delay_);                                     \
         in_hook = 0;                                                                               \
     } while (0)
@@ -369,12 +416,12 @@ PA_INTERPOSE int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 
     if (f == NULL)
         return EAGAIN;
-    if (in_hook || !block_on())
+    if (in_hook || (!block_on() && !trace_on()))
         return f(l);
     rc = real_tryrdlock()(l);
     if (rc != EBUSY)
         return rc;
-    TIMED_WAIT(f(l));
+    TIMED_WAIT(PA_LOCK_FN_RDLOCK, f(l));
     return rc;
 }
 
@@ -385,12 +432,12 @@ PA_INTERPOSE int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 
     if (f == NULL)
         return EAGAIN;
-    if (in_hook || !block_on())
+    if (in_hook || (!block_on() && !trace_on()))
         return f(l);
     rc = real_trywrlock()(l);
     if (rc != EBUSY)
         return rc;
-    TIMED_WAIT(f(l));
+    TIMED_WAIT(PA_LOCK_FN_WRLOCK, f(l));
     return rc;
 }
 
@@ -401,9 +448,9 @@ PA_INTERPOSE int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 
     if (f == NULL)
         return EINVAL;
-    if (in_hook || !block_on())
+    if (in_hook || (!block_on() && !trace_on()))
         return f(c, m);
-    TIMED_WAIT(f(c, m));
+    TIMED_WAIT(PA_LOCK_FN_COND_WAIT, f(c, m));
     return rc;
 }
 
@@ -415,9 +462,9 @@ PA_INTERPOSE int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
 
     if (f == NULL)
         return EINVAL;
-    if (in_hook || !block_on())
+    if (in_hook || (!block_on() && !trace_on()))
         return f(c, m, abstime);
-    TIMED_WAIT(f(c, m, abstime));
+    TIMED_WAIT(PA_LOCK_FN_COND_TIMEDWAIT, f(c, m, abstime));
     return rc;
 }
 
@@ -430,7 +477,7 @@ PA_INTERPOSE int sem_wait(sem_t *sem)
         errno = ENOSYS;
         return -1;
     }
-    if (in_hook || !block_on())
+    if (in_hook || (!block_on() && !trace_on()))
         return f(sem);
     saved = errno;
     if (real_semtrywait()(sem) == 0)
@@ -438,6 +485,6 @@ PA_INTERPOSE int sem_wait(sem_t *sem)
     if (errno != EAGAIN)
         return -1;
     errno = saved;
-    TIMED_WAIT(f(sem));
+    TIMED_WAIT(PA_LOCK_FN_SEM_WAIT, f(sem));
     return rc;
 }

@@ -1,6 +1,7 @@
 /* pa_trace: the trace endpoint (see pa_trace.h). Samples come from pa_cpu's ring as raw slots
- * (stack, signal time, tid, overrun), are copied into a growing array during the trace, and
- * are symbolized and written as JSON once, at the end. */
+ * (stack, signal time, tid, overrun), blocking events from pa_lock's event ring; both are
+ * copied into growing arrays during the trace, and symbolized and written as JSON once, at
+ * the end. */
 #include "pa_trace.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 
 #include "pa_cpu.h"
 #include "pa_handlers.h"
+#include "pa_lock.h"
 #include "pa_pprof.h"
 #include "pa_query.h"
 #include "pa_ring.h"
@@ -38,6 +40,10 @@ typedef struct trace {
     trace_sample_t *samples;
     size_t n, cap;
     uint64_t dropped; /* samples beyond PA_TRACE_MAX_EVENTS */
+    pa_lock_event_t *blocks;
+    size_t nblocks, capblocks;
+    uint64_t blocks_over_limit;  /* beyond PA_TRACE_MAX_BLOCK_EVENTS */
+    uint64_t blocks_lost_before; /* the hooks' ring drop count when the trace started */
     thread_name_t threads[MAX_THREADS];
     size_t nthreads;
     int64_t start_ns, end_ns, period_ns;
@@ -162,6 +168,32 @@ static void on_slot(void *arg, const pa_ring_slot_t *s)
     remember_thread(tr, e->tid);
 }
 
+static void on_block(void *arg, const pa_lock_event_t *ev)
+{
+    trace_t *tr = arg;
+
+    if (tr->nblocks == tr->capblocks) {
+        size_t cap = tr->capblocks ? tr->capblocks * 2 : 256;
+        pa_lock_event_t *d;
+        if (cap > PA_TRACE_MAX_BLOCK_EVENTS)
+            cap = PA_TRACE_MAX_BLOCK_EVENTS;
+        if (tr->nblocks == cap || (d = realloc(tr->blocks, cap * sizeof(*d))) == NULL) {
+            tr->blocks_over_limit++;
+            return;
+        }
+        tr->blocks = d;
+        tr->capblocks = cap;
+    }
+    tr->blocks[tr->nblocks++] = *ev;
+    remember_thread(tr, ev->tid);
+}
+
+static void drain(trace_t *tr)
+{
+    pa_cpu_drain_slots(on_slot, tr);
+    pa_lock_trace_drain(on_block, tr);
+}
+
 /* ---- output ---- */
 
 static const char *frame_name(pa_symtab_t *st, uintptr_t pc, int leaf, char *tmp, size_t len)
@@ -194,6 +226,21 @@ static const char *frame_name(pa_symtab_t *st, uintptr_t pc, int leaf, char *tmp
 static void put_us(pa_trace_buf_t *b, int64_t ns)
 {
     buf_printf(b, "%lld.%03lld", (long long)(ns / 1000), (long long)(llabs(ns) % 1000));
+}
+
+void pa__trace_block_event(pa_trace_buf_t *b, int pid, int64_t start_ns, const pa_lock_event_t *ev,
+                           const char *caller)
+{
+    buf_str(b, ",\n{\"name\":\"");
+    pa__trace_json_string(b, pa_lock_fn_name(ev->fn));
+    buf_printf(b, "\",\"cat\":\"block\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":", pid,
+               (int)ev->tid);
+    put_us(b, ev->start_ns - start_ns);
+    buf_str(b, ",\"dur\":");
+    put_us(b, ev->dur_ns);
+    buf_str(b, ",\"args\":{\"caller\":\"");
+    pa__trace_json_string(b, caller);
+    buf_str(b, "\"}}");
 }
 
 static void write_json(trace_t *tr, pa_symtab_t *st, uint64_t lost, pa_trace_buf_t *b)
@@ -246,6 +293,9 @@ static void write_json(trace_t *tr, pa_symtab_t *st, uint64_t lost, pa_trace_buf
         }
         buf_str(b, "\"}}");
     }
+    for (size_t i = 0; i < tr->nblocks; i++)
+        pa__trace_block_event(b, pid, tr->start_ns, &tr->blocks[i],
+                              frame_name(st, tr->blocks[i].caller, 0, tmp, sizeof(tmp)));
     if (lost > 0)
         buf_printf(b,
                    ",\n{\"name\":\"lost samples: %llu\",\"ph\":\"i\",\"s\":\"p\",\"pid\":%d,"
@@ -263,15 +313,25 @@ static void write_json(trace_t *tr, pa_symtab_t *st, uint64_t lost, pa_trace_buf
     pa__trace_json_string(b, timer);
     buf_printf(b,
                "\",\"threads_without_timer\":\"%llu\",\"samples_lost\":\"%llu\","
-               "\"samples_over_limit\":\"%llu\",\"blocking\":\"not recorded: the lock "
-               "sampler keeps no timestamps\"}}\n",
+               "\"samples_over_limit\":\"%llu\",",
                (unsigned long long)uncovered, (unsigned long long)lost,
                (unsigned long long)tr->dropped);
+    buf_printf(b,
+               "\"blocking\":\"recorded: waits of at least %d ns in pthread_mutex_lock, "
+               "pthread_rwlock_rdlock/wrlock, pthread_cond_wait/timedwait, sem_wait, whatever "
+               "PROFAGENT_BLOCK_RATE says\",",
+               PA_LOCK_TRACE_MIN_NS);
+    buf_printf(b,
+               "\"block_events\":\"%zu\",\"block_events_dropped\":\"%llu\","
+               "\"block_events_over_limit\":\"%llu\"}}\n",
+               tr->nblocks, (unsigned long long)(pa_lock_trace_dropped() - tr->blocks_lost_before),
+               (unsigned long long)tr->blocks_over_limit);
 }
 
 static void trace_free(trace_t *tr)
 {
     free(tr->samples);
+    free(tr->blocks);
     free(tr);
 }
 
@@ -300,7 +360,9 @@ static void answer(trace_t *tr, pa_req_t *req)
     pa_symtab_t *st = NULL;
     uint64_t lost = 0;
 
+    pa_lock_trace_stop();
     pa_cpu_stop_slots(on_slot, tr, &lost);
+    pa_lock_trace_drain(on_block, tr);
     tr->end_ns = pa_server_now_ns();
     if (pa_symtab_new(&st) < 0) {
         serve_error(req, 500, "Could not symbolize the trace");
@@ -322,11 +384,12 @@ static void on_event(void *arg, pa_req_t *req, pa_req_event_t ev)
     uint64_t lost;
 
     if (ev != PA_REQ_WAKE) {
+        pa_lock_trace_stop();
         pa_cpu_stop_slots(on_slot, tr, &lost); /* client gone or agent stopping */
         trace_free(tr);
         return;
     }
-    pa_cpu_drain_slots(on_slot, tr);
+    drain(tr);
     if (now < tr->end_ns) {
         next = now + (int64_t)PA_CPU_DRAIN_MS * 1000000;
         pa_req_wake_at(req, next < tr->end_ns ? next : tr->end_ns);
@@ -371,6 +434,8 @@ void pa_trace_serve(pa_req_t *req, int hz)
         return;
     }
     tr->period_ns = pa_cpu_period_ns();
+    tr->blocks_lost_before = pa_lock_trace_dropped();
+    pa_lock_trace_start();
     tr->start_ns = pa_server_now_ns();
     tr->end_ns = tr->start_ns + (int64_t)(sec * 1e9);
     pa_req_defer(req, on_event, tr);

@@ -6,7 +6,8 @@
 # sample events ("ph":"X") on both, inside the trace's window, stacks through cpu_share_burn
 # and the thread's own function, more on heavy than on light; start/end instants; a CPU
 # profile asked for while the trace runs gets Go's 500; no seconds means 1 s (Go's default).
-# Blocking events are not in the trace (the lock sampler keeps no timestamps): otherData says so.
+# Blocking events ("cat":"block") are checked by integration.agent_trace_block; here
+# otherData says they are recorded and counts them.
 # ctest-timeout: 120
 # ctest-resource: cpu
 . "$(dirname "$0")/lib/common.sh"
@@ -50,7 +51,7 @@ path, ht, lt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 doc = json.load(open(path))
 ev = doc["traceEvents"]
 names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
-xs = [e for e in ev if e["ph"] == "X"]
+xs = [e for e in ev if e["ph"] == "X" and e.get("cat") == "cpu"]
 by = lambda t: [e for e in xs if e["tid"] == t]
 heavy, light = by(ht), by(lt)
 ends = [e for e in ev if e["ph"] == "i" and e["name"] == "trace end"]
@@ -68,7 +69,8 @@ end = ends[0]["ts"] if ends else 0
 check(all(-20000 <= e["ts"] and e["ts"] + e["dur"] <= end + 1000 and e["dur"] > 0 for e in xs),
       "every sample lies inside the trace window with a positive duration")
 check(any(e["ph"] == "i" and e["name"] == "trace start" for e in ev), "trace start instant")
-check("not recorded" in doc["otherData"]["blocking"], "otherData says blocking events are not recorded")
+check(doc["otherData"]["blocking"].startswith("recorded") and int(doc["otherData"]["block_events"]) == len([e for e in ev if e.get("cat") == "block"]),
+      "otherData says blocking events are recorded and counts them")
 check(doc["otherData"]["cpu_timer"].startswith("cpu timer: per-thread"), "per-thread CPU timer named")
 PY
 cat "$T/check.txt"
