@@ -1,6 +1,7 @@
 /* Unit tests for pa_heap and its hooks: Go's scaling, every interposed entry point recorded at
  * its caller, frees moving allocations out of in-use, bounded tables with counted drops, rate
- * 0, fork, threads, and accuracy of inuse_space against a known live amount.
+ * 0, fork, threads, accuracy of inuse_space against a known live amount, and the sampling
+ * intervals' distribution (exponential with mean rate, the hooks' own ln).
  * This executable links libprofagent statically, so its malloc is the agent's. In sanitizer
  * builds the hooks are compiled out: only the scaling and the "unavailable" answers are
  * tested there. */
@@ -49,6 +50,65 @@ static void test_heap_scale_matches_go_scaleHeapSample(void **state)
     pa_heap_scale(0, 0, 524288, &c, &s);
     assert_int_equal(c, 0);
     assert_int_equal(s, 0);
+}
+
+/* The hooks' ln(u) (no libm in a signal-safe path) against libm's values, computed offline. */
+static void test_heap_ln01_matches_libm(void **state)
+{
+    static const double u[] = {1.0, 0.999, 0.9,  0.75,  0.6,     0.5,
+                               0.3, 0.1,   1e-5, 1e-10, 0x1p-53, 1e-300};
+    static const double ln[] = {0.0,
+                                -0.0010005003335835344,
+                                -0.10536051565782628,
+                                -0.2876820724517809,
+                                -0.5108256237659907,
+                                -0.6931471805599453,
+                                -1.2039728043259361,
+                                -2.3025850929940455,
+                                -11.512925464970229,
+                                -23.025850929940457,
+                                -36.7368005696771,
+                                -690.7755278982137};
+    (void)state;
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        double d = pa__heap_ln01(u[i]) - ln[i];
+        if (d < -2e-7 || d > 2e-7) /* the series stops at s^11: 1.07e-7 at worst, near u = 1 */
+            fail_msg("ln(%g) = %.17g, libm says %.17g", u[i], pa__heap_ln01(u[i]), ln[i]);
+    }
+}
+
+/* Sampling intervals are exponential with mean rate (Go's nextSample): a fixed seed and 200000
+ * draws, so the figures are deterministic; the bounds are 4-5 standard deviations of a true
+ * exponential, so a wrong distribution (uniform, fixed, off by a factor) fails. */
+static void test_heap_intervals_are_exponential_with_mean_rate(void **state)
+{
+    enum { N = 200000 };
+    const int64_t rate = 524288;
+    pa__heap_thread_t th = {.rng = 0x9e3779b97f4a7c15ULL};
+    double sum = 0, sum2 = 0, mean, cv2;
+    unsigned above1 = 0, above3 = 0, zero = 0;
+    (void)state;
+
+    for (int i = 0; i < N; i++) {
+        uint64_t v = pa__heap_next_interval(&th, rate);
+        sum += (double)v;
+        sum2 += (double)v * (double)v;
+        above1 += v > (uint64_t)rate;
+        above3 += v > 3 * (uint64_t)rate;
+        zero += v == 0;
+    }
+    mean = sum / N;
+    cv2 = (sum2 / N - mean * mean) / (mean * mean); /* (sd / mean)^2, no libm */
+    print_message("mean %.0f (rate %lld), (sd/mean)^2 %.4f, P(>rate) %.4f, P(>3 rate) %.4f\n", mean,
+                  (long long)rate, cv2, (double)above1 / N, (double)above3 / N);
+    assert_int_equal(zero, 0);                             /* never "sample now" */
+    assert_true(mean > 0.99 * rate && mean < 1.01 * rate); /* sd of the mean: 0.22% */
+    assert_true(cv2 > 0.9604 && cv2 < 1.0404);             /* exponential: sd = mean */
+    assert_true((double)above1 / N > 0.3629 && (double)above1 / N < 0.3729); /* e^-1 */
+    assert_true((double)above3 / N > 0.0468 && (double)above3 / N < 0.0528); /* e^-3 */
+    /* rate 1 samples every allocation; rate 0 (off) waits long before looking again */
+    assert_int_equal(pa__heap_next_interval(&th, 1), 0);
+    assert_int_equal(pa__heap_next_interval(&th, 0), (uint64_t)1 << 30);
 }
 
 #ifndef PG_SANITIZE_BUILD
@@ -519,6 +579,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_scale_matches_go_scaleHeapSample),
+        cmocka_unit_test(test_heap_ln01_matches_libm),
+        cmocka_unit_test(test_heap_intervals_are_exponential_with_mean_rate),
         cmocka_unit_test_setup_teardown(
             test_heap_records_malloc_at_its_caller_and_free_moves_it_out_of_inuse, setup_rate1,
             teardown_default),
@@ -562,6 +624,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_scale_matches_go_scaleHeapSample),
+        cmocka_unit_test(test_heap_ln01_matches_libm),
+        cmocka_unit_test(test_heap_intervals_are_exponential_with_mean_rate),
         cmocka_unit_test(test_heap_is_unavailable_in_sanitizer_builds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
