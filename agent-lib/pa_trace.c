@@ -47,6 +47,7 @@ typedef struct trace {
     thread_name_t threads[MAX_THREADS];
     size_t nthreads;
     int64_t start_ns, end_ns, period_ns;
+    double seconds; /* as asked for (after Go's parsing and our cap) */
 } trace_t;
 
 /* ---- output buffer ---- */
@@ -308,8 +309,8 @@ static void write_json(trace_t *tr, pa_symtab_t *st, uint64_t lost, pa_trace_buf
     put_us(b, tr->end_ns - tr->start_ns);
     buf_printf(b,
                "}\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"producer\":\"profagent\","
-               "\"cpu_period_ns\":\"%lld\",\"cpu_timer\":\"",
-               (long long)tr->period_ns);
+               "\"seconds\":\"%g\",\"cpu_period_ns\":\"%lld\",\"cpu_timer\":\"",
+               tr->seconds, (long long)tr->period_ns);
     pa__trace_json_string(b, timer);
     buf_printf(b,
                "\",\"threads_without_timer\":\"%llu\",\"samples_lost\":\"%llu\","
@@ -426,6 +427,10 @@ void pa_trace_serve(pa_req_t *req, int hz)
         serve_error(req, 500, "Could not enable tracing: out of memory");
         return;
     }
+    /* The window opens before the timers are armed: a sample stands for the period of thread
+     * CPU before its signal, all of it used after its timer was armed, so no sample starts
+     * before ts 0 however long the start-up below takes on a loaded machine. */
+    tr->start_ns = pa_server_now_ns();
     rc = pa_cpu_start(hz);
     if (rc < 0) {
         free(tr);
@@ -433,10 +438,11 @@ void pa_trace_serve(pa_req_t *req, int hz)
         serve_error(req, 500, msg);
         return;
     }
+    /* only now: pa_cpu_start is what makes this the one trace (lock recording is shared) */
     tr->period_ns = pa_cpu_period_ns();
     tr->blocks_lost_before = pa_lock_trace_dropped();
     pa_lock_trace_start();
-    tr->start_ns = pa_server_now_ns();
+    tr->seconds = sec;
     tr->end_ns = tr->start_ns + (int64_t)(sec * 1e9);
     pa_req_defer(req, on_event, tr);
     pa_req_wake_at(req, tr->start_ns + (int64_t)PA_CPU_DRAIN_MS * 1000000 < tr->end_ns

@@ -22,7 +22,9 @@
  * glibc's directly).
  * The trace uses the CPU sampler, so a trace and a CPU profile exclude each other (the second
  * gets 500, as a second CPU profile does). seconds: Go's parsing for trace (a float; absent,
- * zero, negative or unparseable means 1), capped at PA_TRACE_MAX_SECONDS. Memory is bounded:
+ * zero, negative or unparseable means 1), capped at PA_TRACE_MAX_SECONDS; the value used is
+ * otherData.seconds, and the end instant is when recording actually stopped (at least that
+ * long after the start, later on a loaded machine). Memory is bounded:
  * at most PA_TRACE_MAX_EVENTS samples and PA_TRACE_MAX_BLOCK_EVENTS blocking events are
  * kept, the rest counted in otherData.
  * Owns: the state of a running trace (freed when it answers or its client leaves).

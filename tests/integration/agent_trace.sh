@@ -3,9 +3,11 @@
 # (Perfetto, chrome://tracing) of per-thread CPU samples. agent_cpu_share runs threads
 # "cpu-heavy" and "cpu-light" burning 3:1; a 2 s trace is fetched and read with python3's
 # json: served as application/json; thread_name metadata for both threads by their tids; CPU
-# sample events ("ph":"X") on both, inside the trace's window, stacks through cpu_share_burn
-# and the thread's own function, more on heavy than on light; start/end instants; a CPU
-# profile asked for while the trace runs gets Go's 500; no seconds means 1 s (Go's default).
+# sample events ("ph":"X") on both, inside the trace's window, stacks through the thread's own
+# function (heavy's mostly in cpu_share_burn), more on heavy than on light; start/end
+# instants, the end not before the seconds asked for (otherData.seconds); a CPU profile asked
+# for while the trace runs gets Go's 500; no seconds means 1 s (Go's default). No upper bound
+# on durations: a loaded machine may answer late.
 # Blocking events ("cat":"block") are checked by integration.agent_trace_block; here
 # otherData says they are recorded and counts them.
 # ctest-timeout: 120
@@ -61,10 +63,16 @@ check(names.get(ht) == "cpu-heavy", f"thread_name of {ht} is cpu-heavy ({names.g
 check(names.get(lt) == "cpu-light", f"thread_name of {lt} is cpu-light ({names.get(lt)})")
 check(len(heavy) >= 5 and len(light) >= 2, f"samples on both threads (heavy {len(heavy)}, light {len(light)})")
 check(len(heavy) > len(light), f"more samples on heavy than on light ({len(heavy)} > {len(light)})")
-check(all("cpu_share_burn" in e["args"]["stack"] and "cpu_share_heavy" in e["args"]["stack"] for e in heavy[:50]) and heavy,
-      "heavy's samples unwind through cpu_share_burn <- ... <- cpu_share_heavy")
+# Nearly all of heavy's CPU is in cpu_share_burn, but not all: the barrier between rounds costs
+# some (a loaded machine once put one of the first 50 samples in pthread_barrier_wait), so
+# every sample is on cpu_share_heavy's thread stack and most go through cpu_share_burn.
+burn = [e for e in heavy if "cpu_share_burn" in e["args"]["stack"]]
+check(all("cpu_share_heavy" in e["args"]["stack"] for e in heavy) and 2 * len(burn) > len(heavy),
+      f"heavy's samples unwind to cpu_share_heavy, most through cpu_share_burn ({len(burn)} of {len(heavy)})")
 check(all("cpu_share_light" in e["args"]["stack"] for e in light) and light, "light's samples are in cpu_share_light")
-check(len(ends) == 1 and 1.9e6 <= ends[0]["ts"] <= 3e6, f"one trace end instant at ~2 s ({[e['ts'] for e in ends]})")
+# the end instant is when recording stopped: not before the 2 s asked for (later when loaded)
+check(doc["otherData"]["seconds"] == "2", f"otherData.seconds is 2 ({doc['otherData'].get('seconds')})")
+check(len(ends) == 1 and ends[0]["ts"] >= 1.9e6, f"one trace end instant, at 2 s or later ({[e['ts'] for e in ends]})")
 end = ends[0]["ts"] if ends else 0
 check(all(-20000 <= e["ts"] and e["ts"] + e["dur"] <= end + 1000 and e["dur"] > 0 for e in xs),
       "every sample lies inside the trace window with a positive duration")
@@ -76,10 +84,10 @@ PY
 cat "$T/check.txt"
 pg_check "the trace parses as JSON and every check above holds" \
     bash -c "grep -q '^ok ' '$T/check.txt' && ! grep -qv '^ok ' '$T/check.txt'"
-curl -s -m 10 --unix-socket "$SOCK" -o "$T/t1.json" "http://agent/debug/pprof/trace"
-end=$(python3 -c 'import json,sys; print([e["ts"] for e in json.load(open(sys.argv[1]))["traceEvents"] if e["name"] == "trace end"][0])' "$T/t1.json" 2>&1)
-pg_check "trace without seconds lasts 1 s, as Go's (end at $end us)" \
-    python3 -c "import sys; sys.exit(0 if 0.9e6 <= float('$end') <= 2e6 else 1)"
+curl -s -m 30 --unix-socket "$SOCK" -o "$T/t1.json" "http://agent/debug/pprof/trace"
+one=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["otherData"]["seconds"], [e["ts"] for e in d["traceEvents"] if e["name"] == "trace end"][0])' "$T/t1.json" 2>&1)
+pg_check "trace without seconds lasts 1 s, as Go's (seconds, end in us: $one)" \
+    python3 -c "import sys; s, e = '$one'.split(); sys.exit(0 if s == '1' and float(e) >= 0.9e6 else 1)"
 pg_stop share TERM
 rc=$?
 pg_check "agent_cpu_share exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]

@@ -7,11 +7,14 @@
  * bypasses them in a preloaded agent: integration.agent_trace_block says so). The endpoint
  * itself is driven by integration.agent_trace and agent_trace_block. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -96,9 +99,9 @@ static void collect(void *arg, const pa_lock_event_t *ev)
 }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t go_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t go_cv = PTHREAD_COND_INITIALIZER;
-static int locked;
+static _Atomic int locked;
+static _Atomic int about_to_lock;
+static pid_t waiter_tid;
 
 static void sleep_ms(int ms)
 {
@@ -107,30 +110,53 @@ static void sleep_ms(int ms)
         ;
 }
 
-/* holds mu for 30 ms */
+/* Whether thread tid is asleep (state S or D in /proc/self/task/TID/stat). */
+static int asleep(pid_t tid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
+/* Holds mu until the waiter is asleep in its pthread_mutex_lock(&mu), then 20 ms more: the
+ * waiter surely waits, and for at least 20 ms, however loaded the machine (a fixed hold
+ * could end before a descheduled waiter even asked for the lock). */
 static void *holder(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&mu);
-    pthread_mutex_lock(&go_mu);
-    locked = 1;
-    pthread_cond_signal(&go_cv);
-    pthread_mutex_unlock(&go_mu);
-    sleep_ms(30);
+    atomic_store(&locked, 1);
+    for (int i = 0; i < 10000 && !(atomic_load(&about_to_lock) && asleep(waiter_tid)); i++)
+        sleep_ms(1);
+    sleep_ms(20);
     pthread_mutex_unlock(&mu);
     return NULL;
 }
 
-/* Wait for mu while another thread holds it: a blocking pthread_mutex_lock of ~30 ms. */
+/* Wait for mu while another thread holds it: a blocking pthread_mutex_lock of 20 ms or more,
+ * and the only lock this thread takes (the hand-over is atomics: a contended lock of our own
+ * here would be a second recorded wait). */
 static void contend_once(void)
 {
     pthread_t t;
-    locked = 0;
+    atomic_store(&locked, 0);
+    atomic_store(&about_to_lock, 0);
+    waiter_tid = (pid_t)syscall(SYS_gettid);
     assert_int_equal(pthread_create(&t, NULL, holder, NULL), 0);
-    pthread_mutex_lock(&go_mu);
-    while (!locked)
-        pthread_cond_wait(&go_cv, &go_mu);
-    pthread_mutex_unlock(&go_mu);
+    while (!atomic_load(&locked))
+        sleep_ms(1);
+    atomic_store(&about_to_lock, 1);
     pthread_mutex_lock(&mu);
     pthread_mutex_unlock(&mu);
     pthread_join(t, NULL);
@@ -158,7 +184,7 @@ static void test_trace_records_a_contended_mutex_only_while_on(void **state)
         if (c.ev[i].fn != PA_LOCK_FN_MUTEX || c.ev[i].tid != me)
             continue;
         found++;
-        assert_true(c.ev[i].dur_ns >= 5000000); /* the holder slept 30 ms holding it */
+        assert_true(c.ev[i].dur_ns >= 20000000); /* the holder kept it 20 ms after we slept */
         assert_true(c.ev[i].start_ns > 0);
         assert_true(c.ev[i].caller != 0);
     }
