@@ -165,7 +165,8 @@ static inline uint64_t pa__heap_size_class(uint64_t size)
 /* ---- for the hooks: the sampling interval ---- */
 
 /* ln(u) for u in (0, 1]: u = m * 2^e, m in [1, 2); ln m = 2 atanh((m-1)/(m+1)), whose series
- * converges fast for s < 1/3 (error < 1e-7: plenty for a sampling interval). No libm. */
+ * converges fast for s < 1/3 (error <= 1.1e-7, at u just below 1: plenty for a sampling
+ * interval; unit.pa_heap checks it against libm). No libm. */
 static inline double pa__heap_ln01(double u)
 {
     union {
