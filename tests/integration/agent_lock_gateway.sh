@@ -4,7 +4,9 @@
 # With PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1: go tool pprof -raw parses both;
 # block has the waits in rs_contend_worker (at pthread_mutex_lock) and rs_block_wait (at
 # pthread_cond_timedwait); mutex has rs_contend_worker at pthread_mutex_unlock; debug=1 is Go's
-# legacy text; block?seconds=3 holds only the wait made inside its window. Without the variables: empty profiles whose comment says how to turn them on.
+# legacy text; block?seconds=3 holds only the wait made inside its window, mutex?seconds=3 only
+# the contention inside its window (with the cumulative profile's sample types and period).
+# Without the variables: empty profiles whose comment says how to turn them on.
 # Sanitizer builds: ASan/TSan bind pthread_mutex_lock first; their interceptors forward to
 # libprofagent's (found with dlsym(RTLD_NEXT)), which the agent checks, so the stacks are checked
 # there too; a runtime that did not forward would get a 500 naming it, which is accepted then.
@@ -109,6 +111,30 @@ if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/block")" =
         pg_check "block?seconds=3: the contention before the window cancelled out (got $n)" [ "$n" = 0 ]
     else
         pg_fail "block?seconds=3 does not parse: $(head -c 300 "$T/bd.err")"
+    fi
+fi
+
+# --- mutex?seconds=3: the contention made inside the window only (the earlier /contend is
+# in the cumulative profile, not in the delta)
+if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/mutex")" = 200 ]; then
+    curl -s -m 30 -D "$T/md.h" -o "$T/md.pb.gz" -w '%{http_code}' "$GW/debug/pprof/mutex?seconds=3" >"$T/md.code" &
+    CURL=$!
+    sleep 1
+    curl -s -m 20 "$GW/contend?threads=4&ms=300" >/dev/null
+    wait $CURL
+    pg_check "mutex?seconds=3: 200 named mutex-delta (got $(cat "$T/md.code"))" \
+        bash -c "[ \"\$(cat '$T/md.code')\" = 200 ] && tr -d '\r' <'$T/md.h' | grep -qx 'Content-Disposition: attachment; filename=\"mutex-delta\"'"
+    if go tool pprof -raw "$T/md.pb.gz" >"$T/md.raw" 2>"$T/md.err" &&
+        timeout 60 go tool pprof -raw "$GW/debug/pprof/mutex" >"$T/mall.raw" 2>>"$T/md.err"; then
+        n=$(raw_count "$T/md.raw" rs_contend_worker)
+        m=$(raw_count "$T/mall.raw" rs_contend_worker)
+        pg_check "mutex?seconds=3: the window's contention in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
+        pg_check "mutex?seconds=3: fewer than the cumulative profile's, which has the earlier /contend too ($n < $m)" \
+            [ "$n" -lt "$m" ]
+        pg_check "mutex?seconds=3: sample types and period as the cumulative profile's (scrapers merge them)" \
+            bash -c "diff <(grep -E '^PeriodType:|^Period:|/count' '$T/md.raw') <(grep -E '^PeriodType:|^Period:|/count' '$T/mall.raw') >/dev/null"
+    else
+        pg_fail "mutex?seconds=3 does not parse: $(head -c 300 "$T/md.err")"
     fi
 fi
 
