@@ -4,7 +4,8 @@
 # pprof` pointed at <gateway>/debug/pprof/{heap,allocs}. After GET /alloc?kb=65536 the heap
 # profile parses with -raw, rs_heap_alloc is the top inuse_space function, and its inuse_space
 # is within 10% of 64 MiB; after GET /free it is gone from inuse_space but stays in allocs.
-# A delta (seconds=2) through the gateway has only the window's /alloc. The service keeps
+# Deltas (allocs and heap, seconds=2) through the gateway have only the window's /alloc;
+# allocs?debug=1 is Go's legacy heap text. The service keeps
 # serving throughout. (64 KiB blocks at a 64 KiB rate: ~2.4% standard deviation.)
 # Sanitizer builds: both endpoints answer 501 "heap profiling unavailable: built with a
 # sanitizer" through the gateway (checked instead).
@@ -93,6 +94,27 @@ go tool pprof -raw "$T/delta.pb.gz" >"$T/delta.raw" 2>&1
 GOT=$(leaf_sum "$T/delta.raw" rs_heap_alloc 2)
 pg_check "the delta's alloc_space under rs_heap_alloc is the window's 64 MiB within 10% (got $GOT)" \
     within10 "$GOT" $((64 << 20))
+curl -s -m 30 "$GW/free" >/dev/null
+
+# heap?seconds=2 (Go serves heap deltas too): the in-use bytes the window added
+curl -s -m 30 -D "$T/hdelta.h" -o "$T/hdelta.pb.gz" -w '%{http_code}' "$GW/debug/pprof/heap?seconds=2" >"$T/hdelta.code" &
+DCURL=$!
+sleep 0.5
+out=$(curl -s -m 30 "$GW/alloc?kb=65536")
+wait $DCURL
+pg_check "heap?seconds=2 through the gateway: 200 named heap-delta (got $(cat "$T/hdelta.code"))" \
+    bash -c "[ \"\$(cat '$T/hdelta.code')\" = 200 ] && tr -d '\r' <'$T/hdelta.h' | grep -qx 'Content-Disposition: attachment; filename=\"heap-delta\"'"
+go tool pprof -raw "$T/hdelta.pb.gz" >"$T/hdelta.raw" 2>&1
+GOT=$(leaf_sum "$T/hdelta.raw" rs_heap_alloc 4)
+pg_check "the heap delta's inuse_space under rs_heap_alloc is the window's 64 MiB within 10% (got $GOT)" \
+    within10 "$GOT" $((64 << 20))
+
+# allocs?debug=1: Go prints the heap's legacy text for allocs too
+code=$(curl -s -m 10 -o "$T/allocs1.txt" -w '%{http_code}' "$GW/debug/pprof/allocs?debug=1")
+pg_check "allocs?debug=1 through the gateway: 200, Go's header line @ heap/$((2 * RATE)) ($code: $(head -n 1 "$T/allocs1.txt"))" \
+    bash -c "[ $code = 200 ] && head -n 1 '$T/allocs1.txt' | grep -Eq '^heap profile: [0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @ heap/$((2 * RATE))\$'"
+pg_check "allocs?debug=1: a record whose frames name rs_heap_alloc" \
+    grep -Pq '^#\t0x[0-9a-f]+\trs_heap_alloc\+0x' "$T/allocs1.txt"
 curl -s -m 30 "$GW/free" >/dev/null
 
 code=$(curl -s -m 10 -o "$T/e.txt" -w '%{http_code}' "$GW/debug/pprof/heap?seconds=1&debug=1")
