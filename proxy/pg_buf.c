@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 
@@ -14,6 +15,7 @@ void pg_bufpool_init(pg_bufpool_t *p)
     p->nlive = 0;
     p->nreturned = 0;
     p->nscavenged = 0;
+    p->last_ms = 0;
 }
 
 void pg_bufpool_destroy(pg_bufpool_t *p)
@@ -55,6 +57,27 @@ pg_buf_t *pg_buf_get(pg_bufpool_t *p, size_t cap)
     return b;
 }
 
+static uint64_t coarse_ms(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t); /* vDSO, no system call */
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* every PG_BUF_SCAVENGE_EVERY returns: scavenge, unless the last one was too recent */
+static void scavenge_if_due(pg_bufpool_t *p)
+{
+    uint64_t now = coarse_ms();
+
+    if (p->last_ms != 0 && now - p->last_ms < PG_BUF_SCAVENGE_MIN_MS) {
+        p->nreturned = 0;
+        return;
+    }
+    p->last_ms = now ? now : 1;
+    pg_bufpool_scavenge(p);
+}
+
 void pg_buf_unref(pg_buf_t *b)
 {
     pg_bufpool_t *p = b->pool;
@@ -68,7 +91,7 @@ void pg_buf_unref(pg_buf_t *b)
         p->free = b;
         p->nfree++;
         if (++p->nreturned >= PG_BUF_SCAVENGE_EVERY)
-            pg_bufpool_scavenge(p);
+            scavenge_if_due(p);
         return;
     }
     free(b);

@@ -101,6 +101,37 @@ static void test_buf_scavenge_gives_back_used_free_pages(void **state)
     pg_bufpool_destroy(&p);
 }
 
+/* Under load PG_BUF_SCAVENGE_EVERY returns take a few ms: the automatic scavenge runs at
+ * most once per PG_BUF_SCAVENGE_MIN_MS (a direct call is not limited). */
+static void test_buf_automatic_scavenge_at_most_once_per_interval(void **state)
+{
+    pg_bufpool_t p;
+    pg_buf_t *a = NULL;
+    size_t i;
+
+    (void)state;
+    pg_bufpool_init(&p);
+    for (i = 0; i < PG_BUF_SCAVENGE_EVERY; i++) {
+        a = pg_buf_get(&p, 1);
+        a->data[a->cap / 2] = 'y';
+        pg_buf_unref(a);
+    }
+    assert_int_equal(p.nscavenged, 1);
+    assert_int_equal(a->data[a->cap / 2], 0);
+    /* again at once: too soon */
+    for (i = 0; i < PG_BUF_SCAVENGE_EVERY; i++) {
+        a = pg_buf_get(&p, 1);
+        a->data[a->cap / 2] = 'z';
+        pg_buf_unref(a);
+    }
+    assert_int_equal(p.nscavenged, 1);
+    assert_int_equal(a->data[a->cap / 2], 'z');
+    pg_bufpool_scavenge(&p);
+    assert_int_equal(p.nscavenged, 2);
+    assert_int_equal(a->data[a->cap / 2], 0);
+    pg_bufpool_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_buf_large_request_not_pooled),
         cmocka_unit_test(test_buf_free_list_is_bounded),
         cmocka_unit_test(test_buf_scavenge_gives_back_used_free_pages),
+        cmocka_unit_test(test_buf_automatic_scavenge_at_most_once_per_interval),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
