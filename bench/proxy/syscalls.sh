@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/proxy/syscalls.sh: system calls per proxied request, profgate next to nginx and
 # HAProxy, behind bench/proxy/fixed_upstream.c (1 worker each, configured as in run.sh).
-#   bench/proxy/syscalls.sh [-n REQUESTS] [--build DIR] [--server-toml 'LINES']
-# For each proxy: `strace -c -f -p PID` while `ab -k -c 64 -n REQUESTS` (default 20000) runs
+#   bench/proxy/syscalls.sh [-n REQUESTS] [-c CONNECTIONS] [--build DIR] [--server-toml 'LINES']
+# For each proxy: `strace -c -f -p PID` while `ab -k -c C -n REQUESTS` (C 64, REQUESTS 20000) runs
 # through it, then every system call's count divided by REQUESTS. On loopback each write
 # carries the whole TCP transmit and the receiver's softirq work, so calls per request is
 # what the proxy's CPU cost mostly follows -- and unlike requests/s it does not depend on
@@ -19,9 +19,11 @@ src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-bench}
 server_toml=
 nreq=20000
+conc=64
 while [ $# -gt 0 ]; do
     case "$1" in
     -n) nreq=$2; shift ;;
+    -c) conc=$2; shift ;;
     --build) build=$2; shift ;;
     --server-toml) server_toml=$2; shift ;;
     -h | --help) sed -n '2,4p' "$0"; exit 0 ;;
@@ -63,13 +65,13 @@ count() {
     local name=$1 port=$2 spid
     shift 2
     bench_wait_http "http://127.0.0.1:$port/"
-    ab -k -c 64 -n 2000 "http://127.0.0.1:$port/" >/dev/null 2>&1 || true # warm the pools
+    ab -k -c "$conc" -n 2000 "http://127.0.0.1:$port/" >/dev/null 2>&1 || true # warm the pools
     local args=()
     for p in "$@"; do args+=(-p "$p"); done
     strace -c -f -o "$work/$name.strace" "${args[@]}" 2>/dev/null &
     spid=$!
     sleep 1
-    ab -k -c 64 -n "$nreq" "http://127.0.0.1:$port/" >"$work/$name.ab" 2>&1 || true
+    ab -k -c "$conc" -n "$nreq" "http://127.0.0.1:$port/" >"$work/$name.ab" 2>&1 || true
     sleep 0.3
     kill -INT "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
@@ -89,7 +91,7 @@ count() {
         }' "$work/$name.strace"
 }
 
-echo "# system calls per request, ab -k -c 64 -n $nreq, fixed 13-byte upstream, 1 worker each"
+echo "# system calls per request, ab -k -c $conc -n $nreq, fixed 13-byte upstream, 1 worker each"
 count profgate "$pg_port" "$pg_pid"
 count nginx "$ng_port" $(ps -o pid= --ppid "$ng_pid")
 count haproxy "$ha_port" "$ha_pid"
