@@ -2,16 +2,20 @@
  * (HTTP_REQUEST, default strictness, as pg_conn.c uses it) feeding pg_head through the same
  * callbacks pg_conn.c installs, then what on_request_head() does with a complete head: the
  * absolute-form reduction and path/query split, the Host without port, pg_route_match on a
- * config with a host route, a nested prefix and a token-protected pprof, the pprof policy
- * pieces that read the request (pg_http_bearer_ok, pg_http_query_get + pg_http_parse_uint on
- * "seconds"), and pg_head_request_out for both the app and the agent form.
+ * config with a host route, a nested prefix and a token-protected pprof, the pprof gate
+ * itself (pg_policy_check: enabled, allow, token, max_seconds, max_concurrent), and
+ * pg_head_request_out for both the app and the agent form.
  * Checks beyond "no crash, no leak, no UB" (ASan + UBSan):
  * - every iovec of the rewritten head lies in the head buffer or in static text;
  * - the rewritten head, parsed again by a strict llhttp, is one complete request head with
  *   the same method and the same framing (Content-Length value or chunked): what the proxy
  *   sends on can never be read by the upstream as a different message (no smuggling);
  * - the agent form's target starts with "/debug/pprof", and a head routed to the agent
- *   really had the route's "<prefix><pprof.path>" as a path prefix (byte for byte).
+ *   really had the route's "<prefix><pprof.path>" as a path prefix (byte for byte);
+ * - the gate: a request it lets through carries no seconds= that the agent (pa_query_get +
+ *   pa_query_parse_int, Go's url.ParseQuery + strconv.ParseInt) would read as more than
+ *   pprof.max_seconds, and none without the token; a refusal holds no agent slot, has a
+ *   message and one of the gate's statuses; the pprof-disabled upstream is always 404.
  * Not covered (needs sockets and a loop): pg_conn's state machine itself — reading in
  * pieces across uv reads, pipelining, timeouts, body forwarding, the response side.
  * The first input byte chooses where the input is split between two llhttp_execute calls. */
@@ -29,13 +33,16 @@
 #include "pg_config.h"
 #include "pg_head.h"
 #include "pg_http.h"
+#include "pg_policy.h"
 #include "pg_route.h"
+#include "pa_query.h" /* the agent's reading of the query, to hold the gate to it */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static pg_config_t *cfg;
 static pg_route_table_t *routes;
+static pg_policy_limits_t *limits;
 static pg_bufpool_t pool;
 
 typedef struct fctx {
@@ -119,7 +126,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_http_request: config did not load\n");
         abort();
     }
-    if (pg_route_table_new(cfg, &routes) < 0)
+    if (pg_route_table_new(cfg, &routes) < 0 || pg_policy_limits_new(cfg, NULL, &limits) < 0)
         abort();
     unlink(tok);
     unlink(path);
@@ -212,14 +219,61 @@ static void reparse(const llhttp_t *orig, const uv_buf_t *b, unsigned n, int ppr
     free(flat);
 }
 
+/* pg_policy_check on a request routed to an agent, and what must hold of its verdict. */
+static void gate(const pg_config_upstream_t *up, const struct sockaddr *peer, const char *auth,
+                 size_t alen, const char *query, size_t qlen, const char *rest, size_t rest_len)
+{
+    pg_policy_req_t r = {
+        .up = up,
+        .up_index = (size_t)(up - cfg->upstreams),
+        .limits = limits,
+        .peer = peer,
+        .authorization = auth,
+        .authorization_len = alen,
+        .query = query,
+        .query_len = qlen,
+        .rest = rest,
+        .rest_len = rest_len,
+    };
+    pg_policy_verdict_t v;
+    char q[8192], val[64];
+    int64_t secs;
+    int st = pg_policy_check(&r, &v);
+
+    if (st != v.status)
+        abort();
+    if (!up->pprof.enabled && st != 404)
+        abort(); /* "api": profiling off, whatever the request says */
+    if (st != 0) {
+        if (v.agent != NULL || v.msg[0] == '\0')
+            abort();
+        if (st != 400 && st != 401 && st != 403 && st != 404 && st != 409)
+            abort();
+        return;
+    }
+    if (!pg_http_bearer_ok(auth, alen, "s3cret"))
+        abort(); /* through without the token */
+    if (v.seconds > up->pprof.max_seconds)
+        abort();
+    /* the agent reads seconds= with Go's rules: it must not find more than the limit there */
+    if (qlen >= sizeof q)
+        abort(); /* heads are at most 4 KiB here */
+    memcpy(q, query, qlen);
+    q[qlen] = '\0';
+    if (pa_query_get(q, "seconds", val, sizeof val) == 1 && val[0] != '\0' &&
+        pa_query_parse_int(val, &secs) == 0 && secs > (int64_t)up->pprof.max_seconds)
+        abort();
+    if (v.agent)
+        pg_policy_agent_give(v.agent); /* the exchange is over: the slot goes back */
+}
+
 static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
 {
     pg_head_t *h = &f->h;
-    const char *url = h->buf->data, *path, *host, *auth, *q, *v;
-    size_t urllen = h->first_len, i = 0, pathlen, hostlen, alen, vlen;
+    const char *url = h->buf->data, *path, *host, *auth;
+    size_t urllen = h->first_len, i = 0, pathlen, hostlen, alen;
     uint32_t query_off, query_len;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-    unsigned long secs;
     pg_route_match_t m;
     uv_buf_t bufs[PG_HEAD_MAX_IOV];
     unsigned n;
@@ -284,10 +338,9 @@ static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
         if (!m.upstream->pprof.enabled && strcmp(m.upstream->name, "api") != 0)
             abort(); /* config says only "api" has pprof off */
         auth = pg_head_get(h, "authorization", &alen);
-        (void)pg_http_bearer_ok(auth, alen, "s3cret");
-        q = h->buf->data + query_off + 1;
-        if (query_len && pg_http_query_get(q, query_len - 1, "seconds", &v, &vlen))
-            (void)pg_http_parse_uint(v, vlen, &secs);
+        gate(m.upstream, (const struct sockaddr *)&sin, auth, alen,
+             query_len ? h->buf->data + query_off + 1 : "", query_len ? query_len - 1 : 0,
+             m.pprof_rest, m.pprof_rest_len);
     }
     {
         pg_head_req_out_t o = {
