@@ -32,10 +32,10 @@
 # processes on the machine add noise, which the rotation spreads evenly.
 #
 # --compare DIR adds targets "candidate-1" and "candidate-2": the profgate of another build
-# directory (a patched tree, say), measured in the same rounds as the others; a second table
-# then gives, per upstream and worker count, the median over rounds of profgate-N's CPU per
-# request divided by candidate-N's in the same round (and req/s, p99): on a busy machine the
-# way to see a difference of a few %.
+# directory (a patched tree, say), measured in the same rounds as the others.
+# A second table gives per-round ratios: the median over rounds of profgate-N's (and
+# candidate-N's) CPU per request, req/s and p99 divided by nginx-N's in the same round, and
+# profgate-N's by candidate-N's: on a busy machine the way to see a difference of a few %.
 #
 # --targets LIST (comma-separated, e.g. nginx-1,profgate-1,candidate-1) measures only those:
 # an A/B of two builds against nginx in a few minutes.
@@ -268,31 +268,41 @@ for up in ups:
               f"| {p99:.2f} | {vs_direct} | {vs_ng} | {p99_ng} | {cpu:.1f} | {cpu_ng} "
               f"| {d['bad']} | {d['err']} |")
 
-# With --compare: each round's profgate-N against candidate-N of the same round. Rounds run
+# Per-round ratios: each round's target against a reference of the same round --
+# profgate-N and candidate-N against nginx-N, and profgate-N against candidate-N. Rounds run
 # seconds apart, so a busy machine moves both alike; the median of these per-round ratios
 # resolves a difference of a few % that the medians above, each spread over the whole run,
-# do not. "lower CPU in k of R": how often profgate-N used less CPU per request.
+# do not. "lower CPU in": in how many rounds the target used less CPU per request.
 by_round = {(up, t, int(rnd)): (float(rps), float(p99), float(cpu))
             for up, t, rnd, rps, p99, bad, err, cpu in rows}
-pairs = sorted({(up, t.split("-")[1]) for up, t, *_ in rows if t.startswith("candidate-")})
+pairs = []
+for up in ups:
+    for t in targets:
+        kind, _, w = t.partition("-")
+        for ref in (["nginx-" + w] if kind in ("profgate", "candidate") else []) + \
+                   (["candidate-" + w] if kind == "profgate" else []):
+            if (up, t) in data and (up, ref) in data:
+                pairs.append((up, t, ref))
 if pairs:
     print()
-    print("| upstream | workers | rounds | CPU/req profgate / candidate, median [quartiles] "
-          "| lower CPU in | req/s ratio | p99 ratio |")
-    print("|---|---:|---:|---|---:|---:|---:|")
-for up, w in pairs:
+    print("| upstream | target / reference, same round | rounds | CPU/req ratio, median "
+          "[quartiles] | lower CPU in | req/s ratio | p99 ratio |")
+    print("|---|---|---:|---|---:|---:|---:|")
+for up, t, ref in pairs:
     r_cpu, r_rps, r_p99 = [], [], []
-    for (u, t, rnd), a in by_round.items():
-        b = by_round.get((u, "candidate-" + w, rnd))
-        if u != up or t != "profgate-" + w or b is None or min(a[2], b[2], b[0]) <= 0:
+    for (u, tt, rnd), a in sorted(by_round.items()):
+        b = by_round.get((u, ref, rnd))
+        if u != up or tt != t or b is None or min(a[2], b[2], b[0]) <= 0:
             continue
         r_cpu.append(a[2] / b[2])
         r_rps.append(a[0] / b[0])
-        r_p99.append(a[1] / b[1] if b[1] > 0 else float("nan"))
+        if a[1] > 0 and b[1] > 0:
+            r_p99.append(a[1] / b[1])
     if not r_cpu:
         continue
     q = statistics.quantiles(r_cpu, n=4) if len(r_cpu) > 1 else [r_cpu[0]] * 3
-    print(f"| {up} | {w} | {len(r_cpu)} | {statistics.median(r_cpu):.3f} [{q[0]:.3f}..{q[2]:.3f}] "
-          f"| {sum(1 for x in r_cpu if x < 1)} of {len(r_cpu)} | {statistics.median(r_rps):.3f} "
-          f"| {statistics.median(r_p99):.3f} |")
+    p99r = f"{statistics.median(r_p99):.3f}" if r_p99 else "-"
+    print(f"| {up} | {t} / {ref} | {len(r_cpu)} | {statistics.median(r_cpu):.3f} "
+          f"[{q[0]:.3f}..{q[2]:.3f}] | {sum(1 for x in r_cpu if x < 1)} of {len(r_cpu)} "
+          f"| {statistics.median(r_rps):.3f} | {p99r} |")
 EOF
