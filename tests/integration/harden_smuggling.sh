@@ -14,34 +14,11 @@
 # works (so "nothing received" means something).
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/harden/recording_proxy.sh"
 
-PG=$BIN/proxy/profgate
-RAW="python3 $SRC/tests/integration/harden/rawhttp.py"
-P=$(pg_free_port)
-U=$(pg_free_port)
-while [ "$U" = "$P" ]; do U=$(pg_free_port); done
-
-cat >"$T/pg.toml" <<TOML
-[server]
-listen = "127.0.0.1:$P"
-workers = 1
-header_timeout = "2s"
+recording_proxy_start 'header_timeout = "2s"
 max_header_bytes = "2KiB"
-max_body_bytes = 1000
-
-[[upstream]]
-name = "app"
-address = "127.0.0.1:$U"
-
-[[route]]
-prefix = "/"
-upstream = "app"
-TOML
-
-pg_start up $RAW upstream "$U" "$T/up.log"
-pg_wait_port "$U" 10 || { pg_fail "recording upstream did not start"; pg_done; }
-pg_start pg "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" 20 || { pg_log pg; pg_fail "profgate did not start"; pg_done; }
+max_body_bytes = 1000'
 
 up_bytes() { stat -c %s "$T/up.log"; }
 hex() { printf '%b' "$1" | od -An -v -tx1 | tr -d ' \n'; }
