@@ -138,7 +138,11 @@ size_t pa_lock_trace_drain(pa_lock_event_fn fn, void *arg)
 
         if (atomic_load_explicit(&s->seq, memory_order_acquire) != (pos & ~TSLOT_MASK) + 1)
             return n; /* empty, or a producer still writing this slot */
-        ev = s->ev;
+        ev.start_ns = atomic_load_explicit(&s->start_ns, memory_order_relaxed);
+        ev.dur_ns = atomic_load_explicit(&s->dur_ns, memory_order_relaxed);
+        ev.caller = atomic_load_explicit(&s->caller, memory_order_relaxed);
+        ev.tid = atomic_load_explicit(&s->tid, memory_order_relaxed);
+        ev.fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
         atomic_store_explicit(&s->seq, (pos & ~TSLOT_MASK) + PA_LOCK_TRACE_SLOTS,
                               memory_order_release);
         r->tail = pos + 1;

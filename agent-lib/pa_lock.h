@@ -103,10 +103,16 @@ void pa__lock_trace_record(int fn, int64_t start_ns, int64_t dur_ns, uintptr_t c
 /* The event ring, zeroed static memory. A slot's seq is stored relative to its index, so that
  * zeroed memory is an empty ring: for position pos, slot pos & mask is free when
  * seq == pos & ~mask, published when seq == (pos & ~mask) + 1 (Vyukov's bounded queue, as
- * pa_ring.h). */
+ * pa_ring.h). The event's fields are relaxed atomics, ordered by seq's release/acquire: under
+ * TSan a hook may run inside the runtime's blocking-call interceptor (sem_wait), where TSan
+ * ignores atomics as synchronisation, and plain fields would be reported as a race. */
 typedef struct pa__lock_tslot {
     _Atomic uint64_t seq;
-    pa_lock_event_t ev;
+    _Atomic int64_t start_ns;
+    _Atomic int64_t dur_ns;
+    _Atomic uintptr_t caller;
+    _Atomic int32_t tid;
+    _Atomic int32_t fn;
 } pa__lock_tslot_t;
 
 extern struct pa__lock_trace_singleton {

@@ -267,11 +267,11 @@ void pa__lock_trace_record(int fn, int64_t start_ns, int64_t dur_ns, uintptr_t c
             pos = atomic_load_explicit(&r->head, memory_order_relaxed);
         }
     }
-    s->ev.start_ns = start_ns;
-    s->ev.dur_ns = dur_ns;
-    s->ev.caller = caller;
-    s->ev.tid = (int32_t)syscall(SYS_gettid);
-    s->ev.fn = fn;
+    atomic_store_explicit(&s->start_ns, start_ns, memory_order_relaxed);
+    atomic_store_explicit(&s->dur_ns, dur_ns, memory_order_relaxed);
+    atomic_store_explicit(&s->caller, caller, memory_order_relaxed);
+    atomic_store_explicit(&s->tid, (int32_t)syscall(SYS_gettid), memory_order_relaxed);
+    atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&s->seq, (pos & ~TSLOT_MASK) + 1, memory_order_release);
 }
 
