@@ -611,10 +611,22 @@ static int on_req_url(llhttp_t *p, const char *at, size_t len)
     return pg_head_first(&c->x->req, &c->w->bufs, at, len);
 }
 
+/* The field callbacks after the head (head_done) are a chunked body's trailer section: it
+ * goes on as body bytes, as read, and must not reach the head, which a held head (see
+ * on_request_head) is rewritten from only after the body has parsed: a trailer
+ * "Content-Length: 5" would have gone on as a head field beside Transfer-Encoding. */
 static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
+    if (c->x->head_done) {
+        if (!c->x->in_trailers) { /* checked for obs-fold from here (process_client) */
+            c->x->in_trailers = true;
+            c->x->trailer_at = at;
+            c->head_lf = false;
+        }
+        return 0;
+    }
     return pg_head_field(&c->x->req, &c->w->bufs, at, len);
 }
 
@@ -622,6 +634,8 @@ static int on_req_field_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
+    if (c->x->head_done)
+        return 0;
     return pg_head_field_done(&c->x->req, &c->w->bufs);
 }
 
@@ -629,6 +643,8 @@ static int on_req_value(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
+    if (c->x->head_done)
+        return 0;
     return pg_head_append(&c->x->req, &c->w->bufs, at, len);
 }
 
@@ -636,6 +652,8 @@ static int on_req_value_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
+    if (c->x->head_done)
+        return 0;
     return pg_head_value_done(&c->x->req, &c->w->bufs);
 }
 
@@ -1350,6 +1368,16 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
             pg__conn_send_error(c, 400, "malformed request: obs-fold (a header line starting "
                                         "with whitespace) is not accepted (RFC 9112 5.2)");
             return;
+        }
+        if (c->x && c->x->in_trailers) {
+            const char *from = c->x->trailer_at ? c->x->trailer_at : p;
+
+            c->x->trailer_at = NULL;
+            if (head_has_fold(c, from, (size_t)(q - from))) {
+                pg__conn_send_error(c, 400, "malformed request: obs-fold in the trailer "
+                                            "section is not accepted (RFC 9112 5.2)");
+                return;
+            }
         }
         /* once the head is handled, what the parser consumed is body (framing included) */
         if (c->state == C_FORWARD && !c->ev_head && forward_body(c, b, p, (size_t)(q - p)) < 0)

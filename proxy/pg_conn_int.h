@@ -70,6 +70,9 @@ typedef struct xchg {
     uint8_t crlf_left;            /* bytes of the CRLF after chunk data still to check at
                                      the start of the next read (llhttp 8 skips them) */
     bool bad_chunk_end;           /* chunk data was not followed by CRLF */
+    bool in_trailers;             /* the request parser is in the trailer section */
+    const char *trailer_at;       /*   which began here, in the bytes being parsed (else
+                                     NULL: it began in an earlier read) */
     bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
     outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
     pg_buf_t *rbuf;               /*   and the buffer it points into */

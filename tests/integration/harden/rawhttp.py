@@ -30,18 +30,40 @@ import threading
 import time
 
 
+def chunked_len(rest):
+    """Length of the chunked body at the start of rest (chunks, last chunk, trailer section),
+    or None while incomplete; bad framing takes all of rest (the connection is then useless)."""
+    i = 0
+    while True:
+        j = rest.find(b"\r\n", i)
+        if j < 0:
+            return None
+        try:
+            size = int(rest[i:j].split(b";")[0], 16)
+        except ValueError:
+            return len(rest)
+        if size == 0:
+            k = rest.find(b"\r\n\r\n", j)
+            return None if k < 0 else k + 4
+        i = j + 2 + size + 2
+        if i > len(rest):
+            return None
+        if rest[i - 2:i] != b"\r\n":
+            return len(rest)
+
+
 def complete(buf):
     """Length of the first complete request in buf (head and body, as a plain upstream
-    frames it: Content-Length, or chunked up to "0\\r\\n\\r\\n"), or None: the sink
-    answers only once the body it was promised has arrived, as a real service would."""
+    frames it: Content-Length, or chunked with trailers), or None: the sink answers only once
+    the body it was promised has arrived, as a real service would."""
     if b"\r\n\r\n" not in buf:
         return None
     head, rest = buf.split(b"\r\n\r\n", 1)
     hlen = len(head) + 4
     low = head.lower()
     if b"\ntransfer-encoding:" in low and b"chunked" in low:
-        end = rest.find(b"0\r\n\r\n")
-        return None if end < 0 else hlen + end + 5
+        n = chunked_len(rest)
+        return None if n is None else hlen + n
     for line in low.split(b"\r\n")[1:]:
         if line.startswith(b"content-length:"):
             try:
