@@ -5,8 +5,8 @@ rawhttp.py's recording upstream. For the harden_chunk_splits integration test.
 
   splits.py PORT UPLOG N SEED
 
-Each request is a chunked POST with a unique path. A good one (Connection: close) must get
-200, and the upstream must have received its body byte for byte. A bad one has good chunks,
+Each request is a chunked POST with a unique path. A good one (Connection: close; some with
+a trailer field) must get 200, and the upstream must have received its body byte for byte. A bad one has good chunks,
 then bad framing (an invalid or oversize chunk size, chunk data not followed by CRLF, a CR
 then another byte), then a "GET /smuggled-..." request: it must get 400 and a close; the
 upstream may have received a prefix of what was sent that stops before the first byte that
@@ -89,8 +89,9 @@ def main():
         if rng.random() < 0.5:
             head = b"POST %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" \
                    b"Transfer-Encoding: chunked\r\n\r\n" % path
-            status, closed = send(port, head + body + b"0\r\n\r\n", rng)
-            cases.append(("good", path, body + b"0\r\n\r\n", status, closed))
+            last = b"0\r\nX-Trailer: %d\r\n\r\n" % i if rng.random() < 0.3 else b"0\r\n\r\n"
+            status, closed = send(port, head + body + last, rng)
+            cases.append(("good", path, body + last, status, closed))
         else:
             head = b"POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" % path
             bad, off = rng.choice(BAD)
