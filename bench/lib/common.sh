@@ -14,6 +14,7 @@
 #                             (after bench_workdir; before it, only the first holds)
 #   bench_wait_http URL [S]   until URL answers 2xx (S seconds at most, default 10)
 #   bench_wait_port PORT [S]  until something accepts on 127.0.0.1:PORT (default 30 s)
+#   bench_poll S CMD...       CMD every 0.1 s until it succeeds, S seconds at most (the two above)
 #   bench_build DIR TARGET... configure DIR (RelWithDebInfo) if it has no CMakeCache.txt, build
 #                             the targets; when that fails but every target's file is there,
 #                             measure those (the tree is shared with people editing it) and say so
