@@ -209,12 +209,9 @@ expect "negative Content-Length" 400 "${B}Content-Length: -1\r\n\r\n"
 big=$(printf 'X-Big: %03000d\\r\\n' 0)
 expect "oversize head (431)" 431 "GET /x HTTP/1.1\r\nHost: a\r\n${big}\r\n"
 expect "oversize body by Content-Length (413)" 413 "${B}Content-Length: 5000\r\n\r\n"
-# a chunked body passes the head check; the head may already be on its way upstream, so here
-# only the answer and the close are checked, not the upstream's log
-before=$(up_bytes)
-bsend "$P" "${B}Transfer-Encoding: chunked\r\n\r\n7d0\r\n$(printf '%02000d' 0)\r\n0\r\n\r\n" 5
-st=$ST closed=$CLOSED
-pg_check "oversize chunked body: 413 and closed (got $st, closed=$closed)" [ "$st" = 413 ] && [ "$closed" = 1 ]
+# a chunked body's size shows only as it parses; sent in one write with its head, the head
+# is still held when the limit is passed, so nothing goes upstream
+expect_parts "oversize chunked body (413)" 413 0 "${B}Transfer-Encoding: chunked\r\n\r\n7d0\r\n$(printf '%02000d' 0)\r\n0\r\n\r\n"
 
 # slowloris: one byte every 0.3 s never completes a head within header_timeout = 2s
 out=$($RAW send "$P" "$(hex 'GET /slow HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n')" 8 0.3 2>"$T/line")
