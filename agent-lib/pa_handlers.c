@@ -290,18 +290,16 @@ static void on_cpu_profile_event(void *arg, pa_req_t *req, pa_req_event_t ev)
     cpu_profile_free(p);
 }
 
-/* seconds: absent -> 30 (Go's default); otherwise a positive decimal integer, else 400 */
+/* seconds, as Go's pprof.Profile reads it: absent, unreadable or not positive -> 30 s;
+ * above PA_MAX_SECONDS -> -ERANGE (400, as Go refuses a duration beyond its WriteTimeout) */
 static int parse_seconds(pa_req_t *req, int64_t *sec)
 {
     char v[32];
     int rc = pa_query_get(pa_req_query(req), "seconds", v, sizeof(v));
 
-    *sec = 30;
-    if (rc == 0)
-        return 0;
-    if (rc < 0 || pa_query_parse_int(v, sec) < 0 || *sec <= 0 || *sec > PA_MAX_SECONDS)
-        return -EINVAL;
-    return 0;
+    if (rc <= 0 || pa_query_parse_int(v, sec) < 0 || *sec <= 0)
+        *sec = 30;
+    return *sec > PA_MAX_SECONDS ? -ERANGE : 0;
 }
 
 static void serve_profile(const pa_handlers_t *h, pa_req_t *req)
@@ -312,7 +310,9 @@ static void serve_profile(const pa_handlers_t *h, pa_req_t *req)
     int rc;
 
     if (parse_seconds(req, &sec) < 0) {
-        serve_error(req, 400, "invalid value for \"seconds\" - must be a positive integer");
+        snprintf(msg, sizeof(msg), "profile duration exceeds the agent's limit of %d seconds",
+                 PA_MAX_SECONDS);
+        serve_error(req, 400, msg);
         return;
     }
     p = calloc(1, sizeof(*p));

@@ -183,6 +183,7 @@ static int check_seconds(const pg_policy_req_t *r, pg_policy_verdict_t *v)
     const char *q = r->query, *val;
     size_t qlen = r->query_len, vlen;
     unsigned long secs = 0;
+    const char *given = "no seconds given";
 
     /* The agent reads the query as Go's url.ParseQuery does: percent-decoded, pairs holding
      * ';' or a bad escape skipped, first match wins. "seconds=%31%30%30", "second%73=100" or
@@ -202,7 +203,11 @@ static int check_seconds(const pg_policy_req_t *r, pg_policy_verdict_t *v)
             return refuse(v, 400, "seconds=%lu exceeds the limit pprof.max_seconds = %u", secs,
                           pp->max_seconds);
         v->seconds = (uint32_t)secs;
-        return 0;
+        if (secs > 0)
+            return 0;
+        /* seconds=0: profile and trace fall back to their defaults, as in Go (a delta
+         * profile answers 400 itself) */
+        given = "seconds=0";
     }
     /* Go's defaults: profile 30 s, trace 1 s; they are asked for too */
     if (r->rest_len == 8 && memcmp(r->rest, "/profile", 8) == 0)
@@ -211,9 +216,9 @@ static int check_seconds(const pg_policy_req_t *r, pg_policy_verdict_t *v)
         secs = 1;
     if (secs > pp->max_seconds)
         return refuse(v, 400,
-                      "no seconds given: the default %lu exceeds the limit "
-                      "pprof.max_seconds = %u (ask for seconds=N)",
-                      secs, pp->max_seconds);
+                      "%s: the default %lu exceeds the limit pprof.max_seconds = %u (ask for "
+                      "seconds=N)",
+                      given, secs, pp->max_seconds);
     v->seconds = (uint32_t)secs;
     return 0;
 }

@@ -74,11 +74,26 @@ pg_check "nosuchprofile: 404 Unknown profile, Go's error headers" is_error unkno
 code=$(get unknown2 "$URL/nonsense")
 pg_check "nonsense: 404 Unknown profile" is_error unknown2 404 "Unknown profile"
 
+# Go's pprof.Profile: seconds unreadable or not positive means its default, 30 s. The agent
+# starts profiling (the client gives up after 2 s: no answer, or Go's 500 while the previous
+# one still runs), never a 400; above the agent's limit it is a 400.
 for bad in 0 -1 abc 1.5 '' 99999999999999999999; do
-    code=$(get bad "$URL/profile?seconds=$bad")
-    pg_check "profile?seconds='$bad': 400" is_error bad 400 \
-        'invalid value for "seconds" - must be a positive integer'
+    code=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" \
+        "$URL/profile?seconds=$bad")
+    pg_check "profile?seconds='$bad': a 30 s profile, as Go's default (got $code)" \
+        bash -c "[ '$code' = 000 ] || [ '$code' = 500 ]"
 done
+code=$(get long "$URL/profile?seconds=86401")
+pg_check "profile?seconds=86401: 400 naming the limit" is_error long 400 \
+    "profile duration exceeds the agent's limit of 86400 seconds"
+# the client gone, the agent stops that profile within a second: the next one starts
+for _ in $(seq 1 50); do
+    code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" \
+        "$URL/profile?seconds=1")
+    [ "$code" = 200 ] && break
+    sleep 0.2
+done
+pg_check "a profile starts once the abandoned ones stopped ($code)" test "$code" = 200
 
 # a CPU profile, and a second one while it runs
 get prof "$URL/profile?seconds=3" >"$T/prof.code" &

@@ -258,6 +258,16 @@ static void test_gate_holds_max_seconds_as_the_agent_reads_the_query(void **stat
     assert_int_equal(gate_check(&g), 0);
     assert_int_equal(g.v.seconds, 30);
     pg_policy_agent_give(g.v.agent);
+    /* seconds=0 is Go's default too (30 s for profile): held to the limit, and the timeout
+     * exemption covers the 30 s the agent will take */
+    g.r.query = "seconds=0";
+    g.r.query_len = 9;
+    assert_int_equal(gate_check(&g), 0);
+    assert_int_equal(g.v.seconds, 30);
+    pg_policy_agent_give(g.v.agent);
+    g.up.pprof.max_seconds = 20;
+    assert_int_equal(gate_check(&g), 400);
+    g.up.pprof.max_seconds = 30;
     pg_policy_limits_free(g.limits);
 }
 
