@@ -24,6 +24,17 @@
  *                      runtime.MemProfileRate (default 524288); 1 samples every allocation, 0
  *                      turns heap profiling off. Read once, when the library is loaded (the
  *                      malloc hooks run before profagent_start), not by profagent_start.
+ *   PROFAGENT_BLOCK_RATE, PROFAGENT_MUTEX_FRACTION  see profagent_set_block_rate below
+ *   PROFAGENT_THREADS_SIGNAL  the real-time signal that collects every thread's stack for
+ *                      /debug/pprof/goroutine (default SIGRTMAX-3)
+ *
+ * Signals in the host: a CPU profile sends SIGPROF to each busy thread (cpu_hz per CPU
+ * second) and a goroutine profile sends PROFAGENT_THREADS_SIGNAL once to every thread. The
+ * handlers are installed with SA_RESTART, so read, write, accept and the like resume; calls
+ * the kernel never restarts after a handler (poll, select, epoll_wait, nanosleep, sleep,
+ * sigtimedwait...) return early with EINTR, as with any signal-based profiler (and as in a Go
+ * program, whose runtime signals its threads too). libuv and most event loops retry them; a
+ * program that treats EINTR from them as an error should retry too.
  */
 #ifndef PROFAGENT_H
 #define PROFAGENT_H
