@@ -148,6 +148,34 @@ expect_parts "bad chunk size in the read after the head" 400 0.3 "$C" "zz\r\nGET
 expect_parts "oversize chunk size split over two reads" 400 0.3 "${C}fffffffff" "fffffffff\r\nhello\r\n"
 pg_check "none of the smuggled requests reached the upstream" bash -c "! grep -q smuggled '$T/up.log'"
 
+# a chunk-size line that never ends (an endless chunk extension) is not held without bound
+before=$(up_bytes)
+st=$(python3 - "$P" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"POST /long HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;")
+try:
+    for i in range(40):
+        s.sendall(b"x" * 4096)
+        time.sleep(0.01)
+except OSError:
+    pass
+got = b""
+try:
+    while len(got) < 65536:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+except OSError:
+    pass
+print(got.split(b" ")[1].decode() if got.startswith(b"HTTP/1.1 ") else 0)
+PY
+)
+sleep 0.2
+pg_check "a 160 KiB chunk-size line: 400 (got $st), upstream received nothing" \
+    bash -c "[ '$st' = 400 ] && [ '$(up_bytes)' = '$before' ]"
+
 # Bad framing later in a long body: the head and the good chunks have gone on; the client gets
 # 400 and a close, and the upstream connection is closed, so the upstream holds a truncated
 # request, exactly what came before the bad bytes, and never a second one (the upstream's
@@ -155,12 +183,23 @@ pg_check "none of the smuggled requests reached the upstream" bash -c "! grep -q
 # the connection may have carried earlier requests, pooled).
 late_bad() {
     local name=$1 tag=$2 good=$3 bad=$4 out st closed f n
-    out=$($RAW parts "$P" 5 0.5 "$(hex "POST /$tag HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n$good")" \
-        "$(hex "$bad")" 2>/dev/null)
-    read -r st closed _ _ <<<"$out"
-    sleep 0.3
+    # the bad bytes leave once the good ones have reached the upstream (10 s at most)
+    $RAW parts "$P" 5 "@$T/go-$tag" "$(hex "POST /$tag HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n$good")" \
+        "$(hex "$bad")" >"$T/$tag.out" 2>/dev/null &
+    for _ in $(seq 1 100); do
+        grep -q "POST /$tag " "$T/up.log" && break
+        sleep 0.1
+    done
+    sleep 0.2 # let the good bytes (written with the head) land before the bad ones leave
+    touch "$T/go-$tag"
+    wait $!
+    read -r st closed _ _ <"$T/$tag.out"
     f=$(grep -l "POST /$tag " "$T"/up.log.c* 2>/dev/null | head -1)
     n=${f##*.c}
+    for _ in $(seq 1 50); do # the upstream logs the close when it sees it
+        grep -qx "close ${n:-x}" "$T/up.log.conns" && break
+        sleep 0.1
+    done
     if [ "$st" = 400 ] && [ "$closed" = 1 ] && [ -n "$f" ] &&
         python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); d = d[d.index(sys.argv[3].encode()):]; g = sys.argv[2].encode().decode("unicode_escape").encode("latin-1"); sys.exit(not (d.endswith(b"\r\n\r\n" + g) and d.count(b" HTTP/1.1\r\n") == 1))' "$f" "$good" "POST /$tag " &&
         grep -qx "close $n" "$T/up.log.conns"; then
@@ -195,11 +234,17 @@ pg_check "trailers: 200, in the upstream's head no trailer field, the trailer se
     bash -c "[ '$st' = 200 ] && [ -n '$f' ] && python3 -c 'import sys; d = open(sys.argv[1], \"rb\").read(); d = d[d.index(b\"POST /trailers \"):]; h, b = d.split(b\"\r\n\r\n\", 1); sys.exit(not (b\"content-length\" not in h.lower() and b\"x-trailer\" not in h.lower() and b.startswith(b\"5\r\nhello\r\n0\r\nContent-Length: 5\r\nX-Trailer: 1\r\n\r\n\")))' '$f'"
 expect_parts "obs-fold in the trailer section" 400 0 "${C}5\r\nhello\r\n0\r\nX-T: 1\r\n 2\r\n\r\n"
 # Expect: 100-continue: the client waits for a 100 before the body, so the head goes at once
-$RAW parts "$P" 6 2 "$(hex "POST /expect HTTP/1.1\r\nHost: a\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")" \
+# (the client here sends its body only once $T/go exists, made when the head has been seen
+# upstream or 10 s have passed)
+$RAW parts "$P" 6 "@$T/go" "$(hex "POST /expect HTTP/1.1\r\nHost: a\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")" \
     "$(hex '5\r\nhello\r\n0\r\n\r\n')" >"$T/expect.out" 2>/dev/null &
-sleep 1
+for _ in $(seq 1 100); do
+    grep -q "POST /expect " "$T/up.log" && break
+    sleep 0.1
+done
 pg_check "chunked with Expect: 100-continue: the head reached the upstream before the body was sent" \
     grep -q "POST /expect " "$T/up.log"
+touch "$T/go"
 wait $!
 read -r st closed _ _ <"$T/expect.out"
 pg_check "chunked with Expect: 100-continue: then 200 (got $st)" [ "$st" = 200 ]

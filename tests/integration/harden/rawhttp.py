@@ -17,8 +17,10 @@ nothing is normalised on the way).
                                    closed the connection) and the first response line on
                                    stderr.
   rawhttp.py parts PORT SECS DELAY HEX...
-                                   connect, send each HEX as one write, DELAY seconds apart,
-                                   then read until the server closes or SECS pass. Prints
+                                   connect, send each HEX as one write, DELAY seconds apart
+                                   (DELAY "@FILE": before each next write, wait until FILE
+                                   exists, 10 s at most), then read until the server closes
+                                   or SECS pass (counted from the last write). Prints
                                    "STATUS CLOSED ELAPSED NRESP" (NRESP: response status lines
                                    seen at the start of a line; a body "HTTP/1.1 " line
                                    would count too: test bodies have none).
@@ -193,18 +195,23 @@ def main():
             closed = 1
         print(status_of(got), closed, "%.2f" % (time.monotonic() - t0))
     elif cmd == "parts":
-        port, secs, delay = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-        t0 = time.monotonic()
+        port, secs, delay = int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
         s = socket.create_connection(("127.0.0.1", port), timeout=secs)
         got, closed = b"", 0
         for i, h in enumerate(sys.argv[5:]):
-            if i:
-                time.sleep(delay)
+            if i and delay.startswith("@"):
+                for _ in range(100):
+                    if os.path.exists(delay[1:]):
+                        break
+                    time.sleep(0.1)
+            elif i:
+                time.sleep(float(delay))
             try:
                 s.sendall(bytes.fromhex(h))
             except (ConnectionResetError, BrokenPipeError):
                 closed = 1
                 break
+        t0 = time.monotonic()
         got, closed = read_reply(s, t0, secs, got, closed)
         nresp = sum(1 for ln in (b"\n" + got).split(b"\n")[1:] if ln.startswith(b"HTTP/1.1 "))
         print(status_of(got), closed, "%.2f" % (time.monotonic() - t0), nresp)
