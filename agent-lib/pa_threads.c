@@ -44,7 +44,6 @@ static struct {
     int signo;
     int installed;
     int foreign_logged;
-    int atfork_registered;
     pa_threads_collect_t *current;
 } threads_singleton;
 
@@ -54,6 +53,14 @@ static void atfork_child(void)
     atomic_store(&pa__threads_table, NULL);
     atomic_store(&pa__threads_inflight, 0);
     threads_singleton.current = NULL;
+}
+
+/* At load, not at the first collection: that runs on the agent thread, and pthread_atfork
+ * takes glibc's fork-handler lock, which a host thread in fork holds while pa_agent's prepare
+ * handler waits for the agent thread to park (pa_agent.c). */
+__attribute__((constructor)) static void threads_on_load(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
 }
 
 int pa_threads_signal(void)
@@ -271,10 +278,6 @@ int pa_threads_begin(pa_threads_collect_t **out)
         if (rc < 0)
             return rc;
         threads_singleton.installed = 1;
-    }
-    if (!threads_singleton.atfork_registered) {
-        pthread_atfork(NULL, NULL, atfork_child);
-        threads_singleton.atfork_registered = 1;
     }
     tids = malloc(PA_THREADS_MAX * sizeof(*tids));
     if (tids == NULL)
