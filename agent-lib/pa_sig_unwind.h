@@ -36,9 +36,12 @@ static inline uintptr_t pa_sig_interrupted_pc(const void *ucv)
  * own_context: start from the handler's own frame instead (the stack then begins with the
  * handler's frames). The thread sampler asks for it under TSan, which may run a handler later
  * than the signal, from its own dispatcher, with a copy of a context whose stack has since
- * moved on: unwinding that copy could read freed stack. */
-static inline int pa_sig_init_cursor(unw_cursor_t *c, void *ucv, unw_context_t *ctx,
-                                     int own_context)
+ * moved on: unwinding that copy could read freed stack.
+ * Always inlined: unw_getcontext records the frame it is called in, and the cursor is stepped
+ * after this returns; were this a call of its own (as at -O0), that frame would be gone and
+ * its saved registers overwritten by the next calls, so the second step read garbage. */
+static inline __attribute__((always_inline)) int
+pa_sig_init_cursor(unw_cursor_t *c, void *ucv, unw_context_t *ctx, int own_context)
 {
     if (own_context) {
         if (unw_getcontext(ctx) < 0 || unw_init_local(c, ctx) < 0)
