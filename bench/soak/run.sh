@@ -3,7 +3,8 @@
 # fetches for MINUTES (default 10, at most 120): nothing may fail and, after the warm-up,
 # neither process's RSS may grow more than 5%. Not a ctest (issue 6; figures in bench/RESULTS.md).
 #   bench/soak/run.sh [MINUTES]      (PG_BUILD_DIR: build directory, default build/;
-#                                     SOAK_WARMUP: warm-up seconds, default a fifth of the run)
+#                                     SOAK_WARMUP: warm-up seconds, default a third of the run;
+#                                     SOAK_LEAK=1: randomstring leaks on purpose, see below)
 # Set-up: randomstring (its agent on a Unix socket, block and mutex profiling on) behind
 # profgate (2 workers, metrics on), all on loopback, free ports. For the whole run, in parallel:
 #   traffic   wrk -t2 -c16 in 30 s rounds, cycling /randomstring (n = 16..4096), /, /block,
@@ -15,9 +16,17 @@
 #             trace?seconds=2; each must answer 200 (protobuf ones gzip-compressed, trace JSON);
 #   RSS       VmRSS of both processes every 5 s (rss.csv).
 # Pass: wrk saw no socket error and no non-2xx answer, ab no failed request, every profile
-# fetch 200, both processes alive at the end, and for each process the mean RSS of the last 3
-# samples is within 5% of the mean of the first 3 samples after the warm-up (by default the
-# first fifth of the run; at least 30 s). The peak after the warm-up is printed beside it. Exit 0 on pass.
+# fetch 200, both processes alive at the end, and for each process RSS compared like with like:
+# a traffic cycle is one wrk round plus its ab round (cycles.log), and RSS swings within a cycle
+# (randomstring's /alloc blocks and its malloc arena are resident during wrk, trimmed during ab),
+# so the first W whole cycles that start after the warm-up are compared with the last W
+# whole cycles (W = 3, fewer in a short run): neither the peak (median of the per-cycle
+# maxima) nor the median of all samples of the last window may exceed the first's by 5%. Warm-up: by default
+# a third of the run, at least 30 s (the agent's tables and the arena fill during the first
+# ~3 minutes, see bench/RESULTS.md). Exit 0 on pass.
+# The check of the check: with SOAK_LEAK=1, bench/soak/leak_shim.c is compiled and
+# LD_PRELOADed into randomstring, which then leaks 64 KiB per 10000 requests read (about
+# 280 KiB per cycle; LEAK_KB and LEAK_EVERY change that); the run must FAIL.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -81,7 +90,13 @@ request = function()
 end
 EOF
 
-PROFAGENT_BLOCK_RATE=1000 PROFAGENT_MUTEX_FRACTION=5 \
+preload=
+if [ "${SOAK_LEAK:-0}" = 1 ]; then
+    preload=$work/leak_shim.so
+    cc -shared -fPIC -O2 -o "$preload" "$here/leak_shim.c" -ldl || exit 2
+    echo "soak: SOAK_LEAK=1: randomstring leaks ${LEAK_KB:-64} KiB per ${LEAK_EVERY:-10000} reads"
+fi
+PROFAGENT_BLOCK_RATE=1000 PROFAGENT_MUTEX_FRACTION=5 env ${preload:+LD_PRELOAD="$preload"} \
     "$RS" --listen "127.0.0.1:$R" --agent-socket "$SOCK" >"$work/rs.log" 2>&1 &
 rspid=$!
 pids+=("$rspid")
@@ -92,7 +107,7 @@ pids+=("$pgpid")
 bench_wait_port "$P" || { echo "run.sh: profgate did not start"; cat "$work/pg.log"; exit 1; }
 
 total=$((minutes * 60))
-warm=${SOAK_WARMUP:-$((total / 5))}
+warm=${SOAK_WARMUP:-$((total / 3))}
 [ "$warm" -lt 30 ] && warm=30
 if [ "$warm" -gt $((total - 60)) ]; then
     echo "run.sh: SOAK_WARMUP=$warm leaves under a minute of samples in a $total s run" >&2
@@ -141,12 +156,14 @@ pids+=("$profpid")
 round=0
 : >"$work/wrk.all"
 : >"$work/ab.all"
+: >"$work/cycles.log"
 while true; do
     left=$((deadline - $(date +%s)))
     [ "$left" -lt 5 ] && break
     d=30
     [ "$left" -lt 40 ] && d=$((left - 3))
     round=$((round + 1))
+    cstart=$(($(date +%s) - start))
     timeout $((d + 30)) wrk -t2 -c16 -d "${d}s" --timeout 10s -s "$work/soak.lua" "$base/" \
         >"$work/wrk.$round" 2>&1
     echo "wrk round $round rc $?" >>"$work/wrk.all"
@@ -155,6 +172,8 @@ while true; do
     timeout 60 ab -s 10 -c 4 -n 2000 "$base/randomstring?n=128" >"$work/ab.$round" 2>&1
     echo "ab round $round rc $?" >>"$work/ab.all"
     cat "$work/ab.$round" >>"$work/ab.all"
+    # a whole cycle: a full-length wrk round and its ab round (start and end, s since start)
+    [ "$d" = 30 ] && echo "$round $cstart $(($(date +%s) - start))" >>"$work/cycles.log"
 done
 wait "$profpid"
 sleep 5 # the sampler's last sample
@@ -186,23 +205,41 @@ awk '{ n[$2]++; if ($5 != 1) b[$2]++ } END { for (k in n) printf "    %-20s %4d 
 [ "$prof_bad" -eq 0 ] && [ "$prof_n" -gt 0 ] || fail=1
 [ "$alive" = 1 ] || { echo "  a process died"; fail=1; }
 
-# RSS: baseline = mean of the first 3 samples at or after the warm-up, final = mean of the last 3
+# RSS, like with like: the first W whole cycles starting at or after the warm-up against the
+# last W whole cycles. Within a window, "peak" is the median of the cycles' maxima (a lone
+# spike while a profile is built does not decide it) and "median" that of all its samples;
+# each may grow 5% at most.
 rss_line()  # rss_line COLUMN NAME
 {
-    awk -F, -v c="$1" -v w="$warm" -v name="$2" '
-        BEGIN { n = 0 }
-        NR > 1 && $c != "" { t[n] = $1; v[n] = $c; n++ }
+    awk -F, -v c="$1" -v w="$warm" -v name="$2" -v cf="$work/cycles.log" '
+        function med(a, k,   i, j, x) {  # median of a[0..k-1] (insertion sort; k is small)
+            for (i = 1; i < k; i++) { x = a[i]; for (j = i - 1; j >= 0 && a[j] > x; j--) a[j+1] = a[j]; a[j+1] = x }
+            return (k % 2) ? a[int(k / 2)] : (a[k/2 - 1] + a[k/2]) / 2
+        }
+        function window(first, last, tag,   i, j, k, a, p, mx) {  # cycles first..last
+            k = 0
+            for (j = first; j <= last; j++) {
+                mx = 0
+                for (i = 0; i < n; i++) if (t[i] >= cs[j] && t[i] < ce[j]) { a[k++] = v[i]; if (v[i] > mx) mx = v[i] }
+                p[j - first] = mx
+            }
+            wk[tag] = k; wmax[tag] = med(p, last - first + 1); wmed[tag] = k ? med(a, k) : 0
+        }
+        BEGIN { n = 0; nc = 0 }
+        FILENAME == cf { split($0, f, " "); if (f[2] >= w) { cs[nc] = f[2]; ce[nc] = f[3]; nc++ } next }
+        FNR > 1 && $c != "" { t[n] = $1; v[n] = $c; n++ }
         END {
-            for (i = 0; i < n && t[i] < w; i++) ;
-            if (n - i < 6) { printf "  %-13s too few samples after the warm-up\n", name; exit 1 }
-            b = (v[i] + v[i+1] + v[i+2]) / 3
-            f = (v[n-1] + v[n-2] + v[n-3]) / 3
-            pk = 0; for (j = i; j < n; j++) if (v[j] > pk) pk = v[j]
-            g = (f - b) * 100 / b
-            printf "  %-13s RSS at warm-up %.0f KiB, at end %.0f KiB (%+.2f%%), peak after warm-up %d KiB (%+.2f%%), first sample %d KiB, %d samples\n",
-                name, b, f, g, pk, (pk - b) * 100 / b, v[0], n
-            exit (g > 5.0) ? 1 : 0
-        }' "$work/rss.csv"
+            W = int(nc / 2); if (W > 3) W = 3
+            if (W < 1) { printf "  %-13s too few whole traffic cycles after the warm-up (%d)\n", name, nc; exit 1 }
+            window(0, W - 1, "a"); window(nc - W, nc - 1, "b")
+            if (wk["a"] < 3 || wk["b"] < 3) { printf "  %-13s too few samples in a window\n", name; exit 1 }
+            gmax = (wmax["b"] - wmax["a"]) * 100 / wmax["a"]
+            gmed = (wmed["b"] - wmed["a"]) * 100 / wmed["a"]
+            printf "  %-13s RSS over cycles %d-%d (t %d-%d s): peak %d KiB, median %.0f KiB; over cycles %d-%d (t %d-%d s): peak %d KiB (%+.2f%%), median %.0f KiB (%+.2f%%); first sample %d KiB, %d samples, %d whole cycles after the warm-up\n",
+                name, 1, W, cs[0], ce[W-1], wmax["a"], wmed["a"], nc - W + 1, nc, cs[nc-W], ce[nc-1],
+                wmax["b"], gmax, wmed["b"], gmed, v[0], n, nc
+            exit (gmax > 5.0 || gmed > 5.0) ? 1 : 0
+        }' "$work/cycles.log" "$work/rss.csv"
 }
 rss_line 2 profgate || fail=1
 rss_line 3 randomstring || fail=1
