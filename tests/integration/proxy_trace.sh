@@ -64,7 +64,14 @@ sleep 0.5
 
 curl -s -m 30 -D "$T/t2.h" -o "$T/t2.json" -w '%{http_code}' "$base/debug/pprof/trace?seconds=2" >"$T/t2.code" &
 tpid=$!
-sleep 0.7
+# the profile must reach the agent after the trace: under load (TSan, a busy machine) a fixed
+# 0.7 s was not always enough, and the profile then ran first and the trace got the 500. Wait
+# (10 s at most) until profgate has counted the trace, i.e. is relaying it, then a little more.
+for _ in $(seq 1 100); do
+    curl -s -m 2 "$base/metrics" | grep -qx 'profgate_profiles_total{kind="trace"} 1' && break
+    sleep 0.1
+done
+sleep 0.3
 pcode=$(curl -s -m 10 -o "$T/busy" -w '%{http_code}' "$base/debug/pprof/profile?seconds=1")
 wait "$tpid"
 code=$(cat "$T/t2.code")
