@@ -492,11 +492,24 @@ void pg__conn_send_error(pg_conn_t *c, int status, const char *msg)
 }
 
 /* The same, with extra header lines (CRLF-terminated). */
+/* A whole answer of the gateway's own (an error, metrics, the viewer) in one buffer: written,
+ * then the connection closed. Takes over the caller's reference to b. */
+static void answer_and_close(pg_conn_t *c, pg_buf_t *b, size_t len)
+{
+    uv_buf_t ub = uv_buf_init(b->data, (unsigned)len);
+    int r = client_write(c, &ub, 1, b);
+
+    pg_buf_unref(b);
+    if (r < 0)
+        pg_conn_abort(c);
+    else
+        pg__conn_close(c);
+}
+
 static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra)
 {
     bool pprof = c->x && c->x->pprof;
     pg_buf_t *b;
-    uv_buf_t ub;
     size_t n;
 
     pg_log_debug("%d %s", status, msg);
@@ -529,14 +542,7 @@ static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char 
     n = pg_http_error_response_ex(b->data, b->cap, status, msg, pprof, true, extra);
     if (n == 0)
         n = pg_http_error_response(b->data, b->cap, status, "error", pprof, true);
-    ub = uv_buf_init(b->data, (unsigned)n);
-    if (client_write(c, &ub, 1, b) < 0) {
-        pg_buf_unref(b);
-        pg_conn_abort(c);
-        return;
-    }
-    pg_buf_unref(b);
-    pg__conn_close(c);
+    answer_and_close(c, b, n);
 }
 
 /* ---------------- reading control ---------------- */
@@ -811,7 +817,6 @@ static void serve_metrics(pg_conn_t *c)
     char *text = NULL, head[256];
     size_t len = 0;
     pg_buf_t *b;
-    uv_buf_t ub;
     FILE *f;
     int k;
 
@@ -843,14 +848,7 @@ static void serve_metrics(pg_conn_t *c)
     memcpy(b->data + k, text, len);
     free(text);
     c->x->status = 200;
-    ub = uv_buf_init(b->data, (unsigned)((size_t)k + len));
-    if (client_write(c, &ub, 1, b) < 0) {
-        pg_buf_unref(b);
-        pg_conn_abort(c);
-        return;
-    }
-    pg_buf_unref(b);
-    pg__conn_close(c);
+    answer_and_close(c, b, (size_t)k + len);
 }
 
 /* "<pprof.path>/ui/...": the viewer page, answered here by pg_ui, which applies the matched
@@ -862,7 +860,6 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
                          .peer = &c->peer.sa, .method = llhttp_method_name(x->method),
                          .rest = m->pprof_rest, .rest_len = m->pprof_rest_len};
     pg_buf_t *b;
-    uv_buf_t ub;
 
     r.authorization = pg_head_get(&x->req, "authorization", &r.authorization_len);
     if (pg_ui_respond(&r, &c->w->bufs, &b) < 0) {
@@ -871,14 +868,7 @@ static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
     }
     x->status = pg_ui_status(b);
     x->bytes_out = b->len;
-    ub = uv_buf_init(b->data, b->len);
-    if (client_write(c, &ub, 1, b) < 0) {
-        pg_buf_unref(b);
-        pg_conn_abort(c);
-        return;
-    }
-    pg_buf_unref(b);
-    pg__conn_close(c);
+    answer_and_close(c, b, b->len);
 }
 
 /* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" or "X\"A" through, which
