@@ -34,6 +34,13 @@
 #                             to the upstream for each (see bench/proxy/run.sh on fairness);
 #                             bench_nginx_conf writes $work/nginx-WORKERS-PORT/nginx.conf
 #                             (and its temp dirs there) and prints that path.
+#                             Equal work: by default nginx and HAProxy are set up to do what
+#                             profgate does with its defaults -- pass Host through, add
+#                             X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host
+#                             and Via to requests, Via to responses -- as a production
+#                             reverse proxy would. BENCH_BARE=1 turns all that off in all
+#                             three (profgate add_forwarded/add_via = false): each proxy then
+#                             forwards the request as it came, minus hop-by-hop headers.
 # Globals used: me, work, pids, keep. Every process a script starts is killed by PID, never
 # by name. Works under `set -u` with or without `set -e`.
 
@@ -248,10 +255,13 @@ bench_median()
 
 bench_profgate_conf()
 {
+    local bare=
+    [ "${BENCH_BARE:-0}" = 1 ] && bare=$'add_forwarded = false\nadd_via = false'
     cat >"$1" <<EOF
 [server]
 listen  = "127.0.0.1:$3"
 workers = $2
+$bare
 ${5:-}
 
 [[upstream]]
@@ -312,6 +322,16 @@ EOF
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+EOF
+        [ "${BENCH_BARE:-0}" = 1 ] || cat <<'EOF'
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header Via "1.1 nginx";
+            add_header Via "1.1 nginx" always;
+EOF
+        cat <<EOF
         }
     }
 }
@@ -339,5 +359,12 @@ frontend fe
     default_backend be
 backend be
     server up 127.0.0.1:$4
+EOF
+    [ "${BENCH_BARE:-0}" = 1 ] || cat >>"$1" <<'EOF'
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request add-header Via "1.1 haproxy"
+    http-response add-header Via "1.1 haproxy"
 EOF
 }

@@ -21,8 +21,11 @@
 # `option http-keep-alive`, `http-reuse always`; profgate: its pool, pool_size default 64);
 # access logs off for all; nginx keepalive_requests raised so it does not close wrk's and its
 # upstream connections every 1000 requests (HAProxy and profgate have no such limit); nginx
-# listens with reuseport like profgate. profgate runs with its defaults otherwise, which add
-# X-Forwarded-For/-Proto/-Host and Via (nginx and HAProxy as configured here add nothing).
+# listens with reuseport like profgate. Equal work: profgate runs with its defaults, which
+# pass Host through and add X-Forwarded-For/-Proto/-Host and Via, and nginx and HAProxy are
+# configured to do the same (bench/lib/common.sh); BENCH_BARE=1 turns those headers off in
+# all three. Each row also gives the upstream's CPU per request behind that target: in the
+# upstream-bound setting (randomstring) that, not the proxy, sets the throughput.
 #
 # CPU pinning: none. The machine has 2 cores: pinning wrk to one core and the servers to the
 # other would make the 2-worker settings meaningless (and put proxy and upstream on one core);
@@ -95,14 +98,17 @@ bench_raise_nofile >/dev/null
 bench_fixed_upstream
 hz=$BENCH_HZ
 
-# wrk_once URL PID -> "rps p99_ms non2xx sockerr cpu_us_per_request" (CPU of PID's tree)
+# wrk_once URL PID UPSTREAM_PID -> "rps p99_ms non2xx sockerr cpu_us_per_request
+# upstream_cpu_us_per_request" (CPU of PID's tree, and of the upstream's)
 wrk_once() {
-    local out t0 t1
+    local out t0 t1 u0 u1
     t0=$(bench_cpu_ticks "$2")
+    u0=$(bench_cpu_ticks "$3")
     out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$1" 2>&1) || true
     t1=$(bench_cpu_ticks "$2")
+    u1=$(bench_cpu_ticks "$3")
     echo "$out" >>"$work/wrk.log"
-    echo "$out" | awk -v ticks=$((t1 - t0)) -v hz="$hz" '
+    echo "$out" | awk -v ticks=$((t1 - t0)) -v uticks=$((u1 - u0)) -v hz="$hz" '
         function ms(v) {
             if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
             if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
@@ -117,8 +123,8 @@ wrk_once() {
             for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(/,/, "", v); err += v }
         }
         END {
-            printf "%s %s %d %d %.2f\n", rps == "" ? 0 : rps, p99 == "" ? -1 : p99, bad, err,
-                (n > 0 ? ticks * 1e6 / hz / n : -1)
+            printf "%s %s %d %d %.2f %.2f\n", rps == "" ? 0 : rps, p99 == "" ? -1 : p99, bad, err,
+                (n > 0 ? ticks * 1e6 / hz / n : -1), (n > 0 ? uticks * 1e6 / hz / n : -1)
         }'
 }
 
@@ -211,9 +217,9 @@ for upstream in ${upstreams//,/ }; do
         nt=${#targets[@]}
         for ((i = 0; i < nt; i++)); do
             t=${targets[$(((i + r * 3) % nt))]}
-            read -r rps p99 bad err cpu <<<"$(wrk_once "${url[$t]}" "${tpid[$t]}")"
-            printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$upstream" "$t" "$((r + 1))" "$rps" "$p99" \
-                "$bad" "$err" "$cpu" | tee -a "$results"
+            read -r rps p99 bad err cpu upcpu <<<"$(wrk_once "${url[$t]}" "${tpid[$t]}" "$upstream_pid")"
+            printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$upstream" "$t" "$((r + 1))" "$rps" "$p99" \
+                "$bad" "$err" "$cpu" "$upcpu" | tee -a "$results"
             if ! kill -0 "${tpid[$t]}" 2>/dev/null; then
                 echo "run.sh: $t exited during the run; its log:" >&2
                 tail -20 "$work/$t.log" >&2
@@ -237,15 +243,17 @@ python3 - "$results" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 data = {}
-for up, t, rnd, rps, p99, bad, err, cpu in rows:
-    d = data.setdefault((up, t), {"rps": [], "p99": [], "cpu": [], "bad": 0, "err": 0})
+for up, t, rnd, rps, p99, bad, err, cpu, upcpu in rows:
+    d = data.setdefault((up, t), {"rps": [], "p99": [], "cpu": [], "up": [], "bad": 0, "err": 0})
     d["rps"].append(float(rps)); d["p99"].append(float(p99)); d["cpu"].append(float(cpu))
+    d["up"].append(float(upcpu))
     d["bad"] += int(bad); d["err"] += int(err)
 ups = list(dict.fromkeys(r[0] for r in rows))
 targets = list(dict.fromkeys(r[1] for r in rows))
 print("| upstream | target | req/s (median) | min..max | p99 ms (median) | req/s vs direct "
-      "| req/s vs nginx | p99 vs nginx | CPU us/req | CPU vs nginx | non-2xx | sock err |")
-print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| req/s vs nginx | p99 vs nginx | CPU us/req | CPU vs nginx | upstream CPU us/req "
+      "| non-2xx | sock err |")
+print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for up in ups:
     med = {t: (statistics.median(data[(up, t)]["rps"]), statistics.median(data[(up, t)]["p99"]),
                statistics.median(data[(up, t)]["cpu"]))
@@ -266,7 +274,7 @@ for up in ups:
             vs_ng = p99_ng = cpu_ng = "-"
         print(f"| {up} | {t} | {rps:,.0f} | {min(d['rps']):,.0f}..{max(d['rps']):,.0f} "
               f"| {p99:.2f} | {vs_direct} | {vs_ng} | {p99_ng} | {cpu:.1f} | {cpu_ng} "
-              f"| {d['bad']} | {d['err']} |")
+              f"| {statistics.median(d['up']):.1f} | {d['bad']} | {d['err']} |")
 
 # Per-round ratios: each round's target against a reference of the same round --
 # profgate-N and candidate-N against nginx-N, and profgate-N against candidate-N. Rounds run
@@ -274,7 +282,7 @@ for up in ups:
 # resolves a difference of a few % that the medians above, each spread over the whole run,
 # do not. "lower CPU in": in how many rounds the target used less CPU per request.
 by_round = {(up, t, int(rnd)): (float(rps), float(p99), float(cpu))
-            for up, t, rnd, rps, p99, bad, err, cpu in rows}
+            for up, t, rnd, rps, p99, bad, err, cpu, upcpu in rows}
 pairs = []
 for up in ups:
     for t in targets:
