@@ -1,13 +1,21 @@
 # tests/integration/lib/common.sh: helpers every integration scenario sources.
 #   . "$(dirname "$0")/lib/common.sh"
 # Gives: $T (a private temp dir, removed at exit unless PG_KEEP_TMP=1), $BIN (build dir),
-# pg_free_port, pg_wait_port, pg_wait_unix, pg_up, pg_start NAME CMD... (background, PID recorded,
-# output in $T/NAME.log; every started PID is killed at exit), pg_stop NAME, pg_fail MSG,
-# pg_check DESC CMD... (counts passes/failures), pg_done (prints "N passed, M failed", exits),
-# pg_gateway_config and pg_demo_start (randomstring with its agent behind profgate).
+# $PG, $RS, $UP (profgate, randomstring, tests/programs/pg_test_upstream in $BIN),
+# pg_need (binaries built, tools installed, else the scenario ends), pg_free_port, pg_ports,
+# pg_wait_port, pg_wait_unix, pg_up, pg_start NAME CMD... (background, PID recorded, output in
+# $T/NAME.log; every started PID is killed at exit), pg_stop NAME, pg_fail MSG, pg_check DESC
+# CMD... (counts passes/failures), pg_done (prints "N passed, M failed", exits), pg_upstreams
+# (test upstreams up), pg_ready and pg_gateway (profgate up, or the scenario ends),
+# pg_gateway_config and pg_demo_start (randomstring with its agent behind profgate), pg_san
+# (the sanitizer runtime a binary links, if any), pg_raw_count (samples through a function in
+# `go tool pprof -raw` output).
 set -u
 
 BIN=${PG_BUILD_DIR:?PG_BUILD_DIR must point at the build directory}
+PG=$BIN/proxy/profgate
+RS=$BIN/demo-upstream/randomstring
+UP=$BIN/tests/programs/pg_test_upstream
 SRC=${PG_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 T=$(mktemp -d "${TMPDIR:-/tmp}/pg-itest.XXXXXX")
 export HOME=$T PPROF_TMPDIR=$T/pprof GOCACHE=$T/gocache GOFLAGS=-mod=mod
@@ -47,7 +55,7 @@ pg_free_port()
     local p
     for _ in $(seq 1 200); do
         p=$((10000 + RANDOM % 22000))
-        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+        if ! pg_port_open "$p"; then
             echo "$p"
             return 0
         fi
@@ -56,29 +64,50 @@ pg_free_port()
     return 1
 }
 
+# pg_ports VAR...: a free port (pg_free_port) in each variable named, none of them one that
+# pg_ports has handed out before in this scenario (so two servers never get the same one).
+PG_PORTS_TAKEN=" "
+pg_ports()
+{
+    local var p
+    for var in "$@"; do
+        p=$(pg_free_port) || exit 1
+        while [[ $PG_PORTS_TAKEN == *" $p "* ]]; do p=$(pg_free_port) || exit 1; done
+        PG_PORTS_TAKEN+="$p "
+        printf -v "$var" '%s' "$p"
+    done
+}
+
+# pg_poll SECONDS CMD...: CMD every 0.1 s until it succeeds; false after SECONDS.
+pg_poll()
+{
+    local secs=$1
+    shift
+    for _ in $(seq 1 $((secs * 10))); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+pg_port_open()
+{
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # pg_wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
 pg_wait_port()
 {
-    local port=$1 secs=${2:-30} i
-    for i in $(seq 1 $((secs * 10))); do
-        if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "nothing listening on 127.0.0.1:$port after ${secs}s" >&2
+    pg_poll "${2:-30}" pg_port_open "$1" && return 0
+    echo "nothing listening on 127.0.0.1:$1 after ${2:-30}s" >&2
     return 1
 }
 
 # pg_wait_unix PATH [SECONDS]: until PATH is a socket.
 pg_wait_unix()
 {
-    local path=$1 secs=${2:-30} i
-    for i in $(seq 1 $((secs * 10))); do
-        [ -S "$path" ] && return 0
-        sleep 0.1
-    done
-    echo "no socket at $path after ${secs}s" >&2
+    pg_poll "${2:-30}" test -S "$1" && return 0
+    echo "no socket at $1 after ${2:-30}s" >&2
     return 1
 }
 
@@ -89,7 +118,7 @@ pg_up()
     local pid=${PG_PIDS[$1]} secs=${4:-30}
     for _ in $(seq 1 $((secs * 10))); do
         kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && { [ -z "${3:-}" ] || [ -S "$3" ]; }; then
+        if pg_port_open "$2" && { [ -z "${3:-}" ] || [ -S "$3" ]; }; then
             return 0
         fi
         sleep 0.1
@@ -160,6 +189,104 @@ pg_done()
     exit $?
 }
 
+# pg_need [--or-skip] WHAT...: what the scenario cannot run without; the first missing WHAT ends
+# it, named. A WHAT with a "/" is a file the build makes, any other a command on PATH. Missing:
+# a failure (exit 1), so that CI without a tool fails rather than passes having run nothing;
+# with --or-skip (for the scenarios that say "# ctest-skip-code: 77") a command missing is a
+# skip (exit 77). A file the build should have made is never a skip.
+pg_need()
+{
+    local what skip=0
+    [ "${1:-}" = --or-skip ] && { skip=1; shift; }
+    for what in "$@"; do
+        if [[ $what == */* ]]; then
+            [ -x "$what" ] || { [[ $what == *.so ]] && [ -e "$what" ]; } && continue
+            echo "FAIL: $what not built"
+            exit 1
+        fi
+        command -v "$what" >/dev/null && continue
+        if [ $skip = 1 ]; then
+            echo "SKIP: $what not installed"
+            exit 77
+        fi
+        echo "FAIL: $what not installed (scripts/install-deps.sh test)"
+        exit 1
+    done
+}
+
+# pg_san BINARY: the sanitizer runtime (libasan.so.8, libtsan.so.2) BINARY links, or nothing.
+pg_san()
+{
+    ldd "$1" | grep -Eo 'lib[at]san[^ ]*' | head -n 1
+}
+
+# pg_upstreams NAME ADDRESS [NAME ADDRESS...]: a tests/programs/pg_test_upstream for each (run
+# as pg_start NAME, its answers naming NAME), ADDRESS 127.0.0.1:PORT or unix:PATH; all started,
+# then each waited for. One that does not come up is a failure (the scenario goes on).
+pg_upstreams()
+{
+    local args=("$@") i addr
+    for ((i = 0; i < ${#args[@]}; i += 2)); do
+        addr=${args[i + 1]}
+        if [[ $addr == unix:* ]]; then
+            pg_start "${args[i]}" "$UP" --unix "${addr#unix:}" --name "${args[i]}"
+        else
+            pg_start "${args[i]}" "$UP" --listen "$addr" --name "${args[i]}"
+        fi
+    done
+    for ((i = 0; i < ${#args[@]}; i += 2)); do
+        addr=${args[i + 1]}
+        if [[ $addr == unix:* ]]; then
+            pg_wait_unix "${addr#unix:}"
+        else
+            pg_wait_port "${addr##*:}"
+        fi || pg_fail "upstream ${args[i]} did not start ($addr)"
+    done
+}
+
+# pg_ready NAME PORT...: until NAME (started by pg_start) accepts on every 127.0.0.1:PORT; if it
+# exits or 30 s pass first: its log, a failure, and the scenario ends (pg_done).
+pg_ready()
+{
+    local name=$1 port
+    shift
+    for port in "$@"; do
+        pg_up "$name" "$port" && continue
+        pg_log "$name"
+        pg_fail "$name did not start (127.0.0.1:$port)"
+        pg_done
+    done
+}
+
+# pg_gateway NAME CONFIG PORT...: profgate --config CONFIG as NAME, then pg_ready NAME PORT...
+pg_gateway()
+{
+    local name=$1 conf=$2
+    shift 2
+    pg_start "$name" "$PG" --config "$conf"
+    pg_ready "$name" "$@"
+}
+
+# pg_raw_count RAW FUNCTION: the sum of the first value of the samples whose stack has a
+# location named FUNCTION, in RAW (`go tool pprof -raw` output whose sample lines start with
+# "N: ", as goroutine and threadcreate have them).
+pg_raw_count()
+{
+    awk -v fn="$2" '
+        /^Samples:/ { sec = "s"; next }
+        /^Locations/ { sec = "l"; next }
+        /^Mappings/ { sec = "" }
+        sec == "s" && $1 ~ /^[0-9]+:$/ { n++; v[n] = $1 + 0; ids[n] = $0 }
+        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
+        END {
+            for (j = 1; j <= n; j++) {
+                k = split(ids[j], f, " ")
+                for (i = 2; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
+            }
+            print s + 0
+        }' "$1"
+}
+
 # pg_gateway_config PG_PORT UPSTREAM_ADDR AGENT_SOCKET [NAME]: on stdout, the one-service
 # gateway config most scenarios use (1 worker, route "/", loopback-only pprof, max 60 s);
 # lines in $PG_PPROF_EXTRA are added to its [pprof] table.
@@ -207,7 +334,7 @@ pg_demo_start()
         while [ "$PG_PORT" = "$RS_PORT" ]; do PG_PORT=$(pg_free_port) || exit 1; done
         GW=http://127.0.0.1:$PG_PORT
         pg_gateway_config "$PG_PORT" "127.0.0.1:$RS_PORT" "$SOCK" >"$conf"
-        pg_start $rs env "$@" "$BIN/demo-upstream/randomstring" --listen "127.0.0.1:$RS_PORT" \
+        pg_start $rs env "$@" "$RS" --listen "127.0.0.1:$RS_PORT" \
             --agent-socket "$SOCK"
         if ! pg_up $rs "$RS_PORT" "$SOCK"; then
             pg_stop $rs
@@ -216,7 +343,7 @@ pg_demo_start()
             echo "FAIL: randomstring did not come up"
             exit 1
         fi
-        pg_start $pg "$BIN/proxy/profgate" --config "$conf"
+        pg_start $pg "$PG" --config "$conf"
         pg_up $pg "$PG_PORT" && return 0
         pg_stop $pg
         pg_stop $rs
