@@ -25,108 +25,37 @@ here=$(cd "$(dirname "$0")" && pwd)
 me=heap_overhead.sh
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$here/../lib/common.sh"
-src=$BENCH_SRC
-build=${PG_BUILD_DIR:-$src/build-bench}
+build=${PG_BUILD_DIR:-$BENCH_SRC/build-bench}
 runs=7
 secs=5
 conns=32
 path="/randomstring?n=64"
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --runs) runs=$2; shift ;;
-    --seconds) secs=$2; shift ;;
-    --conns) conns=$2; shift ;;
-    --path) path=$2; shift ;;
-    --build) build=$2; shift ;;
-    --keep) keep=1 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "heap_overhead.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-    esac
-    shift
-done
-[ "$runs" -ge 1 ] && [ "$runs" -le 50 ] || { echo "--runs: 1..50" >&2; exit 2; }
-[ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "--seconds: 1..60" >&2; exit 2; }
-
-"$src/scripts/install-deps.sh" bench
-if [ -f "$build/CMakeCache.txt" ]; then
-    bench_no_sanitizer "$build"
-fi
-bench_build "$build" randomstring profagent
-bench_no_sanitizer "$build"
-
+bench_onoff_options "$@"
+bench_agent_build "$build" randomstring profagent
 bench_workdir pg_heap_overhead
-
-pin_srv=()
-pin_wrk=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-    pin_srv=(taskset -c 0)
-    pin_wrk=(taskset -c 1)
-fi
+bench_pin
 
 declare -A port pid_of
 for mode in on off; do
     port[$mode]=$(bench_free_port)
     rate=524288
     [ "$mode" = off ] && rate=0
-    env PROFAGENT_MEM_RATE=$rate "${pin_srv[@]}" "$build/demo-upstream/randomstring" \
-        --listen "127.0.0.1:${port[$mode]}" --agent-socket "$work/$mode.sock" \
-        >"$work/$mode.log" 2>&1 &
-    pids+=($!)
-    pid_of[$mode]=$!
+    bench_start "$mode" env PROFAGENT_MEM_RATE=$rate "${pin_srv[@]}" "$build/demo-upstream/randomstring" \
+        --listen "127.0.0.1:${port[$mode]}" --agent-socket "$work/$mode.sock"
+    pid_of[$mode]=${pids[-1]}
 done
 for mode in on off; do
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/${port[$mode]}") 2>/dev/null && break
-        sleep 0.1
-    done
+    bench_wait_port "${port[$mode]}" 10 || exit 1
 done
-
-cpu_ns() {
-    awk '{ print $1 }' "/proc/${pid_of[$1]}/schedstat"
-}
 
 # one wrk run; prints "Requests/sec server-CPU-ns-per-request"
 run() {
-    local c0 c1
-    c0=$(cpu_ns "$1")
-    "${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:${port[$1]}$path" \
-        >"$work/wrk.txt" 2>&1
-    c1=$(cpu_ns "$1")
-    if bench_wrk_failed "$work/wrk.txt"; then
-        exit 1
-    fi
-    awk -v c="$((c1 - c0))" '/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
-        END { printf "%s %.0f\n", rps, c / n }' "$work/wrk.txt"
+    bench_wrk_schedstat "${pid_of[$1]}" "http://127.0.0.1:${port[$1]}$path"
 }
 
 echo "randomstring $path, wrk -t1 -c$conns -d${secs}s, $runs rounds, pinned: ${pin_srv[*]:-no}"
-run on >/dev/null # warm-up
-run off >/dev/null
-: >"$work/on.rps"
-: >"$work/off.rps"
-: >"$work/on.cpu"
-: >"$work/off.cpu"
-for i in $(seq 1 "$runs"); do
-    if [ $((i % 2)) = 1 ]; then order="on off"; else order="off on"; fi
-    line="round $i:"
-    for mode in $order; do
-        read -r rps cpu < <(run $mode)
-        echo "$rps" >>"$work/$mode.rps"
-        echo "$cpu" >>"$work/$mode.cpu"
-        line="$line $mode=$rps req/s ${cpu} ns/req;"
-    done
-    echo "$line"
-done
-on=$(bench_median <"$work/on.rps")
-off=$(bench_median <"$work/off.rps")
-con=$(bench_median <"$work/on.cpu")
-coff=$(bench_median <"$work/off.cpu")
-awk -v on="$on" -v off="$off" -v con="$con" -v coff="$coff" 'BEGIN {
-    printf "median req/s: heap sampling on (512 KiB) %.0f, off (PROFAGENT_MEM_RATE=0) %.0f\n", on, off
-    printf "throughput ratio on/off %.4f (overhead %.2f%%)\n", on / off, (1 - on / off) * 100
-    printf "median server CPU per request: on %.0f ns, off %.0f ns\n", con, coff
-    printf "CPU per request ratio on/off %.4f (overhead %.2f%%)\n", con / coff, (con / coff - 1) * 100 }'
-echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_onoff_rounds run
+bench_onoff_summary "heap sampling on (512 KiB)" "off (PROFAGENT_MEM_RATE=0)"
 echo "sampler state of the 'on' instance:"
 curl -s -m 10 --unix-socket "$work/on.sock" "http://agent/debug/pprof/heap?debug=1" |
     grep -E '^heap profile:|^# (SampleRate|Stacks|LiveSamples|Dropped)' || true

@@ -69,7 +69,7 @@ while [ $# -gt 0 ]; do
     --no-callgrind) callgrind=0 ;;
     --with-cpu-script) cpu_script=1 ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,47p' "$0"; exit 0 ;;
+    -h | --help) bench_usage; exit 0 ;;
     *) echo "overhead.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -78,7 +78,7 @@ done
 [ "$secs" -ge 1 ] && [ "$secs" -le 30 ] || { echo "--seconds: 1..30" >&2; exit 2; }
 [ "$calls" -ge 100 ] && [ "$calls" -le 100000 ] || { echo "--calls: 100..100000" >&2; exit 2; }
 
-"$src/scripts/install-deps.sh" bench
+bench_agent_build "$build" randomstring profagent profagent_static
 for tool in wrk curl ab; do
     command -v $tool >/dev/null || { echo "overhead.sh: $tool is needed" >&2; exit 1; }
 done
@@ -86,11 +86,6 @@ if [ "$callgrind" = 1 ] && ! command -v callgrind_annotate >/dev/null; then
     echo "overhead.sh: valgrind not found: (c) skipped" >&2
     callgrind=0
 fi
-if [ -f "$build/CMakeCache.txt" ]; then
-    bench_no_sanitizer "$build"
-fi
-bench_build "$build" randomstring profagent profagent_static
-bench_no_sanitizer "$build"
 btype=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
 rs=$build/demo-upstream/randomstring
 

@@ -27,6 +27,20 @@
 #                             answers or connect/read/write socket errors (wrk's "timeout"
 #                             count is requests slower than 2 s on a starved machine, not failures)
 #   bench_median              the median of the numbers on stdin, one a line ("nan" if none)
+#   bench_usage               the script's opening comment (its --help)
+#   bench_agent_build DIR TARGET...  install-deps bench, refuse a sanitizer build, bench_build
+#   bench_pin                 pin_srv=(taskset -c 0), pin_wrk=(taskset -c 1) when there are 2+
+#                             CPUs and taskset, else both empty (the on/off scripts)
+#   bench_onoff_options ARG...  the on/off scripts' options: --runs --seconds --conns --path
+#                             --build --keep (and --hz if $hz is set); sets those variables
+#   bench_wrk_schedstat PID URL  one `wrk -t1 -c$conns -d${secs}s URL` (pinned by pin_wrk);
+#                             prints "Requests/sec server-CPU-ns-per-request" (PID's
+#                             /proc/PID/schedstat over the run / wrk's request count); exits 1
+#                             when wrk saw errors
+#   bench_onoff_rounds RUN    after a warm-up RUN on and RUN off, $runs rounds of both, the order
+#                             alternating; RUN MODE prints "req/s ns/req [samples]"; prints each
+#                             round, keeps the figures in $work/MODE.rps and $work/MODE.cpu
+#   bench_onoff_summary ON OFF  the medians of those and their ratios, ON and OFF naming the modes
 #   bench_profgate_conf FILE WORKERS PORT UPSTREAM_PORT [EXTRA_SERVER_LINE]
 #   bench_nginx_conf WORKERS PORT UPSTREAM_PORT [OPTIONS]
 #   bench_haproxy_conf FILE THREADS PORT UPSTREAM_PORT [MAXCONN] [KEEPALIVE_TIMEOUT]
@@ -367,4 +381,101 @@ EOF
     http-request add-header Via "1.1 haproxy"
     http-response add-header Via "1.1 haproxy"
 EOF
+}
+
+bench_usage()
+{
+    awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"
+}
+
+bench_agent_build()
+{
+    local dir=$1
+    "$BENCH_SRC/scripts/install-deps.sh" bench
+    if [ -f "$dir/CMakeCache.txt" ]; then
+        bench_no_sanitizer "$dir"
+    fi
+    bench_build "$@"
+    bench_no_sanitizer "$dir"
+}
+
+bench_pin()
+{
+    pin_srv=()
+    pin_wrk=()
+    if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+        pin_srv=(taskset -c 0)
+        pin_wrk=(taskset -c 1)
+    fi
+}
+
+bench_onoff_options()
+{
+    while [ $# -gt 0 ]; do
+        case "$1" in
+        --runs) runs=$2; shift ;;
+        --seconds) secs=$2; shift ;;
+        --conns) conns=$2; shift ;;
+        --path) path=$2; shift ;;
+        --hz) [ -n "${hz:-}" ] || { echo "$me: unknown option $1 (see --help)" >&2; exit 2; }
+            hz=$2; shift ;;
+        --build) build=$2; shift ;;
+        --keep) keep=1 ;;
+        -h | --help) bench_usage; exit 0 ;;
+        *) echo "$me: unknown option $1 (see --help)" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    [ "$runs" -ge 1 ] && [ "$runs" -le 50 ] || { echo "--runs: 1..50" >&2; exit 2; }
+    [ "$secs" -ge 1 ] && [ "$secs" -le 60 ] || { echo "--seconds: 1..60" >&2; exit 2; }
+}
+
+bench_wrk_schedstat()
+{
+    local c0 c1
+    c0=$(awk '{ print $1 }' "/proc/$1/schedstat")
+    "${pin_wrk[@]}" wrk -t1 -c"$conns" -d"${secs}s" "$2" >"$work/wrk.txt" 2>&1
+    c1=$(awk '{ print $1 }' "/proc/$1/schedstat")
+    if bench_wrk_failed "$work/wrk.txt"; then
+        exit 1
+    fi
+    awk -v c="$((c1 - c0))" '/^Requests\/sec:/ { rps = $2 } / requests in / { n = $1 }
+        END { printf "%s %.0f\n", rps, c / n }' "$work/wrk.txt"
+}
+
+bench_onoff_rounds()
+{
+    local run=$1 i mode order line rps cpu samples
+    "$run" on >/dev/null # warm-up
+    "$run" off >/dev/null
+    : >"$work/on.rps"
+    : >"$work/off.rps"
+    : >"$work/on.cpu"
+    : >"$work/off.cpu"
+    for i in $(seq 1 "$runs"); do
+        if [ $((i % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+        line="round $i:"
+        for mode in $order; do
+            read -r rps cpu samples < <("$run" $mode) || true
+            [ -n "${cpu:-}" ] || { echo "$me: the $mode run failed" >&2; exit 1; }
+            echo "$rps" >>"$work/$mode.rps"
+            echo "$cpu" >>"$work/$mode.cpu"
+            line="$line $mode=$rps req/s ${cpu} ns/req"
+            [ -n "$samples" ] && line="$line ($samples samples)"
+            line="$line;"
+        done
+        echo "$line"
+    done
+}
+
+bench_onoff_summary()
+{
+    awk -v on="$(bench_median <"$work/on.rps")" -v off="$(bench_median <"$work/off.rps")" \
+        -v con="$(bench_median <"$work/on.cpu")" -v coff="$(bench_median <"$work/off.cpu")" \
+        -v a="$1" -v b="$2" 'BEGIN {
+    printf "median req/s: %s %.0f, %s %.0f\n", a, on, b, off
+    printf "throughput ratio on/off %.4f (overhead %.2f%%)\n", on / off, (1 - on / off) * 100
+    printf "median server CPU per request: on %.0f ns, off %.0f ns\n", con, coff
+    printf "CPU per request ratio on/off %.4f (overhead %.2f%%)\n", con / coff, (con / coff - 1) * 100 }'
+    echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
