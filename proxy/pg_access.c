@@ -3,17 +3,23 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "pg_config.h"
 #include "pg_http.h"
 
-#define LINE_MAX_BYTES 4096
+_Static_assert(PG_ACCESS_LINE_MAX <= PIPE_BUF, "a line must fit one atomic pipe write");
+_Static_assert(PG_ACCESS_BATCH_BYTES >= 2 * PG_ACCESS_LINE_MAX, "a batch holds lines");
 
 static atomic_uint_fast64_t dropped_singleton;
+/* the calling thread's batch (pg_access_batch_attach), NULL: lines are written at once */
+static _Thread_local pg_access_batch_t *batch_tls;
 
 int pg_access_open(const char *spec, int *fd)
 {
@@ -142,17 +148,15 @@ static const char *timestamp(int json)
     return buf[json];
 }
 
-void pg_access_write(int fd, int format, const pg_access_entry_t *e)
+/* The line for e, its '\n' included, into line (PG_ACCESS_LINE_MAX bytes); its length. */
+static size_t format_line(char *line, int format, const pg_access_entry_t *e)
 {
-    char line[LINE_MAX_BYTES], addr[64];
-    out_t o = {line, 0, sizeof line - 1};
+    char addr[64];
+    out_t o = {line, 0, PG_ACCESS_LINE_MAX - 1};
     const char *atext = e->peer_text;
     size_t alen = e->peer_text_len;
     uint64_t ms;
-    ssize_t w;
 
-    if (fd < 0)
-        return;
     if (atext == NULL) {
         alen = pg_http_addr_text(e->peer, addr, sizeof addr);
         atext = addr;
@@ -239,7 +243,105 @@ void pg_access_write(int fd, int format, const pg_access_entry_t *e)
         }
     }
     line[o.n++] = '\n';
-    w = write(fd, line, o.n);
-    if (w != (ssize_t)o.n)
-        atomic_fetch_add(&dropped_singleton, 1);
+    return o.n;
+}
+
+static size_t count_lines(const char *p, size_t n)
+{
+    const char *end = p + n;
+    size_t k = 0;
+
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        p++;
+        k++;
+    }
+    return k;
+}
+
+/* Most bytes one write to fd may carry and stay whole among other threads' writes: any
+ * number on a regular file (an O_APPEND write, or one at a shared offset, is done under the
+ * file's lock), PIPE_BUF elsewhere (atomic on a pipe; a stream socket or a terminal may let
+ * another writer in between larger pieces). */
+static size_t chunk_of(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        return SIZE_MAX;
+    return PIPE_BUF;
+}
+
+void pg_access_batch_init(pg_access_batch_t *b)
+{
+    b->fd = -1;
+    b->chunk = PIPE_BUF;
+    b->n = 0;
+}
+
+void pg_access_batch_attach(pg_access_batch_t *b)
+{
+    batch_tls = b;
+}
+
+int pg_access_batch_flush(pg_access_batch_t *b)
+{
+    size_t off = 0, len;
+    const char *nl;
+    ssize_t w;
+    int r = 0;
+
+    while (off < b->n) {
+        len = b->n - off;
+        if (len > b->chunk) {
+            /* whole lines only: one ends within every chunk (a line <= PIPE_BUF bytes) */
+            nl = memrchr(b->buf + off, '\n', b->chunk);
+            len = (size_t)(nl - (b->buf + off)) + 1;
+        }
+        w = write(b->fd, b->buf + off, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            r = w < 0 ? -errno : -EIO;
+            atomic_fetch_add(&dropped_singleton, count_lines(b->buf + off, b->n - off));
+            break;
+        }
+        /* a short write (a regular file running out of room): the rest is tried, and a
+         * failure then drops it; its first line is then cut */
+        off += (size_t)w;
+    }
+    b->n = 0;
+    return r;
+}
+
+int pg_access_batch_forget(pg_access_batch_t *b)
+{
+    int r = pg_access_batch_flush(b);
+
+    b->fd = -1;
+    return r;
+}
+
+void pg_access_write(int fd, int format, const pg_access_entry_t *e)
+{
+    pg_access_batch_t *b = batch_tls;
+    char line[PG_ACCESS_LINE_MAX];
+    size_t n;
+
+    if (fd < 0)
+        return;
+    if (b == NULL) {
+        n = format_line(line, format, e);
+        if (write(fd, line, n) != (ssize_t)n)
+            atomic_fetch_add(&dropped_singleton, 1);
+        return;
+    }
+    if (b->fd != fd) {
+        /* lines keep their order, and each its descriptor */
+        pg_access_batch_flush(b);
+        b->fd = fd;
+        b->chunk = chunk_of(fd);
+    } else if (sizeof b->buf - b->n < PG_ACCESS_LINE_MAX) {
+        pg_access_batch_flush(b);
+    }
+    b->n += format_line(b->buf + b->n, format, e);
 }

@@ -118,6 +118,9 @@ void pg__gen_unref(pg_gen_t *g)
 {
     if (--g->refs > 0)
         return;
+    /* lines for this generation's log may wait in the batch: written before the reference
+     * that keeps the file open is dropped (the descriptor's number may then be reused) */
+    pg_access_batch_forget(&g->w->alog);
     pg_route_table_free(g->routes);
     free(g->pools);
     free(g->route_slots);
@@ -396,6 +399,7 @@ static void maybe_finish_drain(pg_worker_t *w)
         uv_close((uv_handle_t *)&w->resume_timer, NULL);
         uv_close((uv_handle_t *)&w->backoff_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
+        uv_close((uv_handle_t *)&w->log_flush, NULL);
         close_listener(w);
         if (w->gen) {
             gen_retire(w->gen);
@@ -480,6 +484,15 @@ static void on_wakeup(uv_async_t *a)
 
 /* ---------------- thread ---------------- */
 
+/* Runs before every wait for events: the lines of the iteration (of any phase) reach the
+ * log before the loop can sleep. */
+static void on_log_flush(uv_prepare_t *p)
+{
+    pg_worker_t *w = p->data;
+
+    pg_access_batch_flush(&w->alog);
+}
+
 static void worker_main(void *arg)
 {
     pg_worker_t *w = arg;
@@ -487,7 +500,11 @@ static void worker_main(void *arg)
 
     snprintf(tag, sizeof tag, "w%d", w->id);
     pg_log_set_thread(tag);
+    pg_access_batch_attach(&w->alog);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* lines of the last callbacks (closing connections), if any were left */
+    pg_access_batch_forget(&w->alog);
+    pg_access_batch_attach(NULL);
 }
 
 static int listener_init(pg_worker_t *w, pg_listener_t *l, int fd, bool admin)
@@ -515,6 +532,7 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limi
         return -ENOMEM;
     w->id = id;
     pg_bufpool_init(&w->bufs);
+    pg_access_batch_init(&w->alog);
     r = uv_loop_init(&w->loop);
     if (r < 0)
         goto fail;
@@ -529,6 +547,9 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limi
     uv_mutex_init(&w->lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
+    uv_prepare_init(&w->loop, &w->log_flush);
+    w->log_flush.data = w;
+    uv_prepare_start(&w->log_flush, on_log_flush);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->resume_timer);
@@ -558,6 +579,7 @@ fail_listener:
     uv_close((uv_handle_t *)&w->listener.poll, NULL);
 fail_timers:
     uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_close((uv_handle_t *)&w->log_flush, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->resume_timer, NULL);
     uv_close((uv_handle_t *)&w->backoff_timer, NULL);

@@ -16,6 +16,11 @@
  * started in, so a reload never changes a request in flight; a retired generation closes
  * its idle pooled connections and is freed when its last request and connection are done.
  *
+ * Access log: lines are gathered in the worker's batch (pg_access.h) and written before the
+ * loop waits for events (a uv_prepare handle), so a busy worker writes many lines at once
+ * and a quiet one none late; a generation's last reference flushes the batch before it can
+ * let the log file close, and the thread flushes once more when its loop has ended.
+ *
  * Owns: a worker owns its loop, handles, connections, generations and buffers; it holds a
  *   reference to every pg_cfgref_t it uses.
  * Threads: pg_worker_start/reload/stop/join from the main thread; everything else runs on
@@ -29,6 +34,7 @@
 
 #include <uv.h>
 
+#include "pg_access.h"
 #include "pg_buf.h"
 #include "pg_config.h"
 #include "pg_metrics.h"
@@ -145,8 +151,10 @@ struct pg_worker {
     pg_listener_t listener;
     pg_listener_t admin;        /* pprof.admin_listen, when has_admin */
     uv_async_t wakeup;
+    uv_prepare_t log_flush;     /* writes the access log batch before the loop waits */
     uv_timer_t drain_timer;
     pg_bufpool_t bufs;
+    pg_access_batch_t alog;     /* access log lines of this worker's requests */
     pg_metrics_t *metrics;
     pg_gen_t *gen;              /* current generation */
     pg_conn_t *conns;           /* all client connections (intrusive list) */
