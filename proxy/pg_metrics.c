@@ -7,6 +7,8 @@
 
 #include <uv.h>
 
+#include "pg_access.h"
+
 typedef struct slot {
     char name[128];                     /* "" = unused; written under the registry lock */
     atomic_uint_fast64_t count[6];      /* route: by status class; [0] = no status */
@@ -321,4 +323,9 @@ void pg_metrics_render(FILE *out)
     for (j = 0; j < PG__ERR_N; j++)
         fprintf(out, "profgate_errors_total{cause=\"%s\"} %llu\n", cause_names[j],
                 (unsigned long long)errors[j]);
+    fprintf(out,
+            "# HELP profgate_access_log_dropped_total Access log lines lost to failed writes.\n"
+            "# TYPE profgate_access_log_dropped_total counter\n"
+            "profgate_access_log_dropped_total %llu\n",
+            (unsigned long long)pg_access_dropped());
 }
