@@ -13,20 +13,7 @@
 # ctest-timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-RS=$BIN/demo-upstream/randomstring
-P=$(port)
-R=$(port)
+pg_ports P R
 SOCK=$T/run/rs.sock
 base=http://127.0.0.1:$P
 prof=$base/debug/pprof/profile
@@ -91,8 +78,7 @@ is_profile()  # a gzip-compressed profile.proto
 }
 
 start_rs
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P"
 rspid=$(pg_pid rs)
 
 code=$(curl -s -m 30 -o "$T/warm.pb" -w '%{http_code}' "$prof?seconds=1")

@@ -17,20 +17,7 @@
 # ctest-timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(port)
-U=$(port)
+pg_ports P U
 LIMIT=128
 HOLD=300
 WINDOW=3
@@ -121,11 +108,10 @@ stop_bounded()
     pg_stop "$1"
 }
 
-pg_start up "$UP" --listen "127.0.0.1:$U" --name up
-pg_wait_port "$U" || pg_fail "upstream did not start"
+pg_upstreams up "127.0.0.1:$U"
 # ulimit -f 20000: at most ~20 MB of log (1 KiB blocks)
 pg_start profgate bash -c "ulimit -n $LIMIT && ulimit -f 20000 && exec '$PG' --config '$T/pg.toml'"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_ready profgate "$P"
 pgpid=$(pg_pid profgate)
 pg_check "profgate runs under ulimit -n $LIMIT" \
     bash -c "grep -q '^Max open files *$LIMIT ' /proc/$pgpid/limits"

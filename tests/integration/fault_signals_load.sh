@@ -13,21 +13,7 @@
 # ctest-timeout: 240
 . "$(dirname "$0")/lib/common.sh"
 
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(port)
-U1=$(port)
-U2=$(port)
+pg_ports P U1 U2
 base=http://127.0.0.1:$P
 
 write_cfg()  # write_cfg UPSTREAM: the catch-all route goes to UPSTREAM
@@ -53,12 +39,9 @@ EOF
     mv "$T/pg.toml.new" "$T/pg.toml"
 }
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_start up2 "$UP" --listen "127.0.0.1:$U2" --name up2
-pg_wait_port "$U1" && pg_wait_port "$U2" || pg_fail "upstreams did not start"
+pg_upstreams up1 "127.0.0.1:$U1" up2 "127.0.0.1:$U2"
 write_cfg up1
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P"
 pgpid=$(pg_pid profgate)
 pg_check "before: / -> up1" bash -c "curl -s -m 10 '$base/echo' | grep -q '^up1 GET'"
 

@@ -8,23 +8,7 @@
 # ctest-timeout: 180
 . "$(dirname "$0")/lib/common.sh"
 
-# Ports below the kernel's ephemeral range (32768+), so that no outgoing connection of a
-# test running in parallel can be holding the one we are about to listen on.
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(port)
-U1=$(port)
-U2=$(port)
+pg_ports P U1 U2
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -48,11 +32,8 @@ prefix   = "/two/"
 upstream = "up2"
 EOF
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_start up2 "$UP" --listen "127.0.0.1:$U2" --name up2
-pg_wait_port "$U1" && pg_wait_port "$U2" || pg_fail "upstreams did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams up1 "127.0.0.1:$U1" up2 "127.0.0.1:$U2"
+pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 pgpid=$(pg_pid profgate)
 

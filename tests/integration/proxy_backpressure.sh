@@ -16,13 +16,11 @@
 # ctest-resource: cpu
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-P=$(pg_free_port)
-U=$(pg_free_port)
+pg_ports P U
 MIB=256
 RSS_BOUND_KB=$((32 * 1024))
 sanitized=0
-ldd "$PG" 2>/dev/null | grep -q 'libasan\|libtsan' && sanitized=1
+[ -n "$(pg_san "$PG")" ] && sanitized=1
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -143,8 +141,7 @@ EOF
 
 pg_start up python3 "$T/upstream.py" "$U" "$T"
 pg_wait_port "$U" || pg_fail "the upstream did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P"
 pid=$(pg_pid profgate)
 curl -s -m 10 -o /dev/null "http://127.0.0.1:$P/download?mib=1" # warm: first buffers, pool
 

@@ -7,25 +7,7 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
-# Ports below the kernel's ephemeral range (32768+), so that no outgoing connection of a
-# test running in parallel can be holding the one we are about to listen on.
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(port)
-U1=$(port)
-U2=$(port)
-DEAD=$(port)
-V6=$(port)
+pg_ports P U1 U2 DEAD V6
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -89,16 +71,10 @@ rc=$?
 pg_check "--check of a bad file exits 2 (got $rc)" test "$rc" -eq 2
 pg_check "--check names file and line" grep -q "bad.toml:2" "$T/bad.out"
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_start up2 "$UP" --listen "127.0.0.1:$U2" --name up2
-pg_start agent1 "$UP" --unix "$T/agent1.sock" --name agent1
-pg_start agent2 "$UP" --unix "$T/agent2.sock" --name agent2
-pg_start up3 "$UP" --unix "$T/up3.sock" --name up3
 pg_start v6 "$UP" --listen "[::1]:$V6" --name v6
-pg_wait_port "$U1" && pg_wait_port "$U2" && pg_wait_unix "$T/agent1.sock" &&
-    pg_wait_unix "$T/agent2.sock" && pg_wait_unix "$T/up3.sock" || pg_fail "upstreams did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams up1 "127.0.0.1:$U1" up2 "127.0.0.1:$U2" agent1 "unix:$T/agent1.sock" \
+    agent2 "unix:$T/agent2.sock" up3 "unix:$T/up3.sock"
+pg_gateway profgate "$T/pg.toml" "$P"
 
 # A busy port is one clear line and exit 1. (profgate's own listeners use SO_REUSEPORT, so
 # the port is held by a plain listener here.)

@@ -7,22 +7,7 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
-# Ports below the kernel's ephemeral range (32768+), so that no outgoing connection of a
-# test running in parallel can be holding the one we are about to listen on.
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(port)
-U1=$(port)
+pg_ports P U1
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -51,11 +36,8 @@ EOF
 echo s3cret >"$T/token"
 AUTH='Authorization: Bearer s3cret'
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_start agent "$UP" --unix "$T/agent.sock" --name agent
-pg_wait_port "$U1" && pg_wait_unix "$T/agent.sock" || pg_fail "upstreams did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams up1 "127.0.0.1:$U1" agent "unix:$T/agent.sock"
+pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 
 cat >"$T/raw.py" <<'EOF'
@@ -119,7 +101,7 @@ pg_check "client gone mid-profile: agent connection closed (fds $before -> $afte
 
 # max_connections = 3: the 4th connection waits until one closes (own instance: the
 # header_timeout above would close the idle connections too soon)
-P2=$(port)
+pg_ports P2
 sed -e "s/127.0.0.1:$P/127.0.0.1:$P2/" -e '/header_timeout/d' "$T/pg.toml" >"$T/pg2.toml"
 pg_start profgate2 "$PG" --config "$T/pg2.toml"
 pg_wait_port "$P2" || pg_fail "profgate2 did not start"

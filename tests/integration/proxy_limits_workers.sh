@@ -9,10 +9,7 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(pg_free_port)
-U1=$(pg_free_port)
+pg_ports P U1
 MAX=40
 
 cat >"$T/pg.toml" <<EOF
@@ -30,10 +27,8 @@ prefix   = "/"
 upstream = "up1"
 EOF
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_wait_port "$U1" || pg_fail "upstream did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams up1 "127.0.0.1:$U1"
+pg_gateway profgate "$T/pg.toml" "$P"
 
 python3 - "$P" "$MAX" >"$T/out" <<'EOF'
 import socket, sys, time

@@ -6,21 +6,7 @@
 # ctest-timeout: 60
 . "$(dirname "$0")/lib/common.sh"
 
-port()
-{
-    local p
-    for _ in $(seq 1 100); do
-        p=$(pg_free_port) || return 1
-        [ "$p" -lt 32768 ] && { echo "$p"; return 0; }
-    done
-    pg_free_port
-}
-
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(port)
-U1=$(port)
-DEAD=$(port)
+pg_ports P U1 DEAD
 
 write_cfg()
 {
@@ -51,12 +37,9 @@ upstream = "dead"
 EOF
 }
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_start agent "$UP" --unix "$T/agent.sock" --name agent
-pg_wait_port "$U1" && pg_wait_unix "$T/agent.sock" || pg_fail "upstreams did not start"
+pg_upstreams up1 "127.0.0.1:$U1" agent "unix:$T/agent.sock"
 write_cfg combined
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 
 curl -s -A 'agent "quoted"' -e 'http://ref/' "$base/echo?a=1" >/dev/null

@@ -16,16 +16,8 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
-command -v ss >/dev/null || { echo "FAIL: ss (iproute2) not installed"; exit 1; }
-command -v ab >/dev/null || { echo "FAIL: ab not installed"; exit 1; }
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P1=$(pg_free_port)
-P2=$(pg_free_port)
-U1=$(pg_free_port)
-U2=$(pg_free_port)
-U3=$(pg_free_port)
-U4=$(pg_free_port)
+pg_need ss ab
+pg_ports P1 P2 U1 U2 U3 U4
 
 cat >"$T/pool.toml" <<EOF
 [server]
@@ -98,15 +90,9 @@ wait_conns()
     echo "$n"
 }
 
-for u in 1 2 3 4; do
-    port=U$u
-    pg_start "up$u" "$UP" --listen "127.0.0.1:${!port}" --name "up$u"
-done
-pg_wait_port "$U1" && pg_wait_port "$U2" && pg_wait_port "$U3" && pg_wait_port "$U4" ||
-    pg_fail "upstreams did not start"
-pg_start pool "$PG" --config "$T/pool.toml"
-pg_start opts "$PG" --config "$T/opts.toml"
-pg_wait_port "$P1" && pg_wait_port "$P2" || { pg_log pool; pg_log opts; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams up1 "127.0.0.1:$U1" up2 "127.0.0.1:$U2" up3 "127.0.0.1:$U3" up4 "127.0.0.1:$U4"
+pg_gateway pool "$T/pool.toml" "$P1"
+pg_gateway opts "$T/opts.toml" "$P2"
 b1=http://127.0.0.1:$P1
 b2=http://127.0.0.1:$P2
 
@@ -176,8 +162,7 @@ ab -s 10 -k -c 8 -n 400 "$b2/big?kb=1" >"$T/ab1" 2>&1
 warm=$(conns_to "$U3")
 pg_check "pool warm before the restart: several pooled connections (saw $warm)" test "$warm" -ge 2
 pg_stop up3 KILL
-pg_start up3 "$UP" --listen "127.0.0.1:$U3" --name up3
-pg_wait_port "$U3" || pg_fail "up3 did not restart"
+pg_upstreams up3 "127.0.0.1:$U3"
 for i in $(seq 1 8); do
     curl -s -m 10 -o "$T/post$i" -w '%{http_code}' --data-binary "body-$i" "$b2/echo" >"$T/post$i.code" &
     JOBS+=($!)

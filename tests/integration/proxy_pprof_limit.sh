@@ -8,11 +8,8 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
 BURN=$BIN/tests/programs/agent_burn
-P=$(pg_free_port)
-U1=$(pg_free_port)
+pg_ports P U1
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -69,14 +66,10 @@ prefix   = "/real"
 upstream = "real"
 EOF
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name app
-pg_start fake "$UP" --unix "$T/fake.sock" --name fakeagent
-pg_start fake2 "$UP" --unix "$T/fake2.sock" --name fakeagent2
 PROFAGENT_SOCKET=$T/real.sock pg_start real "$BURN" --threads 1 --seconds 100
-pg_wait_port "$U1" && pg_wait_unix "$T/fake.sock" && pg_wait_unix "$T/fake2.sock" && pg_wait_unix "$T/real.sock" ||
-    pg_fail "upstreams did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams app "127.0.0.1:$U1" fakeagent "unix:$T/fake.sock" fakeagent2 "unix:$T/fake2.sock"
+pg_wait_unix "$T/real.sock" || pg_fail "agent_burn did not start"
+pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 
 # get NAME PATH [curl args]: status printed; body in $T/NAME.body, head in $T/NAME.hdr

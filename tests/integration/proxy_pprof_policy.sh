@@ -18,11 +18,7 @@
 # ctest-timeout: 90
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(pg_free_port)
-P2=$(pg_free_port)
-U=$(pg_free_port)
+pg_ports P P2 U
 echo s3cret >"$T/tok"
 
 cat >"$T/pg.toml" <<EOF
@@ -130,17 +126,13 @@ upstream = "loop"
 allow = []
 EOF
 
-pg_start app "$UP" --listen "127.0.0.1:$U" --name app
+agents=()
 for a in plain wide far tok short off; do
-    pg_start "agent-$a" "$UP" --unix "$T/$a.sock" --name "agent-$a"
+    agents+=("agent-$a" "unix:$T/$a.sock")
 done
-pg_wait_port "$U" || pg_fail "the app did not start"
-for a in plain wide far tok short off; do
-    pg_wait_unix "$T/$a.sock" || pg_fail "agent-$a did not start"
-done
-pg_start pg "$PG" --config "$T/pg.toml"
-pg_start none "$PG" --config "$T/none.toml"
-pg_wait_port "$P" && pg_wait_port "$P2" || { pg_log pg; pg_log none; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams app "127.0.0.1:$U" "${agents[@]}"
+pg_gateway pg "$T/pg.toml" "$P"
+pg_gateway none "$T/none.toml" "$P2"
 base=http://127.0.0.1:$P
 
 # req NAME URL [curl args]: status printed; body in $T/NAME, head in $T/NAME.h

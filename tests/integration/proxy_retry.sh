@@ -8,11 +8,7 @@
 # ctest-timeout: 60
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(pg_free_port)
-U1=$(pg_free_port)
-DEAD=$(pg_free_port)
+pg_ports P U1 DEAD
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -36,10 +32,8 @@ prefix   = "/dead"
 upstream = "dead"
 EOF
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name app
-pg_wait_port "$U1" || pg_fail "upstream did not start"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_upstreams app "127.0.0.1:$U1"
+pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 
 body()  # body METHOD PATH [curl args]: "STATUS BODY"

@@ -15,12 +15,7 @@
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(pg_free_port)
-U1=$(pg_free_port)
-STALL=$(pg_free_port)
-FULL=$(pg_free_port)
+pg_ports P U1 STALL FULL
 
 cat >"$T/pg.toml" <<EOF
 [server]
@@ -90,15 +85,12 @@ else:
     time.sleep(120)
 EOF
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name up1
-pg_start agent "$UP" --unix "$T/agent.sock" --name agent
 pg_start stall python3 "$T/servers.py" stall "$STALL"
 pg_start full python3 "$T/servers.py" full "$FULL"
-pg_wait_port "$U1" && pg_wait_unix "$T/agent.sock" && pg_wait_port "$STALL" ||
-    pg_fail "upstreams did not start"
+pg_upstreams up1 "127.0.0.1:$U1" agent "unix:$T/agent.sock"
+pg_wait_port "$STALL" || pg_fail "the stalling upstream did not start"
 for _ in $(seq 1 50); do grep -q ready "$T/full.log" && break; sleep 0.1; done
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 
 # --- server.idle_timeout (3 s) vs server.header_timeout (1 s) on one keep-alive connection ---

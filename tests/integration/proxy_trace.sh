@@ -21,15 +21,10 @@
 # ctest-resource: cpu
 . "$(dirname "$0")/lib/common.sh"
 
-for tool in ab python3; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-PG=$BIN/proxy/profgate
-RS=$BIN/demo-upstream/randomstring
+pg_need ab python3
 TSAN=0
-ldd "$RS" | grep -q libtsan && TSAN=1
-P=$(pg_free_port)
-R=$(pg_free_port)
+[[ $(pg_san "$RS") == libtsan* ]] && TSAN=1
+pg_ports P R
 SOCK=$T/agent/rs.sock
 base=http://127.0.0.1:$P
 
@@ -54,8 +49,7 @@ EOF
 
 pg_start rs "$RS" --listen "127.0.0.1:$R" --agent-socket "$SOCK"
 pg_up rs "$R" "$SOCK" || { pg_log rs; pg_fail "randomstring did not start"; pg_done; }
-pg_start pg "$PG" --config "$T/pg.toml"
-pg_up pg "$P" || { pg_log pg; pg_fail "profgate did not start"; pg_done; }
+pg_gateway pg "$T/pg.toml" "$P"
 
 # a bounded load (6 s at most) so that the event loop thread burns CPU in rs_random_char
 ab -q -k -c 4 -t 6 -n 2000000 -s 5 "$base/randomstring?n=64" >"$T/ab" 2>&1 &
