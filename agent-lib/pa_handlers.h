@@ -1,5 +1,6 @@
 /* pa_handlers: the /debug/pprof endpoints, with net/http/pprof's paths, parameters, status
- * codes, messages and headers: the index page, cmdline, profile (CPU), symbol; any other
+ * codes, messages and headers: the index page (with each profile's record count, read from
+ * the samplers' tables without building a profile), cmdline, profile (CPU), symbol; any other
  * name under /debug/pprof/ is 404 "Unknown profile".
  * Owns: the state of a running CPU profile (freed when it answers or its client leaves).
  * Threads: the server's thread. Not async-signal-safe. */

@@ -289,6 +289,63 @@ int pa_heap_snapshot(pa_stacktab_t *out, int scaled, pa_heap_stats_t *stats)
     return 0;
 }
 
+/* The stack of a record, without its size class (records of one stack differ only there). */
+static uint64_t stack_hash(const pa__heap_record_t *r)
+{
+    return pa__heap_hash_record(r->pcs, r->npcs, 0);
+}
+
+int pa_heap_count(uint64_t *inuse_stacks, uint64_t *alloc_stacks)
+{
+    pa__heap_tables_t *t = atomic_load(&pa__heap_tables);
+    uint32_t *set; /* open addressing: record index + 1 of the first record of each stack */
+    uint8_t *inuse;
+    size_t mask;
+
+    *inuse_stacks = *alloc_stacks = 0;
+    if (t == NULL)
+        return 0;
+    mask = t->index_mask; /* >= 2 * max_records - 1: never full */
+    set = calloc(mask + 1, sizeof(*set));
+    inuse = calloc(mask + 1, 1);
+    if (set == NULL || inuse == NULL) {
+        free(set);
+        free(inuse);
+        return -ENOMEM;
+    }
+    for (size_t s = 0; s <= mask; s++) {
+        uint32_t v = atomic_load_explicit(&t->index[s], memory_order_acquire);
+        pa__heap_record_t *r;
+        uint64_t frees, allocs;
+        size_t i;
+
+        if (v == 0)
+            continue;
+        r = &t->records[v - 1];
+        /* frees first, as pa_heap_snapshot reads them */
+        frees = atomic_load_explicit(&r->frees, memory_order_acquire);
+        allocs = atomic_load_explicit(&r->allocs, memory_order_acquire);
+        if (allocs == 0)
+            continue;
+        for (i = (size_t)stack_hash(r) & mask; set[i] != 0; i = (i + 1) & mask) {
+            const pa__heap_record_t *o = &t->records[set[i] - 1];
+            if (o->npcs == r->npcs && memcmp(o->pcs, r->pcs, r->npcs * sizeof(*r->pcs)) == 0)
+                break;
+        }
+        if (set[i] == 0) {
+            set[i] = v;
+            (*alloc_stacks)++;
+        }
+        if (allocs > frees && !inuse[i]) {
+            inuse[i] = 1;
+            (*inuse_stacks)++;
+        }
+    }
+    free(set);
+    free(inuse);
+    return 0;
+}
+
 #else /* PG_SANITIZE_BUILD: the sanitizer interposes malloc; no hooks, no tables */
 
 int pa_heap_available(void)
@@ -310,6 +367,12 @@ int pa_heap_snapshot(pa_stacktab_t *out, int scaled, pa_heap_stats_t *stats)
     (void)scaled;
     if (stats != NULL)
         memset(stats, 0, sizeof(*stats));
+    return -ENOTSUP;
+}
+
+int pa_heap_count(uint64_t *inuse_stacks, uint64_t *alloc_stacks)
+{
+    *inuse_stacks = *alloc_stacks = 0;
     return -ENOTSUP;
 }
 

@@ -78,6 +78,11 @@ int64_t pa_heap_rate(void);
  * sanitizer build. */
 int pa_heap_snapshot(pa_stacktab_t *t, int scaled, pa_heap_stats_t *stats);
 
+/* For the index page, without building a profile: the distinct stacks with sampled objects
+ * still in use (what /heap shows) and with any sampled allocation (what /allocs and
+ * heap?debug=1 list, one record per stack). -ENOTSUP in a sanitizer build (both 0). */
+int pa_heap_count(uint64_t *inuse_stacks, uint64_t *alloc_stacks);
+
 /* Go's runtime/pprof scaleHeapSample: the unbiased estimate of count allocations totalling
  * size bytes, sampled at rate: both times 1/(1-exp(-avg/rate)), avg = size/count. rate <= 1
  * means unscaled. */

@@ -70,6 +70,16 @@ size_t pa_lock_read(int kind, pa_stacktab_t *t)
     return refused;
 }
 
+size_t pa_lock_count(int kind)
+{
+    pa__lock_table_t *tab = &pa__lock_singleton.tabs[kind == PA_LOCK_MUTEX];
+    size_t n = 0;
+
+    for (size_t i = 0; i < PA_LOCK_MAX_STACKS; i++)
+        n += atomic_load(&tab->entries[i].ready) != 0;
+    return n;
+}
+
 uint64_t pa_lock_dropped(int kind)
 {
     return atomic_load(&pa__lock_singleton.tabs[kind == PA_LOCK_MUTEX].dropped);

@@ -46,6 +46,10 @@ int64_t pa_lock_mutex_fraction(int64_t rate);
 /* Add the recorded stacks of profile kind (PA_LOCK_BLOCK or PA_LOCK_MUTEX) to t (nvalues 2:
  * contentions, delay ns). Returns the stacks t refused. */
 size_t pa_lock_read(int kind, pa_stacktab_t *t);
+/* The stacks recorded for kind, as pa_lock_read would add them, without reading them (for the
+ * index page). Two threads recording the same new stack at the same instant may hold two
+ * entries, which pa_lock_read's table merges: the count can then exceed the profile's by those. */
+size_t pa_lock_count(int kind);
 /* Events not recorded: stack table full or not unwound; mutexes not tracked (slot taken). */
 uint64_t pa_lock_dropped(int kind);
 uint64_t pa_lock_untracked_mutexes(void);

@@ -232,6 +232,21 @@ size_t pa_thread_hook_read(pa_stacktab_t *t)
     return refused;
 }
 
+uint64_t pa_thread_hook_count(void)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < PA_THREAD_HOOK_MAX_STACKS; i++) {
+        entry_t *e = &hook_singleton.entries[i];
+        int64_t c;
+        if (!atomic_load(&e->ready))
+            continue;
+        c = atomic_load(&e->count);
+        n += c > 0 ? (uint64_t)c : 0;
+    }
+    return n;
+}
+
 uint64_t pa_thread_hook_calls(void)
 {
     return atomic_load(&hook_singleton.calls);

@@ -43,6 +43,9 @@ int pa_thread_hook_status(const char **who);
  * refused (table full). */
 size_t pa_thread_hook_read(pa_stacktab_t *t);
 
+/* Creations recorded (the sum of the counts pa_thread_hook_read adds: the profile's total,
+ * which Go's index shows for threadcreate), without building a table. */
+uint64_t pa_thread_hook_count(void);
 /* Creations seen by the hook, and those not recorded (table full). */
 uint64_t pa_thread_hook_calls(void);
 uint64_t pa_thread_hook_dropped(void);

@@ -379,6 +379,53 @@ static void test_heap_many_sizes_at_one_site_keep_exact_bytes_in_few_records(voi
     assert_int_equal(s.v[PA_HEAP_INUSE_SPACE], 0);
 }
 
+/* pa_heap_count (the index page's counts) against a snapshot's stacks, with the calling
+ * thread excluded while counting (as the agent thread is), so that its own allocations do not
+ * change what it counts. */
+static void heap_count_unperturbed(uint64_t *inuse, uint64_t *all)
+{
+    pa_heap_exclude_this_thread();
+    assert_int_equal(pa_heap_count(inuse, all), 0);
+    pa__heap_thread_reset();
+}
+
+static int count_inuse(void *arg, const uintptr_t *pcs, size_t npcs, const int64_t *values)
+{
+    (void)pcs;
+    (void)npcs;
+    *(uint64_t *)arg += values[PA_HEAP_INUSE_OBJECTS] > 0;
+    return 0;
+}
+
+static void test_heap_count_is_the_stacks_of_a_snapshot_in_use_and_ever(void **state)
+{
+    static const size_t sizes[3] = {1000, 5000, 50000};
+    void *p[3];
+    pa_stacktab_t *t;
+    uint64_t inuse0, all0, inuse1, all1, inuse2, all2, snap_inuse = 0;
+    (void)state;
+
+    assert_int_equal(pa_stacktab_new(PA_HEAP_NVALUES, PA_HEAP_MAX_RECORDS, &t), 0);
+    heap_count_unperturbed(&inuse0, &all0);
+    /* one stack (one call site: a volatile index keeps the loop from being unrolled into
+     * three), three size classes: three records, one stack */
+    for (volatile int i = 0; i < 3; i++)
+        p[i] = site_malloc(sizes[i]);
+    heap_count_unperturbed(&inuse1, &all1);
+    assert_int_equal(pa_heap_snapshot(t, 0, NULL), 0);
+    pa_stacktab_foreach(t, count_inuse, &snap_inuse);
+    assert_int_equal(all1, pa_stacktab_count(t));
+    assert_int_equal(inuse1, snap_inuse);
+    assert_int_equal(all1, all0 + 1);
+    assert_int_equal(inuse1, inuse0 + 1);
+    for (int i = 0; i < 3; i++)
+        free(p[i]);
+    heap_count_unperturbed(&inuse2, &all2);
+    assert_int_equal(inuse2, inuse1 - 1); /* site_malloc's stack holds nothing now */
+    assert_int_equal(all2, all1);         /* but it allocated */
+    pa_stacktab_free(t);
+}
+
 static void test_heap_rate_zero_records_nothing(void **state)
 {
     void *p;
@@ -591,6 +638,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_heap_many_sizes_at_one_site_keep_exact_bytes_in_few_records, setup_rate1,
             teardown_default),
+        cmocka_unit_test_setup_teardown(test_heap_count_is_the_stacks_of_a_snapshot_in_use_and_ever,
+                                        setup_rate1, teardown_default),
         cmocka_unit_test_setup_teardown(test_heap_rate_zero_records_nothing, setup_rate1,
                                         teardown_default),
         cmocka_unit_test_setup_teardown(test_heap_full_tables_count_drops_and_keep_inuse_honest,
@@ -611,12 +660,15 @@ int main(void)
 
 static void test_heap_is_unavailable_in_sanitizer_builds(void **state)
 {
+    uint64_t inuse = 1, all = 1;
     pa_stacktab_t *t;
     (void)state;
     assert_int_equal(pa_heap_available(), 0);
     assert_int_equal(pa_stacktab_new(PA_HEAP_NVALUES, 16, &t), 0);
     assert_int_equal(pa_heap_snapshot(t, 1, NULL), -ENOTSUP);
     assert_int_equal(pa__heap_configure(1, 0, 0), -ENOTSUP);
+    assert_int_equal(pa_heap_count(&inuse, &all), -ENOTSUP);
+    assert_true(inuse == 0 && all == 0);
     pa_stacktab_free(t);
 }
 

@@ -158,6 +158,15 @@ static void test_waiter_in_block_profile_and_holder_in_mutex_profile(void **stat
     assert_int_equal(sums(PA_LOCK_MUTEX, "lock_test_waiter").count, 0);
     pa_lock_set_block_rate(0);
     pa_lock_mutex_fraction(0);
+    /* the index page's counts: the stacks a read gives, with no one recording now */
+    for (int kind = PA_LOCK_BLOCK; kind <= PA_LOCK_MUTEX; kind++) {
+        pa_stacktab_t *t = NULL;
+        assert_int_equal(pa_stacktab_new(2, PA_LOCK_MAX_STACKS, &t), 0);
+        assert_int_equal(pa_lock_read(kind, t), 0);
+        assert_true(pa_stacktab_count(t) >= 1);
+        assert_int_equal(pa_lock_count(kind), pa_stacktab_count(t));
+        pa_stacktab_free(t);
+    }
 }
 
 static void test_uncontended_lock_is_no_event(void **state)

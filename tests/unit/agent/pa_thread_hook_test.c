@@ -88,7 +88,7 @@ static found_t count_in(const char *fn)
 
 static void test_creations_are_counted_at_the_creating_stack(void **state)
 {
-    uint64_t calls0 = pa_thread_hook_calls();
+    uint64_t calls0 = pa_thread_hook_calls(), count0 = pa_thread_hook_count();
     found_t before, after;
     (void)state;
 
@@ -96,6 +96,8 @@ static void test_creations_are_counted_at_the_creating_stack(void **state)
     assert_int_equal(hook_test_spawner(5), 0);
     assert_int_equal(atomic_load(&ran), 5);
     assert_int_equal(pa_thread_hook_calls() - calls0, 5);
+    /* the index page's count: the recorded creations, read without a table */
+    assert_int_equal(pa_thread_hook_count() - count0, 5);
     after = count_in("hook_test_spawner");
     assert_int_equal(after.count - before.count, 5);
     assert_true(after.leaf_is_pthread_create);
