@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""seed_conn.py DIR: writes fuzz_conn's seed inputs (the committed corpus/conn/ was made by
+it): the smuggling and chunk-split cases of the harden_* integration tests, pipelining,
+bodies, agents, each as fuzz_conn's input (see the comment atop fuzz_conn.c): a mode byte,
+the piece count, the raw-answer length, (length, control) per piece, the client's bytes."""
+import os
+import sys
+
+UP_CL, UP_CHUNKED, UP_CLOSE, UP_EOF, UP_SECOND, UP_EARLY, UP_100, UP_RAW = range(8)
+SPLIT_ANSWERS = 8
+END_OPEN, END_SHUT, END_CLOSE, END_RST = (0, 16, 32, 48)
+HOLD, STALE = 1, 2
+
+
+def seed(answer=UP_CL, end=END_OPEN, pieces=(), data=b"", raw=b"", split=False):
+    """pieces: lengths, or (length, control) pairs; the last piece is the rest."""
+    mode = answer | end | (SPLIT_ANSWERS if split else 0)
+    out = bytes([mode, len(pieces), len(raw)])
+    for p in pieces:
+        n, ctl = p if isinstance(p, tuple) else (p, 0)
+        out += bytes([n & 255, ctl])
+    return out + data + raw
+
+
+def cuts(data, *points):
+    """piece lengths that cut data at these offsets"""
+    last, out = 0, []
+    for p in points:
+        out.append(p - last)
+        last = p
+    return out
+
+
+G = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+P = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+C = b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+CB = C + b"5\r\nhello\r\n3;x=y\r\nabc\r\n0\r\n\r\n"
+B = b"POST /x HTTP/1.1\r\nHost: a\r\n"
+
+S = {
+    "get": seed(data=G),
+    "get_close": seed(data=b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    "pipeline3": seed(pieces=[40], data=G + P + G),
+    "pipeline_hold": seed(pieces=[(len(G) + 3, HOLD), (30, HOLD)], data=G + P + G),
+    "post_split": seed(pieces=cuts(P, 20, len(P) - 2), data=P),
+    "chunked": seed(data=CB),
+    "chunked_splits": seed(pieces=cuts(CB, len(C) + 1, len(C) + 4, len(C) + 9, len(C) + 10,
+                                       len(C) + 12, len(C) + 20), data=CB),
+    "chunked_trailer": seed(data=C + b"5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n" + G),
+    "chunked_pipeline": seed(pieces=[len(C) + 5], data=CB + G),
+    "chunked_100": seed(answer=UP_100, data=B + b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    "chunked_early": seed(answer=UP_EARLY, pieces=[len(C) + 3], data=CB),
+    "http10": seed(answer=UP_CHUNKED, data=b"GET /old HTTP/1.0\r\n\r\n"),
+    "http10_keepalive": seed(data=b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + G),
+    "head": seed(answer=UP_CHUNKED, data=b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n" + G),
+    "absolute": seed(data=b"GET http://h:1/abs?q=1 HTTP/1.1\r\nHost: h\r\n\r\nGET http://h?x HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "hop_fields": seed(data=b"GET /hop HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nTE: trailers\r\nX-Forwarded-For: 1.2.3.4\r\nVia: 1.0 x\r\nX-Keep: 2\r\n\r\n"),
+    "pprof": seed(data=b"GET /debug/pprof/heap?debug=1 HTTP/1.1\r\nHost: h\r\n\r\n" + G),
+    "pprof_svc": seed(data=b"GET /svc/debug/pprof/profile?seconds=1 HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "pprof_off": seed(data=b"GET /api/debug/pprof/heap HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "pprof_ui": seed(data=b"GET /debug/pprof/ui/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "metrics": seed(data=b"GET /metrics HTTP/1.1\r\nHost: h\r\n\r\n"),
+    "second_stale": seed(answer=UP_SECOND, pieces=[(len(G), STALE)], data=G + G + P),
+    "stale_pool": seed(pieces=[(len(G), STALE), (len(G), STALE)], data=G + G + G),
+    "close_answers": seed(answer=UP_CLOSE, data=G + G),
+    "eof_answer": seed(answer=UP_EOF, split=True, data=G + G),
+    "client_shut": seed(end=END_SHUT, pieces=[len(G) + 10], data=G + P),
+    "client_rst": seed(end=END_RST, pieces=[(len(G) + 10, HOLD)], data=G + P),
+    "client_close_mid_body": seed(end=END_CLOSE, data=C + b"5\r\nhel"),
+    "raw_bad_chunks": seed(answer=UP_RAW, data=G + G,
+                           raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"),
+    "raw_cl_short": seed(answer=UP_RAW, data=G, raw=b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhi"),
+    "raw_two": seed(answer=UP_RAW, data=G, raw=b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    "413": seed(data=B + b"Content-Length: 600\r\n\r\n" + b"x" * 600),
+    "413_chunked": seed(pieces=[len(C) + 4], data=C + b"200\r\n" + b"y" * 512 + b"\r\n1\r\nz\r\n0\r\n\r\n"),
+    "431": seed(data=b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + b"b" * 1100 + b"\r\n\r\n"),
+}
+# harden_smuggling's cases: each must be refused with nothing upstream
+SMUGGLE = [
+    B + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    B + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+    B + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    B + b"Content-Length: 5, 6\r\n\r\nhello!",
+    B + b"Content-Length: +5\r\n\r\nhello",
+    B + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    B + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    B + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    B + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+    b"GET /x HTTP/1.1\nHost: a\n\n",
+    b"GET /x HTTP/1.1\r\nHost: a\rX-B: 1\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: a\r\nX-N: a\0b\r\n\r\n",
+    b"GET /x\tHTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    b"GET /x\r\nHost: a\r\n\r\n",
+    b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"GET /fold HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n",
+    C + b"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+    C + b"5 ;\0x\r\nhello\r\n0\r\n\r\n",
+    C + b"zz\r\n",
+    C + b"5\r\nhelloXX0\r\n\r\n",
+    C + b"5\r\nhello\r\nzz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    C + b"5\r\nhello\r\n3\r\nabcGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    C + b"3\r\nabc\rX",
+    B + b"Upgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n",
+]
+for i, d in enumerate(SMUGGLE):
+    S["smuggle_%02d" % i] = seed(data=G + d + G)
+# split across reads: obs-fold after a LF at a read's end; bad framing in the read after the head
+S["fold_split"] = seed(pieces=[len(G) + 41], data=G + b"GET /fold HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n")
+S["bad_chunk_next_read"] = seed(pieces=[len(C)], data=C + b"zz\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
+S["bad_chunk_late"] = seed(pieces=[len(C) + 10, 5], data=C + b"5\r\nhello\r\n3\r\nabcXY" + G)
+S["crlf_split"] = seed(pieces=[len(C) + 8, 1], data=C + b"5\r\nhello\r\n0\r\n\r\n" + G)
+S["crlf_split_bad"] = seed(pieces=[len(C) + 8, 1], data=C + b"5\r\nhello\rX0\r\n\r\n" + G)
+
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+for name, b in S.items():
+    assert len(b) < 8192, name
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(b)
