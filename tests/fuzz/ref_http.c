@@ -157,7 +157,8 @@ static int fields(const char *p, size_t n, size_t *i, ref_msg_t *m, bool record)
                 vend = *i + 1;
             (*i)++;
         }
-        if (crlf(p, n, i, m))
+        /* lenient: llhttp skips the byte after the CR of an empty value */
+        if (crlf_ex(p, n, i, m, ref_lenient_eol && vend == v0))
             return 1;
         if (!record)
             continue;
@@ -355,14 +356,33 @@ static int request_head(const char *p, size_t n, ref_msg_t *m)
 {
     size_t i = 0;
 
+    /* RFC 9112 2.2: empty lines before the request line are ignored (lenient: bare CR or LF
+     * too, as llhttp skips them) */
+    for (;;) {
+        if (i == n)
+            MORE();
+        if (p[i] == '\n' && ref_lenient_eol) {
+            i++;
+        } else if (p[i] == '\r') {
+            if (i + 1 == n)
+                MORE();
+            if (p[i + 1] != '\n' && !ref_lenient_eol)
+                BAD(i + 1, "LF expected after CR");
+            i += p[i + 1] == '\n' ? 2 : 1;
+        } else {
+            break;
+        }
+    }
+    m->method_off = i;
     while (i < n && is_tchar((unsigned char)p[i]))
         i++;
     if (i == n)
         MORE();
-    if (i == 0 || p[i] != ' ')
+    if (i == m->method_off || p[i] != ' ')
         BAD(i, "method token and SP expected");
-    m->method_off = 0;
-    m->method_len = i++;
+    m->method_len = i++ - m->method_off;
+    while (i < n && p[i] == ' ') /* RFC 9112 3: parsing on whitespace-delimited words */
+        i++;
     m->target_off = i;
     /* request-target: no whitespace, no control bytes (RFC 9112 3.2); obs-text allowed */
     while (i < n && (unsigned char)p[i] > 0x20 && p[i] != 0x7f)
@@ -372,7 +392,8 @@ static int request_head(const char *p, size_t n, ref_msg_t *m)
     if (i == m->target_off || p[i] != ' ')
         BAD(i, "request target and SP expected");
     m->target_len = i - m->target_off;
-    i++;
+    while (i < n && p[i] == ' ')
+        i++;
     if (version(p, n, &i, m))
         return 1;
     if (i < n && p[i] == '\n' && ref_lenient_eol)

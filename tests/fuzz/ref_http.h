@@ -3,8 +3,10 @@
  * pg_head, and accepts nothing the grammar does not (no obs-fold, no bare CR or LF, no
  * control bytes in a field, one Content-Length, Transfer-Encoding exactly "chunked" and never
  * beside Content-Length or in HTTP/1.0, chunk extensions by the grammar, CRLF after chunk
- * data). Two allowances, both harmless to framing: obs-text (0x80-0xff) in a request target,
- * and any request method token (the gateway refuses the ones llhttp does not know).
+ * data). Allowances, all harmless to framing (the gateway rewrites the request line): obs-text
+ * (0x80-0xff) in a request target, several SP between the request line's words (RFC 9112 3
+ * lets a recipient parse on whitespace-delimited words), empty lines (CRLF) before a request
+ * line (RFC 9112 2.2), and any method token (the gateway refuses those llhttp does not know).
  * Owns: nothing; a ref_msg_t holds offsets into the bytes it was given.
  * Threads: any. Errors: a message is REF_BAD with the offset of its first bad byte. */
 #ifndef REF_HTTP_H
@@ -41,7 +43,8 @@ typedef struct ref_msg {
 } ref_msg_t;
 
 /* Set: line ends as llhttp 8's non-strict build reads them: the byte after the CR that ends
- * a head, a chunk-size line or a trailer section is taken as the LF whatever it is, and a
+ * a head, a field line with an empty value, a chunk-size line or a trailer section is taken
+ * as the LF whatever it is, and a
  * bare LF ends the request line and may be the empty line that ends a head or trailers. Off
  * by default; fuzz_conn sets it from FUZZ_CONN_LENIENT_EOL, to fuzz on past that known
  * finding (/tmp/p3/fuzz-findings.txt F1). */
