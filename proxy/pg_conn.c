@@ -43,8 +43,11 @@
  * client closes (PG_CONN_LINGER_MS at most), so that a body we refused cannot make the
  * kernel answer with a RST that destroys the response before the client reads it.
  * Files: this one has the connection, the request half and the exchange's life; the
- * response half (parse, rewrite, relay) is pg_resp.c; the pprof gate is pg_policy.c; the
- * structs both halves share are in pg_conn_int.h. */
+ * response half (parse, rewrite, relay) is pg_resp.c; the write path (try_write, queued
+ * writes, the outq) pg_conn_write.c; the request body (chunk checks, holding, 4xx for what
+ * llhttp refused) pg_conn_body.c; the gateway's own answers (errors, metrics, viewer, the
+ * pprof gate's verdict) pg_conn_own.c; the pprof policy itself is pg_policy.c. What these
+ * files share is in pg_conn_int.h. */
 #include "pg_conn.h"
 #include "pg_conn_int.h"
 
@@ -74,14 +77,7 @@
 #include "pg_upstream.h"
 
 #define PG_CONN_WQ_HIGH (256 * 1024)
-#define PG_CONN_PROFILE_MARGIN_MS 10000
 #define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
-
-typedef struct wreq {
-    uv_write_t req;
-    pg_buf_t *b[2];
-} wreq_t;
-
 
 static const llhttp_settings_t *req_settings(void);
 static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick);
@@ -271,280 +267,6 @@ void pg_conn_drain(pg_conn_t *c)
         c->close_after = true;
 }
 
-/* ---------------- writing ---------------- */
-
-static void on_client_write(uv_write_t *req, int status)
-{
-    wreq_t *wr = (wreq_t *)req;
-    pg_conn_t *c = req->handle->data;
-
-    if (wr->b[0])
-        pg_buf_unref(wr->b[0]);
-    if (wr->b[1])
-        pg_buf_unref(wr->b[1]);
-    free(wr);
-    c->cl_writes--;
-    if (c->state == C_CLOSING)
-        return;
-    if (status < 0) {
-        pg_log_debug("client write failed: %s", uv_strerror(status));
-        pg_conn_abort(c);
-        return;
-    }
-    pg__conn_update_reading(c);
-}
-
-#define PG_CONN_MAX_IOV (PG_HEAD_MAX_IOV + 8) /* the most buffers one write carries (outq) */
-
-/* Write what the kernel takes now: no write request, no callback, and no epoll_ctl(MOD),
- * which libuv's uv__io_stop issues after every completed uv_write even when POLLOUT was
- * never set (bench/proxy/syscalls.sh: 6.08 -> 4.08 system calls per request). Only when
- * none of ours is queued: bytes must leave in order (uv_try_write refuses while libuv's
- * queue is not empty, too). Returns 1 when all n were written, 0 with what is left in
- * rest[0..*nrest) (n entries at most; pointing into bufs' memory), or a negative error --
- * the one uv_write's callback would have reported. */
-static int try_write_all(uv_stream_t *s, const uv_buf_t *bufs, unsigned n, uv_buf_t *rest,
-                         unsigned *nrest)
-{
-    int r = uv_try_write(s, bufs, n);
-    size_t done;
-    unsigned i = 0;
-
-    if (r == UV_EAGAIN || r == UV_ENOSYS)
-        r = 0;
-    if (r < 0)
-        return r;
-    done = (size_t)r;
-    while (i < n && done >= bufs[i].len) {
-        done -= bufs[i].len;
-        i++;
-    }
-    if (i == n)
-        return 1;
-    for (*nrest = 0; i < n; i++, done = 0)
-        rest[(*nrest)++] = uv_buf_init(bufs[i].base + done, (unsigned)(bufs[i].len - done));
-    return 0;
-}
-
-static void count_out(pg_conn_t *c, const uv_buf_t *bufs, unsigned n)
-{
-    uint64_t bytes = 0;
-    unsigned i;
-
-    for (i = 0; i < n; i++)
-        bytes += bufs[i].len;
-    if (c->x)
-        c->x->bytes_out += bytes;
-    pg_metrics_count_bytes(c->w->metrics, 0, bytes);
-}
-
-/* Write n buffers (PG_CONN_MAX_IOV at most) to the client; b and b2 (may be NULL) are
- * referenced until what the kernel did not take at once is written. */
-static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b,
-                         pg_buf_t *b2)
-{
-    uv_buf_t rest[PG_CONN_MAX_IOV];
-    unsigned nrest = 0;
-    wreq_t *wr;
-    int r;
-
-    if (c->cl_writes == 0 && n <= PG_CONN_MAX_IOV) {
-        r = try_write_all((uv_stream_t *)&c->tcp, bufs, n, rest, &nrest);
-        if (r < 0)
-            return r;
-        count_out(c, bufs, n);
-        if (r == 1)
-            return 0;
-        bufs = rest;
-        n = nrest;
-    } else {
-        count_out(c, bufs, n);
-    }
-    wr = malloc(sizeof *wr);
-    if (wr == NULL)
-        return UV_ENOMEM;
-    wr->b[0] = b ? pg_buf_ref(b) : NULL;
-    wr->b[1] = b2 ? pg_buf_ref(b2) : NULL;
-    r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, on_client_write);
-    if (r < 0) {
-        if (wr->b[0])
-            pg_buf_unref(wr->b[0]);
-        if (wr->b[1])
-            pg_buf_unref(wr->b[1]);
-        free(wr);
-        return r;
-    }
-    c->cl_writes++;
-    return 0;
-}
-
-static int client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
-{
-    return client_write2(c, bufs, n, b, NULL);
-}
-
-void pg__outq_drop(outq_t *q)
-{
-    unsigned i;
-
-    for (i = 0; i < 2; i++)
-        if (q->hold[i]) {
-            pg_buf_unref(q->hold[i]);
-            q->hold[i] = NULL;
-        }
-    q->n = 0;
-}
-
-/* Send what q gathered, in one uv_write. */
-int pg__outq_flush(pg_conn_t *c, outq_t *q)
-{
-    int r = 0;
-
-    if (q->n)
-        r = client_write2(c, q->v, q->n, q->hold[0], q->hold[1]);
-    pg__outq_drop(q);
-    return r;
-}
-
-/* Queue [p, p+n) of b (referenced until sent); flushes first when q is full. */
-int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b)
-{
-    int r;
-
-    if (q->n == sizeof q->v / sizeof q->v[0] ||
-        (b && b != q->hold[0] && b != q->hold[1] && q->hold[0] && q->hold[1])) {
-        r = pg__outq_flush(c, q);
-        if (r < 0)
-            return r;
-    }
-    if (b && b != q->hold[0] && b != q->hold[1])
-        q->hold[q->hold[0] ? 1 : 0] = pg_buf_ref(b);
-    if (q->n && q->v[q->n - 1].base + q->v[q->n - 1].len == p)
-        q->v[q->n - 1].len += (unsigned)n;
-    else
-        q->v[q->n++] = uv_buf_init((char *)p, (unsigned)n);
-    return 0;
-}
-
-
-static void on_upstream_write(uv_write_t *req, int status)
-{
-    wreq_t *wr = (wreq_t *)req;
-    pg_uconn_t *u = req->handle->data;
-    pg_conn_t *c = u->owner;
-
-    if (wr->b[0])
-        pg_buf_unref(wr->b[0]);
-    free(wr);
-    if (c == NULL || c->x == NULL || c->x->u != u)
-        return;
-    c->x->up_writes--;
-    if (status < 0) {
-        /* before the connect completes, its callback reports the real cause */
-        if (status != UV_ECANCELED && u->connected)
-            pg__conn_upstream_failed(c, status);
-        return;
-    }
-    pg__conn_update_reading(c);
-}
-
-/* Write n buffers (PG_CONN_MAX_IOV at most) to the exchange's upstream connection; b (may
- * be NULL) is referenced until what the kernel did not take at once is written. */
-static int upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
-{
-    uv_buf_t rest[PG_CONN_MAX_IOV];
-    unsigned nrest = 0;
-    wreq_t *wr;
-    int r;
-
-    if (c->x->up_writes == 0 && c->x->u->connected && n <= PG_CONN_MAX_IOV) {
-        r = try_write_all(&c->x->u->h.stream, bufs, n, rest, &nrest);
-        if (r < 0)
-            return r;
-        if (r == 1)
-            return 0;
-        bufs = rest;
-        n = nrest;
-    }
-    wr = malloc(sizeof *wr);
-    if (wr == NULL)
-        return UV_ENOMEM;
-    wr->b[0] = b ? pg_buf_ref(b) : NULL;
-    wr->b[1] = NULL;
-    r = uv_write(&wr->req, &c->x->u->h.stream, bufs, n, on_upstream_write);
-    if (r < 0) {
-        if (wr->b[0])
-            pg_buf_unref(wr->b[0]);
-        free(wr);
-        return r;
-    }
-    c->x->up_writes++;
-    return 0;
-}
-
-/* A short text/plain answer of our own; the connection closes after it. The body names the
- * cause (one static or formatted line), and goes to the log at debug level. */
-static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra);
-
-void pg__conn_send_error(pg_conn_t *c, int status, const char *msg)
-{
-    send_error_ex(c, status, msg, "");
-}
-
-/* The same, with extra header lines (CRLF-terminated). */
-/* A whole answer of the gateway's own (an error, metrics, the viewer) in one buffer: written,
- * then the connection closed. Takes over the caller's reference to b. */
-static void answer_and_close(pg_conn_t *c, pg_buf_t *b, size_t len)
-{
-    uv_buf_t ub = uv_buf_init(b->data, (unsigned)len);
-    int r = client_write(c, &ub, 1, b);
-
-    pg_buf_unref(b);
-    if (r < 0)
-        pg_conn_abort(c);
-    else
-        pg__conn_close(c);
-}
-
-static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra)
-{
-    bool pprof = c->x && c->x->pprof;
-    pg_buf_t *b;
-    size_t n;
-
-    pg_log_debug("%d %s", status, msg);
-    if (c->x && c->x->cause < 0) {
-        switch (status) {
-        case 400: c->x->cause = PG_ERR_BAD_REQUEST; break;
-        case 401:
-        case 403: c->x->cause = PG_ERR_PPROF_DENIED; break;
-        case 404: c->x->cause = c->x->pprof ? PG_ERR_PPROF_OFF : PG_ERR_NO_ROUTE; break;
-        case 408: c->x->cause = PG_ERR_HEADER_TIMEOUT; break;
-        case 413: c->x->cause = PG_ERR_BODY_TOO_LARGE; break;
-        case 431: c->x->cause = PG_ERR_HEAD_TOO_LARGE; break;
-        case 501: c->x->cause = PG_ERR_UPGRADE; break;
-        case 502: c->x->cause = PG_ERR_UNREACHABLE; break;
-        case 504: c->x->cause = PG_ERR_UPSTREAM_TIMEOUT; break;
-        default: break;
-        }
-    }
-    if (c->x && !c->x->resp_started)
-        c->x->status = status;
-    if (c->x && c->x->resp_started) {
-        pg_conn_abort(c); /* too late for a status: cut the response */
-        return;
-    }
-    b = pg_buf_get(&c->w->bufs, PG_BUF_SIZE);
-    if (b == NULL) {
-        pg_conn_abort(c);
-        return;
-    }
-    n = pg_http_error_response_ex(b->data, b->cap, status, msg, pprof, true, extra);
-    if (n == 0)
-        n = pg_http_error_response(b->data, b->cap, status, "error", pprof, true);
-    answer_and_close(c, b, n);
-}
-
 /* ---------------- reading control ---------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -671,55 +393,6 @@ static int on_req_headers_done(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-/* Whether the n bytes at p are the CRLF that ends chunk data, from its byte off on. */
-static bool is_crlf_part(const char *p, size_t n, size_t off)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (p[i] != "\r\n"[off + i])
-            return false;
-    return true;
-}
-
-/* Counts the payload only: a chunked body's size is known only as it arrives.
- * At the end of a chunk's data (RFC 9112 7.1) llhttp 8 (non-strict, as Debian builds it)
- * skips the next two bytes whatever they are, so "5\r\nhelloXX0\r\n\r\n" would pass as a
- * whole message; an upstream that checks them reads another framing. They are checked here
- * (the rest at the start of the next read when the data ends a read). */
-static int on_req_body(llhttp_t *p, const char *at, size_t len)
-{
-    pg_conn_t *c = p->data;
-    xchg_t *x = c->x;
-    uint64_t max = x->gen->cfg->server.max_body_bytes;
-
-    x->body_payload += len;
-    if (max && x->body_payload > max) {
-        x->body_too_big = true;
-        return -1;
-    }
-    if ((p->flags & F_CHUNKED) && p->content_length == 0) { /* this chunk's data ends here */
-        size_t avail = (size_t)(c->parse_end - (at + len));
-
-        if (avail > 2)
-            avail = 2;
-        if (!is_crlf_part(at + len, avail, 0)) {
-            x->bad_chunk_end = true;
-            return -1;
-        }
-        x->crlf_left = (uint8_t)(2 - avail);
-    }
-    return 0;
-}
-
-static int on_req_chunk_header(llhttp_t *p)
-{
-    pg_conn_t *c = p->data;
-
-    c->x->chunk_seen = true;
-    return 0;
-}
-
 static int on_req_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
@@ -740,8 +413,8 @@ static const llhttp_settings_t *req_settings(void)
         .on_header_value = on_req_value,
         .on_header_value_complete = on_req_value_done,
         .on_headers_complete = on_req_headers_done,
-        .on_body = on_req_body,
-        .on_chunk_header = on_req_chunk_header,
+        .on_body = pg__conn_on_req_body,
+        .on_chunk_header = pg__conn_on_req_chunk_header,
         .on_message_complete = on_req_done,
     };
 
@@ -771,104 +444,6 @@ static const char *request_host(const pg_head_t *a, size_t *len)
         ;
     *len = i;
     return v;
-}
-
-/* The pprof gate (pg_policy_check) for the exchange's request: true to forward it, with the
- * timeout budget stretched for a profile's duration; false when it was answered. */
-static bool pprof_gate(pg_conn_t *c)
-{
-    xchg_t *x = c->x;
-    const pg_config_t *cfg = x->gen->cfg;
-    pg_policy_req_t r = {
-        .up = x->up,
-        .up_index = (size_t)(x->up - cfg->upstreams),
-        .limits = x->gen->cref->limits,
-        .peer = &c->peer.sa,
-        .query = x->req.buf->data + x->query_off + (x->query_len ? 1 : 0),
-        .query_len = x->query_len ? x->query_len - 1 : 0,
-        .rest = x->pprof_rest,
-        .rest_len = x->pprof_rest_len,
-    };
-    pg_policy_verdict_t v;
-    uint64_t ms;
-
-    r.authorization = pg_head_get(&x->req, "authorization", &r.authorization_len);
-    if (pg_policy_check(&r, &v) != 0) {
-        if (v.status == 400)
-            x->cause = PG_ERR_PPROF_LIMIT;
-        else if (v.status == 409)
-            x->cause = PG_ERR_PPROF_BUSY;
-        send_error_ex(c, v.status, v.msg,
-                      v.status == 401 ? "WWW-Authenticate: Bearer realm=\"profgate pprof\"\r\n"
-                                      : "");
-        return false;
-    }
-    x->agent = v.agent;
-    ms = (uint64_t)v.seconds * 1000 + PG_CONN_PROFILE_MARGIN_MS;
-    if (v.seconds && ms > x->budget_ms)
-        x->budget_ms = ms;
-    return true;
-}
-
-/* GET <server.metrics_path>: Prometheus text, for clients in server.metrics_allow (default:
- * the global pprof.allow). Answered with Connection: close. */
-static void serve_metrics(pg_conn_t *c)
-{
-    char *text = NULL, head[256];
-    size_t len = 0;
-    pg_buf_t *b;
-    FILE *f;
-    int k;
-
-    if (!pg_policy_metrics_allowed(c->x->gen->cfg, &c->peer.sa)) {
-        pg__conn_send_error(c, 403, c->x->gen->cfg->server.has_metrics_allow
-                                        ? "metrics access denied: client is not in "
-                                          "server.metrics_allow"
-                                        : "metrics access denied: client is not in pprof.allow");
-        return;
-    }
-    f = open_memstream(&text, &len);
-    if (f == NULL) {
-        pg__conn_send_error(c, 500, "out of memory");
-        return;
-    }
-    pg_metrics_render(f);
-    fclose(f);
-    k = snprintf(head, sizeof head,
-                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                 len);
-    b = pg_buf_get(&c->w->bufs, (size_t)k + len);
-    if (b == NULL) {
-        free(text);
-        pg__conn_send_error(c, 500, "out of memory");
-        return;
-    }
-    memcpy(b->data, head, (size_t)k);
-    memcpy(b->data + k, text, len);
-    free(text);
-    c->x->status = 200;
-    answer_and_close(c, b, (size_t)k + len);
-}
-
-/* "<pprof.path>/ui/...": the viewer page, answered here by pg_ui, which applies the matched
- * upstream's pprof policy itself (see pg_ui.h: static files need no token). */
-static void ui_answer(pg_conn_t *c, const pg_route_match_t *m)
-{
-    xchg_t *x = c->x;
-    pg_ui_request_t r = {.cfg = x->gen->cfg, .routes = x->gen->routes, .up = m->upstream,
-                         .peer = &c->peer.sa, .method = llhttp_method_name(x->method),
-                         .rest = m->pprof_rest, .rest_len = m->pprof_rest_len};
-    pg_buf_t *b;
-
-    r.authorization = pg_head_get(&x->req, "authorization", &r.authorization_len);
-    if (pg_ui_respond(&r, &c->w->bufs, &b) < 0) {
-        pg__conn_send_error(c, 500, "out of memory");
-        return;
-    }
-    x->status = pg_ui_status(b);
-    x->bytes_out = b->len;
-    answer_and_close(c, b, b->len);
 }
 
 /* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" or "X\"A" through, which
@@ -983,7 +558,7 @@ static void on_request_head(pg_conn_t *c)
     if (cfg->server.metrics_path && strlen(cfg->server.metrics_path) == pathlen &&
         memcmp(cfg->server.metrics_path, path, pathlen) == 0 &&
         (c->admin || !cfg->pprof.has_admin_listen)) {
-        serve_metrics(c);
+        pg__conn_serve_metrics(c);
         return;
     }
     host = request_host(&x->req, &hostlen);
@@ -1024,13 +599,13 @@ matched:
     x->pprof = m.pprof;
     x->budget_ms = x->up->timeout_ms;
     if (m.pprof && pg_ui_path(m.pprof_rest, m.pprof_rest_len)) {
-        ui_answer(c, &m);
+        pg__conn_ui_answer(c, &m);
         return;
     }
     if (m.pprof) {
         x->pprof_rest = m.pprof_rest;
         x->pprof_rest_len = (uint32_t)m.pprof_rest_len;
-        if (!pprof_gate(c))
+        if (!pg__conn_pprof_gate(c))
             return;
         pg_metrics_count_profile(c->w->metrics,
                                  pg_metrics_prof_kind(x->pprof_rest, x->pprof_rest_len));
@@ -1094,11 +669,11 @@ static int write_request_head(pg_conn_t *c)
     r = pg_head_request_out(&x->req, &o, bufs, &n);
     if (r < 0)
         return r;
-    r = upstream_write(c, bufs, n, x->req.buf);
+    r = pg__conn_upstream_write(c, bufs, n, x->req.buf);
     if (r == 0 && x->held && x->held->len) {
         uv_buf_t hb = uv_buf_init(x->held->data, x->held->len);
 
-        r = upstream_write(c, &hb, 1, x->held);
+        r = pg__conn_upstream_write(c, &hb, 1, x->held);
     }
     return r;
 }
@@ -1202,117 +777,11 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
 
 /* ---------------- client reading ---------------- */
 
-/* While the head is held, body bytes [p, p+n) are copied aside (the read buffer is reused).
- * Before the first chunk-size line has parsed they are that line (and what follows it in
- * the same read: at most one read more), so two standard buffers always do, unless the
- * line itself is longer than one: that is refused. */
-static int hold_body(pg_conn_t *c, const char *p, size_t n)
-{
-    xchg_t *x = c->x;
-    pg_buf_t *b = x->held;
-
-    if (b == NULL || b->len + n > b->cap) {
-        size_t need = (b ? b->len : 0) + n;
-
-        if (need > 2 * (size_t)PG_BUF_SIZE) {
-            pg__conn_send_error(c, 400, "malformed request: first chunk-size line longer "
-                                        "than 64 KiB");
-            return -1;
-        }
-        b = pg_buf_get(&c->w->bufs, need > PG_BUF_SIZE ? 2 * (size_t)PG_BUF_SIZE : need);
-        if (b == NULL) {
-            pg__conn_send_error(c, 500, "out of memory");
-            return -1;
-        }
-        if (x->held) {
-            memcpy(b->data, x->held->data, x->held->len);
-            b->len = x->held->len;
-            pg_buf_unref(x->held);
-        }
-        x->held = b;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += (uint32_t)n;
-    x->body_sent += n;
-    return 0;
-}
-
 /* The held head goes upstream now (with the body bytes held so far). */
 static void release_head(pg_conn_t *c)
 {
     c->x->holding = false;
     start_upstream(c);
-}
-
-/* Body bytes [p, p+n) of the current request go to the upstream (framing included). */
-static int forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
-{
-    xchg_t *x = c->x;
-    uv_buf_t ub;
-
-    if (n > 0 && x->holding)
-        return hold_body(c, p, n);
-    if (n == 0 || x->u == NULL)
-        return 0;
-    x->body_sent += n;
-    ub = uv_buf_init((char *)p, (unsigned)n);
-    if (upstream_write(c, &ub, 1, b) < 0) {
-        pg__conn_upstream_failed(c, UV_EPIPE);
-        return -1;
-    }
-    return 0;
-}
-
-static void request_error(pg_conn_t *c, llhttp_errno_t e)
-{
-    xchg_t *x = c->x;
-    char msg[300];
-
-    if (x && x->body_too_big) {
-        snprintf(msg, sizeof msg, "request body exceeds server.max_body_bytes = %llu",
-                 (unsigned long long)x->gen->cfg->server.max_body_bytes);
-        pg__conn_send_error(c, 413, msg);
-        return;
-    }
-    if (x && x->bad_chunk_end) {
-        pg__conn_send_error(c, 400, "malformed request: chunk data not followed by CRLF "
-                                    "(RFC 9112 7.1)");
-        return;
-    }
-    if (x && x->req.too_many) {
-        pg__conn_send_error(c, 431, "too many header fields (limit 128)");
-        return;
-    }
-    if (x && x->req.overflow) {
-        snprintf(msg, sizeof msg, "request head exceeds server.max_header_bytes = %u",
-                 x->gen->cfg->server.max_header_bytes);
-        pg__conn_send_error(c, 431, msg);
-        return;
-    }
-    snprintf(msg, sizeof msg, "malformed request: %s (%s)", llhttp_get_error_reason(&c->req),
-             llhttp_errno_name(e));
-    pg__conn_send_error(c, 400, msg);
-}
-
-/* RFC 9112 5.2: a line of the head that starts with SP or HTAB continues the previous one
- * (obs-fold); llhttp 8 accepts it and hands the value on unfolded. A proxy may refuse it, and
- * we do: an upstream that reads the fold differently (as a line of its own, or one that ends
- * the head) would frame the request differently. [p, p+n) are head bytes; c->head_lf carries
- * a LF at the end of the previous read. (Every LF of a head llhttp accepts ends a line: a bare
- * LF is an error of its own.) */
-static bool head_has_fold(pg_conn_t *c, const char *p, size_t n)
-{
-    const char *lf, *end = p + n;
-
-    if (n == 0)
-        return false;
-    if (c->head_lf && (p[0] == ' ' || p[0] == '\t'))
-        return true;
-    for (lf = memchr(p, '\n', n); lf && lf + 1 < end; lf = memchr(lf + 1, '\n', end - lf - 1))
-        if (lf[1] == ' ' || lf[1] == '\t')
-            return true;
-    c->head_lf = end[-1] == '\n';
-    return false;
 }
 
 /* Parse and relay len bytes of b from off. Runs until the bytes are used up, the request
@@ -1337,24 +806,17 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
         in_head = c->x == NULL || !c->x->head_done;
         if (in_head && c->state == C_IDLE)
             c->head_lf = false;
-        if (c->x && c->x->crlf_left && p < end) { /* the CRLF after chunk data, continued */
-            size_t n = (size_t)(end - p) < c->x->crlf_left ? (size_t)(end - p) : c->x->crlf_left;
-
-            if (!is_crlf_part(p, n, 2 - c->x->crlf_left)) {
-                c->x->bad_chunk_end = true;
-                request_error(c, HPE_USER);
-                return;
-            }
-            c->x->crlf_left -= (uint8_t)n;
-        }
+        /* the CRLF after chunk data, continued */
+        if (c->x && c->x->crlf_left && p < end && !pg__conn_chunk_end_rest(c, p, end))
+            return;
         c->parse_end = end;
         e = llhttp_execute(&c->req, p, (size_t)(end - p));
         q = e == HPE_OK ? end : llhttp_get_error_pos(&c->req);
         if (e != HPE_OK && e != HPE_PAUSED) {
-            request_error(c, e);
+            pg__conn_request_error(c, e);
             return;
         }
-        if (in_head && head_has_fold(c, p, (size_t)(q - p))) {
+        if (in_head && pg__conn_head_has_fold(c, p, (size_t)(q - p))) {
             pg__conn_send_error(c, 400, "malformed request: obs-fold (a header line starting "
                                         "with whitespace) is not accepted (RFC 9112 5.2)");
             return;
@@ -1363,14 +825,14 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
             const char *from = c->x->trailer_at ? c->x->trailer_at : p;
 
             c->x->trailer_at = NULL;
-            if (head_has_fold(c, from, (size_t)(q - from))) {
+            if (pg__conn_head_has_fold(c, from, (size_t)(q - from))) {
                 pg__conn_send_error(c, 400, "malformed request: obs-fold in the trailer "
                                             "section is not accepted (RFC 9112 5.2)");
                 return;
             }
         }
         /* once the head is handled, what the parser consumed is body (framing included) */
-        if (c->state == C_FORWARD && !c->ev_head && forward_body(c, b, p, (size_t)(q - p)) < 0)
+        if (c->state == C_FORWARD && !c->ev_head && pg__conn_forward_body(c, b, p, (size_t)(q - p)) < 0)
             return;
         p = q;
         if (e == HPE_PAUSED)

@@ -1,6 +1,8 @@
-/* pg_conn_int: what pg_conn.c (the client connection) and pg_resp.c (the response half of
- * an exchange) share: the connection and exchange structs and the connection's helpers the
- * response side calls. Not for other modules: they use pg_conn.h.
+/* pg_conn_int: what the files of the connection module share: the connection and exchange
+ * structs and the functions one file calls in another. pg_conn.c: the connection, the
+ * request half and the exchange's life; pg_resp.c: the response half; pg_conn_write.c: the
+ * write path; pg_conn_body.c: the request body (framing checks, holding); pg_conn_own.c: the
+ * gateway's own answers. Not for other modules: they use pg_conn.h.
  * Owns: see pg_conn.h; an exchange (xchg_t) belongs to its connection, c->x.
  * Threads: owning worker's loop thread only. Errors: negative errno (libuv's UV_E*). */
 #ifndef PG_CONN_INT_H
@@ -18,6 +20,7 @@
 #include "pg_conn.h"
 #include "pg_head.h"
 #include "pg_policy.h"
+#include "pg_route.h"
 #include "pg_upstream.h"
 #include "pg_worker.h"
 
@@ -116,24 +119,56 @@ struct pg_conn {
     const char *parse_end;        /* end of the bytes llhttp_execute is parsing */
 };
 
-/* ---- internals of pg_conn.c, for pg_resp.c ---- */
+/* ---- internals of pg_conn.c, for the other files ---- */
 /* The connection times out in mode T_* ms from now. */
 void pg__conn_arm(pg_conn_t *c, int mode, uint64_t ms);
 /* FIN after the pending writes, then linger (see pg_conn.c); drops the exchange. */
 void pg__conn_close(pg_conn_t *c);
-/* A short text/plain answer of our own naming the cause; the connection closes after it. */
-void pg__conn_send_error(pg_conn_t *c, int status, const char *msg);
 /* Both messages are complete: upstream back to its pool, then keep-alive or close. */
 void pg__conn_finish_exchange(pg_conn_t *c);
 /* Start or stop reading either side for backpressure and pipelining. */
 void pg__conn_update_reading(pg_conn_t *c);
 /* The upstream failed (err: negative errno): retry once, 502, or cut the response. */
 void pg__conn_upstream_failed(pg_conn_t *c, int err);
+
+/* ---- internals of pg_conn_write.c ---- */
+/* Write n buffers to the client (or the exchange's upstream): what the kernel does not take
+ * at once is queued, b (may be NULL) referenced until it is written. 0 or a negative errno
+ * (the connection is left as it was: the caller decides). */
+int pg__conn_client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b);
+int pg__conn_upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b);
 /* Client output gathered into q (see outq_t): add [p, p+n) of b (referenced until sent;
  * flushes first when q is full), send it all in one write, or drop it. */
 int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b);
 int pg__outq_flush(pg_conn_t *c, outq_t *q);
 void pg__outq_drop(outq_t *q);
+
+/* ---- internals of pg_conn_body.c, for pg_conn.c ---- */
+/* on_body and on_chunk_header of the request parser (parser.data: the pg_conn_t). */
+int pg__conn_on_req_body(llhttp_t *p, const char *at, size_t len);
+int pg__conn_on_req_chunk_header(llhttp_t *p);
+/* The rest of a chunk's closing CRLF at the start of the next read [p, end) (x->crlf_left
+ * bytes): false when it is not (then answered 400). */
+bool pg__conn_chunk_end_rest(pg_conn_t *c, const char *p, const char *end);
+/* Body bytes [p, p+n) of b go upstream (framing included), or are held with the head. 0, or
+ * -1 when the exchange failed (answered or closed). */
+int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n);
+/* The answer to a request llhttp refused with e (413, 400 or 431 naming the cause). */
+void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e);
+/* Whether head bytes [p, p+n) hold an obs-fold (RFC 9112 5.2); c->head_lf carries a LF that
+ * ended the previous read. */
+bool pg__conn_head_has_fold(pg_conn_t *c, const char *p, size_t n);
+
+/* ---- internals of pg_conn_own.c, for pg_conn.c and pg_resp.c ---- */
+/* A short text/plain answer of our own naming the cause; the connection closes after it. */
+void pg__conn_send_error(pg_conn_t *c, int status, const char *msg);
+/* The pprof gate (pg_policy_check) for c->x: true to forward the request (its upstream budget
+ * stretched for a profile's seconds), false when it was answered. */
+bool pg__conn_pprof_gate(pg_conn_t *c);
+/* GET server.metrics_path: the Prometheus text for allowed clients, else 403. */
+void pg__conn_serve_metrics(pg_conn_t *c);
+/* A request for "<pprof.path>/ui/...": answered by pg_ui. */
+void pg__conn_ui_answer(pg_conn_t *c, const pg_route_match_t *m);
 
 /* ---- internals of pg_resp.c, for pg_conn.c ---- */
 /* llhttp settings of every upstream response parser (parser.data: the pg_conn_t). */
