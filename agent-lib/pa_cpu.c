@@ -4,16 +4,13 @@
  * ITIMER_PROF; see "timers" below. */
 #include "pa_cpu.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
@@ -23,6 +20,7 @@
 
 #include "pa_loader_hook.h"
 #include "pa_pprof.h"
+#include "pa_task.h"
 
 /* singleton: the CPU sampler's control state; agent thread only */
 static struct {
@@ -109,8 +107,8 @@ static int install_handler(void)
  * sending SIGPROF to that very thread (SIGEV_THREAD_ID), so every busy thread is sampled in
  * proportion to its own CPU time. ITIMER_PROF, the fallback, counts the whole process's CPU
  * time and the kernel picks the thread to signal, which skews shares between busy threads.
- * Threads are found three ways: /proc/self/task at start; pa_cpu_thread_created, called by
- * the interposed pthread_create right after a thread exists; and a rescan at every drain
+ * Threads are found three ways: /proc/self/task (pa_task) at start; pa_cpu_thread_created, called
+ * by the interposed pthread_create right after a thread exists; and a rescan at every drain
  * (threads made by clone(2) directly, or created before the hook saw the profile). A thread
  * that exits takes its clock with it: its timer never fires again (timer_gettime then reads
  * disarmed) and is deleted at the next drain; every timer is deleted at stop.
@@ -227,82 +225,17 @@ static void reap_locked(void)
     }
 }
 
-/* singleton: /proc/self/task, opened once and re-read from its start at every rescan (lseek +
- * getdents64), so a drain never frees an fd number for the host to reuse under our feet: with
- * opendir/closedir per drain, TSan (which does not see opendir create its fd) reported our
- * closedir racing libuv's epoll_ctl on the same, reused, number. Reopened when the fd is not
- * this process's task directory any more: in a forked child (it lists the parent's threads;
- * the copy is ours to close) and when the host closed it (a daemon closing every fd: the
- * number, maybe theirs now, is left alone). Agent thread only. */
-static struct {
-    int fd; /* -1: not open */
-    pid_t pid;
-    dev_t dev;
-    ino_t ino;
-} task_dir_singleton = {.fd = -1};
-
-static int task_dir(void)
-{
-    struct stat st;
-    pid_t pid = getpid();
-    int fd = task_dir_singleton.fd, err;
-
-    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == task_dir_singleton.dev &&
-        st.st_ino == task_dir_singleton.ino) {
-        if (task_dir_singleton.pid == pid)
-            return fd;
-        close(fd); /* our copy of the parent's */
-    }
-    task_dir_singleton.fd = -1;
-    fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0) {
-        err = errno;
-        close(fd);
-        return -err;
-    }
-    task_dir_singleton.fd = fd;
-    task_dir_singleton.pid = pid;
-    task_dir_singleton.dev = st.st_dev;
-    task_dir_singleton.ino = st.st_ino;
-    return fd;
-}
-
-/* Read the tids of this process into tids (at most max); returns how many, or -errno. */
-static int list_tids(pid_t *tids, size_t max)
-{
-    char buf[4096];
-    int fd = task_dir();
-    size_t n = 0;
-    long got;
-
-    if (fd < 0)
-        return fd;
-    if (lseek(fd, 0, SEEK_SET) < 0)
-        return -errno;
-    while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-        for (long off = 0; off < got;) {
-            const struct dirent64 *e = (const struct dirent64 *)(buf + off);
-            char *end;
-            long v = strtol(e->d_name, &end, 10);
-            off += e->d_reclen;
-            if (e->d_name[0] != '.' && *end == '\0' && v > 0 && n < max)
-                tids[n++] = (pid_t)v;
-        }
-    }
-    return got < 0 ? -errno : (int)n;
-}
-
 static void rescan_threads(void)
 {
     static pid_t tids[PA_CPU_MAX_THREADS]; /* agent thread only */
-    int n = list_tids(tids, PA_CPU_MAX_THREADS);
+    size_t n;
 
+    if (pa_task_list(tids, PA_CPU_MAX_THREADS, &n, NULL) < 0)
+        n = 0; /* the timers already armed keep running; exited ones are still reaped */
     timers_lock();
     if (timers_singleton.armed) {
         reap_locked();
-        for (int i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++)
             cover_locked(tids[i]);
     }
     timers_unlock();

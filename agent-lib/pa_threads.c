@@ -2,7 +2,6 @@
  * in pa_threads_sig.c. */
 #include "pa_threads.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +16,7 @@
 
 #include "pa_cpu.h"
 #include "pa_query.h"
+#include "pa_task.h"
 
 #define FINISH_WAIT_MS 2000 /* handlers still running at finish: then the table is leaked */
 
@@ -111,46 +111,6 @@ static int64_t wall_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp_tid(const void *a, const void *b)
-{
-    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The thread ids in /proc/self/task, sorted, at most max (the rest counted in *truncated).
- * Read with open + getdents64 rather than opendir: TSan does not see opendir create its fd, and
- * reports closedir against whatever the host last did on that fd number. */
-static int list_tasks(pid_t *tids, size_t max, size_t *n, size_t *truncated)
-{
-    char buf[8192];
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC), err;
-    long got;
-
-    *n = 0;
-    *truncated = 0;
-    if (fd < 0)
-        return -errno;
-    while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0) {
-        for (long off = 0; off < got;) {
-            const struct dirent64 *e = (const struct dirent64 *)(buf + off);
-            int64_t v;
-            off += e->d_reclen;
-            if (e->d_name[0] == '.' || pa_query_parse_int(e->d_name, &v) < 0 || v <= 0)
-                continue;
-            if (*n < max)
-                tids[(*n)++] = (pid_t)v;
-            else
-                (*truncated)++;
-        }
-    }
-    err = got < 0 ? errno : 0;
-    close(fd);
-    if (err)
-        return -err;
-    qsort(tids, *n, sizeof(*tids), cmp_tid);
-    return 0;
 }
 
 static ssize_t read_small(const char *path, char *buf, size_t size)
@@ -282,7 +242,7 @@ int pa_threads_begin(pa_threads_collect_t **out)
     tids = malloc(PA_THREADS_MAX * sizeof(*tids));
     if (tids == NULL)
         return -ENOMEM;
-    rc = list_tasks(tids, PA_THREADS_MAX, &n, &truncated);
+    rc = pa_task_list(tids, PA_THREADS_MAX, &n, &truncated);
     if (rc == 0)
         rc = collect_alloc(n, &c);
     if (rc < 0) {

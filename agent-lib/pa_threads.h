@@ -1,6 +1,6 @@
 /* pa_threads: every thread's current stack (the native "goroutine" profile), control side.
  *
- * How: list /proc/self/task; for each thread read its name (comm), state and signal masks
+ * How: list /proc/self/task (pa_task); for each thread read its name (comm), state and signal masks
  * (status); publish a table of slots sorted by thread id; send each thread PA_THREADS_SIGNAL
  * with tgkill; its handler (pa_threads_sig.c) unwinds from the interrupted context into its own
  * slot. The collecting thread's own stack is unwound in place (it is the agent thread when the
