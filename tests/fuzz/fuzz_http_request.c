@@ -16,8 +16,15 @@
  *   pa_query_parse_int, Go's url.ParseQuery + strconv.ParseInt) would read as more than
  *   pprof.max_seconds, and none without the token; a refusal holds no agent slot, has a
  *   message and one of the gate's statuses; the pprof-disabled upstream is always 404.
- * Not covered (needs sockets and a loop): pg_conn's state machine itself — reading in
- * pieces across uv reads, pipelining, timeouts, body forwarding, the response side.
+ * - the held chunked head (pg_conn holds a chunked request's head until its first chunk-size
+ *   line has parsed, with every byte read along with it): when the bytes after the head (one
+ *   read here) release it, the head and those bytes, read by the strict reference reader
+ *   (ref_http.c, as fuzz_conn uses it), are a valid request or prefix of one, and a message
+ *   llhttp ended is one the reference ends at the same byte; the CRLF after chunk data is
+ *   checked as pg_conn checks it. PG_FUZZ_KNOWN (see ref_http.h): known findings the reference
+ *   tolerates, to fuzz on past them.
+ * Not covered here (fuzz_conn drives it): pg_conn's state machine itself — reading in pieces
+ * across uv reads, pipelining, timeouts, body forwarding, the response side.
  * The first input byte chooses where the input is split between two llhttp_execute calls. */
 #include <ctype.h>
 #include <stdint.h>
@@ -36,6 +43,7 @@
 #include "pg_policy.h"
 #include "pg_route.h"
 #include "pa_query.h" /* the agent's reading of the query, to hold the gate to it */
+#include "ref_http.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -48,6 +56,9 @@ static pg_bufpool_t pool;
 typedef struct fctx {
     pg_head_t h;
     int head_done;
+    /* the body, while the head is held (as pg_conn's xchg_t) */
+    bool chunk_seen, bad_chunk_end, msg_done;
+    const char *parse_end;
 } fctx_t;
 
 static int on_begin(llhttp_t *p)
@@ -63,24 +74,62 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return pg_head_first(&((fctx_t *)p->data)->h, &pool, at, len);
 }
 
+/* after the head, field callbacks are the trailer section: body bytes, not the head's */
 static int on_field(llhttp_t *p, const char *at, size_t len)
 {
-    return pg_head_field(&((fctx_t *)p->data)->h, &pool, at, len);
+    fctx_t *f = p->data;
+
+    return f->head_done ? 0 : pg_head_field(&f->h, &pool, at, len);
 }
 
 static int on_field_done(llhttp_t *p)
 {
-    return pg_head_field_done(&((fctx_t *)p->data)->h, &pool);
+    fctx_t *f = p->data;
+
+    return f->head_done ? 0 : pg_head_field_done(&f->h, &pool);
 }
 
 static int on_value(llhttp_t *p, const char *at, size_t len)
 {
-    return pg_head_append(&((fctx_t *)p->data)->h, &pool, at, len);
+    fctx_t *f = p->data;
+
+    return f->head_done ? 0 : pg_head_append(&f->h, &pool, at, len);
 }
 
 static int on_value_done(llhttp_t *p)
 {
-    return pg_head_value_done(&((fctx_t *)p->data)->h, &pool);
+    fctx_t *f = p->data;
+
+    return f->head_done ? 0 : pg_head_value_done(&f->h, &pool);
+}
+
+/* As pg_conn's on_req_body: the two bytes after chunk data must be CRLF (llhttp 8 skips
+ * them unchecked); those past the end of this read are not checked here (one read). */
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    fctx_t *f = p->data;
+    size_t avail = (size_t)(f->parse_end - (at + len)), i;
+
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+        for (i = 0; i < avail && i < 2; i++)
+            if (at[len + i] != "\r\n"[i]) {
+                f->bad_chunk_end = true;
+                return -1;
+            }
+    }
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *p)
+{
+    ((fctx_t *)p->data)->chunk_seen = true;
+    return 0;
+}
+
+static int on_msg_done(llhttp_t *p)
+{
+    ((fctx_t *)p->data)->msg_done = true;
+    return HPE_PAUSED;
 }
 
 static int on_headers_done(llhttp_t *p)
@@ -96,6 +145,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FILE *f;
 
     (void)argc, (void)argv;
+    ref_known_from_env();
     if (mkdtemp(dir) == NULL)
         abort();
     snprintf(tok, sizeof tok, "%s/token", dir);
@@ -220,7 +270,7 @@ static void reparse(const llhttp_t *orig, const uv_buf_t *b, unsigned n, int ppr
 }
 
 /* pg_policy_check on a request routed to an agent, and what must hold of its verdict. */
-static void gate(const pg_config_upstream_t *up, const struct sockaddr *peer, const char *auth,
+static bool gate(const pg_config_upstream_t *up, const struct sockaddr *peer, const char *auth,
                  size_t alen, const char *query, size_t qlen, const char *rest, size_t rest_len)
 {
     pg_policy_req_t r = {
@@ -249,7 +299,7 @@ static void gate(const pg_config_upstream_t *up, const struct sockaddr *peer, co
             abort();
         if (st != 400 && st != 401 && st != 403 && st != 404 && st != 409)
             abort();
-        return;
+        return false;
     }
     if (!pg_http_bearer_ok(auth, alen, "s3cret"))
         abort(); /* through without the token */
@@ -265,9 +315,12 @@ static void gate(const pg_config_upstream_t *up, const struct sockaddr *peer, co
         abort();
     if (v.agent)
         pg_policy_agent_give(v.agent); /* the exchange is over: the slot goes back */
+    return true;
 }
 
-static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
+/* Returns whether pg_conn would forward the request (routed, through the gate, head
+ * rewritten). */
+static bool route_and_rewrite(fctx_t *f, const llhttp_t *p)
 {
     pg_head_t *h = &f->h;
     const char *url = h->buf->data, *path, *host, *auth;
@@ -280,23 +333,28 @@ static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
 
     /* what on_request_head refuses before routing (mirrored: those checks are static there) */
     if (p->http_major != 1 || p->method == HTTP_PRI)
-        return;
-    if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED))
-        return;
+        return false;
+    if ((p->flags & F_TRANSFER_ENCODING) && (!(p->flags & F_CHUNKED) || p->http_minor == 0))
+        return false;
+    for (size_t j = 0; j < urllen; j++)
+        if ((unsigned char)url[j] < 0x20 || url[j] == 0x7f)
+            return false;
     for (uint16_t k = 0; k < h->n; k++) {
         const char *name = pg_head_name(h, &h->f[k]);
 
         if (h->f[k].name_len == 0)
-            return;
+            return false;
+        if (h->f[k].kind == PG_HTTP_HDR_HOST && pg_head_find_kind(h, PG_HTTP_HDR_HOST) != &h->f[k])
+            return false; /* a second Host */
         for (size_t j = 0; j < h->f[k].name_len; j++)
             if (!isalnum((unsigned char)name[j]) && strchr("!#$%&'*+-.^_`|~", name[j]) == NULL)
-                return;
+                return false;
     }
     if (urllen > 0 && url[0] != '/') {
         const char *s = memchr(url, ':', urllen);
 
         if (s == NULL || (size_t)(s - url) + 3 > urllen || s[1] != '/' || s[2] != '/')
-            return; /* 400 */
+            return false; /* 400 */
         i = (size_t)(s - url) + 3;
         while (i < urllen && url[i] != '/' && url[i] != '?')
             i++;
@@ -319,9 +377,8 @@ static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
             hostlen = k;
         }
     }
-    if (pg_route_match(routes, host, hostlen, pathlen ? path : "/", pathlen ? pathlen : 1, &m) <
-        0)
-        return; /* 404 */
+    if (pg_route_match(routes, host, hostlen, pathlen ? path : "/", pathlen ? pathlen : 1, &m) < 0)
+        return false; /* 404 */
     if (m.pprof) {
         const char *prefix = m.route->prefix;
         size_t plen = strlen(prefix);
@@ -338,9 +395,10 @@ static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
         if (!m.upstream->pprof.enabled && strcmp(m.upstream->name, "api") != 0)
             abort(); /* config says only "api" has pprof off */
         auth = pg_head_get(h, "authorization", &alen);
-        gate(m.upstream, (const struct sockaddr *)&sin, auth, alen,
-             query_len ? h->buf->data + query_off + 1 : "", query_len ? query_len - 1 : 0,
-             m.pprof_rest, m.pprof_rest_len);
+        if (!gate(m.upstream, (const struct sockaddr *)&sin, auth, alen,
+                  query_len ? h->buf->data + query_off + 1 : "", query_len ? query_len - 1 : 0,
+                  m.pprof_rest, m.pprof_rest_len))
+            return false;
     }
     {
         pg_head_req_out_t o = {
@@ -363,7 +421,43 @@ static void route_and_rewrite(fctx_t *f, const llhttp_t *p)
                 abort();
             check_iov(h, bufs, n);
             reparse(p, bufs, n, m.pprof);
+            return true;
         }
+    }
+    return false;
+}
+
+/* The held chunked head: [in, in+size) is the request from its first byte, head_end where
+ * its head ended; the rest came in the same read. pg_conn answers 400 (nothing upstream) on
+ * an error there, keeps holding without a whole chunk-size line, and otherwise sends the
+ * head and the bytes parsed so far: those must be what the strict reader accepts. */
+static void held_head(fctx_t *f, llhttp_t *p, const char *in, size_t size, const char *head_end)
+{
+    static ref_msg_t m;
+    const char *end = in + size, *upto;
+    llhttp_errno_t e;
+
+    llhttp_resume(p);
+    f->parse_end = end;
+    e = llhttp_execute(p, head_end, (size_t)(end - head_end));
+    if (e != HPE_OK && e != HPE_PAUSED)
+        return; /* 400: nothing went upstream */
+    if (e == HPE_PAUSED && !f->msg_done)
+        abort(); /* only the message's end pauses here */
+    if (!f->msg_done && !f->chunk_seen)
+        return; /* still held */
+    upto = e == HPE_PAUSED ? llhttp_get_error_pos(p) : end;
+    ref_parse_request(in, (size_t)(upto - in), &m);
+    if (m.state == REF_BAD) {
+        fprintf(stderr,
+                "held chunked head released with bytes a strict reader refuses (%s at "
+                "%zu)\n",
+                m.why, m.end);
+        abort();
+    }
+    if (f->msg_done != (m.state == REF_DONE) || (f->msg_done && m.end != (size_t)(upto - in))) {
+        fprintf(stderr, "llhttp and the strict reader end the chunked message differently\n");
+        abort();
     }
 }
 
@@ -385,6 +479,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         split = size;
     memset(&f, 0, offsetof(fctx_t, h) + offsetof(pg_head_t, f));
     f.head_done = 0;
+    f.chunk_seen = f.bad_chunk_end = f.msg_done = false;
     llhttp_settings_init(&s);
     s.on_message_begin = on_begin;
     s.on_url = on_url;
@@ -393,14 +488,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.on_header_value = on_value;
     s.on_header_value_complete = on_value_done;
     s.on_headers_complete = on_headers_done;
+    s.on_body = on_body;
+    s.on_chunk_header = on_chunk_header;
+    s.on_message_complete = on_msg_done;
     llhttp_init(&p, HTTP_REQUEST, &s);
     p.data = &f;
+    f.parse_end = in + split;
     e = llhttp_execute(&p, in, split);
-    if (e == HPE_OK && !f.head_done)
+    if (e == HPE_OK && !f.head_done) {
+        f.parse_end = in + size;
         e = llhttp_execute(&p, in + split, size - split);
-    if (e == HPE_PAUSED && f.head_done && !f.h.overflow && !f.h.too_many && f.h.buf &&
-        !p.upgrade)
-        route_and_rewrite(&f, &p);
+    }
+    if (e == HPE_PAUSED && f.head_done && !f.h.overflow && !f.h.too_many && f.h.buf && !p.upgrade &&
+        route_and_rewrite(&f, &p) && (p.flags & F_CHUNKED))
+        held_head(&f, &p, in, size, llhttp_get_error_pos(&p));
     pg_head_release(&f.h);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* ref_http: see ref_http.h. Every rule cites RFC 9112 (messages) or RFC 9110 (semantics). */
 #include "ref_http.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* RFC 9110 5.6.2: tchar */
@@ -79,10 +80,23 @@ const ref_field_t *ref_find(const char *p, const ref_msg_t *m, const char *lower
         return 1;                                                                                  \
     } while (0)
 
-bool ref_lenient_eol;
+int ref_known;
+
+void ref_known_from_env(void)
+{
+    const char *e = getenv("PG_FUZZ_KNOWN");
+
+    ref_known = 0;
+    if (e && strstr(e, "eol"))
+        ref_known |= REF_KNOWN_EOL;
+    if (e && strstr(e, "te"))
+        ref_known |= REF_KNOWN_TE;
+    if (e && strstr(e, "head"))
+        ref_known |= REF_KNOWN_HEAD;
+}
 
 /* CRLF at *i (RFC 9112 2.2: a bare CR or LF is refused here, as a strict recipient may);
- * lenient: any byte after the CR (ref_lenient_eol's places only). */
+ * lenient: any byte after the CR (REF_KNOWN_EOL's places only). */
 static int crlf_ex(const char *p, size_t n, size_t *i, ref_msg_t *m, bool lenient)
 {
     if (*i == n)
@@ -132,8 +146,8 @@ static int fields(const char *p, size_t n, size_t *i, ref_msg_t *m, bool record)
         if (*i == n)
             MORE();
         if (p[*i] == '\r')
-            return crlf_ex(p, n, i, m, ref_lenient_eol); /* the empty line */
-        if (p[*i] == '\n' && ref_lenient_eol) {
+            return crlf_ex(p, n, i, m, (ref_known & REF_KNOWN_EOL)); /* the empty line */
+        if (p[*i] == '\n' && (ref_known & REF_KNOWN_EOL)) {
             (*i)++;
             return 0;
         }
@@ -158,7 +172,7 @@ static int fields(const char *p, size_t n, size_t *i, ref_msg_t *m, bool record)
             (*i)++;
         }
         /* lenient: llhttp skips the byte after the CR of an empty value */
-        if (crlf_ex(p, n, i, m, ref_lenient_eol && vend == v0))
+        if (crlf_ex(p, n, i, m, (ref_known & REF_KNOWN_EOL) && vend == v0))
             return 1;
         if (!record)
             continue;
@@ -265,7 +279,7 @@ static int chunked(const char *p, size_t n, size_t *i, ref_msg_t *m, char *out, 
             MORE();
         if (*i == h0)
             BAD(*i, "chunk size expected");
-        if (chunk_ext(p, n, i, m) || crlf_ex(p, n, i, m, ref_lenient_eol))
+        if (chunk_ext(p, n, i, m) || crlf_ex(p, n, i, m, (ref_known & REF_KNOWN_EOL)))
             return 1;
         if (size == 0)
             return fields(p, n, i, m, false); /* trailer section */
@@ -285,6 +299,37 @@ static int chunked(const char *p, size_t n, size_t *i, ref_msg_t *m, char *out, 
     }
 }
 
+/* REF_KNOWN_TE: the codings of every Transfer-Encoding field, in order, end in chunked, and
+ * chunked is not among the others. */
+static bool te_list_chunked(const char *p, const ref_msg_t *m)
+{
+    size_t k, i, a, e, nchunked = 0;
+    bool last = false;
+
+    for (k = 0; k < m->nf; k++) {
+        const char *v = p + m->f[k].value_off;
+        size_t n = m->f[k].value_len;
+
+        if (!ref_field_is(p, &m->f[k], "transfer-encoding"))
+            continue;
+        for (i = 0; i < n;) {
+            while (i < n && (is_ws(v[i]) || v[i] == ','))
+                i++;
+            a = i;
+            while (i < n && v[i] != ',')
+                i++;
+            e = i;
+            while (e > a && is_ws(v[e - 1]))
+                e--;
+            if (e == a)
+                continue;
+            last = ci_eq(v + a, e - a, "chunked");
+            nchunked += last;
+        }
+    }
+    return last && nchunked == 1;
+}
+
 /* The framing of a request (RFC 9112 6.1-6.3), strictly: a request is refused when a
  * recipient could read its length in two ways. */
 static int request_framing(const char *p, ref_msg_t *m)
@@ -302,10 +347,14 @@ static int request_framing(const char *p, ref_msg_t *m)
     if (nte) {
         if (m->minor == 0)
             BAD(m->head_len, "Transfer-Encoding in an HTTP/1.0 request");
-        if (nte > 1 || ncl)
-            BAD(m->head_len, "Transfer-Encoding twice, or with Content-Length");
-        if (!ci_eq(p + te->value_off, te->value_len, "chunked"))
-            BAD(m->head_len, "Transfer-Encoding other than chunked");
+        if (ncl)
+            BAD(m->head_len, "Transfer-Encoding with Content-Length");
+        if (ref_known & REF_KNOWN_TE) {
+            if (!te_list_chunked(p, m))
+                BAD(m->head_len, "Transfer-Encoding does not end in one chunked");
+        } else if (nte > 1 || !ci_eq(p + te->value_off, te->value_len, "chunked")) {
+            BAD(m->head_len, "Transfer-Encoding other than one chunked");
+        }
         m->body = REF_BODY_CHUNKED;
     } else if (ncl) {
         if (ncl > 1 || !decimal(p + cl->value_off, cl->value_len, &m->cl))
@@ -361,12 +410,12 @@ static int request_head(const char *p, size_t n, ref_msg_t *m)
     for (;;) {
         if (i == n)
             MORE();
-        if (p[i] == '\n' && ref_lenient_eol) {
+        if (p[i] == '\n' && (ref_known & REF_KNOWN_EOL)) {
             i++;
         } else if (p[i] == '\r') {
             if (i + 1 == n)
                 MORE();
-            if (p[i + 1] != '\n' && !ref_lenient_eol)
+            if (p[i + 1] != '\n' && !(ref_known & REF_KNOWN_EOL))
                 BAD(i + 1, "LF expected after CR");
             i += p[i + 1] == '\n' ? 2 : 1;
         } else {
@@ -392,11 +441,14 @@ static int request_head(const char *p, size_t n, ref_msg_t *m)
     if (i == m->target_off || p[i] != ' ')
         BAD(i, "request target and SP expected");
     m->target_len = i - m->target_off;
+    if (p[m->target_off] != '/' && !(m->target_len == 1 && p[m->target_off] == '*') &&
+        memchr(p + m->target_off, ':', m->target_len) == NULL)
+        BAD(m->target_off, "request target in none of the four forms (RFC 9112 3.2)");
     while (i < n && p[i] == ' ')
         i++;
     if (version(p, n, &i, m))
         return 1;
-    if (i < n && p[i] == '\n' && ref_lenient_eol)
+    if (i < n && p[i] == '\n' && (ref_known & REF_KNOWN_EOL))
         i++;
     else if (crlf(p, n, &i, m))
         return 1;

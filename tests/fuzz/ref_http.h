@@ -7,6 +7,8 @@
  * (0x80-0xff) in a request target, several SP between the request line's words (RFC 9112 3
  * lets a recipient parse on whitespace-delimited words), empty lines (CRLF) before a request
  * line (RFC 9112 2.2), and any method token (the gateway refuses those llhttp does not know).
+ * A request target must be origin-form ("/..."), "*", or hold a ':' (absolute or authority
+ * form); which form fits which method is the gateway's business.
  * Owns: nothing; a ref_msg_t holds offsets into the bytes it was given.
  * Threads: any. Errors: a message is REF_BAD with the offset of its first bad byte. */
 #ifndef REF_HTTP_H
@@ -42,13 +44,21 @@ typedef struct ref_msg {
     size_t payload; /* body payload bytes seen so far (chunk data, or CL bytes) */
 } ref_msg_t;
 
-/* Set: line ends as llhttp 8's non-strict build reads them: the byte after the CR that ends
- * a head, a field line with an empty value, a chunk-size line or a trailer section is taken
- * as the LF whatever it is, and a
- * bare LF ends the request line and may be the empty line that ends a head or trailers. Off
- * by default; fuzz_conn sets it from FUZZ_CONN_LENIENT_EOL, to fuzz on past that known
- * finding (/tmp/p3/fuzz-findings.txt F1). */
-extern bool ref_lenient_eol;
+/* Known findings the reader tolerates, so that fuzzing can go on past them (off by default:
+ * the fuzzers fail on them). ref_known_from_env() reads PG_FUZZ_KNOWN, a comma-separated
+ * list of their names:
+ * "eol": line ends as llhttp 8's non-strict build reads them: the byte after the CR that
+ *   ends a head, a field line with an empty value, a chunk-size line or a trailer section is
+ *   taken as the LF whatever it is, and a bare LF ends the request line and may be the empty
+ *   line that ends a head or trailers (known: the gateway accepts and relays these).
+ * "te": a request's Transfer-Encoding fields, taken together as one list, end in chunked and
+ *   have it once (other codings before it, in one field or several), as llhttp reads them
+ *   (known: the gateway forwards such requests as they are).
+ * "head": the gateway's own answers (errors, metrics) to a HEAD request carry a body (read by
+ *   fuzz_conn, which then reads them as answers to a GET). */
+enum { REF_KNOWN_EOL = 1, REF_KNOWN_TE = 2, REF_KNOWN_HEAD = 4 };
+extern int ref_known;
+void ref_known_from_env(void);
 
 /* One request from the start of [p, p+n). */
 void ref_parse_request(const char *p, size_t n, ref_msg_t *m);
