@@ -50,10 +50,20 @@ typedef struct out {
     size_t n, cap;
 } out_t;
 
-static void put(out_t *o, const char *s, size_t n)
+static void put_cut(out_t *o, const char *s, size_t n)
 {
-    if (o->n + n > o->cap)
-        n = o->cap - o->n;
+    n = o->cap - o->n;
+    memcpy(o->p + o->n, s, n);
+    o->n = o->cap;
+}
+
+/* Inlined: with n a constant (PUT_LIT) the copy that fits is a few moves, not a call. */
+static inline void put(out_t *o, const char *s, size_t n)
+{
+    if (o->n + n > o->cap) {
+        put_cut(o, s, n);
+        return;
+    }
     memcpy(o->p + o->n, s, n);
     o->n += n;
 }
@@ -62,6 +72,9 @@ static void puts_(out_t *o, const char *s)
 {
     put(o, s, strlen(s));
 }
+
+/* a string literal, its length known at compile time */
+#define PUT_LIT(o, lit) put((o), "" lit, sizeof(lit) - 1)
 
 /* The line is formatted with plain copies and digit loops, not stdio: vsnprintf was ~60% of
  * the instructions of a request with the access log on (bench/proxy/instructions.sh
@@ -78,6 +91,20 @@ static void put_u64(out_t *o, uint64_t v)
     put(o, d + i, sizeof d - i);
 }
 
+/* "1.1": one digit each, as every version llhttp accepts has */
+static void put_version(out_t *o, int major, int minor)
+{
+    char d[3] = {(char)('0' + major), '.', (char)('0' + minor)};
+
+    if (major < 0 || major > 9 || minor < 0 || minor > 9) {
+        put_u64(o, (uint64_t)major);
+        put(o, ".", 1);
+        put_u64(o, (uint64_t)minor);
+        return;
+    }
+    put(o, d, 3);
+}
+
 /* whole.frac with frac (< 1000) as three digits */
 static void put_milli(out_t *o, uint64_t whole, unsigned frac)
 {
@@ -91,6 +118,12 @@ static void put_milli(out_t *o, uint64_t whole, unsigned frac)
 /* Bytes a client sent, made safe for a quoted log field: '"', '\' and control bytes as
  * \xHH (nginx's escaping), or JSON's escapes. Runs of bytes that need none are copied at
  * once. */
+/* 1 for the bytes put_escaped escapes: '"', '\\', control bytes and DEL */
+static const unsigned char escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00-0x1f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
 static void put_escaped(out_t *o, const char *s, size_t n, int json)
 {
     static const char hex[] = "0123456789abcdef";
@@ -100,11 +133,9 @@ static void put_escaped(out_t *o, const char *s, size_t n, int json)
         unsigned char ch;
         char e[6];
 
-        for (run = i; run < n; run++) {
-            ch = (unsigned char)s[run];
-            if (ch == '"' || ch == '\\' || ch < 0x20 || ch == 0x7f)
-                break;
-        }
+        run = i;
+        while (run < n && !escaped[(unsigned char)s[run]])
+            run++;
         if (run > i) {
             /* as many as leave room for one escape after them, as byte by byte did */
             size_t k = run - i, room = o->cap - o->n - 6;
@@ -164,80 +195,76 @@ static size_t format_line(char *line, int format, const pg_access_entry_t *e)
             atext = "-", alen = 1;
     }
     if (format == PG_LOG_JSON) {
-        puts_(&o, "{\"time\":\"");
+        PUT_LIT(&o, "{\"time\":\"");
         puts_(&o, timestamp(1));
-        puts_(&o, "\",\"client\":\"");
+        PUT_LIT(&o, "\",\"client\":\"");
         put(&o, atext, alen);
-        puts_(&o, "\",\"method\":\"");
+        PUT_LIT(&o, "\",\"method\":\"");
         put_escaped(&o, e->method, strlen(e->method), 1);
-        puts_(&o, "\",\"target\":\"");
+        PUT_LIT(&o, "\",\"target\":\"");
         put_escaped(&o, e->target, e->target_len, 1);
-        puts_(&o, "\",\"protocol\":\"HTTP/");
-        put_u64(&o, (uint64_t)e->http_major);
-        puts_(&o, ".");
-        put_u64(&o, (uint64_t)e->http_minor);
-        puts_(&o, "\",\"status\":");
+        PUT_LIT(&o, "\",\"protocol\":\"HTTP/");
+        put_version(&o, e->http_major, e->http_minor);
+        PUT_LIT(&o, "\",\"status\":");
         if (e->status)
             put_u64(&o, (uint64_t)e->status);
         else
-            puts_(&o, "null");
-        puts_(&o, ",\"bytes\":");
+            PUT_LIT(&o, "null");
+        PUT_LIT(&o, ",\"bytes\":");
         put_u64(&o, e->bytes_out);
-        puts_(&o, ",\"duration_ms\":");
+        PUT_LIT(&o, ",\"duration_ms\":");
         put_milli(&o, e->duration_us / 1000, (unsigned)(e->duration_us % 1000));
-        puts_(&o, ",\"upstream\":");
+        PUT_LIT(&o, ",\"upstream\":");
         if (e->upstream) {
-            puts_(&o, "\"");
+            PUT_LIT(&o, "\"");
             put_escaped(&o, e->upstream, strlen(e->upstream), 1);
-            puts_(&o, "\"");
+            PUT_LIT(&o, "\"");
         } else {
-            puts_(&o, "null");
+            PUT_LIT(&o, "null");
         }
-        puts_(&o, ",\"referer\":\"");
+        PUT_LIT(&o, ",\"referer\":\"");
         if (e->referer)
             put_escaped(&o, e->referer, e->referer_len, 1);
-        puts_(&o, "\",\"user_agent\":\"");
+        PUT_LIT(&o, "\",\"user_agent\":\"");
         if (e->ua)
             put_escaped(&o, e->ua, e->ua_len, 1);
-        puts_(&o, "\"");
+        PUT_LIT(&o, "\"");
         if (e->cause) {
-            puts_(&o, ",\"cause\":\"");
+            PUT_LIT(&o, ",\"cause\":\"");
             puts_(&o, e->cause);
-            puts_(&o, "\"");
+            PUT_LIT(&o, "\"");
         }
-        puts_(&o, "}");
+        PUT_LIT(&o, "}");
     } else {
         put(&o, atext, alen);
-        puts_(&o, " - - [");
+        PUT_LIT(&o, " - - [");
         puts_(&o, timestamp(0));
-        puts_(&o, "] \"");
+        PUT_LIT(&o, "] \"");
         put_escaped(&o, e->method, strlen(e->method), 0);
-        puts_(&o, " ");
+        PUT_LIT(&o, " ");
         put_escaped(&o, e->target, e->target_len, 0);
-        puts_(&o, " HTTP/");
-        put_u64(&o, (uint64_t)e->http_major);
-        puts_(&o, ".");
-        put_u64(&o, (uint64_t)e->http_minor);
-        puts_(&o, "\" ");
+        PUT_LIT(&o, " HTTP/");
+        put_version(&o, e->http_major, e->http_minor);
+        PUT_LIT(&o, "\" ");
         if (e->status)
             put_u64(&o, (uint64_t)e->status);
         else
-            puts_(&o, "-");
-        puts_(&o, " ");
+            PUT_LIT(&o, "-");
+        PUT_LIT(&o, " ");
         put_u64(&o, e->bytes_out);
         if (format == PG_LOG_COMBINED) {
-            puts_(&o, " \"");
+            PUT_LIT(&o, " \"");
             if (e->referer)
                 put_escaped(&o, e->referer, e->referer_len, 0);
             else
-                puts_(&o, "-");
-            puts_(&o, "\" \"");
+                PUT_LIT(&o, "-");
+            PUT_LIT(&o, "\" \"");
             if (e->ua)
                 put_escaped(&o, e->ua, e->ua_len, 0);
             else
-                puts_(&o, "-");
+                PUT_LIT(&o, "-");
             /* seconds, rounded half up to the millisecond */
-            puts_(&o, "\" ");
+            PUT_LIT(&o, "\" ");
             ms = (e->duration_us + 500) / 1000;
             put_milli(&o, ms / 1000, (unsigned)(ms % 1000));
         }
