@@ -299,11 +299,12 @@ static int chunked(const char *p, size_t n, size_t *i, ref_msg_t *m, char *out, 
     }
 }
 
-/* REF_KNOWN_TE: the codings of every Transfer-Encoding field, in order, end in chunked, and
- * chunked is not among the others. */
-static bool te_list_chunked(const char *p, const ref_msg_t *m)
+/* REF_KNOWN_TE: 1 when the codings of every Transfer-Encoding field, in order, end in
+ * chunked, and chunked is not among the others; -1 when there are no codings at all (empty
+ * fields: no body, as llhttp reads it); else 0. */
+static int te_list_chunked(const char *p, const ref_msg_t *m)
 {
-    size_t k, i, a, e, nchunked = 0;
+    size_t k, i, a, e, nchunked = 0, ncodings = 0;
     bool last = false;
 
     for (k = 0; k < m->nf; k++) {
@@ -325,8 +326,11 @@ static bool te_list_chunked(const char *p, const ref_msg_t *m)
                 continue;
             last = ci_eq(v + a, e - a, "chunked");
             nchunked += last;
+            ncodings++;
         }
     }
+    if (ncodings == 0)
+        return -1;
     return last && nchunked == 1;
 }
 
@@ -344,13 +348,15 @@ static int request_framing(const char *p, ref_msg_t *m)
             ncl++, cl = &m->f[k];
     }
     m->body = REF_BODY_NONE;
+    if (nte && (ref_known & REF_KNOWN_TE) && te_list_chunked(p, m) < 0)
+        nte = 0; /* no codings: as if there were no Transfer-Encoding */
     if (nte) {
         if (m->minor == 0)
             BAD(m->head_len, "Transfer-Encoding in an HTTP/1.0 request");
         if (ncl)
             BAD(m->head_len, "Transfer-Encoding with Content-Length");
         if (ref_known & REF_KNOWN_TE) {
-            if (!te_list_chunked(p, m))
+            if (te_list_chunked(p, m) == 0)
                 BAD(m->head_len, "Transfer-Encoding does not end in one chunked");
         } else if (nte > 1 || !ci_eq(p + te->value_off, te->value_len, "chunked")) {
             BAD(m->head_len, "Transfer-Encoding other than one chunked");

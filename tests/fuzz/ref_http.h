@@ -52,8 +52,9 @@ typedef struct ref_msg {
  *   taken as the LF whatever it is, and a bare LF ends the request line and may be the empty
  *   line that ends a head or trailers (known: the gateway accepts and relays these).
  * "te": a request's Transfer-Encoding fields, taken together as one list, end in chunked and
- *   have it once (other codings before it, in one field or several), as llhttp reads them
- *   (known: the gateway forwards such requests as they are).
+ *   have it once (other codings before it, in one field or several), or hold no coding at
+ *   all (then there is no body), as llhttp reads them (known: the gateway forwards such
+ *   requests as they are).
  * "head": the gateway's own answers (errors, metrics) to a HEAD request carry a body (read by
  *   fuzz_conn, which then reads them as answers to a GET). */
 enum { REF_KNOWN_EOL = 1, REF_KNOWN_TE = 2, REF_KNOWN_HEAD = 4 };
