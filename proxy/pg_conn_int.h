@@ -1,8 +1,8 @@
 /* pg_conn_int: what the files of the connection module share: the connection and exchange
  * structs and the functions one file calls in another. pg_conn.c: the connection, the
  * request half and the exchange's life; pg_resp.c: the response half; pg_conn_write.c: the
- * write path; pg_conn_body.c: the request body (framing checks, holding); pg_conn_own.c: the
- * gateway's own answers. Not for other modules: they use pg_conn.h.
+ * write path; pg_conn_body.c: the request body (framing checks, holding); pg_conn_chunk.c:
+ * a strict reader of chunked framing; pg_conn_own.c: the gateway's own answers. Not for other modules: they use pg_conn.h.
  * Owns: see pg_conn.h; an exchange (xchg_t) belongs to its connection, c->x.
  * Threads: owning worker's loop thread only. Errors: negative errno (libuv's UV_E*). */
 #ifndef PG_CONN_INT_H
@@ -35,6 +35,14 @@ typedef struct outq {
     pg_buf_t *hold[2];
 } outq_t;
 
+/* Where a strict reading of chunked framing is (pg_conn_chunk.c). Private to it. */
+typedef struct pg_chunk {
+    uint64_t left;   /* data bytes to come, or the chunk size read so far */
+    const char *why; /* once refused: the cause */
+    uint8_t state;
+    uint8_t digits;
+} pg_chunk_t;
+
 typedef struct xchg {
     pg_head_t req;
     pg_head_t resp;
@@ -55,6 +63,10 @@ typedef struct xchg {
     bool req_has_body;
     bool req_done;
     bool resp_started;            /* final (non-1xx) response head sent to the client */
+    bool resp_out;                /*   and bytes of it have left (uv_try_write or uv_write):
+                                     too late for another status */
+    bool resp_chunked;            /* the final response's body is chunked: rchunk reads it */
+    pg_chunk_t rchunk;
     bool resp_done;
     bool retried;
     bool retried_refused;         /* the retry was for a refused connect */
@@ -158,6 +170,15 @@ void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e);
 /* Whether head bytes [p, p+n) hold an obs-fold (RFC 9112 5.2); c->head_lf carries a LF that
  * ended the previous read. */
 bool pg__conn_head_has_fold(pg_conn_t *c, const char *p, size_t n);
+
+/* ---- internals of pg_conn_chunk.c ---- */
+/* A strict reader of chunked framing (RFC 9112 7.1), from a body's first byte on. */
+void pg__chunk_init(pg_chunk_t *k);
+/* Read the body's next n bytes at p: NULL while well framed, else the cause (a static
+ * string, returned again for every later call). */
+const char *pg__chunk_scan(pg_chunk_t *k, const char *p, size_t n);
+/* Whether the last chunk and the trailer section have been read whole. */
+bool pg__chunk_done(const pg_chunk_t *k);
 
 /* ---- internals of pg_conn_own.c, for pg_conn.c and pg_resp.c ---- */
 /* A short text/plain answer of our own naming the cause; the connection closes after it. */

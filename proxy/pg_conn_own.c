@@ -38,8 +38,8 @@ static void answer_and_close(pg_conn_t *c, pg_buf_t *b, size_t len)
 }
 
 /* pg__conn_send_error with extra header lines (CRLF-terminated; "" for none). Sets the
- * exchange's cause from the status unless one was set already. After a response head has
- * gone to the client a status is too late: the connection is cut instead. */
+ * exchange's cause from the status unless one was set already. Once bytes of a response
+ * have gone to the client a status is too late: the connection is cut instead. */
 static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char *extra)
 {
     bool pprof = c->x && c->x->pprof;
@@ -62,12 +62,13 @@ static void send_error_ex(pg_conn_t *c, int status, const char *msg, const char 
         default: break;
         }
     }
-    if (c->x && !c->x->resp_started)
-        c->x->status = status;
-    if (c->x && c->x->resp_started) {
+    if (c->x && c->x->resp_out) {
         pg_conn_abort(c); /* too late for a status: cut the response */
         return;
     }
+    /* a response head parsed but not sent yet (its outq dropped) is replaced by this one */
+    if (c->x)
+        c->x->status = status;
     b = pg_buf_get(&c->w->bufs, PG_BUF_SIZE);
     if (b == NULL) {
         pg_conn_abort(c);

@@ -148,8 +148,11 @@ int pg__outq_flush(pg_conn_t *c, outq_t *q)
 {
     int r = 0;
 
-    if (q->n)
+    if (q->n) {
+        if (c->x && c->x->resp_started)
+            c->x->resp_out = true;
         r = client_write2(c, q->v, q->n, q->hold[0], q->hold[1]);
+    }
     pg__outq_drop(q);
     return r;
 }

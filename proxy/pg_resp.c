@@ -152,6 +152,11 @@ static void on_response_head(pg_conn_t *c, outq_t *q)
         }
         if (p->status_code == 101)
             c->close_after = true;
+        /* relayed as read, framing included: pg_conn_chunk checks what llhttp lets through */
+        if ((p->flags & F_CHUNKED) && !bodyless) {
+            x->resp_chunked = true;
+            pg__chunk_init(&x->rchunk);
+        }
     }
     if (write_response_head(c, q) < 0) {
         pg__outq_drop(q);
@@ -163,17 +168,29 @@ static void on_response_head(pg_conn_t *c, outq_t *q)
     x->resp.buf = NULL;
 }
 
-static void response_error(pg_conn_t *c, llhttp_errno_t e)
+/* The upstream's response cannot be relayed: 502 naming why (the upstream's address
+ * included) if nothing of it has reached the client, else the client connection is cut
+ * (pg__conn_send_error decides). Either way the upstream connection is closed, the error
+ * counted once (upstream_bad_response) and logged once. why: a static string, or NULL for
+ * llhttp's error e. */
+static void response_error(pg_conn_t *c, llhttp_errno_t e, const char *why)
 {
     xchg_t *x = c->x;
+    const char *who = x->pprof ? "agent of" : "upstream";
+    const char *addr = x->pprof ? x->up->agent.text : x->up->address.text;
     char msg[400];
 
     x->cause = PG_ERR_BAD_RESPONSE;
-    if (x->resp.overflow || x->resp.too_many)
-        snprintf(msg, sizeof msg, "upstream \"%s\" sent a response head too large", x->up->name);
+    x->up_dirty = true;
+    if (why)
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) sent a malformed chunked body: %s", who,
+                 x->up->name, addr, why);
+    else if (x->resp.overflow || x->resp.too_many)
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) sent a response head too large", who,
+                 x->up->name, addr);
     else
-        snprintf(msg, sizeof msg, "upstream \"%s\" sent an invalid response: %s (%s)", x->up->name,
-                 llhttp_get_error_reason(&x->u->parser), llhttp_errno_name(e));
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) sent an invalid response: %s (%s)", who,
+                 x->up->name, addr, llhttp_get_error_reason(&x->u->parser), llhttp_errno_name(e));
     pg_log_warn("%s", msg);
     pg__conn_send_error(c, 502, msg);
 }
@@ -182,7 +199,7 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
 {
     xchg_t *x = c->x;
     pg_uconn_t *u = x->u;
-    const char *p = b->data, *end = p + b->len, *q;
+    const char *p = b->data, *end = p + b->len, *q, *why;
     bool again = false;
     llhttp_errno_t e;
     outq_t oq;
@@ -197,9 +214,16 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
         again = false;
         e = llhttp_execute(&u->parser, p, (size_t)(end - p));
         q = e == HPE_OK ? end : llhttp_get_error_pos(&u->parser);
-        if (e != HPE_OK && e != HPE_PAUSED) {
+        /* body bytes (framing included) are checked before any of them is queued; when
+         * llhttp refused a byte, the framing check names the cause if it can */
+        if (e != HPE_OK && e != HPE_PAUSED)
+            q = end;
+        why = NULL;
+        if (x->resp_chunked && !x->ev_rhead && q > p)
+            why = pg__chunk_scan(&x->rchunk, p, (size_t)(q - p));
+        if (why || (e != HPE_OK && e != HPE_PAUSED)) {
             pg__outq_drop(&oq);
-            response_error(c, e);
+            response_error(c, e, why);
             return;
         }
         if (!x->ev_rhead && q > p && x->resp_started && !x->dechunk &&
@@ -222,6 +246,13 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             x->ev_rdone = false;
             if (u->parser.status_code < 200 && u->parser.status_code != 101)
                 continue; /* 100 Continue etc.: the final response follows */
+            if (x->resp_chunked && !pg__chunk_done(&x->rchunk)) {
+                /* llhttp saw an end that a strict reading does not (cannot happen while
+                 * every byte is checked: a last line of defence) */
+                pg__outq_drop(&oq);
+                response_error(c, HPE_OK, "chunked body ended early");
+                return;
+            }
             x->resp_done = true;
             if (p < end) /* bytes after the response: the upstream cannot be trusted */
                 x->up_dirty = true;
