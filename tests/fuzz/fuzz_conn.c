@@ -30,7 +30,9 @@
  *    client did not send (but X-Forwarded-*, Via, and Host when the client sent none), every
  *    field it sent that is not hop-by-hop. A cut request is a prefix of the client's, and
  *    never holds a byte from the first one the reader refuses on.
- * 2. Answers: what the client got reads as whole responses (a cut only at a close). With
+ * 2. Answers: what the client got reads as whole responses (a cut only at a close), also
+ *    when an upstream's answer is any bytes (UP_RAW: bad framing must not reach the client,
+ *    the gateway answers 502 or cuts the response; PG_FUZZ_KNOWN=resp tolerates it). With
  *    well-behaved upstreams and a client that stays open: if the gateway did not close, one
  *    final response per complete request; in any case every answer an upstream sent reaches
  *    the client, whole and in order (each carries X-Seq, the upstream's count).
@@ -835,8 +837,10 @@ static void check_client(const uint8_t *cin, int answered, bool strict, bool ope
             }
         }
         if (m.state == REF_BAD) {
-            if (strict)
-                finding("the client got bytes a strict reader refuses as a response", m.why);
+            if (strict || !(ref_known & REF_KNOWN_RESP))
+                finding(strict ? "the client got bytes a strict reader refuses as a response"
+                               : "an upstream's bad response framing reached the client",
+                        m.why);
             return;
         }
         if (m.state == REF_MORE) {

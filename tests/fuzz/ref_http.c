@@ -93,6 +93,8 @@ void ref_known_from_env(void)
         ref_known |= REF_KNOWN_TE;
     if (e && strstr(e, "head"))
         ref_known |= REF_KNOWN_HEAD;
+    if (e && strstr(e, "resp"))
+        ref_known |= REF_KNOWN_RESP;
 }
 
 /* CRLF at *i (RFC 9112 2.2: a bare CR or LF is refused here, as a strict recipient may);

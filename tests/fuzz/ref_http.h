@@ -56,8 +56,10 @@ typedef struct ref_msg {
  *   all (then there is no body), as llhttp reads them (known: the gateway forwards such
  *   requests as they are).
  * "head": the gateway's own answers (errors, metrics) to a HEAD request carry a body (read by
- *   fuzz_conn, which then reads them as answers to a GET). */
-enum { REF_KNOWN_EOL = 1, REF_KNOWN_TE = 2, REF_KNOWN_HEAD = 4 };
+ *   fuzz_conn, which then reads them as answers to a GET).
+ * "resp": an upstream's bad response framing reaches the client as is (read by fuzz_conn:
+ *   issue 5 has the gateway answer 502 or cut the response instead). */
+enum { REF_KNOWN_EOL = 1, REF_KNOWN_TE = 2, REF_KNOWN_HEAD = 4, REF_KNOWN_RESP = 8 };
 extern int ref_known;
 void ref_known_from_env(void);
 
