@@ -10,16 +10,18 @@
 #  3. SIGTERM drain under load: every request a client saw answered 200 has its line,
 #     including those that finished after the signal (lines written at exit);
 #  4. access_log = "stderr" into a pipe (FIFO), common format, concurrent load: whole lines
-#     among the diagnostic log's.
+#     among the diagnostic log's;
+#  5. a log whose writes fail (/dev/full): requests are still served, the lost lines are
+#     counted in profgate_access_log_dropped_total.
 # ctest-timeout: 180
 # ctest-resource: cpu
 . "$(dirname "$0")/lib/common.sh"
 
 pg_need "$PG" "$UP" curl ab python3
-pg_ports P P2 U1
+pg_ports P P2 P3 U1
 base=http://127.0.0.1:$P
 
-# write_cfg FILE PORT FORMAT LOG
+# write_cfg FILE PORT FORMAT LOG [LINE]: LINE is added to [server]
 write_cfg()
 {
     cat >"$1" <<EOF
@@ -28,6 +30,7 @@ listen            = "127.0.0.1:$2"
 workers           = 2
 access_log        = "$4"
 access_log_format = "$3"
+${5:-}
 
 [[upstream]]
 name    = "up1"
@@ -228,6 +231,30 @@ n=$(ab_lines ab2 "$E")
 pg_check "4: one line for each of ab's 3000 requests (got $n)" test "$n" -eq 3000
 pg_check "4: every line whole: an access line (common) or a diagnostic one" \
     bash -c "[ \$(grep -c -v -E '$COMMON|$DIAG' '$E') -eq 0 ] && [ \$(grep -c -E '$COMMON' '$E') -eq $((2 * N1 + 3000)) ]"
+
+# ---- 5. writes that fail ----
+if [ -w /dev/full ]; then
+    write_cfg "$T/pg3.toml" "$P3" json /dev/full 'metrics_path = "/metrics"'
+    pg_gateway pg3 "$T/pg3.toml" "$P3"
+    b3=http://127.0.0.1:$P3
+    curl -s --no-progress-meter -o /dev/null -w '%{http_code}\n' "$b3/echo?k=f&i=[1-50]" >"$T/l6.out"
+    dropped()
+    {
+        curl -s "$b3/metrics" | awk '$1 == "profgate_access_log_dropped_total" { print $2 }'
+    }
+    # each /metrics request's own line is dropped too: at least the 50
+    pg_poll 10 eval '[ "$(dropped)" -ge 50 ]'
+    n=$(dropped)
+    pg_check "5: all 50 requests answered 200 with the log failing" \
+        test "$(grep -c '^200$' "$T/l6.out")" -eq 50
+    pg_check "5: profgate_access_log_dropped_total counts the lines lost (got $n, want >= 50)" \
+        test "${n:-0}" -ge 50
+    pg_stop pg3 TERM
+    rc=$?
+    pg_check "5: SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+else
+    echo "5: skipped: no writable /dev/full"
+fi
 
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log profgate
