@@ -115,15 +115,15 @@ static void put_milli(out_t *o, uint64_t whole, unsigned frac)
     put(o, d, 4);
 }
 
-/* Bytes a client sent, made safe for a quoted log field: '"', '\' and control bytes as
- * \xHH (nginx's escaping), or JSON's escapes. Runs of bytes that need none are copied at
- * once. */
 /* 1 for the bytes put_escaped escapes: '"', '\\', control bytes and DEL */
 static const unsigned char escaped[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00-0x1f */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
 };
 
+/* Bytes a client sent, made safe for a quoted log field: '"', '\' and control bytes as
+ * \xHH (nginx's escaping), or JSON's escapes. Runs of bytes that need none are copied at
+ * once. */
 static void put_escaped(out_t *o, const char *s, size_t n, int json)
 {
     static const char hex[] = "0123456789abcdef";
