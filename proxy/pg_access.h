@@ -58,9 +58,9 @@ typedef struct pg_access_entry {
 
 /* Lines waiting to be written, all for one descriptor. Fields are private. */
 typedef struct pg_access_batch {
-    int fd;          /* the descriptor of the lines held, or of the last ones; -1: none */
-    size_t chunk;    /* most bytes per write to fd: PIPE_BUF, or all for a regular file */
-    size_t n;        /* bytes held */
+    int fd;       /* the descriptor of the lines held, or of the last ones; -1: none */
+    size_t chunk; /* most bytes per write to fd: PIPE_BUF, or all for a regular file */
+    size_t n;     /* bytes held */
     char buf[PG_ACCESS_BATCH_BYTES];
 } pg_access_batch_t;
 

@@ -309,8 +309,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_forgotten_descriptor_number_is_looked_at_again,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_without_a_batch_each_line_is_written_at_once,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_without_a_batch_each_line_is_written_at_once, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
