@@ -10,23 +10,14 @@
 # refused (4xx) or go to the app, with the agent's log unchanged.
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
-
-PG=$BIN/proxy/profgate
-RAW="python3 $SRC/tests/integration/harden/rawhttp.py"
-P=$(pg_free_port)
-U=$(pg_free_port)
-while [ "$U" = "$P" ]; do U=$(pg_free_port); done
+. "$(dirname "$0")/harden/recording_proxy.sh"
 echo s3cret >"$T/token"
 
-cat >"$T/pg.toml" <<TOML
-[server]
-listen = "127.0.0.1:$P"
-workers = 1
-
-[[upstream]]
-name = "app"
-address = "127.0.0.1:$U"
-agent = "unix:$T/agent.sock"
+pg_start agent $RAW unixsink "$T/agent.sock" "$T/agent.log"
+pg_start agentoff $RAW unixsink "$T/agent-off.sock" "$T/agent-off.log"
+pg_wait_unix "$T/agent.sock" 10 && pg_wait_unix "$T/agent-off.sock" 10 ||
+    { pg_fail "recording agents did not start"; pg_done; }
+recording_proxy_start "" "agent = \"unix:$T/agent.sock\"" "$(cat <<TOML
 
 [[upstream]]
 name = "off"
@@ -34,10 +25,6 @@ address = "127.0.0.1:$U"
 agent = "unix:$T/agent-off.sock"
 [upstream.pprof]
 enabled = false
-
-[[route]]
-prefix = "/"
-upstream = "app"
 
 [[route]]
 prefix = "/off"
@@ -49,14 +36,7 @@ allow = ["127.0.0.0/8"]
 token_file = "token"
 max_seconds = 5
 TOML
-
-pg_start app $RAW upstream "$U" "$T/app.log"
-pg_start agent $RAW unixsink "$T/agent.sock" "$T/agent.log"
-pg_start agentoff $RAW unixsink "$T/agent-off.sock" "$T/agent-off.log"
-pg_wait_port "$U" 10 && pg_wait_unix "$T/agent.sock" 10 && pg_wait_unix "$T/agent-off.sock" 10 ||
-    { pg_fail "recording app/agents did not start"; pg_done; }
-pg_start pg "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" 20 || { pg_log pg; pg_fail "profgate did not start"; pg_done; }
+)"
 
 size() { stat -c %s "$1"; }
 . "$(dirname "$0")/harden/bsend.sh"
@@ -66,11 +46,11 @@ AUTH='Authorization: Bearer s3cret\r\n'
 # send REQUEST -> sets ST (status) and APP_GREW (1 when the app received bytes)
 send() {
     local a0 out
-    a0=$(size "$T/app.log")
+    a0=$(size "$T/up.log")
     bsend "$P" "$1" 5
     sleep 0.15
     APP_GREW=0
-    [ "$(size "$T/app.log")" != "$a0" ] && APP_GREW=1
+    [ "$(size "$T/up.log")" != "$a0" ] && APP_GREW=1
     return 0
 }
 
@@ -94,15 +74,15 @@ trick() {
 # controls: the gate refuses without the token, and the recording agent does record
 before=$(agents)
 send "GET /debug/pprof/heap HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-pg_check "control: no token -> 401, agent untouched (got $ST)" [ "$ST" = 401 ] && [ "$before" = "$(agents)" ]
+pg_check "control: no token -> 401, agent untouched (got $ST)" test "$ST" = 401 -a "$before" = "$(agents)"
 send "GET /debug/pprof/heap HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n"
-pg_check "control: with the token the request reaches the agent (got $ST)" [ "$ST" = 200 ] && [ "$before" != "$(agents)" ]
+pg_check "control: with the token the request reaches the agent (got $ST)" test "$ST" = 200 -a "$before" != "$(agents)"
 pg_check "control: the agent saw /debug/pprof/heap without the credential" \
     bash -c "grep -q 'GET /debug/pprof/heap ' '$T/agent.log' && ! grep -qi 'authorization' '$T/agent.log'"
 send "GET /off/debug/pprof/heap HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n"
 pg_check "control: pprof.enabled = false -> 404 even with the token (got $ST)" [ "$ST" = 404 ]
 send "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-pg_check "control: an app path goes to the app (got $ST)" [ "$ST" = 200 ] && [ "$APP_GREW" = 1 ]
+pg_check "control: an app path goes to the app (got $ST)" test "$ST" = 200 -a "$APP_GREW" = 1
 
 # percent-encoding
 trick "%2e%2e segment" "/x/%2e%2e/debug/pprof/heap"
@@ -165,16 +145,14 @@ trick "seconds not a number" "/debug/pprof/profile?seconds=1e2" "$AUTH"
 # and what the limit allows still goes through
 before=$(agents)
 send "GET /debug/pprof/profile?seconds=5 HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n"
-pg_check "seconds=5 (the limit) reaches the agent (got $ST)" [ "$ST" = 200 ] && [ "$before" != "$(agents)" ]
+pg_check "seconds=5 (the limit) reaches the agent (got $ST)" test "$ST" = 200 -a "$before" != "$(agents)"
 send "GET /debug/pprof/symbol?0x1234+0x5678 HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n"
 pg_check "a GET /symbol query with '+' still reaches the agent (got $ST)" [ "$ST" = 200 ]
 send "GET /debug/pprof/heap?seconds= HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n"
 pg_check "heap with an empty seconds (Go: no delta) reaches the agent (got $ST)" [ "$ST" = 200 ]
 # pprof.admin_listen: the public port must not expose the agent even to a client with the
 # token; the same tricks against a second profgate whose pprof lives on an admin address
-P2=$(pg_free_port)
-A2=$(pg_free_port)
-while [ "$P2" = "$A2" ] || [ "$P2" = "$P" ] || [ "$P2" = "$U" ]; do P2=$(pg_free_port); done
+pg_ports P2 A2
 sed -e "s/^listen = .*/listen = \"127.0.0.1:$P2\"/" -e "s|^path = \"/debug/pprof\"|&\nadmin_listen = \"127.0.0.1:$A2\"|" \
     "$T/pg.toml" >"$T/pg2.toml"
 pg_start pg2 "$PG" --config "$T/pg2.toml"
@@ -182,7 +160,7 @@ if pg_wait_port "$P2" 20 && pg_wait_port "$A2" 20; then
     before=$(agents)
     bsend "$A2" "GET /debug/pprof/heap HTTP/1.1\r\nHost: a\r\n${AUTH}Connection: close\r\n\r\n" 5
     pg_check "admin_listen control: the admin address reaches the agent (got $ST)" \
-        [ "$ST" = 200 ] && [ "$before" != "$(agents)" ]
+        test "$ST" = 200 -a "$before" != "$(agents)"
     P=$P2
     for t in /debug/pprof/heap /debug/pprof/profile?seconds=1 /debug/pprof /debug/pprof/ \
         /%64ebug/pprof/heap /x/../debug/pprof/heap //debug/pprof/heap /debug/pprof/heap\;x \
