@@ -114,12 +114,24 @@ static int hold_body(pg_conn_t *c, const char *p, size_t n)
     return 0;
 }
 
-/* Body bytes [p, p+n) of the current request go to the upstream (framing included). */
+/* Body bytes [p, p+n) of the current request go to the upstream (framing included).
+ * A chunked body is read strictly first (pg_conn_chunk.c): llhttp 8 takes any byte for the
+ * LF after a chunk-size line's CR and after the CR of the blank line that ends the trailer
+ * section, and an upstream that reads those bytes otherwise frames the body otherwise (the
+ * bare CR as a line end: "0\r\n\rG" leaves a "G" in front of the next request the pooled
+ * connection carries). Refused (400) before any of the bytes goes on. */
 int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
 {
     xchg_t *x = c->x;
+    const char *why;
+    char msg[160];
     uv_buf_t ub;
 
+    if (n > 0 && (c->req.flags & F_CHUNKED) && (why = pg__chunk_scan(&x->qchunk, p, n)) != NULL) {
+        snprintf(msg, sizeof msg, "malformed request: %s", why);
+        pg__conn_send_error(c, 400, msg);
+        return -1;
+    }
     if (n > 0 && x->holding)
         return hold_body(c, p, n);
     if (n == 0 || x->u == NULL)

@@ -85,6 +85,9 @@ typedef struct xchg {
     uint8_t crlf_left;            /* bytes of the CRLF after chunk data still to check at
                                      the start of the next read (llhttp 8 skips them) */
     bool bad_chunk_end;           /* chunk data was not followed by CRLF */
+    pg_chunk_t qchunk;            /* a chunked request body's framing, read strictly before
+                                     its bytes go on (pg_conn_body.c); zeroed with the
+                                     exchange, which is pg__chunk_init's state */
     bool in_trailers;             /* the request parser is in the trailer section */
     const char *trailer_at;       /*   which began here, in the bytes being parsed (else
                                      NULL: it began in an earlier read) */
