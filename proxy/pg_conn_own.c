@@ -24,11 +24,19 @@
 #define PG_CONN_PROFILE_MARGIN_MS 10000 /* a profile's upstream budget: its seconds + this */
 
 /* A whole answer of the gateway's own (an error, metrics, the viewer) in one buffer: written,
- * then the connection closed. Takes over the caller's reference to b. */
+ * then the connection closed. Takes over the caller's reference to b. The answer to a HEAD
+ * is its head only (RFC 9110 9.3.2), Content-Length as for a GET. */
 static void answer_and_close(pg_conn_t *c, pg_buf_t *b, size_t len)
 {
-    uv_buf_t ub = uv_buf_init(b->data, (unsigned)len);
-    int r = pg__conn_client_write(c, &ub, 1, b);
+    const char *e;
+    uv_buf_t ub;
+    int r;
+
+    if (c->x && c->x->head_done && c->x->method == HTTP_HEAD &&
+        (e = memmem(b->data, len, "\r\n\r\n", 4)) != NULL)
+        len = (size_t)(e + 4 - b->data);
+    ub = uv_buf_init(b->data, (unsigned)len);
+    r = pg__conn_client_write(c, &ub, 1, b);
 
     pg_buf_unref(b);
     if (r < 0)
