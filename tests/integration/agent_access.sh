@@ -17,7 +17,6 @@ if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
 fi
 
 PROG=$BIN/tests/programs/agent_burn
-PG=$BIN/proxy/profgate
 AGENT_UID=65534 # nobody
 GW_UID=12345    # the gateway's user: no passwd entry needed
 STRANGER_UID=23456

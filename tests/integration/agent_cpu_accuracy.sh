@@ -16,10 +16,7 @@
 unset PROFAGENT_SOCKET
 
 P=$BIN/tests/programs/agent_cpu_share
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-for tool in go curl python3; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
+pg_need "$P" go curl python3
 SOCK=$T/agent/share.sock
 pg_start share "$P" --socket "$SOCK" --seconds 30 --start-after 1.5
 PID=$(pg_pid share)
@@ -42,29 +39,8 @@ else
     pg_fail "go tool pprof -raw: $(head -c 300 "$T/cpu.err")"
 fi
 
-# samples whose stack holds a location named $2 (first value column: samples/count)
-raw_count()
-{
-    python3 - "$1" "$2" <<'PY'
-import re, sys
-sec, hit, samples = "", set(), []
-for line in open(sys.argv[1]):
-    if line.startswith("Samples:"): sec = "s"; continue
-    if line.startswith("Locations"): sec = "l"; continue
-    if line.startswith("Mappings"): sec = ""; continue
-    if sec == "s" and ":" in line:
-        vals, locs = line.split(":", 1)
-        if vals.split() and vals.split()[0].isdigit():
-            samples.append((int(vals.split()[0]), [int(x) for x in locs.split()]))
-    elif sec == "l":
-        m = re.match(r"\s*(\d+):", line)
-        if m and sys.argv[2] in line.split():
-            hit.add(int(m.group(1)))
-print(sum(v for v, locs in samples if any(l in hit for l in locs)))
-PY
-}
-HS=$(raw_count "$T/cpu.raw" cpu_share_heavy)
-LS=$(raw_count "$T/cpu.raw" cpu_share_light)
+HS=$(pg_raw_count "$T/cpu.raw" cpu_share_heavy)
+LS=$(pg_raw_count "$T/cpu.raw" cpu_share_light)
 echo "kernel CPU ticks: heavy $HC light $LC; profile samples: heavy $HS light $LS"
 pg_check "enough samples to measure a share (heavy+light = $((HS + LS)) >= 40)" [ $((HS + LS)) -ge 40 ]
 read -r actual designed_ok profiled close <<<"$(python3 - "$HC" "$LC" "$HS" "$LS" <<'PY'

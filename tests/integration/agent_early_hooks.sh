@@ -24,10 +24,7 @@
 unset PROFAGENT_SOCKET
 
 SO=$BIN/agent-lib/libprofagent.so
-[ -e "$SO" ] || { echo "FAIL: $SO not built"; exit 1; }
-for tool in go curl perl cc; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
+pg_need "$SO" go curl perl cc
 SAN_RT=$(ldd "$SO" | awk '/lib[at]san/ { print $3; exit }')
 EARLY_CFLAGS=
 if ldd "$SO" | grep -q libtsan; then

@@ -17,11 +17,8 @@
 unset PROFAGENT_SOCKET PROFAGENT_MEM_RATE
 
 LIVE=$BIN/tests/programs/agent_heap_live
-[ -x "$LIVE" ] || { echo "FAIL: $LIVE not built"; exit 1; }
-for tool in go curl; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-SAN=$(ldd "$LIVE" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+pg_need "$LIVE" go curl
+SAN=$(pg_san "$LIVE")
 RATE=65536
 
 # start_live NAME RATE FD: the workload with its agent on $T/NAME.sock, commands on fd FD
@@ -55,22 +52,6 @@ fetch()
     curl -s -m 30 --unix-socket "$T/$1.sock" -D "$3.h" -o "$3" -w '%{http_code}' "http://agent$2"
 }
 
-# leaf_sum RAW FUNC COLUMN: sum of value COLUMN (1..4) of the samples whose leaf is FUNC, from
-# `go tool pprof -raw` output
-leaf_sum()
-{
-    awk -v fn="$2" -v col="$3" '
-        /^Samples:/ { sec = "s"; getline; next }
-        /^Locations/ { sec = "l"; next }
-        /^Mappings/ { sec = "" }
-        sec == "s" && index($0, ":") {
-            split($0, parts, ":"); split(parts[1], vals, " "); split(parts[2], locs, " ")
-            n++; val[n] = vals[col]; leaf[n] = locs[1] + 0
-        }
-        sec == "l" && $1 ~ /^[0-9]+:$/ { name[$1 + 0] = $4 }
-        END { for (j = 1; j <= n; j++) if (name[leaf[j]] == fn) s += val[j]; print s + 0 }' "$1"
-}
-
 # quit_and_wait NAME FD: ask the workload to quit; its exit status (TERM only if it hangs 10 s)
 quit_and_wait()
 {
@@ -82,12 +63,6 @@ quit_and_wait()
         sleep 0.1
     done
     pg_stop "$1"
-}
-
-# within10 GOT WANT
-within10()
-{
-    awk -v g="$1" -v w="$2" 'BEGIN { exit !(g >= 0.9 * w && g <= 1.1 * w) }'
 }
 
 start_live a $RATE 3
@@ -117,8 +92,8 @@ pg_check "-raw: PeriodType: space bytes" grep -q '^PeriodType: space bytes' "$T/
 pg_check "-raw: Period: $RATE" grep -q "^Period: $RATE\$" "$T/heap1.raw"
 pg_check "-raw: Go's four sample types" \
     grep -Eq '^alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes' "$T/heap1.raw"
-GOT=$(leaf_sum "$T/heap1.raw" heap_live_alloc 4)
-pg_check "inuse_space under heap_live_alloc within 10% of the $WANT bytes live (got $GOT)" within10 "$GOT" "$WANT"
+GOT=$(pg_leaf_sum "$T/heap1.raw" heap_live_alloc 4)
+pg_check "inuse_space under heap_live_alloc within 10% of the $WANT bytes live (got $GOT)" pg_within10 "$GOT" "$WANT"
 go tool pprof -top "$T/heap1.pb.gz" >"$T/heap1.top" 2>&1
 pg_check "heap's default sample type is inuse_space" grep -q '^Type: inuse_space' "$T/heap1.top"
 
@@ -143,10 +118,10 @@ pg_check "heap?gc=1 is accepted (got $code)" [ "$code" = 200 ]
 send 3 a free '^freed' || pg_fail "free"
 fetch a /debug/pprof/heap "$T/heap2.pb.gz" >/dev/null
 go tool pprof -raw "$T/heap2.pb.gz" >"$T/heap2.raw" 2>&1
-GOT=$(leaf_sum "$T/heap2.raw" heap_live_alloc 4)
+GOT=$(pg_leaf_sum "$T/heap2.raw" heap_live_alloc 4)
 pg_check "after free, inuse_space under heap_live_alloc is 0 (got $GOT)" [ "$GOT" = 0 ]
-GOT=$(leaf_sum "$T/heap2.raw" heap_live_alloc 2)
-pg_check "after free, alloc_space under heap_live_alloc still within 10% of $WANT (got $GOT)" within10 "$GOT" "$WANT"
+GOT=$(pg_leaf_sum "$T/heap2.raw" heap_live_alloc 2)
+pg_check "after free, alloc_space under heap_live_alloc still within 10% of $WANT (got $GOT)" pg_within10 "$GOT" "$WANT"
 
 # --- deltas: only what happens during the window
 curl -s -m 30 --unix-socket "$T/a.sock" -D "$T/delta.h" -o "$T/delta.pb.gz" -w '%{http_code}' \
@@ -160,9 +135,9 @@ pg_check "allocs?seconds=3: attachment; filename=\"allocs-delta\"" \
     grep -qi '^Content-Disposition: attachment; filename="allocs-delta"' "$T/delta.h"
 go tool pprof -raw "$T/delta.pb.gz" >"$T/delta.raw" 2>&1
 pg_check "go tool pprof -raw parses the delta" grep -q '^PeriodType: space bytes' "$T/delta.raw"
-GOT=$(leaf_sum "$T/delta.raw" heap_live_alloc 2)
+GOT=$(pg_leaf_sum "$T/delta.raw" heap_live_alloc 2)
 pg_check "delta alloc_space under heap_live_alloc within 10% of the 16 MiB of the window, not 80 (got $GOT)" \
-    within10 "$GOT" $((16 << 20))
+    pg_within10 "$GOT" $((16 << 20))
 
 curl -s -m 30 --unix-socket "$T/a.sock" -o "$T/churn.pb.gz" "http://agent/debug/pprof/allocs?seconds=2" &
 DCURL=$!
@@ -170,9 +145,9 @@ sleep 0.3
 send 3 a "churn 1" '^churned' || pg_fail "churn"
 wait $DCURL
 go tool pprof -raw "$T/churn.pb.gz" >"$T/churn.raw" 2>&1
-GOT=$(leaf_sum "$T/churn.raw" heap_churn 1)
+GOT=$(pg_leaf_sum "$T/churn.raw" heap_churn 1)
 pg_check "4 churning threads' allocations show under heap_churn in a delta (alloc_objects $GOT)" [ "$GOT" -gt 1000 ]
-GOT=$(leaf_sum "$T/churn.raw" heap_churn 3)
+GOT=$(pg_leaf_sum "$T/churn.raw" heap_churn 3)
 pg_check "... and what they freed is not in use (inuse_objects delta $GOT, est. of <= 256)" [ "$GOT" -lt 5000 ]
 
 # --- Go's refusals
@@ -195,7 +170,7 @@ code=$(fetch z /debug/pprof/heap "$T/zero.pb.gz")
 go tool pprof -raw "$T/zero.pb.gz" >"$T/zero.raw" 2>&1
 pg_check "rate 0: 200 and a profile pprof parses (got $code)" \
     bash -c "[ $code = 200 ] && grep -q '^PeriodType: space bytes' '$T/zero.raw'"
-GOT=$(leaf_sum "$T/zero.raw" heap_live_alloc 4)
+GOT=$(pg_leaf_sum "$T/zero.raw" heap_live_alloc 4)
 pg_check "rate 0: nothing recorded (inuse under heap_live_alloc $GOT)" [ "$GOT" = 0 ]
 
 # --- a full live table: every allocation sampled (rate 1), 100000 kept live, 65536 slots
@@ -205,7 +180,7 @@ fetch d /debug/pprof/heap "$T/full.pb.gz" >/dev/null
 go tool pprof -raw "$T/full.pb.gz" >"$T/full.raw" 2>&1
 pg_check "a full live table is reported in the profile's comments ($(grep '^Comment' "$T/full.raw"))" \
     grep -Eq '^Comment: dropped [0-9]+ sampled allocations: live table full \(65536 entries\)' "$T/full.raw"
-GOT=$(leaf_sum "$T/full.raw" heap_small 3)
+GOT=$(pg_leaf_sum "$T/full.raw" heap_small 3)
 pg_check "what fitted is counted exactly at rate 1 (inuse_objects under heap_small $GOT, <= 65536)" \
     bash -c "[ $GOT -gt 30000 ] && [ $GOT -le 65536 ]"
 # rate 1 from the first allocation after the agent's constructor, on the main thread too (it
@@ -220,7 +195,7 @@ pg_check "... and in the debug=1 text ($(grep DroppedLive "$T/full.txt"))" \
 send 5 d free '^freed' || pg_fail "free (d)"
 fetch d /debug/pprof/heap "$T/full2.pb.gz" >/dev/null
 go tool pprof -raw "$T/full2.pb.gz" >"$T/full2.raw" 2>&1
-GOT=$(leaf_sum "$T/full2.raw" heap_small 3)
+GOT=$(pg_leaf_sum "$T/full2.raw" heap_small 3)
 pg_check "after freeing them all, nothing in use under heap_small (got $GOT)" [ "$GOT" = 0 ]
 
 quit_and_wait a 3

@@ -13,38 +13,11 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET PROFAGENT_MEM_RATE
 
-RS=$BIN/demo-upstream/randomstring
-PG=$BIN/proxy/profgate
-for b in "$RS" "$PG"; do
-    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-for tool in go curl; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+pg_need "$RS" "$PG" go curl
+SAN=$(pg_san "$RS")
 RATE=65536
 
 pg_demo_start PROFAGENT_MEM_RATE=$RATE
-
-# leaf_sum RAW FUNC COLUMN: as in agent_heap.sh
-leaf_sum()
-{
-    awk -v fn="$2" -v col="$3" '
-        /^Samples:/ { sec = "s"; getline; next }
-        /^Locations/ { sec = "l"; next }
-        /^Mappings/ { sec = "" }
-        sec == "s" && index($0, ":") {
-            split($0, parts, ":"); split(parts[1], vals, " "); split(parts[2], locs, " ")
-            n++; val[n] = vals[col]; leaf[n] = locs[1] + 0
-        }
-        sec == "l" && $1 ~ /^[0-9]+:$/ { name[$1 + 0] = $4 }
-        END { for (j = 1; j <= n; j++) if (name[leaf[j]] == fn) s += val[j]; print s + 0 }' "$1"
-}
-
-within10()
-{
-    awk -v g="$1" -v w="$2" 'BEGIN { exit !(g >= 0.9 * w && g <= 1.1 * w) }'
-}
 
 if [ -n "$SAN" ]; then
     for p in heap allocs; do
@@ -52,7 +25,7 @@ if [ -n "$SAN" ]; then
         pg_check "$p through the gateway under $SAN: 501 heap profiling unavailable (got $code: $(head -c 100 "$T/san.txt"))" \
             bash -c "[ $code = 501 ] && [ \"\$(cat '$T/san.txt')\" = 'heap profiling unavailable: built with a sanitizer' ]"
     done
-    pg_check "randomstring still serving" bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+    pg_rs_serving "$GW"
     pg_done
 fi
 
@@ -64,8 +37,8 @@ pg_check "go tool pprof -raw <gateway>/debug/pprof/heap parses" [ $? = 0 ]
 pg_check "-raw: PeriodType space bytes, Period $RATE" \
     bash -c "grep -q '^PeriodType: space bytes' '$T/heap.raw' && grep -q '^Period: $RATE\$' '$T/heap.raw'"
 pg_check "-raw: a location named rs_heap_alloc" grep -Eq '^ +[0-9]+: 0x[0-9a-f]+ M=[0-9]+ rs_heap_alloc ' "$T/heap.raw"
-GOT=$(leaf_sum "$T/heap.raw" rs_heap_alloc 4)
-pg_check "inuse_space under rs_heap_alloc within 10% of 64 MiB (got $GOT)" within10 "$GOT" $((64 << 20))
+GOT=$(pg_leaf_sum "$T/heap.raw" rs_heap_alloc 4)
+pg_check "inuse_space under rs_heap_alloc within 10% of 64 MiB (got $GOT)" pg_within10 "$GOT" $((64 << 20))
 
 go tool pprof -top "$GW/debug/pprof/heap" >"$T/heap.top" 2>&1
 pg_check "go tool pprof -top: Type inuse_space" grep -q '^Type: inuse_space' "$T/heap.top"
@@ -76,12 +49,12 @@ pg_check "rs_heap_alloc is the top inuse_space function (top: $TOP1)" [ "$TOP1" 
 out=$(curl -s -m 30 "$GW/free")
 pg_check "GET /free through the gateway ($out)" grep -q '^freed 65536 KiB' <<<"$out"
 go tool pprof -raw "$GW/debug/pprof/heap" >"$T/heap2.raw" 2>&1
-GOT=$(leaf_sum "$T/heap2.raw" rs_heap_alloc 4)
+GOT=$(pg_leaf_sum "$T/heap2.raw" rs_heap_alloc 4)
 pg_check "after /free, inuse_space under rs_heap_alloc is 0 (got $GOT)" [ "$GOT" = 0 ]
 go tool pprof -raw "$GW/debug/pprof/allocs" >"$T/allocs.raw" 2>&1
-GOT=$(leaf_sum "$T/allocs.raw" rs_heap_alloc 2)
+GOT=$(pg_leaf_sum "$T/allocs.raw" rs_heap_alloc 2)
 pg_check "allocs through the gateway: alloc_space under rs_heap_alloc within 10% of 64 MiB (got $GOT)" \
-    within10 "$GOT" $((64 << 20))
+    pg_within10 "$GOT" $((64 << 20))
 
 # a delta through the gateway: only the window's 64 MiB (after 64 MiB before it)
 curl -s -m 30 -o "$T/delta.pb.gz" -w '%{http_code}' "$GW/debug/pprof/allocs?seconds=2" >"$T/delta.code" &
@@ -91,9 +64,9 @@ out=$(curl -s -m 30 "$GW/alloc?kb=65536")
 wait $DCURL
 pg_check "allocs?seconds=2 through the gateway: 200 (got $(cat "$T/delta.code"))" [ "$(cat "$T/delta.code")" = 200 ]
 go tool pprof -raw "$T/delta.pb.gz" >"$T/delta.raw" 2>&1
-GOT=$(leaf_sum "$T/delta.raw" rs_heap_alloc 2)
+GOT=$(pg_leaf_sum "$T/delta.raw" rs_heap_alloc 2)
 pg_check "the delta's alloc_space under rs_heap_alloc is the window's 64 MiB within 10% (got $GOT)" \
-    within10 "$GOT" $((64 << 20))
+    pg_within10 "$GOT" $((64 << 20))
 curl -s -m 30 "$GW/free" >/dev/null
 
 # heap?seconds=2 (Go serves heap deltas too): the in-use bytes the window added
@@ -105,9 +78,9 @@ wait $DCURL
 pg_check "heap?seconds=2 through the gateway: 200 named heap-delta (got $(cat "$T/hdelta.code"))" \
     bash -c "[ \"\$(cat '$T/hdelta.code')\" = 200 ] && tr -d '\r' <'$T/hdelta.h' | grep -qx 'Content-Disposition: attachment; filename=\"heap-delta\"'"
 go tool pprof -raw "$T/hdelta.pb.gz" >"$T/hdelta.raw" 2>&1
-GOT=$(leaf_sum "$T/hdelta.raw" rs_heap_alloc 4)
+GOT=$(pg_leaf_sum "$T/hdelta.raw" rs_heap_alloc 4)
 pg_check "the heap delta's inuse_space under rs_heap_alloc is the window's 64 MiB within 10% (got $GOT)" \
-    within10 "$GOT" $((64 << 20))
+    pg_within10 "$GOT" $((64 << 20))
 
 # allocs?debug=1: Go prints the heap's legacy text for allocs too
 code=$(curl -s -m 10 -o "$T/allocs1.txt" -w '%{http_code}' "$GW/debug/pprof/allocs?debug=1")
@@ -121,12 +94,7 @@ code=$(curl -s -m 10 -o "$T/e.txt" -w '%{http_code}' "$GW/debug/pprof/heap?secon
 pg_check "seconds with debug through the gateway: 400 ($code: $(cat "$T/e.txt"))" \
     bash -c "[ $code = 400 ] && grep -qx 'seconds and debug params are incompatible' '$T/e.txt'"
 
-pg_check "randomstring still serving through the gateway" \
-    bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
-pg_stop pg TERM
-pg_stop rs TERM
-rc=$?
-pg_check "randomstring exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+pg_demo_stop
 if [ "$PG_FAILED" != 0 ]; then
     cat "$T/heap.err"
     pg_log rs

@@ -13,11 +13,8 @@
 unset PROFAGENT_SOCKET PROFAGENT_MEM_RATE
 
 LIVE=$BIN/tests/programs/agent_heap_live
-[ -x "$LIVE" ] || { echo "FAIL: $LIVE not built"; exit 1; }
-for tool in go curl; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-if ldd "$LIVE" | grep -Eq 'lib[at]san'; then
+pg_need "$LIVE" go curl
+if [ -n "$(pg_san "$LIVE")" ]; then
     echo "sanitizer build: the heap hooks are compiled out (agent_heap checks the 501); skipped"
     pg_pass "skipped in a sanitizer build"
     pg_done

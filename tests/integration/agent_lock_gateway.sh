@@ -14,30 +14,8 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET PROFAGENT_BLOCK_RATE PROFAGENT_MUTEX_FRACTION
 
-RS=$BIN/demo-upstream/randomstring
-PG=$BIN/proxy/profgate
-for b in "$RS" "$PG"; do
-    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-command -v go >/dev/null || { echo "FAIL: go not installed"; exit 1; }
-SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
-
-raw_count() # sum of the first sample value over stacks with a location named $2
-{
-    awk -v fn="$2" '
-        /^Samples:/ { sec = "s"; next }
-        /^Locations/ { sec = "l"; next }
-        /^Mappings/ { sec = "" }
-        sec == "s" && $1 ~ /^[0-9]+$/ { n++; v[n] = $1 + 0; sub(/^ *[0-9]+ +[0-9]+: */, ""); ids[n] = $0 }
-        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
-        END {
-            for (j = 1; j <= n; j++) {
-                k = split(ids[j], f, " ")
-                for (i = 1; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
-            }
-            print s + 0
-        }' "$1"
-}
+pg_need "$RS" "$PG" go
+SAN=$(pg_san "$RS")
 
 pg_demo_start --name on PROFAGENT_BLOCK_RATE=1 PROFAGENT_MUTEX_FRACTION=1
 out=$(curl -s -m 20 "$GW/contend?threads=4&ms=300")
@@ -63,14 +41,14 @@ else
     pg_check "block: sample types contentions/count delay/nanoseconds" \
         grep -Eq '^ *contentions/count +delay/nanoseconds' "$T/block.raw"
     pg_check "block: PeriodType contentions count" grep -q '^PeriodType: contentions count' "$T/block.raw"
-    n=$(raw_count "$T/block.raw" rs_contend_worker)
+    n=$(pg_raw_count "$T/block.raw" rs_contend_worker)
     pg_check "block: contentions in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
     if [[ "$SAN" == libtsan* ]]; then
         echo "note: TSan calls glibc's pthread_cond_timedwait by version, not libprofagent's: condition waits are not checked"
     else
-        n=$(raw_count "$T/block.raw" rs_block_wait)
+        n=$(pg_raw_count "$T/block.raw" rs_block_wait)
         pg_check "block: the condition wait in rs_block_wait (got $n)" [ "$n" -ge 1 ]
-        n=$(raw_count "$T/block.raw" pthread_cond_timedwait)
+        n=$(pg_raw_count "$T/block.raw" pthread_cond_timedwait)
         pg_check "block: ... at pthread_cond_timedwait (got $n)" [ "$n" -ge 1 ]
     fi
 
@@ -79,9 +57,9 @@ else
     else
         pg_fail "mutex: $(head -c 300 "$T/mutex.err")"
     fi
-    n=$(raw_count "$T/mutex.raw" rs_contend_worker)
+    n=$(pg_raw_count "$T/mutex.raw" rs_contend_worker)
     pg_check "mutex: the holder's unlock in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
-    n=$(raw_count "$T/mutex.raw" pthread_mutex_unlock)
+    n=$(pg_raw_count "$T/mutex.raw" pthread_mutex_unlock)
     pg_check "mutex: stacks start at pthread_mutex_unlock (got $n)" [ "$n" -ge 1 ]
 
     curl -s -m 10 "$GW/debug/pprof/block?debug=1" >"$T/block1.txt"
@@ -104,10 +82,10 @@ if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/block")" =
     pg_check "block?seconds=3: 200 (got $(cat "$T/bd.code"))" [ "$(cat "$T/bd.code")" = 200 ]
     if go tool pprof -raw "$T/bd.pb.gz" >"$T/bd.raw" 2>"$T/bd.err"; then
         if [[ "$SAN" != libtsan* ]]; then
-            n=$(raw_count "$T/bd.raw" rs_block_wait)
+            n=$(pg_raw_count "$T/bd.raw" rs_block_wait)
             pg_check "block?seconds=3: the one wait of the window in rs_block_wait (got $n)" [ "$n" = 1 ]
         fi
-        n=$(raw_count "$T/bd.raw" rs_contend_worker)
+        n=$(pg_raw_count "$T/bd.raw" rs_contend_worker)
         pg_check "block?seconds=3: the contention before the window cancelled out (got $n)" [ "$n" = 0 ]
     else
         pg_fail "block?seconds=3 does not parse: $(head -c 300 "$T/bd.err")"
@@ -126,8 +104,8 @@ if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/mutex")" =
         bash -c "[ \"\$(cat '$T/md.code')\" = 200 ] && tr -d '\r' <'$T/md.h' | grep -qx 'Content-Disposition: attachment; filename=\"mutex-delta\"'"
     if go tool pprof -raw "$T/md.pb.gz" >"$T/md.raw" 2>"$T/md.err" &&
         timeout 60 go tool pprof -raw "$GW/debug/pprof/mutex" >"$T/mall.raw" 2>>"$T/md.err"; then
-        n=$(raw_count "$T/md.raw" rs_contend_worker)
-        m=$(raw_count "$T/mall.raw" rs_contend_worker)
+        n=$(pg_raw_count "$T/md.raw" rs_contend_worker)
+        m=$(pg_raw_count "$T/mall.raw" rs_contend_worker)
         pg_check "mutex?seconds=3: the window's contention in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
         pg_check "mutex?seconds=3: fewer than the cumulative profile's, which has the earlier /contend too ($n < $m)" \
             [ "$n" -lt "$m" ]
@@ -146,11 +124,11 @@ if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/block")" =
     else
         pg_fail "block off: $(head -c 300 "$T/off.err")"
     fi
-    n=$(raw_count "$T/off.raw" rs_contend_worker)
+    n=$(pg_raw_count "$T/off.raw" rs_contend_worker)
     pg_check "block with the rate at 0: no samples (got $n)" [ "$n" = 0 ]
     pg_check "block with the rate at 0: the comment says how to turn it on" \
         grep -q 'Comment: block profiling is off: set PROFAGENT_BLOCK_RATE' "$T/off.raw"
 fi
-pg_check "randomstring still serving" bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+pg_rs_serving "$GW"
 [ "$PG_FAILED" = 0 ] || { pg_log rs-on; pg_log pg-on; }
 pg_done

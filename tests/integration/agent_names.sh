@@ -15,8 +15,8 @@
 # ctest-skip-code: 77
 . "$(dirname "$0")/lib/common.sh"
 
-command -v go >/dev/null || { echo "FAIL: go not installed"; exit 1; }
-command -v g++ >/dev/null || { echo "skipped: no g++ to build the C++ program"; exit 77; }
+pg_need go
+pg_need --or-skip g++ # to build the C++ program
 
 SO_DIR=$BIN/agent-lib
 SOCK=$T/run/agent.sock

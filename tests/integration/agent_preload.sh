@@ -16,13 +16,7 @@
 unset PROFAGENT_SOCKET
 
 SO=$BIN/agent-lib/libprofagent.so
-PG=$BIN/proxy/profgate
-for b in "$SO" "$PG"; do
-    [ -e "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-for tool in go curl perl; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
+pg_need "$SO" "$PG" go curl perl
 if ldd "$PG" | grep -Eq 'lib[at]san'; then
     # a sanitizer runtime must come first in the preload list of an uninstrumented program
     SAN_RT=$(ldd "$SO" | awk '/lib[at]san/ { print $3; exit }')

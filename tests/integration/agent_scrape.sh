@@ -16,15 +16,8 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
 
-RS=$BIN/demo-upstream/randomstring
-PG=$BIN/proxy/profgate
-for b in "$RS" "$PG"; do
-    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-for tool in go curl; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+pg_need "$RS" "$PG" go curl
+SAN=$(pg_san "$RS")
 WINDOW=${PG_SCRAPE_SECONDS:-60}
 
 PG_PPROF_EXTRA="max_concurrent = 8 # the default, said here because the test depends on it"
@@ -125,11 +118,6 @@ n=$(cat "$T/f/"cpu-*.raw | awk '/^Samples:/ { s = 1; next } /^Locations/ { s = 0
 pg_check "the CPU profiles hold samples of the load ($n)" [ "$n" -ge 1 ]
 pg_check "a second CPU profile while one runs: Go's 500 (got $(cat "$T/busy.code" 2>/dev/null): $(cat "$T/busy.txt" 2>/dev/null))" \
     bash -c "[ \"\$(cat '$T/busy.code')\" = 500 ] && grep -q 'Could not enable CPU profiling: cpu profiling already in use' '$T/busy.txt'"
-pg_check "randomstring still serving" \
-    bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
-pg_stop pg TERM
-pg_stop rs TERM
-rc=$?
-pg_check "randomstring exits 0 on SIGTERM after the scrapes (rc=$rc)" [ $rc = 0 ]
+pg_demo_stop "after the scrapes"
 [ "$PG_FAILED" = 0 ] || { pg_log rs; pg_log pg; }
 pg_done

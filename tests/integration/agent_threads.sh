@@ -17,11 +17,10 @@
 unset PROFAGENT_SOCKET
 
 PROG=$BIN/tests/programs/threads_park
-[ -x "$PROG" ] || { echo "FAIL: $PROG not built"; exit 1; }
-command -v go >/dev/null || { echo "FAIL: go not installed"; exit 1; }
+pg_need "$PROG" go
 K=6
 SOCK=$T/agent/park.sock
-SAN=$(ldd "$PROG" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+SAN=$(pg_san "$PROG")
 
 PROFAGENT_SOCKET=$SOCK pg_start park "$PROG" --threads $K --masked 1 --busy 1 --seconds 100
 for _ in $(seq 1 100); do
@@ -35,23 +34,6 @@ get() # get PATH OUT: prints the status code; 10 s bound (the agent waits 500 ms
     curl -s -m 10 --unix-socket "$SOCK" -o "$2" -D "$2.h" -w '%{http_code}' "http://agent$1"
 }
 
-# Sum of the sample values whose stack has a location named $2, in go tool pprof -raw output $1.
-raw_count()
-{
-    awk -v fn="$2" '
-        /^Samples:/ { sec = "s"; next }
-        /^Locations/ { sec = "l"; next }
-        /^Mappings/ { sec = "" }
-        sec == "s" && $1 ~ /^[0-9]+:$/ { n++; v[n] = $1 + 0; ids[n] = $0 }
-        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
-        END {
-            for (j = 1; j <= n; j++) {
-                k = split(ids[j], f, " ")
-                for (i = 2; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
-            }
-            print s + 0
-        }' "$1"
-}
 
 # --- goroutine, debug=0
 code=$(get /debug/pprof/goroutine "$T/g.pb.gz")
@@ -70,11 +52,11 @@ if [[ "$SAN" == libtsan* ]]; then
         grep -Eq "^Comment: $((K + 1)) threads did not answer within [0-9]+ ms" "$T/g.raw"
     echo "note: TSan defers the agent's signal: thread stacks are not checked in this build"
 else
-    n=$(raw_count "$T/g.raw" threads_park_here)
+    n=$(pg_raw_count "$T/g.raw" threads_park_here)
     pg_check "goroutine: $K samples in threads_park_here (got $n)" [ "$n" = $K ]
-    n=$(raw_count "$T/g.raw" threads_busy_loop)
+    n=$(pg_raw_count "$T/g.raw" threads_busy_loop)
     pg_check "goroutine: 1 sample in threads_busy_loop (got $n)" [ "$n" = 1 ]
-    n=$(raw_count "$T/g.raw" threads_park_masked)
+    n=$(pg_raw_count "$T/g.raw" threads_park_masked)
     pg_check "goroutine: the masked thread has no sample (got $n)" [ "$n" = 0 ]
     pg_check "goroutine: comments count the masked thread ($(grep '^Comment' "$T/g.raw" | tr '\n' '|'))" \
         grep -Eq '^Comment: 1 threads not sampled: signal [0-9]+ blocked' "$T/g.raw"
@@ -121,7 +103,7 @@ if [[ "$SAN" != libtsan* ]]; then
     pg_check "goroutine?seconds=1: 200 named goroutine-delta (got $code)" \
         bash -c "[ $code = 200 ] && grep -qi 'filename=\"goroutine-delta\"' '$T/gd.h'"
     if go tool pprof -raw "$T/gd.pb.gz" >"$T/gd.raw" 2>"$T/gd.err"; then
-        n=$(raw_count "$T/gd.raw" threads_park_here)
+        n=$(pg_raw_count "$T/gd.raw" threads_park_here)
         pg_check "goroutine?seconds=1: parses, and the unchanged parked threads cancel out (got $n)" [ "$n" = 0 ]
         pg_check "goroutine?seconds=1: the delta's duration is about 1 s" \
             grep -Eq '^Duration: (1\.|9[0-9][0-9]ms)' "$T/gd.raw"
@@ -144,9 +126,9 @@ else
         pg_fail "threadcreate: go tool pprof -raw: $(head -c 300 "$T/tc.err")"
     fi
     pg_check "threadcreate: PeriodType threadcreate count" grep -q '^PeriodType: threadcreate count' "$T/tc.raw"
-    n=$(raw_count "$T/tc.raw" threads_spawn_parkers)
+    n=$(pg_raw_count "$T/tc.raw" threads_spawn_parkers)
     pg_check "threadcreate: $((K + 2)) creations in threads_spawn_parkers (got $n)" [ "$n" = $((K + 2)) ]
-    n=$(raw_count "$T/tc.raw" pthread_create)
+    n=$(pg_raw_count "$T/tc.raw" pthread_create)
     pg_check "threadcreate: every stack starts at pthread_create ($n >= $((K + 2)))" [ "$n" -ge $((K + 2)) ]
     code=$(get '/debug/pprof/threadcreate?debug=1' "$T/tc1.txt")
     pg_check "threadcreate?debug=1: 200 (got $code)" [ "$code" = 200 ]

@@ -10,34 +10,11 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
 
-RS=$BIN/demo-upstream/randomstring
-PG=$BIN/proxy/profgate
-for b in "$RS" "$PG"; do
-    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-for tool in go curl; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+pg_need "$RS" "$PG" go curl
+SAN=$(pg_san "$RS")
 
 pg_demo_start
 
-raw_count() # as in agent_threads.sh: sum of samples whose stack has a location named $2
-{
-    awk -v fn="$2" '
-        /^Samples:/ { sec = "s"; next }
-        /^Locations/ { sec = "l"; next }
-        /^Mappings/ { sec = "" }
-        sec == "s" && $1 ~ /^[0-9]+:$/ { n++; v[n] = $1 + 0; ids[n] = $0 }
-        sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
-        END {
-            for (j = 1; j <= n; j++) {
-                k = split(ids[j], f, " ")
-                for (i = 2; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
-            }
-            print s + 0
-        }' "$1"
-}
 
 for i in 1 2 3; do
     out=$(curl -s -m 10 "$GW/spawn?n=5")
@@ -56,7 +33,7 @@ else
     else
         pg_fail "go tool pprof -raw threadcreate: $(head -c 300 "$T/tc.err")"
     fi
-    n=$(raw_count "$T/tc.raw" rs_spawn)
+    n=$(pg_raw_count "$T/tc.raw" rs_spawn)
     pg_check "threadcreate: 15 creations under rs_spawn (got $n)" [ "$n" = 15 ]
     curl -s -m 10 "$GW/debug/pprof/threadcreate?debug=1" >"$T/tc1.txt"
     pg_check "threadcreate?debug=1 through the gateway: a record of 15 at rs_spawn" \
@@ -73,7 +50,7 @@ if [ -z "$SAN" ]; then
     wait $CURL
     pg_check "threadcreate?seconds=3: 200 (got $(cat "$T/tcd.code"))" [ "$(cat "$T/tcd.code")" = 200 ]
     if go tool pprof -raw "$T/tcd.pb.gz" >"$T/tcd.raw" 2>"$T/tcd.err"; then
-        n=$(raw_count "$T/tcd.raw" rs_spawn)
+        n=$(pg_raw_count "$T/tcd.raw" rs_spawn)
         pg_check "threadcreate?seconds=3: the 4 creations of the window under rs_spawn (got $n)" [ "$n" = 4 ]
     else
         pg_fail "threadcreate?seconds=3 does not parse: $(head -c 300 "$T/tcd.err")"
@@ -95,10 +72,10 @@ if [[ "$SAN" == libtsan* ]]; then
         grep -Eq '^Comment: threads: [0-9]+ listed, [1-9][0-9]* with a stack' "$T/g.raw"
     echo "note: TSan's signal trampoline ends the threads' stacks: uv_run is not checked in this build"
 else
-    n=$(raw_count "$T/g.raw" uv_run)
+    n=$(pg_raw_count "$T/g.raw" uv_run)
     pg_check "goroutine: the event loop thread is in uv_run (got $n)" [ "$n" -ge 1 ]
 fi
-n=$(raw_count "$T/g.raw" pa_server_run)
+n=$(pg_raw_count "$T/g.raw" pa_server_run)
 pg_check "goroutine: the agent's own thread (got $n)" [ "$n" = 1 ]
 curl -s -m 10 "$GW/debug/pprof/goroutine?debug=1" >"$T/g1.txt"
 pg_check "goroutine?debug=1 through the gateway: header" grep -Eq '^goroutine profile: total [0-9]+$' "$T/g1.txt"
@@ -108,11 +85,6 @@ pg_check "goroutine?debug=2 through the gateway: the main thread by name" \
 pg_check "goroutine?debug=2 through the gateway: profagent listed" \
     grep -Eq '^thread [0-9]+ \[profagent, ' "$T/g2.txt"
 
-pg_check "randomstring still serving" \
-    bash -c "curl -s -m 10 '$GW/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
-pg_stop pg TERM
-pg_stop rs TERM
-rc=$?
-pg_check "randomstring exits 0 on SIGTERM after the profiles (rc=$rc)" [ $rc = 0 ]
+pg_demo_stop "after the profiles"
 [ "$PG_FAILED" = 0 ] || { pg_log rs; pg_log pg; cat "$T/g.err" "$T/tc.err" 2>/dev/null; }
 pg_done

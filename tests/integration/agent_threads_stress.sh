@@ -12,10 +12,8 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
 
-RS=$BIN/demo-upstream/randomstring
-[ -x "$RS" ] || { echo "FAIL: $RS not built"; exit 1; }
-command -v go >/dev/null || { echo "FAIL: go not installed"; exit 1; }
-SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+pg_need "$RS" go
+SAN=$(pg_san "$RS")
 SECONDS_LOAD=${SECONDS_LOAD:-20}
 
 RS_PORT=$(pg_free_port) || exit 1
@@ -82,7 +80,7 @@ pg_check "$parsed protos parsed with go tool pprof ($unparsed did not)" \
 for f in "$T"/load*.n; do
     pg_check "load loop $(basename "$f" .n) made progress ($(cat "$f") requests)" [ "$(cat "$f")" -ge 5 ]
 done
-pg_check "randomstring still serving" bash -c "curl -s -m 10 '$URL/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+pg_rs_serving "$URL"
 pg_stop rs TERM
 rc=$?
 pg_check "randomstring exits 0 on SIGTERM after the load (rc=$rc)" [ $rc = 0 ]

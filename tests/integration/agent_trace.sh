@@ -16,10 +16,7 @@
 unset PROFAGENT_SOCKET
 
 P=$BIN/tests/programs/agent_cpu_share
-[ -x "$P" ] || { echo "FAIL: $P not built"; exit 1; }
-for tool in curl python3; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
+pg_need "$P" curl python3
 SOCK=$T/agent/trace.sock
 pg_start share "$P" --socket "$SOCK" --seconds 30
 pg_wait_unix "$SOCK" || { pg_log share; echo "FAIL: agent socket did not come up"; exit 1; }

@@ -17,12 +17,8 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET PROFAGENT_BLOCK_RATE PROFAGENT_MUTEX_FRACTION
 
-RS=$BIN/demo-upstream/randomstring
-[ -x "$RS" ] || { echo "FAIL: $RS not built"; exit 1; }
-for tool in curl python3; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed"; exit 1; }
-done
-SAN=$(ldd "$RS" | grep -Eo 'lib[at]san[^ ]*' | head -n 1)
+pg_need "$RS" curl python3
+SAN=$(pg_san "$RS")
 port=$(pg_free_port) || exit 1
 SOCK=$T/agent/rs.sock
 pg_start rs "$RS" --listen 127.0.0.1:$port --agent-socket "$SOCK"

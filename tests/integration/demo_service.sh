@@ -6,8 +6,7 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
 
-RS=$BIN/demo-upstream/randomstring
-[ -x "$RS" ] || { echo "FAIL: $RS not built"; exit 1; }
+pg_need "$RS"
 
 # start_rs NAME SOCKET [ENV...]: randomstring (under env ENV...) on a free port, set in RS_PORT;
 # waits for the port (and SOCKET, if not empty). A port free when picked can be taken before the
@@ -18,7 +17,7 @@ start_rs()
     local name=$1 sock=$2 attempt pid
     shift 2
     for attempt in 1 2 3; do
-        RS_PORT=$(pg_free_port) || return 1
+        pg_ports RS_PORT
         pg_start "$name" "${@:-env}" "$RS" --listen 127.0.0.1:$RS_PORT
         pid=$(pg_pid "$name")
         for _ in $(seq 1 100); do

@@ -17,14 +17,7 @@
 . "$(dirname "$0")/lib/common.sh"
 unset PROFAGENT_SOCKET
 
-RS=$BIN/demo-upstream/randomstring
-PG=$BIN/proxy/profgate
-for b in "$RS" "$PG"; do
-    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
-done
-for tool in ab curl node; do
-    command -v $tool >/dev/null || { echo "FAIL: $tool not installed (scripts/install-deps.sh test)"; exit 1; }
-done
+pg_need "$RS" "$PG" ab curl node
 
 # --- what the browser test needs (idempotent; only what is missing)
 if ! "$SRC/scripts/install-ui-deps.sh" test >"$T/install.log" 2>&1; then
@@ -57,13 +50,7 @@ rm -f "$ART"/ui*.png
 start_all()
 {
     local name
-    RS_PORT=$(pg_free_port) || return 1
-    PG_PORT=$RS_PORT
-    while [ "$PG_PORT" = "$RS_PORT" ]; do PG_PORT=$(pg_free_port) || return 1; done
-    NV_PORT=$RS_PORT
-    while [ "$NV_PORT" = "$RS_PORT" ] || [ "$NV_PORT" = "$PG_PORT" ]; do
-        NV_PORT=$(pg_free_port) || return 1
-    done
+    pg_ports RS_PORT PG_PORT NV_PORT
     PG_PPROF_EXTRA='token_file  = "pprof.token"'
     pg_gateway_config "$PG_PORT" "127.0.0.1:$RS_PORT" "$SOCK" >"$T/profgate.toml"
     # the second gateway: no speedscope bundle, and an agent socket nobody listens on (502)

@@ -1,15 +1,16 @@
 # tests/integration/lib/common.sh: helpers every integration scenario sources.
 #   . "$(dirname "$0")/lib/common.sh"
 # Gives: $T (a private temp dir, removed at exit unless PG_KEEP_TMP=1), $BIN (build dir),
-# $PG, $RS, $UP (profgate, randomstring, tests/programs/pg_test_upstream in $BIN),
-# pg_need (binaries built, tools installed, else the scenario ends), pg_free_port, pg_ports,
-# pg_wait_port, pg_wait_unix, pg_up, pg_start NAME CMD... (background, PID recorded, output in
-# $T/NAME.log; every started PID is killed at exit), pg_stop NAME, pg_fail MSG, pg_check DESC
-# CMD... (counts passes/failures), pg_done (prints "N passed, M failed", exits), pg_upstreams
-# (test upstreams up), pg_ready and pg_gateway (profgate up, or the scenario ends),
-# pg_gateway_config and pg_demo_start (randomstring with its agent behind profgate), pg_san
-# (the sanitizer runtime a binary links, if any), pg_raw_count (samples through a function in
-# `go tool pprof -raw` output).
+# $PG, $RS, $UP (profgate, randomstring, tests/programs/pg_test_upstream in $BIN), and
+#  - set-up: pg_need (binaries built, tools installed, else the scenario ends), pg_free_port,
+#    pg_ports, pg_poll, pg_wait_port, pg_wait_unix, pg_up, pg_start NAME CMD... (background, PID
+#    recorded, output in $T/NAME.log; every started PID is killed at exit), pg_stop NAME,
+#    pg_upstreams (test upstreams up), pg_ready and pg_gateway (profgate up, or the scenario
+#    ends), pg_two_upstreams_config, pg_gateway_config, pg_demo_start (randomstring with its
+#    agent behind profgate), pg_san (the sanitizer runtime a binary links, if any);
+#  - checks: pg_fail MSG, pg_check DESC CMD... (counts passes/failures), pg_done (prints "N
+#    passed, M failed", exits), pg_stop_check, pg_rs_serving and pg_demo_stop (closing checks);
+#  - reading `go tool pprof -raw` output: pg_raw_count, pg_leaf_sum, pg_within10.
 set -u
 
 BIN=${PG_BUILD_DIR:?PG_BUILD_DIR must point at the build directory}
@@ -268,23 +269,51 @@ pg_gateway()
 }
 
 # pg_raw_count RAW FUNCTION: the sum of the first value of the samples whose stack has a
-# location named FUNCTION, in RAW (`go tool pprof -raw` output whose sample lines start with
-# "N: ", as goroutine and threadcreate have them).
+# location named FUNCTION, in RAW (`go tool pprof -raw` output; a sample line is its values,
+# a colon and its location ids: "N: ids" for goroutine and threadcreate, "N M: ids" for cpu,
+# block and mutex).
 pg_raw_count()
 {
     awk -v fn="$2" '
         /^Samples:/ { sec = "s"; next }
         /^Locations/ { sec = "l"; next }
         /^Mappings/ { sec = "" }
-        sec == "s" && $1 ~ /^[0-9]+:$/ { n++; v[n] = $1 + 0; ids[n] = $0 }
+        sec == "s" && /^ *[0-9]+( +[0-9]+)*: / { n++; v[n] = $1 + 0; ids[n] = substr($0, index($0, ":") + 1) }
         sec == "l" && $1 ~ /^[0-9]+:$/ { for (i = 2; i <= NF; i++) if ($i == fn) hit[$1 + 0] = 1 }
         END {
             for (j = 1; j <= n; j++) {
                 k = split(ids[j], f, " ")
-                for (i = 2; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
+                for (i = 1; i <= k; i++) if (f[i] + 0 in hit) { s += v[j]; break }
             }
             print s + 0
         }' "$1"
+}
+
+# pg_two_upstreams_config PORT ROUTE_TO [SERVER_LINES] [MORE_TOML]: on stdout, the config of the
+# scenarios with two pg_test_upstreams: profgate on 127.0.0.1:PORT with 2 workers (and the
+# [server] lines SERVER_LINES), upstreams up1 at 127.0.0.1:$U1 and up2 at 127.0.0.1:$U2, "/"
+# routed to ROUTE_TO; MORE_TOML last.
+pg_two_upstreams_config()
+{
+    cat <<CONF
+[server]
+listen  = "127.0.0.1:$1"
+workers = 2
+${3:-}
+
+[[upstream]]
+name    = "up1"
+address = "127.0.0.1:$U1"
+
+[[upstream]]
+name    = "up2"
+address = "127.0.0.1:$U2"
+
+[[route]]
+prefix   = "/"
+upstream = "$2"
+${4:-}
+CONF
 }
 
 # pg_gateway_config PG_PORT UPSTREAM_ADDR AGENT_SOCKET [NAME]: on stdout, the one-service
@@ -314,6 +343,55 @@ ${PG_PPROF_EXTRA:-}
 CONF
 }
 
+# pg_leaf_sum RAW FUNC COLUMN: the sum of value COLUMN (1..4) of the samples whose leaf is FUNC,
+# in RAW (`go tool pprof -raw` output of a heap or allocs profile).
+pg_leaf_sum()
+{
+    awk -v fn="$2" -v col="$3" '
+        /^Samples:/ { sec = "s"; getline; next }
+        /^Locations/ { sec = "l"; next }
+        /^Mappings/ { sec = "" }
+        sec == "s" && index($0, ":") {
+            split($0, parts, ":"); split(parts[1], vals, " "); split(parts[2], locs, " ")
+            n++; val[n] = vals[col]; leaf[n] = locs[1] + 0
+        }
+        sec == "l" && $1 ~ /^[0-9]+:$/ { name[$1 + 0] = $4 }
+        END { for (j = 1; j <= n; j++) if (name[leaf[j]] == fn) s += val[j]; print s + 0 }' "$1"
+}
+
+# pg_within10 GOT WANT: GOT is within 10% of WANT.
+pg_within10()
+{
+    awk -v g="$1" -v w="$2" 'BEGIN { exit !(g >= 0.9 * w && g <= 1.1 * w) }'
+}
+
+# pg_stop_check NAME [DESC]: stops NAME with SIGTERM, a check that it exits 0; DESC (default
+# "SIGTERM: exit 0") is followed by the status got.
+pg_stop_check()
+{
+    local rc
+    pg_stop "$1" TERM
+    rc=$?
+    pg_check "${2:-SIGTERM: exit 0} (got $rc)" test "$rc" -eq 0
+}
+
+# pg_rs_serving URL [DESC]: a check that randomstring at URL still answers /randomstring?n=8.
+pg_rs_serving()
+{
+    pg_check "${2:-randomstring still serving}" \
+        bash -c "curl -s -m 10 '$1/randomstring?n=8' | grep -qx '[A-Za-z0-9]\{8\}'"
+}
+
+# pg_demo_stop [WHEN]: the end of a pg_demo_start scenario, as checks: randomstring still serves
+# through the gateway; profgate and randomstring stop, randomstring exiting 0 on SIGTERM (WHEN,
+# e.g. "after the load", is said in that check).
+pg_demo_stop()
+{
+    pg_rs_serving "$GW" "randomstring still serving through the gateway"
+    pg_stop pg TERM
+    pg_stop_check rs "randomstring exits 0 on SIGTERM${1:+ $1}"
+}
+
 # pg_demo_start [--name N] [NAME=VALUE...]: randomstring (pg_start name "rs", agent on $SOCK,
 # with the NAME=VALUE environment) behind profgate (name "pg", config $T/profgate.toml from
 # pg_gateway_config), both up or the scenario fails. Sets RS_PORT, PG_PORT, SOCK and GW.
@@ -329,9 +407,7 @@ pg_demo_start()
     fi
     # a port free when picked can be taken before the bind by a parallel test: pick again
     for attempt in 1 2 3; do
-        RS_PORT=$(pg_free_port) || exit 1
-        PG_PORT=$RS_PORT
-        while [ "$PG_PORT" = "$RS_PORT" ]; do PG_PORT=$(pg_free_port) || exit 1; done
+        pg_ports RS_PORT PG_PORT
         GW=http://127.0.0.1:$PG_PORT
         pg_gateway_config "$PG_PORT" "127.0.0.1:$RS_PORT" "$SOCK" >"$conf"
         pg_start $rs env "$@" "$RS" --listen "127.0.0.1:$RS_PORT" \
