@@ -18,24 +18,7 @@ base=http://127.0.0.1:$P
 
 write_cfg()  # write_cfg UPSTREAM: the catch-all route goes to UPSTREAM
 {
-    cat >"$T/pg.toml.new" <<EOF
-[server]
-listen        = "127.0.0.1:$P"
-workers       = 2
-drain_timeout = "20s"
-
-[[upstream]]
-name    = "up1"
-address = "127.0.0.1:$U1"
-
-[[upstream]]
-name    = "up2"
-address = "127.0.0.1:$U2"
-
-[[route]]
-prefix   = "/"
-upstream = "$1"
-EOF
+    pg_two_upstreams_config "$P" "$1" 'drain_timeout = "20s"' >"$T/pg.toml.new"
     mv "$T/pg.toml.new" "$T/pg.toml"
 }
 

@@ -10,27 +10,10 @@
 
 pg_ports P U1 U2
 
-cat >"$T/pg.toml" <<EOF
-[server]
-listen  = "127.0.0.1:$P"
-workers = 2
-
-[[upstream]]
-name    = "up1"
-address = "127.0.0.1:$U1"
-
-[[upstream]]
-name    = "up2"
-address = "127.0.0.1:$U2"
-
-[[route]]
-prefix   = "/"
-upstream = "up1"
-
+pg_two_upstreams_config "$P" up1 "" '
 [[route]]
 prefix   = "/two/"
-upstream = "up2"
-EOF
+upstream = "up2"' >"$T/pg.toml"
 
 pg_upstreams up1 "127.0.0.1:$U1" up2 "127.0.0.1:$U2"
 pg_gateway profgate "$T/pg.toml" "$P"

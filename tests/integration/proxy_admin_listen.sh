@@ -10,12 +10,7 @@
 # ctest-timeout: 60
 . "$(dirname "$0")/lib/common.sh"
 
-PG=$BIN/proxy/profgate
-UP=$BIN/tests/programs/pg_test_upstream
-P=$(pg_free_port)
-A=$(pg_free_port)
-U1=$(pg_free_port)
-while [ "$A" = "$P" ]; do A=$(pg_free_port); done
+pg_ports P A U1
 
 write_cfg()  # write_cfg FILE ADMIN_PORT
 {
@@ -43,12 +38,9 @@ upstream = "app"
 EOF
 }
 
-pg_start up1 "$UP" --listen "127.0.0.1:$U1" --name app
-pg_start agent "$UP" --unix "$T/agent.sock" --name agent
-pg_wait_port "$U1" && pg_wait_unix "$T/agent.sock" || pg_fail "upstreams did not start"
+pg_upstreams app "127.0.0.1:$U1" agent "unix:$T/agent.sock"
 write_cfg "$T/pg.toml" "$A"
-pg_start profgate "$PG" --config "$T/pg.toml"
-pg_wait_port "$P" && pg_wait_port "$A" || { pg_log profgate; pg_fail "profgate did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P" "$A"
 pub=http://127.0.0.1:$P
 adm=http://127.0.0.1:$A
 
@@ -58,6 +50,21 @@ get()
     local name=$1 url=$2
     shift 2
     curl -s --max-time 10 -D "$T/$name.hdr" -o "$T/$name.body" -w '%{http_code}' "$@" "$url"
+}
+
+# check_get DESC NAME URL STATUS GREP_ARGS...: a check that get NAME URL answers STATUS with a
+# body grep GREP_ARGS accepts; DESC is followed by the status got
+check_get()
+{
+    local desc=$1 name=$2 url=$3 want=$4 code
+    shift 4
+    code=$(get "$name" "$url")
+    pg_check "$desc (got $code)" status_and_body "$code" "$want" "$T/$name.body" "$@"
+}
+
+status_and_body()
+{
+    [ "$1" = "$2" ] && grep "${@:4}" "$3"
 }
 
 no_pprof_header()
@@ -71,38 +78,26 @@ for path in /debug/pprof/heap /debug/pprof/ /debug/pprof /debug/pprof/profile?se
     /api/debug/pprof/goroutine /debug/pprof/ui/ /debug/pprof/ui/services.json \
     /debug/pprof/cmdline; do
     n=$((n + 1))
-    code=$(get "pub$n" "$pub$path")
-    pg_check "public $path: 404 from the gateway (got $code)" \
-        bash -c "[ '$code' = 404 ] && grep -q '^no route for ' '$T/pub$n.body'"
+    check_get "public $path: 404 from the gateway" "pub$n" "$pub$path" 404 -q '^no route for '
     pg_check "public $path: no X-Go-Pprof" no_pprof_header "pub$n"
 done
 # percent-encoded: the gateway's 404, or the application's own -- never the agent's
-code=$(get enc "$pub/%64ebug/pprof/heap")
-pg_check "public /%64ebug/pprof/heap: not the agent (got $code)" \
-    bash -c "[ '$code' = 404 ] && grep -Eq '^(no route for |app not found /%64ebug/pprof/heap)' '$T/enc.body'"
-code=$(get pubm "$pub/metrics")
-pg_check "public /metrics: routed to the application (got $code)" \
-    bash -c "[ '$code' = 404 ] && grep -q '^app not found /metrics' '$T/pubm.body'"
-code=$(get pube "$pub/echo")
-pg_check "public /echo: the application (got $code)" \
-    bash -c "[ '$code' = 200 ] && grep -q '^app GET /echo ' '$T/pube.body'"
+check_get "public /%64ebug/pprof/heap: not the agent" enc "$pub/%64ebug/pprof/heap" 404 \
+    -Eq '^(no route for |app not found /%64ebug/pprof/heap)'
+check_get "public /metrics: routed to the application" pubm "$pub/metrics" 404 \
+    -q '^app not found /metrics'
+check_get "public /echo: the application" pube "$pub/echo" 200 -q '^app GET /echo '
 
 # --- admin listener ---
-code=$(get adme "$adm/debug/pprof/echo")
-pg_check "admin pprof path: the agent answers, and it is its first connection (got $code)" \
-    bash -c "[ '$code' = 200 ] && grep -q '^agent GET /debug/pprof/echo conn=1 req=1' '$T/adme.body'"
-code=$(get adma "$adm/api/debug/pprof/echo")
-pg_check "admin pprof path under another route (got $code)" \
-    bash -c "[ '$code' = 200 ] && grep -q '^agent GET /debug/pprof/echo conn=2 ' '$T/adma.body'"
-code=$(get admm "$adm/metrics")
-pg_check "admin /metrics: the gateway's metrics (got $code)" \
-    bash -c "[ '$code' = 200 ] && grep -q '^# TYPE profgate_requests_total counter' '$T/admm.body'"
-code=$(get admu "$adm/debug/pprof/ui/")
-pg_check "admin ui/: the viewer page (got $code)" \
-    bash -c "[ '$code' = 200 ] && grep -qi '<html' '$T/admu.body'"
-code=$(get admx "$adm/echo")
-pg_check "admin /echo: 404, the admin port serves no application (got $code)" \
-    bash -c "[ '$code' = 404 ] && grep -qx 'pprof.admin_listen serves only the pprof paths and server.metrics_path' '$T/admx.body'"
+check_get "admin pprof path: the agent answers, and it is its first connection" adme "$adm/debug/pprof/echo" 200 \
+    -q '^agent GET /debug/pprof/echo conn=1 req=1'
+check_get "admin pprof path under another route" adma "$adm/api/debug/pprof/echo" 200 \
+    -q '^agent GET /debug/pprof/echo conn=2 '
+check_get "admin /metrics: the gateway's metrics" admm "$adm/metrics" 200 \
+    -q '^# TYPE profgate_requests_total counter'
+check_get "admin ui/: the viewer page" admu "$adm/debug/pprof/ui/" 200 -qi '<html'
+check_get "admin /echo: 404, the admin port serves no application" admx "$adm/echo" 404 \
+    -qx 'pprof.admin_listen serves only the pprof paths and server.metrics_path'
 pg_check "check: --check names admin_listen" \
     bash -c "'$PG' --check --config '$T/pg.toml' | grep -q 'on admin_listen 127.0.0.1:$A only'"
 
@@ -114,9 +109,7 @@ c2=$(get r2 "$adm/debug/pprof/echo")
 pg_check "after SIGHUP: public still 404, admin still served (got $code $c2)" \
     test "$code" = 404 -a "$c2" = 200
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 
 # --- the admin address taken: start-up fails, naming it ---
 write_cfg "$T/taken.toml" "$U1"
@@ -126,7 +119,7 @@ pg_check "admin_listen address in use: exit 1 naming pprof.admin_listen (got $rc
     bash -c "[ $rc = 1 ] && grep -q 'cannot listen on 127.0.0.1:$U1 (pprof.admin_listen): Address already in use' '$T/taken.log'"
 
 # --- server.metrics_allow: who may read the metrics, apart from pprof.allow ---
-P2=$(pg_free_port)
+pg_ports P2
 metrics_cfg()  # metrics_cfg FILE METRICS_ALLOW
 {
     cat >"$1" <<EOF
@@ -151,9 +144,8 @@ EOF
 metrics_cfg "$T/m1.toml" '["127.0.0.0/8"]'
 pg_start pg2 "$PG" --config "$T/m1.toml"
 pg_wait_port "$P2" || pg_fail "profgate (metrics_allow) did not start"
-code=$(get m1 "http://127.0.0.1:$P2/metrics")
-pg_check "metrics_allow has loopback, pprof.allow not: /metrics 200 (got $code)" \
-    bash -c "[ '$code' = 200 ] && grep -q '^# TYPE profgate_requests_total counter' '$T/m1.body'"
+check_get "metrics_allow has loopback, pprof.allow not: /metrics 200" m1 "http://127.0.0.1:$P2/metrics" 200 \
+    -q '^# TYPE profgate_requests_total counter'
 code=$(get m2 "http://127.0.0.1:$P2/debug/pprof/heap")
 pg_check "... and the pprof paths still 403 (got $code)" test "$code" = 403
 pg_check "--check shows metrics_allow" \
@@ -161,9 +153,8 @@ pg_check "--check shows metrics_allow" \
 metrics_cfg "$T/m1.toml" '["192.0.2.0/24"]'
 kill -HUP "$(pg_pid pg2)"
 sleep 0.5
-code=$(get m3 "http://127.0.0.1:$P2/metrics")
-pg_check "metrics_allow without loopback (after SIGHUP): 403 naming it (got $code)" \
-    bash -c "[ '$code' = 403 ] && grep -qx 'metrics access denied: client is not in server.metrics_allow' '$T/m3.body'"
+check_get "metrics_allow without loopback (after SIGHUP): 403 naming it" m3 "http://127.0.0.1:$P2/metrics" 403 \
+    -qx 'metrics access denied: client is not in server.metrics_allow'
 pg_stop pg2 TERM
 metrics_cfg "$T/m4.toml" '["nonsense"]'
 pg_check "a bad metrics_allow entry is a config error naming the key" \

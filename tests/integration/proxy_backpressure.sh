@@ -168,9 +168,7 @@ pg_check "download: every byte reached the client ($(grep '^done' "$T/download.o
 pg_check "profgate still serves" \
     bash -c "curl -s -m 10 -o /dev/null -w '%{http_code}' 'http://127.0.0.1:$P/download?mib=1' | grep -qx 200"
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log profgate
     cat "$T/upload.out" "$T/download.out"

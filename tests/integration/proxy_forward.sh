@@ -205,8 +205,6 @@ ab -s 10 -k -c 8 -n 5000 "$base/big?kb=1" >"$T/ab" 2>&1
 pg_check "ab -k: 5000 requests, none failed" bash -c "grep -q 'Complete requests: *5000' '$T/ab' && grep -q 'Failed requests: *0' '$T/ab' && grep -q 'Keep-Alive requests: *5000' '$T/ab'"
 
 # stop: exit 0
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; fi
 pg_done

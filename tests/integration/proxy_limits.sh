@@ -133,8 +133,6 @@ pg_check "max_connections: accept paused while full" grep -q '^waited while full
 pg_check "max_connections: resumes when one closes" grep -q '^after close: HTTP/1.1 200' "$T/maxc"
 pg_check "gateway still serves" bash -c "curl -s '$base/echo' | grep -q '^up1 GET'"
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; cat "$T/maxc"; fi
 pg_done

@@ -87,8 +87,6 @@ pg_check "each of 6 rounds resumed after closing one held connection" \
 pg_check "no round left waiting" bash -c "! grep -q 'NOT resumed' '$T/out'"
 pg_check "gateway still serves" bash -c "curl -s 'http://127.0.0.1:$P/echo' | grep -q '^up1 GET'"
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; fi
 pg_done

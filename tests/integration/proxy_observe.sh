@@ -70,8 +70,6 @@ curl -s "$base/echo" >/dev/null
 pg_check "after mv + SIGHUP: a new file, JSON lines" bash -c "grep -q '^{\"time\":\"[0-9T:-]*Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/echo\",\"protocol\":\"HTTP/1.1\",\"status\":200,' '$T/access.log'"
 pg_check "the rotated file is left alone" bash -c "! grep -q '^{' '$T/access.log.1'"
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; cat "$T/m" "$T/access.log"* 2>/dev/null | head -40; fi
 pg_done

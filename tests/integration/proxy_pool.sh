@@ -189,9 +189,7 @@ pg_check "SIGINT: the request in flight completed (got $(cat "$T/inflight.code")
     bash -c "[ \"\$(cat '$T/inflight.code')\" = 200 ] && grep -qx slept '$T/inflight'"
 pg_check "SIGINT: exit 0 (got $rc)" test "$rc" -eq 0
 
-pg_stop pool TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check pool
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log pool
     pg_log opts

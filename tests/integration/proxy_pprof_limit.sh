@@ -196,9 +196,7 @@ curl -s "$base/metrics" >"$T/m"
 pg_check "metrics: refusals counted as pprof_busy" \
     grep -Eq '^profgate_errors_total\{cause="pprof_busy"\} ([4-9]|[1-9][0-9]+)$' "$T/m"
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log profgate
     head -c 600 "$T"/*.body

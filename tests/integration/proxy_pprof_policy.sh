@@ -241,9 +241,7 @@ pg_check "metrics: 400s counted as pprof_seconds_limit (3)" \
 pg_check "metrics: 404s counted as pprof_unavailable (2)" \
     grep -qx 'profgate_errors_total{cause="pprof_unavailable"} 2' "$T/m"
 
-pg_stop pg TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check pg
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log pg
     cat "$T/m"

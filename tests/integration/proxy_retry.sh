@@ -59,8 +59,6 @@ pg_check "agent refused: 502, not retried (got: $got)" \
 got=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$base/echo")
 pg_check "a live route still answers (got $got)" test "$got" = 200
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 [ "$PG_FAILED" -gt 0 ] && pg_log profgate
 pg_done

@@ -8,26 +8,9 @@
 
 pg_ports P U1 U2
 
-write_cfg()
+write_cfg() # write_cfg UPSTREAM DRAIN_TIMEOUT: the catch-all route goes to UPSTREAM
 {
-    cat >"$T/pg.toml" <<EOF
-[server]
-listen        = "127.0.0.1:$P"
-workers       = 2
-drain_timeout = "$2"
-
-[[upstream]]
-name    = "up1"
-address = "127.0.0.1:$U1"
-
-[[upstream]]
-name    = "up2"
-address = "127.0.0.1:$U2"
-
-[[route]]
-prefix   = "/"
-upstream = "$1"
-EOF
+    pg_two_upstreams_config "$P" "$1" "drain_timeout = \"$2\"" >"$T/pg.toml"
 }
 
 pg_upstreams up1 "127.0.0.1:$U1" up2 "127.0.0.1:$U2"

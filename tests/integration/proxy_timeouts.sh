@@ -157,8 +157,6 @@ pg_check "pprof seconds=1: exempt up to 1 s + the 10 s margin, then 504 (got $co
     bash -c "[ '$code' = 504 ] && grep -q 'agent of \"up1\" did not respond within 11000 ms' '$T/bound'"
 pg_check "and the gateway still serves" bash -c "curl -s -m 5 '$base/echo' | grep -q '^up1 GET'"
 
-pg_stop profgate TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (got $rc)" test "$rc" -eq 0
+pg_stop_check profgate
 if [ "$PG_FAILED" -gt 0 ]; then pg_log profgate; cat "$T/idle"; fi
 pg_done

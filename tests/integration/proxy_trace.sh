@@ -125,12 +125,8 @@ curl -s -m 10 "$base/metrics" >"$T/m"
 pg_check "metrics: the two traces counted ($(grep 'kind="trace"' "$T/m"))" \
     grep -qx 'profgate_profiles_total{kind="trace"} 2' "$T/m"
 
-pg_stop pg TERM
-rc=$?
-pg_check "profgate: exit 0 on SIGTERM (got $rc)" test "$rc" -eq 0
-pg_stop rs TERM
-rc=$?
-pg_check "randomstring: exit 0 on SIGTERM (got $rc)" test "$rc" -eq 0
+pg_stop_check pg "profgate: exit 0 on SIGTERM"
+pg_stop_check rs "randomstring: exit 0 on SIGTERM"
 if [ "$PG_FAILED" -gt 0 ]; then
     pg_log pg
     pg_log rs
