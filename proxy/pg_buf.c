@@ -16,6 +16,9 @@ void pg_bufpool_init(pg_bufpool_t *p)
     p->nreturned = 0;
     p->nscavenged = 0;
     p->last_ms = 0;
+    p->objs = NULL;
+    p->nobjs = 0;
+    p->obj_size = 0;
 }
 
 void pg_bufpool_destroy(pg_bufpool_t *p)
@@ -28,6 +31,45 @@ void pg_bufpool_destroy(pg_bufpool_t *p)
         free(b);
     }
     p->nfree = 0;
+    while (p->objs != NULL) {
+        void *o = p->objs;
+
+        p->objs = *(void **)o;
+        free(o);
+    }
+    p->nobjs = 0;
+}
+
+void *pg_bufpool_obj_get(pg_bufpool_t *p, size_t size)
+{
+    void *o = p->objs;
+
+    assert(p->obj_size == 0 || p->obj_size == size);
+    if (o == NULL) {
+        p->obj_size = size;
+        return malloc(size < sizeof(void *) ? sizeof(void *) : size);
+    }
+    p->objs = *(void **)o;
+    p->nobjs--;
+    return o;
+}
+
+void pg_bufpool_obj_put(pg_bufpool_t *p, void *obj)
+{
+    if (obj == NULL)
+        return;
+#ifdef __SANITIZE_ADDRESS__
+    /* ASan sees a use after free only of memory that was freed: not recycled there */
+    free(obj);
+    return;
+#endif
+    if (p->nobjs >= PG_BUF_OBJ_MAX) {
+        free(obj);
+        return;
+    }
+    *(void **)obj = p->objs;
+    p->objs = obj;
+    p->nobjs++;
 }
 
 pg_buf_t *pg_buf_get(pg_bufpool_t *p, size_t cap)

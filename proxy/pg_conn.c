@@ -188,7 +188,7 @@ static void drop_exchange(pg_conn_t *c, bool upstream_reusable)
         pg_buf_unref(x->held);
     if (x->gen)
         pg__gen_unref(x->gen);
-    free(x);
+    pg_bufpool_obj_put(&c->w->bufs, x);
     c->x = NULL;
 }
 
@@ -313,7 +313,7 @@ static int on_req_begin(llhttp_t *p)
     xchg_t *x = c->x;
 
     if (x == NULL) {
-        x = malloc(sizeof *x);
+        x = pg_bufpool_obj_get(&c->w->bufs, sizeof *x);
         if (x == NULL)
             return -1;
         c->x = x;
@@ -959,7 +959,7 @@ void pg__conn_finish_exchange(pg_conn_t *c)
         u->owner = NULL;
         pg_upstream_release(u, reusable);
     }
-    /* keep the exchange's memory for the next request on this connection, drop the rest */
+    /* the exchange's memory goes back to the worker for the next request (any connection's) */
     if (x->gen) {
         pg__gen_unref(x->gen);
         x->gen = NULL;
@@ -974,7 +974,7 @@ void pg__conn_finish_exchange(pg_conn_t *c)
     }
     if (x->held)
         pg_buf_unref(x->held);
-    free(x);
+    pg_bufpool_obj_put(&c->w->bufs, x);
     c->x = NULL;
     if (!c->keep_alive || c->close_after || c->w->draining) {
         pg__conn_close(c);
