@@ -20,12 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 me=cpu_overhead.sh
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$here/../lib/common.sh"
-build=${PG_BUILD_DIR:-$BENCH_SRC/build-bench}
-runs=7
-secs=5
-conns=32
 hz=100
-path="/randomstring?n=64"
 bench_onoff_options "$@"
 bench_agent_build "$build" randomstring profagent
 bench_workdir pg_cpu_overhead

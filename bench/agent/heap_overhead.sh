@@ -25,11 +25,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 me=heap_overhead.sh
 # shellcheck source=SCRIPTDIR/../lib/common.sh
 . "$here/../lib/common.sh"
-build=${PG_BUILD_DIR:-$BENCH_SRC/build-bench}
-runs=7
-secs=5
-conns=32
-path="/randomstring?n=64"
 bench_onoff_options "$@"
 bench_agent_build "$build" randomstring profagent
 bench_workdir pg_heap_overhead

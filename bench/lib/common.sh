@@ -31,8 +31,10 @@
 #   bench_agent_build DIR TARGET...  install-deps bench, refuse a sanitizer build, bench_build
 #   bench_pin                 pin_srv=(taskset -c 0), pin_wrk=(taskset -c 1) when there are 2+
 #                             CPUs and taskset, else both empty (the on/off scripts)
-#   bench_onoff_options ARG...  the on/off scripts' options: --runs --seconds --conns --path
-#                             --build --keep (and --hz if $hz is set); sets those variables
+#   bench_onoff_options ARG...  the on/off scripts' options: --runs N (default 7), --seconds S
+#                             (5), --conns C (32), --path P (/randomstring?n=64), --build DIR
+#                             ($PG_BUILD_DIR, else build-bench), --keep, and --hz HZ if $hz is
+#                             set; sets runs, secs, conns, path, build, keep (hz)
 #   bench_wrk_schedstat PID URL  one `wrk -t1 -c$conns -d${secs}s URL` (pinned by pin_wrk);
 #                             prints "Requests/sec server-CPU-ns-per-request" (PID's
 #                             /proc/PID/schedstat over the run / wrk's request count); exits 1
@@ -411,6 +413,11 @@ bench_pin()
 
 bench_onoff_options()
 {
+    runs=7
+    secs=5
+    conns=32
+    path="/randomstring?n=64"
+    build=${PG_BUILD_DIR:-$BENCH_SRC/build-bench}
     while [ $# -gt 0 ]; do
         case "$1" in
         --runs) runs=$2; shift ;;
