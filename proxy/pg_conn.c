@@ -475,6 +475,34 @@ static const char *head_unsafe(const pg_head_t *h)
     return NULL;
 }
 
+/* RFC 9112 6.1: the only transfer coding relayed is chunked, alone. llhttp 8 reads a list as
+ * chunked when it ends in chunked, whatever comes before it, in one field or two
+ * ("identity, chunked", or "identity" then "chunked"), and an empty field as none; a
+ * recipient that reads the first coding or the first field frames the body otherwise (the
+ * TE.TE desync). As nginx, only "chunked" (any case, OWS around it) in one field passes.
+ * Returns the reason, or NULL. */
+static const char *te_unsafe(const pg_head_t *h)
+{
+    const pg_head_field_t *te = pg_head_find_kind(h, PG_HTTP_HDR_TRANSFER_ENCODING);
+    const char *v;
+    size_t len;
+    uint16_t i;
+
+    if (te == NULL)
+        return NULL;
+    for (i = (uint16_t)(te - h->f) + 1; i < h->n; i++)
+        if (h->f[i].kind == PG_HTTP_HDR_TRANSFER_ENCODING)
+            return "malformed request: more than one Transfer-Encoding field (RFC 9112 6.1)";
+    v = pg_head_value(h, te, &len);
+    while (len > 0 && (v[0] == ' ' || v[0] == '\t'))
+        v++, len--;
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len != 7 || strncasecmp(v, "chunked", 7) != 0)
+        return "malformed request: Transfer-Encoding other than chunked alone (RFC 9112 6.1)";
+    return NULL;
+}
+
 static bool expects_continue(const pg_head_t *h)
 {
     size_t n;
@@ -522,7 +550,7 @@ static void on_request_head(pg_conn_t *c)
                                     "(RFC 9112 6.1)");
         return;
     }
-    if ((bad = head_unsafe(&x->req)) != NULL) {
+    if ((bad = head_unsafe(&x->req)) != NULL || (bad = te_unsafe(&x->req)) != NULL) {
         pg__conn_send_error(c, 400, bad);
         return;
     }
