@@ -821,17 +821,22 @@ static void check_client(const uint8_t *cin, int answered, bool strict, bool ope
         return;
     while (off < cl_in_len) {
         const char *p = cl_in + off;
-        bool head_req = k < ncreq && is_head((const char *)cin + creqs[k].off, &creqs[k].m);
+        /* the request this answers: a complete one, or the tail whose request line parsed */
+        bool head_req = k < ncreq + (tail_len > 0) && creqs[k].m.method_len > 0 &&
+                        is_head((const char *)cin + creqs[k].off, &creqs[k].m);
         const ref_field_t *s;
 
         ref_parse_response(p, cl_in_len - off, head_req, cl_eof, &m);
         if (head_req && m.state == REF_DONE && ref_find(p, &m, "x-seq") == NULL) {
-            /* the gateway's own answer to a HEAD: it must have no body */
+            /* The gateway's own answer to a HEAD: no body once it has read the whole head
+             * (404, 413, metrics...); a head it refused before its end (400, 408, 431) may
+             * have been answered as any request. */
             static ref_msg_t g;
 
             ref_parse_response(p, cl_in_len - off, false, cl_eof, &g);
-            if (g.state != REF_BAD && g.end > m.end) {
-                if (!(ref_known & REF_KNOWN_HEAD))
+            if (g.state == REF_DONE && g.end > m.end) {
+                if (!(ref_known & REF_KNOWN_HEAD) && k < ncreq && m.status != 400 &&
+                    m.status != 408 && m.status != 431)
                     finding("the gateway's own answer to a HEAD request has a body", NULL);
                 m = g;
             }
