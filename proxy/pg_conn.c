@@ -816,7 +816,7 @@ static void release_head(pg_conn_t *c)
  * is complete (the rest is kept for later), or the connection closes. */
 static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick)
 {
-    const char *p = b->data + off, *end = p + len, *q;
+    const char *p = b->data + off, *end = p + len, *q, *bad;
     bool again = kick, in_head;
     llhttp_errno_t e;
 
@@ -833,7 +833,7 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
         again = false;
         in_head = c->x == NULL || !c->x->head_done;
         if (in_head && c->state == C_IDLE)
-            c->head_lf = false;
+            c->head_lf = c->head_cr = false;
         /* the CRLF after chunk data, continued */
         if (c->x && c->x->crlf_left && p < end && !pg__conn_chunk_end_rest(c, p, end))
             return;
@@ -844,9 +844,8 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
             pg__conn_request_error(c, e);
             return;
         }
-        if (in_head && pg__conn_head_has_fold(c, p, (size_t)(q - p))) {
-            pg__conn_send_error(c, 400, "malformed request: obs-fold (a header line starting "
-                                        "with whitespace) is not accepted (RFC 9112 5.2)");
+        if (in_head && (bad = pg__conn_head_bad(c, p, (size_t)(q - p))) != NULL) {
+            pg__conn_send_error(c, 400, bad);
             return;
         }
         if (c->x && c->x->in_trailers) {

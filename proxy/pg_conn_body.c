@@ -176,6 +176,43 @@ void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e)
     pg__conn_send_error(c, 400, msg);
 }
 
+/* The head's line ends (and folds, as pg__conn_head_has_fold). RFC 9112 2.2 lets a recipient
+ * take a bare LF for a line end; llhttp 8 (non-strict, as Debian builds it) takes one for the
+ * end of the request line and of the head, and takes any byte for the LF after the CR that
+ * ends the head or a field line with an empty value ("Host: h\r\n\rX"). A proxy in front of
+ * us, or an upstream, that reads those bytes otherwise frames the request otherwise (where
+ * the head ends, which line is which): every line of a head must end in CRLF. [p, p+n) are
+ * head bytes as llhttp consumed them. */
+const char *pg__conn_head_bad(pg_conn_t *c, const char *p, size_t n)
+{
+    static const char fold[] = "malformed request: obs-fold (a header line starting with "
+                               "whitespace) is not accepted (RFC 9112 5.2)";
+    static const char eol[] = "malformed request: a line of the head not ended by CRLF (bare "
+                              "CR or LF, RFC 9112 2.2)";
+    const char *s, *end = p + n;
+    size_t ncr = 0, nlf = 0;
+
+    if (n == 0)
+        return NULL;
+    if (c->head_cr ? p[0] != '\n' : c->head_lf && (p[0] == ' ' || p[0] == '\t'))
+        return c->head_cr ? eol : fold;
+    for (s = memchr(p, '\n', n); s; s = memchr(s + 1, '\n', (size_t)(end - s - 1))) {
+        if (s == p ? !c->head_cr : s[-1] != '\r')
+            return eol;
+        if (s + 1 < end && (s[1] == ' ' || s[1] == '\t'))
+            return fold;
+        nlf += s > p; /* its CR is in these bytes */
+    }
+    for (s = memchr(p, '\r', n); s; s = memchr(s + 1, '\r', (size_t)(end - s - 1)))
+        ncr++;
+    /* every CR here is followed by its LF, but a last one, whose LF comes next */
+    c->head_cr = end[-1] == '\r';
+    if (ncr != nlf + c->head_cr)
+        return eol;
+    c->head_lf = end[-1] == '\n';
+    return NULL;
+}
+
 /* RFC 9112 5.2: a line of the head that starts with SP or HTAB continues the previous one
  * (obs-fold); llhttp 8 accepts it and hands the value on unfolded. A proxy may refuse it, and
  * we do: an upstream that reads the fold differently (as a line of its own, or one that ends

@@ -129,6 +129,8 @@ struct pg_conn {
     bool reading;
     bool closed;                  /* uv_close called */
     bool admin;                   /* accepted on pprof.admin_listen */
+    bool head_cr;                 /* the request head bytes parsed so far end in CR (its LF
+                                     must begin the next read) */
     bool head_lf;                 /* the request head bytes parsed so far end in LF (an
                                      obs-fold may begin in the next read) */
     const char *parse_end;        /* end of the bytes llhttp_execute is parsing */
@@ -173,6 +175,9 @@ void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e);
 /* Whether head bytes [p, p+n) hold an obs-fold (RFC 9112 5.2); c->head_lf carries a LF that
  * ended the previous read. */
 bool pg__conn_head_has_fold(pg_conn_t *c, const char *p, size_t n);
+/* Why head bytes [p, p+n) are refused (a line not ended by CRLF, an obs-fold), or NULL;
+ * c->head_cr and c->head_lf carry the end of the previous read's head bytes. */
+const char *pg__conn_head_bad(pg_conn_t *c, const char *p, size_t n);
 
 /* ---- internals of pg_conn_chunk.c ---- */
 /* A strict reader of chunked framing (RFC 9112 7.1), from a body's first byte on. */
