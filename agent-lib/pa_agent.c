@@ -12,11 +12,14 @@
  * FORK_WAIT_NS) until the thread is parked in poll(), where it holds nothing, and keeps it
  * there until the fork is done. busy is 1 from just before pthread_create until the thread
  * first parks, while it works between polls, and from its last wake until it has been
- * joined; forking holds a woken thread back. Both are seq_cst atomics (a Dekker pair: the
- * forker stores forking then reads busy, the thread stores busy then reads forking, so at
- * least one sees the other), and the waits are short sleeps: nothing to re-initialise in
- * the child. */
-#include "profagent.h"
+ * joined; forking holds a woken thread back. Long work between two polls (building a big
+ * profile takes tens of milliseconds, more under a sanitizer) would make a fork wait for all
+ * of it, so that work passes fork points (pa_agent_fork_point, pa_agent.h) between its steps,
+ * where it holds nothing either: there the thread parks the same way while a fork waits.
+ * busy and forking are seq_cst atomics (a Dekker pair: the forker stores forking then reads
+ * busy, the thread stores busy then reads forking, so at least one sees the other), and the
+ * waits are short sleeps: nothing to re-initialise in the child. */
+#include "pa_agent.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profagent.h"
 #include "pa_cpu.h"
 #include "pa_handlers.h"
 #include "pa_heap.h"
@@ -51,12 +55,16 @@ static struct {
     /* the fork gate (see the top of this file) */
     _Atomic int busy;
     _Atomic int forking;
-    int fork_locked;     /* the prepare handler holds lock (only the forking thread) */
+    int fork_locked; /* the prepare handler holds lock (only the forking thread) */
     int fork_gate_warned;
 } agent_singleton = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* How long a fork waits for the agent thread to finish what it is doing (building or
- * symbolizing a profile takes well under a second; this only bounds an unforeseen wait). */
+/* Set on the agent thread only (initial-exec: no allocation on first use): fork points
+ * elsewhere do nothing. */
+static __thread int on_agent_thread __attribute__((tls_model("initial-exec")));
+
+/* How long a fork waits for the agent thread to reach a poll() or a fork point (the steps
+ * between them take milliseconds; this only bounds an unforeseen wait). */
 #define FORK_WAIT_NS (10 * 1000000000LL)
 #define FORK_POLL_NS 200000 /* 0.2 ms between looks */
 
@@ -86,6 +94,7 @@ static void *agent_main(void *arg)
     int rc;
 
     pthread_setname_np(pthread_self(), "profagent");
+    on_agent_thread = 1;
     /* The agent's own allocations (profile encoding, symbol tables) are not the host's. */
     pa_heap_exclude_this_thread();
     rc = pa_server_run(s);
@@ -124,6 +133,14 @@ static void on_idle(void *arg, int idle)
         while (atomic_load(&agent_singleton.forking))
             nap();
     }
+}
+
+void pa_agent_fork_point(void)
+{
+    if (!on_agent_thread || !atomic_load(&agent_singleton.forking))
+        return;
+    on_idle(NULL, 1); /* the forker, seeing busy 0, goes ahead */
+    on_idle(NULL, 0); /* back to work once the fork is done */
 }
 
 /* Before fork, on the forking thread (glibc runs prepare handlers one fork at a time): no

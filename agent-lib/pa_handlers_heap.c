@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pa_agent.h"
 #include "pa_delta.h"
 #include "pa_heap.h"
 #include "pa_pprof.h"
@@ -211,6 +212,8 @@ static int heap_text(char **out, size_t *outlen)
                       c.total[PA_HEAP_ALLOC_OBJECTS], alloc_bytes, 2 * last_stats_singleton.rate);
     for (size_t i = 0; i < c.n; i++) {
         const text_rec_t *r = &c.recs[i];
+        if (i % 256 == 255)
+            pa_agent_fork_point(); /* between records: a waiting fork goes ahead */
         pa_textbuf_printf(&b, "%" PRId64 ": %" PRId64 " [%" PRId64 ": %" PRId64 "] ",
                           r->v[PA_HEAP_INUSE_OBJECTS], r->v[PA_HEAP_INUSE_SPACE],
                           r->v[PA_HEAP_ALLOC_OBJECTS], r->v[PA_HEAP_ALLOC_SPACE]);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "pa_agent.h"
 #include "pa_cpu.h"
 #include "pa_query.h"
 
@@ -253,6 +254,8 @@ int pa_heap_snapshot(pa_stacktab_t *out, int scaled, pa_heap_stats_t *stats)
             uint64_t allocs, frees, alloc_bytes, free_bytes;
             int64_t values[PA_HEAP_NVALUES];
 
+            if (s % 256 == 255)
+                pa_agent_fork_point(); /* between records: the tables take no lock */
             if (v == 0)
                 continue;
             r = &t->records[v - 1];

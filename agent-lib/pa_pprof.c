@@ -52,6 +52,12 @@
 
 #include "profile.pb-c.h"
 
+#include "pa_agent.h"
+
+/* Fork points (pa_agent.h) between steps: every this many samples or locations, and between
+ * the phases (count, samples, locations, pack, gzip). pack and gzip are one call each. */
+#define FORK_POINT_EVERY 128
+
 typedef Perftools__Profiles__Profile profile_t;
 typedef Perftools__Profiles__ValueType value_type_t;
 typedef Perftools__Profiles__Sample sample_t;
@@ -275,6 +281,8 @@ static int on_sample(void *arg, const uintptr_t *pcs, size_t npcs, const int64_t
     b->sample_ptrs[b->isample] = s;
     b->isample++;
     b->iframe += npcs;
+    if (b->isample % FORK_POINT_EVERY == 0)
+        pa_agent_fork_point();
     return 0;
 }
 
@@ -396,6 +404,8 @@ static int build_locations(builder_t *b)
         size_t mi = NO_MAPPING;
         pa_sym_t sym = {NULL, 0, NULL};
 
+        if (i % FORK_POINT_EVERY == FORK_POINT_EVERY - 1)
+            pa_agent_fork_point(); /* a first lookup in an object loads its symbols */
         perftools__profiles__location__init(l);
         perftools__profiles__line__init(ln);
         l->id = i + 1;
@@ -548,6 +558,7 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     nsym_maps = sym ? pa_symtab_mapping_count(sym) : 0;
 
     pa_stacktab_foreach(t, on_count, &b);
+    pa_agent_fork_point();
     if (b.nframes >= UINT32_MAX / 2)
         return -E2BIG;
     nfunc_max = b.nframes + 1;
@@ -575,6 +586,7 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     intern(&b.str, ""); /* string_table[0] must be "" */
 
     pa_stacktab_foreach(t, on_sample, &b);
+    pa_agent_fork_point();
 
     /* now the number of distinct addresses is known */
     b.locs = malloc((b.nloc + 1) * sizeof(*b.locs));
@@ -629,6 +641,7 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     p.n_comment = d->ncomments;
     p.comment = comments;
 
+    pa_agent_fork_point();
     rawlen = perftools__profiles__profile__get_packed_size(&p);
     raw = malloc(rawlen ? rawlen : 1);
     if (raw == NULL) {
@@ -640,7 +653,9 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
         goto fail;
     }
     if (gzip) {
+        pa_agent_fork_point();
         rc = gzip_buffer(raw, rawlen, out, outlen);
+        pa_agent_fork_point();
         free(raw);
         raw = NULL;
         if (rc != 0)
@@ -657,5 +672,6 @@ fail:
     free(st_ptrs);
     free(st);
     builder_destroy(&b);
+    pa_agent_fork_point();
     return rc;
 }

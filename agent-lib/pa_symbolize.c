@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pa_agent.h"
 #include "pa_elf.h"
 
 #define DELETED " (deleted)"
@@ -290,6 +291,7 @@ int pa_symtab_new(pa_symtab_t **out)
             pa_mapping_t *m;
             if (is_main != (pass == 0))
                 continue;
+            pa_agent_fork_point(); /* between objects: /proc/self/maps is closed by now */
             m = &s->maps[k];
             m->start = raw[i].start;
             m->limit = raw[i].limit;

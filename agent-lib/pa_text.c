@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pa_agent.h"
 #include "pa_pprof.h"
 
 #define TW_MINWIDTH 1
@@ -412,6 +413,8 @@ int pa_text_count_profile(const char *name, const pa_stacktab_t *t, size_t value
     qsort(c.recs, c.n, sizeof(*c.recs), by_count);
     pa_textbuf_printf(&b, "%s profile: total %" PRId64 "\n", name, c.total);
     for (size_t i = 0; i < c.n; i++) {
+        if (i % 256 == 255)
+            pa_agent_fork_point();
         if (c.recs[i].count == 0)
             continue; /* a delta may leave stacks with nothing in them */
         pa_textbuf_printf(&b, "%" PRId64 " %s\n", c.recs[i].count, c.recs[i].key);
@@ -455,6 +458,8 @@ int pa_text_contention_profile(const char *name, const pa_stacktab_t *t, int64_t
     if (sampling_period >= 0)
         pa_textbuf_printf(&b, "sampling period=%" PRId64 "\n", sampling_period);
     for (size_t i = 0; i < c.n; i++) {
+        if (i % 256 == 255)
+            pa_agent_fork_point();
         if (c.recs[i].count == 0 && c.recs[i].other == 0)
             continue;
         pa_textbuf_printf(&b, "%" PRId64 " %" PRId64 " %s\n", c.recs[i].count, c.recs[i].other,
