@@ -41,20 +41,6 @@ static int hex_value(unsigned char ch)
     return -1;
 }
 
-/* tchar (RFC 9110 5.6.2) */
-static bool is_tchar(unsigned char ch)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    size_t i;
-
-    if ((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z'))
-        return true;
-    for (i = 0; i < sizeof extra - 1; i++)
-        if (ch == (unsigned char)extra[i])
-            return true;
-    return false;
-}
-
 /* A control character other than HTAB (RFC 9110 5.5: not in a field value; CR and LF are
  * the framing's). */
 static bool is_ctl(unsigned char ch)
@@ -145,7 +131,7 @@ const char *pg__chunk_scan(pg_chunk_t *k, const char *p, size_t n)
                 k->state = K_END_LF;
             else if (ch == ' ' || ch == '\t')
                 return bad(k, "obs-fold in the trailer section (RFC 9112 5.2)");
-            else if (is_tchar(ch))
+            else if (pg_head_tchar(ch))
                 k->state = K_TR_NAME;
             else
                 return bad(k, "trailer field name is not a token (RFC 9110 5.1)");
@@ -153,7 +139,7 @@ const char *pg__chunk_scan(pg_chunk_t *k, const char *p, size_t n)
         case K_TR_NAME:
             if (ch == ':')
                 k->state = K_TR_VALUE;
-            else if (!is_tchar(ch))
+            else if (!pg_head_tchar(ch))
                 return bad(k, "trailer field name is not a token (RFC 9110 5.1)");
             break;
         case K_TR_VALUE:

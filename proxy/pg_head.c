@@ -177,6 +177,65 @@ const pg_head_field_t *pg_head_find(const pg_head_t *h, const char *lower)
     return NULL;
 }
 
+/* tchar (RFC 9110 5.6.2), for bytes below 128; none above */
+static const uint8_t tchar[128] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+};
+
+bool pg_head_tchar(unsigned char ch)
+{
+    return ch < 128 && tchar[ch];
+}
+
+/* Whether the n > 0 bytes at p hold a space, a word at a time; may read up to 7 bytes past
+ * p + n, which must still be inside the buffer (end). */
+static bool has_space(const char *p, size_t n, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ULL, spaces = 0x20 * ones;
+    uint64_t w;
+
+    while (n > 0) {
+        if (end - p < 8) {
+            for (; n > 0; n--, p++)
+                if (*p == ' ')
+                    return true;
+            return false;
+        }
+        memcpy(&w, p, 8);
+        w ^= spaces; /* a space is now a zero byte */
+        if (n < 8)
+            w |= ~0ULL << (8 * n); /* bytes past the name: not zero */
+        if ((w - ones) & ~w & (ones << 7))
+            return true;
+        p += n < 8 ? n : 8;
+        n -= n < 8 ? n : 8;
+    }
+    return false;
+}
+
+const pg_head_field_t *pg_head_bad_name(const pg_head_t *h)
+{
+    const char *end = h->n ? h->buf->data + h->buf->cap : NULL;
+    uint16_t i;
+
+    for (i = 0; i < h->n; i++) {
+        const pg_head_field_t *f = &h->f[i];
+
+        if (f->kind != PG_HTTP_HDR_OTHER)
+            continue; /* a name we know is a token */
+        if (f->name_len == 0 || has_space(h->buf->data + f->off, f->name_len, end))
+            return f;
+    }
+    return NULL;
+}
+
 const char *pg_head_get(const pg_head_t *h, const char *lower, size_t *len)
 {
     const pg_head_field_t *f = pg_head_find(h, lower);

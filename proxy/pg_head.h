@@ -66,6 +66,13 @@ const char *pg_head_name(const pg_head_t *h, const pg_head_field_t *f);
 const char *pg_head_value(const pg_head_t *h, const pg_head_field_t *f, size_t *len);
 /* Value of the first field named lower; NULL (and *len 0) when absent. */
 const char *pg_head_get(const pg_head_t *h, const char *lower, size_t *len);
+/* The first field whose name is not a token (RFC 9110 5.1), or NULL -- for a head llhttp 8
+ * has parsed: its name table refuses every byte outside tchar but the space, and it lets an
+ * empty name through; this looks for those two only (a word at a time: every request and
+ * response passes here). */
+const pg_head_field_t *pg_head_bad_name(const pg_head_t *h);
+/* Whether ch may be in a token (tchar, RFC 9110 5.6.2). */
+bool pg_head_tchar(unsigned char ch);
 /* Dropped when relaying: hop-by-hop, or listed in the Connection field. */
 bool pg_head_is_hop(const pg_head_t *h, const pg_head_field_t *f);
 

@@ -171,9 +171,9 @@ static void on_response_head(pg_conn_t *c, outq_t *q)
 /* The upstream's response cannot be relayed: 502 naming why (the upstream's address
  * included) if nothing of it has reached the client, else the client connection is cut
  * (pg__conn_send_error decides). Either way the upstream connection is closed, the error
- * counted once (upstream_bad_response) and logged once. why: a static string, or NULL for
- * llhttp's error e. */
-static void response_error(pg_conn_t *c, llhttp_errno_t e, const char *why)
+ * counted once (upstream_bad_response) and logged once. what and why: static strings ("a
+ * malformed chunked body", "chunk data not followed by CRLF"), or NULL for llhttp's error e. */
+static void response_error(pg_conn_t *c, llhttp_errno_t e, const char *what, const char *why)
 {
     xchg_t *x = c->x;
     const char *who = x->pprof ? "agent of" : "upstream";
@@ -183,8 +183,8 @@ static void response_error(pg_conn_t *c, llhttp_errno_t e, const char *why)
     x->cause = PG_ERR_BAD_RESPONSE;
     x->up_dirty = true;
     if (why)
-        snprintf(msg, sizeof msg, "%s \"%s\" (%s) sent a malformed chunked body: %s", who,
-                 x->up->name, addr, why);
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) sent %s: %s", who, x->up->name, addr, what,
+                 why);
     else if (x->resp.overflow || x->resp.too_many)
         snprintf(msg, sizeof msg, "%s \"%s\" (%s) sent a response head too large", who,
                  x->up->name, addr);
@@ -199,7 +199,7 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
 {
     xchg_t *x = c->x;
     pg_uconn_t *u = x->u;
-    const char *p = b->data, *end = p + b->len, *q, *why;
+    const char *p = b->data, *end = p + b->len, *q, *what, *why;
     bool again = false;
     llhttp_errno_t e;
     outq_t oq;
@@ -215,15 +215,16 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
         e = llhttp_execute(&u->parser, p, (size_t)(end - p));
         q = e == HPE_OK ? end : llhttp_get_error_pos(&u->parser);
         /* body bytes (framing included) are checked before any of them is queued; when
-         * llhttp refused a byte, the framing check names the cause if it can */
+         * llhttp refused a byte, the strict reading names the cause if it can */
         if (e != HPE_OK && e != HPE_PAUSED)
             q = end;
+        what = "a malformed chunked body";
         why = NULL;
         if (x->resp_chunked && !x->ev_rhead && q > p)
             why = pg__chunk_scan(&x->rchunk, p, (size_t)(q - p));
         if (why || (e != HPE_OK && e != HPE_PAUSED)) {
             pg__outq_drop(&oq);
-            response_error(c, e, why);
+            response_error(c, e, what, why);
             return;
         }
         if (!x->ev_rhead && q > p && x->resp_started && !x->dechunk &&
@@ -237,6 +238,20 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             llhttp_resume(&u->parser);
         if (x->ev_rhead) {
             x->ev_rhead = false;
+            /* The head goes on rewritten from its fields, so llhttp 8's leniencies in line
+             * ends (any byte taken for the LF after the status line's CR or an empty value's)
+             * do not reach the client -- but two things would: a field name that is not a
+             * token ("Transfer-Encoding :" to a lenient client), relayed as it is (a
+             * request's is refused too: pg_conn.c head_unsafe), and the byte taken for the
+             * LF of the head's last line, which shifts the body by one. q is just past
+             * the head, and that byte was read in this execute. */
+            if (q[-1] != '\n' || pg_head_bad_name(&x->resp) != NULL) {
+                pg__outq_drop(&oq);
+                response_error(c, HPE_OK, "a malformed response head",
+                               q[-1] != '\n' ? "its last line not ended by CRLF (RFC 9112 2.2)"
+                                             : "a header field name is not a token (RFC 9110 5.1)");
+                return;
+            }
             on_response_head(c, &oq);
             if (c->state == C_CLOSING)
                 return;
@@ -250,7 +265,7 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
                 /* llhttp saw an end that a strict reading does not (cannot happen while
                  * every byte is checked: a last line of defence) */
                 pg__outq_drop(&oq);
-                response_error(c, HPE_OK, "chunked body ended early");
+                response_error(c, HPE_OK, "a malformed chunked body", "it ended early");
                 return;
             }
             x->resp_done = true;
