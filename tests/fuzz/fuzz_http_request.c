@@ -20,12 +20,14 @@
  *   line has parsed, with every byte read along with it): when the bytes after the head (one
  *   read here) release it, the head and those bytes, read by the strict reference reader
  *   (ref_http.c, as fuzz_conn uses it), are a valid request or prefix of one, and a message
- *   llhttp ended is one the reference ends at the same byte; the CRLF after chunk data is
- *   checked as pg_conn checks it. PG_FUZZ_KNOWN (see ref_http.h): known findings the reference
- *   tolerates, to fuzz on past them.
- * Not covered here (fuzz_conn drives it): pg_conn's state machine itself — reading in pieces
- * across uv reads, pipelining, timeouts, body forwarding, the response side.
- * The first input byte chooses where the input is split between two llhttp_execute calls. */
+ *   llhttp ended is one the reference ends at the same byte. pg_conn's own checks on what
+ *   llhttp accepts are made as pg_conn makes them: the head's line ends and folds
+ *   (pg__conn_head_bad, on the bytes each execute consumed), the CRLF after chunk data, and
+ *   the strict chunk reader over the body bytes (pg__chunk_scan). PG_FUZZ_KNOWN (see ref_http.h):
+ * known findings the reference tolerates, to fuzz on past them. Not covered here (fuzz_conn drives
+ * it): pg_conn's state machine itself — reading in pieces across uv reads, pipelining, timeouts,
+ * body forwarding, the response side. The first input byte chooses where the input is split between
+ * two llhttp_execute calls. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +40,7 @@
 
 #include "pg_buf.h"
 #include "pg_config.h"
+#include "pg_conn_int.h" /* pg__conn_head_bad, pg__chunk_scan: the checks pg_conn adds to llhttp */
 #include "pg_head.h"
 #include "pg_http.h"
 #include "pg_policy.h"
@@ -435,6 +438,7 @@ static void held_head(fctx_t *f, llhttp_t *p, const char *in, size_t size, const
 {
     static ref_msg_t m;
     const char *end = in + size, *upto;
+    pg_chunk_t k;
     llhttp_errno_t e;
 
     llhttp_resume(p);
@@ -447,6 +451,9 @@ static void held_head(fctx_t *f, llhttp_t *p, const char *in, size_t size, const
     if (!f->msg_done && !f->chunk_seen)
         return; /* still held */
     upto = e == HPE_PAUSED ? llhttp_get_error_pos(p) : end;
+    pg__chunk_init(&k);
+    if (pg__chunk_scan(&k, head_end, (size_t)(upto - head_end)) != NULL)
+        return; /* pg_conn_body: 400 before a byte goes on */
     ref_parse_request(in, (size_t)(upto - in), &m);
     if (m.state == REF_BAD) {
         fprintf(stderr,
@@ -468,7 +475,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fctx_t f;
     size_t split;
     llhttp_errno_t e;
-    const char *in;
+    const char *in, *q;
+    static pg_conn_t hc; /* only the carry of pg__conn_head_bad (head_cr, head_lf) */
+    bool bad = false;
 
     if (size < 1)
         return 0;
@@ -494,13 +503,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     llhttp_init(&p, HTTP_REQUEST, &s);
     p.data = &f;
     f.parse_end = in + split;
+    hc.head_cr = hc.head_lf = false;
     e = llhttp_execute(&p, in, split);
-    if (e == HPE_OK && !f.head_done) {
+    q = e == HPE_OK ? in + split : llhttp_get_error_pos(&p);
+    if (e == HPE_OK || e == HPE_PAUSED)
+        bad = pg__conn_head_bad(&hc, in, (size_t)(q - in)) != NULL;
+    if (e == HPE_OK && !f.head_done && !bad) {
         f.parse_end = in + size;
         e = llhttp_execute(&p, in + split, size - split);
+        q = e == HPE_OK ? in + size : llhttp_get_error_pos(&p);
+        if (e == HPE_OK || e == HPE_PAUSED)
+            bad = pg__conn_head_bad(&hc, in + split, (size_t)(q - in - split)) != NULL;
     }
-    if (e == HPE_PAUSED && f.head_done && !f.h.overflow && !f.h.too_many && f.h.buf && !p.upgrade &&
-        route_and_rewrite(&f, &p) && (p.flags & F_CHUNKED))
+    if (!bad && e == HPE_PAUSED && f.head_done && !f.h.overflow && !f.h.too_many && f.h.buf &&
+        !p.upgrade && route_and_rewrite(&f, &p) && (p.flags & F_CHUNKED))
         held_head(&f, &p, in, size, llhttp_get_error_pos(&p));
     pg_head_release(&f.h);
     return 0;
