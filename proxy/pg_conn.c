@@ -51,7 +51,6 @@
 #include "pg_conn.h"
 #include "pg_conn_int.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -446,32 +445,25 @@ static const char *request_host(const pg_head_t *a, size_t *len)
     return v;
 }
 
-/* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" or "X\"A" through, which
- * an upstream may read as another field or refuse. (obs-fold is refused while the head is
- * parsed: head_has_fold.) Returns the reason, or NULL when the head is fine. */
+/* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" (and an empty name)
+ * through, which an upstream may read as another field or refuse (pg_head_bad_name). (obs-fold
+ * is refused while the head is parsed: head_has_fold.) Returns the reason, or NULL when the
+ * head is fine. */
 static const char *head_unsafe(const pg_head_t *h)
 {
-    static const char tchar[] = "!#$%&'*+-.^_`|~";
-    const pg_head_field_t *host = pg_head_find_kind(h, PG_HTTP_HDR_HOST);
+    const pg_head_field_t *host = pg_head_find_kind(h, PG_HTTP_HDR_HOST), *bad;
     uint16_t i;
 
-    for (i = 0; i < h->n; i++) {
-        const char *name = pg_head_name(h, &h->f[i]);
-        size_t j;
-
-        /* RFC 9112 3.2: more than one Host is a 400; we route on the first, an upstream
-         * might read the last */
-        if (host && &h->f[i] > host && h->f[i].kind == PG_HTTP_HDR_HOST)
+    /* RFC 9112 3.2: more than one Host is a 400; we route on the first, an upstream might
+     * read the last */
+    for (i = host ? (uint16_t)(host - h->f) + 1 : h->n; i < h->n; i++)
+        if (h->f[i].kind == PG_HTTP_HDR_HOST)
             return "malformed request: more than one Host field (RFC 9112 3.2)";
-        if (h->f[i].kind != PG_HTTP_HDR_OTHER)
-            continue; /* a name we know is a token */
-
-        if (h->f[i].name_len == 0) /* ": value", which llhttp 8 accepts */
-            return "malformed request: a header field name is empty (RFC 9110 5.1)";
-        for (j = 0; j < h->f[i].name_len; j++)
-            if (!isalnum((unsigned char)name[j]) && strchr(tchar, name[j]) == NULL)
-                return "malformed request: a header field name is not a token (RFC 9110 5.1)";
-    }
+    bad = pg_head_bad_name(h);
+    if (bad && bad->name_len == 0) /* ": value", which llhttp 8 accepts */
+        return "malformed request: a header field name is empty (RFC 9110 5.1)";
+    if (bad)
+        return "malformed request: a header field name is not a token (RFC 9110 5.1)";
     return NULL;
 }
 
