@@ -33,11 +33,7 @@ HC=$(cpu_ticks "$HT")
 LC=$(cpu_ticks "$LT")
 pg_check "profile?seconds=8: 200 (got $code)" [ "$code" = 200 ]
 pg_check "both threads started (heavy tid '$HT', light tid '$LT')" [ -n "$HT" -a -n "$LT" ]
-if go tool pprof -raw "$T/cpu.pb.gz" >"$T/cpu.raw" 2>"$T/cpu.err"; then
-    pg_pass "the profile parses (go tool pprof -raw)"
-else
-    pg_fail "go tool pprof -raw: $(head -c 300 "$T/cpu.err")"
-fi
+pg_pprof_raw "the profile parses (go tool pprof -raw)" "$T/cpu.pb.gz" "$T/cpu.raw"
 
 HS=$(pg_raw_count "$T/cpu.raw" cpu_share_heavy)
 LS=$(pg_raw_count "$T/cpu.raw" cpu_share_light)
@@ -61,8 +57,6 @@ curl -s -m 20 --unix-socket "$SOCK" -o "$T/c2.pb.gz" "http://agent/debug/pprof/p
 go tool pprof -raw "$T/c2.pb.gz" 2>/dev/null | grep -i "cpu timer" >"$T/timer.txt"
 pg_check "the profile's comment names the per-thread timer ($(cat "$T/timer.txt"))" \
     grep -q 'cpu timer: per-thread' "$T/timer.txt"
-pg_stop share TERM
-rc=$?
-pg_check "agent_cpu_share exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+pg_stop_check share "agent_cpu_share exits 0 on SIGTERM"
 [ "$PG_FAILED" = 0 ] || { pg_log share; cat "$T/cpu.err"; }
 pg_done

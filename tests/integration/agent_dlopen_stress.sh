@@ -29,11 +29,7 @@ for i in $(seq 1 "$NPROF"); do
     code=$(timeout 30 curl -s --unix-socket "$SOCK" -o "$out" -w '%{http_code}' \
         "http://agent/debug/pprof/profile?seconds=3")
     pg_check "profile $i answered 200 within 30 s (got '${code:-timeout}')" test "$code" = 200
-    if timeout 60 go tool pprof -raw "$out" >"$T/p$i.raw" 2>"$T/p$i.err"; then
-        pg_pass "profile $i parses with go tool pprof -raw"
-    else
-        pg_fail "profile $i does not parse: $(head -c 300 "$T/p$i.err")"
-    fi
+    pg_pprof_raw "profile $i parses with go tool pprof -raw" "$out" "$T/p$i.raw"
     grep -q 'in dynamic loader' "$T/p$i.raw" && loader_seen=$((loader_seen + 1))
     grep -q 'stress_alloc_burn' "$T/p$i.raw" && burn_seen=$((burn_seen + 1))
     read -r loops work <<<"$(counters)"

@@ -171,11 +171,7 @@ pg_check "no sanitizer report, no agent error" bash -c "! grep -q 'Sanitizer\|ru
 for k in goroutine threadcreate heap allocs block mutex; do
     code=${CODE[$k]}
     if [ "$code" = 200 ]; then
-        if go tool pprof -raw "$T/$k.pb" >"$T/$k.raw" 2>"$T/$k.err"; then
-            pg_pass "$k: 200, parses"
-        else
-            pg_fail "$k: does not parse: $(head -c 200 "$T/$k.err")"
-        fi
+        pg_pprof_raw "$k: 200, parses" "$T/$k.pb" "$T/$k.raw"
     elif [ -n "$SAN_RT" ] && { [ "$code" = 501 ] || [ "$code" = 500 ]; }; then
         pg_pass "$k under a sanitizer: $code ($(head -c 100 "$T/$k.pb"))"
     else

@@ -112,11 +112,7 @@ pg_check "profile: attachment" has_header prof 'Content-Disposition: attachment;
 pg_check "profile: nosniff" has_header prof "X-Content-Type-Options: nosniff"
 pg_check "profile: Content-Length" grep -qi '^Content-Length: [0-9]' "$T/prof.hdr"
 pg_check "profile: gzip" test "$(head -c 2 "$T/prof.body" | od -An -tx1 | tr -d ' ')" = 1f8b
-if go tool pprof -raw "$T/prof.body" >"$T/prof.raw" 2>"$T/prof.err"; then
-    pg_pass "profile parses (go tool pprof -raw)"
-else
-    pg_fail "profile does not parse: $(head -c 300 "$T/prof.err")"
-fi
+pg_pprof_raw "profile parses (go tool pprof -raw)" "$T/prof.body" "$T/prof.raw"
 pg_check "profile: sample types samples/count cpu/nanoseconds" \
     grep -q '^Samples:' "$T/prof.raw"
 pg_check "profile: period type cpu/nanoseconds, 10 ms" \

@@ -33,11 +33,7 @@ if [ -n "$SAN" ] && [ "$code" = 500 ]; then
     echo "note: $SAN takes pthread_mutex_lock and does not forward to libprofagent: lock stacks are not checked in this build"
 else
     [ -n "$SAN" ] && echo "note: $SAN binds pthread_mutex_lock first but forwards to libprofagent: lock stacks are checked"
-    if timeout 60 go tool pprof -raw "$GW/debug/pprof/block" >"$T/block.raw" 2>"$T/block.err"; then
-        pg_pass "go tool pprof -raw $GW/debug/pprof/block"
-    else
-        pg_fail "block: $(head -c 300 "$T/block.err")"
-    fi
+    pg_pprof_raw "go tool pprof -raw $GW/debug/pprof/block" "$GW/debug/pprof/block" "$T/block.raw"
     pg_check "block: sample types contentions/count delay/nanoseconds" \
         grep -Eq '^ *contentions/count +delay/nanoseconds' "$T/block.raw"
     pg_check "block: PeriodType contentions count" grep -q '^PeriodType: contentions count' "$T/block.raw"
@@ -52,11 +48,7 @@ else
         pg_check "block: ... at pthread_cond_timedwait (got $n)" [ "$n" -ge 1 ]
     fi
 
-    if timeout 60 go tool pprof -raw "$GW/debug/pprof/mutex" >"$T/mutex.raw" 2>"$T/mutex.err"; then
-        pg_pass "go tool pprof -raw $GW/debug/pprof/mutex"
-    else
-        pg_fail "mutex: $(head -c 300 "$T/mutex.err")"
-    fi
+    pg_pprof_raw "go tool pprof -raw $GW/debug/pprof/mutex" "$GW/debug/pprof/mutex" "$T/mutex.raw"
     n=$(pg_raw_count "$T/mutex.raw" rs_contend_worker)
     pg_check "mutex: the holder's unlock in rs_contend_worker (got $n)" [ "$n" -ge 1 ]
     n=$(pg_raw_count "$T/mutex.raw" pthread_mutex_unlock)
@@ -119,11 +111,7 @@ fi
 pg_demo_start --name off
 if [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' "$GW/debug/pprof/block")" = 200 ]; then
     curl -s -m 10 "$GW/contend?threads=4&ms=100" >/dev/null
-    if timeout 60 go tool pprof -raw "$GW/debug/pprof/block" >"$T/off.raw" 2>"$T/off.err"; then
-        pg_pass "block with the rate at 0 parses"
-    else
-        pg_fail "block off: $(head -c 300 "$T/off.err")"
-    fi
+    pg_pprof_raw "block with the rate at 0 parses" "$GW/debug/pprof/block" "$T/off.raw"
     n=$(pg_raw_count "$T/off.raw" rs_contend_worker)
     pg_check "block with the rate at 0: no samples (got $n)" [ "$n" = 0 ]
     pg_check "block with the rate at 0: the comment says how to turn it on" \

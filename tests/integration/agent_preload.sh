@@ -43,11 +43,7 @@ LD_PRELOAD= PRELOAD=$PRELOAD SOCK=$SOCK LOOP=$LOOP bash -c \
 PERL=$!
 PG_PIDS[perl]=$PERL
 pg_wait_unix "$SOCK" 10 || { cat "$T/perl.err"; echo "FAIL: the agent did not open its socket in perl"; kill $PERL; exit 1; }
-if timeout 40 go tool pprof -raw "$GW/debug/pprof/profile?seconds=3" >"$T/cpu.raw" 2>"$T/cpu.err"; then
-    pg_pass "go tool pprof -raw $GW/debug/pprof/profile?seconds=3 (perl, preloaded)"
-else
-    pg_fail "go tool pprof -raw: $(head -c 300 "$T/cpu.err")"
-fi
+pg_pprof_raw "go tool pprof -raw $GW/debug/pprof/profile?seconds=3 (perl, preloaded)" "$GW/debug/pprof/profile?seconds=3" "$T/cpu.raw"
 go tool pprof -top -nodecount=5 "$T/pprof/"*.pb.gz >"$T/top.txt" 2>&1
 cat "$T/top.txt"
 read -r total leaf runops <<<"$(python3 - "$T/cpu.raw" <<'PY'

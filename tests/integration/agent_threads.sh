@@ -40,11 +40,7 @@ code=$(get /debug/pprof/goroutine "$T/g.pb.gz")
 pg_check "goroutine: 200 (got $code)" [ "$code" = 200 ]
 pg_check "goroutine: Content-Disposition names the profile" \
     grep -qi '^Content-Disposition: attachment; filename="goroutine"' "$T/g.pb.gz.h"
-if go tool pprof -raw "$T/g.pb.gz" >"$T/g.raw" 2>"$T/g.err"; then
-    pg_pass "goroutine: go tool pprof -raw parses it"
-else
-    pg_fail "goroutine: go tool pprof -raw: $(head -c 300 "$T/g.err")"
-fi
+pg_pprof_raw "goroutine: go tool pprof -raw parses it" "$T/g.pb.gz" "$T/g.raw"
 pg_check "goroutine: PeriodType goroutine count" grep -q '^PeriodType: goroutine count' "$T/g.raw"
 pg_check "goroutine: sample type goroutine/count" grep -Eq '^ *goroutine/count *$' "$T/g.raw"
 if [[ "$SAN" == libtsan* ]]; then
@@ -120,11 +116,7 @@ if [ -n "$SAN" ]; then
     echo "note: $SAN interposes pthread_create ahead of libprofagent: threadcreate stacks are not checked in this build"
 else
     pg_check "threadcreate: 200 (got $code)" [ "$code" = 200 ]
-    if go tool pprof -raw "$T/tc.pb.gz" >"$T/tc.raw" 2>"$T/tc.err"; then
-        pg_pass "threadcreate: go tool pprof -raw parses it"
-    else
-        pg_fail "threadcreate: go tool pprof -raw: $(head -c 300 "$T/tc.err")"
-    fi
+    pg_pprof_raw "threadcreate: go tool pprof -raw parses it" "$T/tc.pb.gz" "$T/tc.raw"
     pg_check "threadcreate: PeriodType threadcreate count" grep -q '^PeriodType: threadcreate count' "$T/tc.raw"
     n=$(pg_raw_count "$T/tc.raw" threads_spawn_parkers)
     pg_check "threadcreate: $((K + 2)) creations in threads_spawn_parkers (got $n)" [ "$n" = $((K + 2)) ]

@@ -28,11 +28,7 @@ if [ -n "$SAN" ]; then
         bash -c "[ $code = 500 ] && grep -q 'pthread_create is bound to .*san' '$T/tc.txt'"
     echo "note: $SAN interposes pthread_create ahead of libprofagent: threadcreate stacks are not checked in this build"
 else
-    if timeout 60 go tool pprof -raw "$GW/debug/pprof/threadcreate" >"$T/tc.raw" 2>"$T/tc.err"; then
-        pg_pass "go tool pprof -raw $GW/debug/pprof/threadcreate"
-    else
-        pg_fail "go tool pprof -raw threadcreate: $(head -c 300 "$T/tc.err")"
-    fi
+    pg_pprof_raw "go tool pprof -raw $GW/debug/pprof/threadcreate" "$GW/debug/pprof/threadcreate" "$T/tc.raw"
     n=$(pg_raw_count "$T/tc.raw" rs_spawn)
     pg_check "threadcreate: 15 creations under rs_spawn (got $n)" [ "$n" = 15 ]
     curl -s -m 10 "$GW/debug/pprof/threadcreate?debug=1" >"$T/tc1.txt"
@@ -58,11 +54,7 @@ if [ -z "$SAN" ]; then
 fi
 
 # --- goroutine
-if timeout 60 go tool pprof -raw "$GW/debug/pprof/goroutine" >"$T/g.raw" 2>"$T/g.err"; then
-    pg_pass "go tool pprof -raw $GW/debug/pprof/goroutine"
-else
-    pg_fail "go tool pprof -raw goroutine: $(head -c 300 "$T/g.err")"
-fi
+pg_pprof_raw "go tool pprof -raw $GW/debug/pprof/goroutine" "$GW/debug/pprof/goroutine" "$T/g.raw"
 pg_check "goroutine: PeriodType goroutine count" grep -q '^PeriodType: goroutine count' "$T/g.raw"
 if [[ "$SAN" == libtsan* ]]; then
     # TSan defers the agent's signal and runs the handler from its own trampoline, where the

@@ -81,9 +81,7 @@ for f in "$T"/load*.n; do
     pg_check "load loop $(basename "$f" .n) made progress ($(cat "$f") requests)" [ "$(cat "$f")" -ge 5 ]
 done
 pg_rs_serving "$URL"
-pg_stop rs TERM
-rc=$?
-pg_check "randomstring exits 0 on SIGTERM after the load (rc=$rc)" [ $rc = 0 ]
+pg_stop_check rs "randomstring exits 0 on SIGTERM after the load"
 pg_check "no sanitizer report in randomstring's log" \
     bash -c "! grep -Eq 'ERROR: (Address|Leak|Thread)Sanitizer|WARNING: ThreadSanitizer|runtime error:' '$T/rs.log'"
 [ "$PG_FAILED" = 0 ] || pg_log rs 60

@@ -85,8 +85,6 @@ curl -s -m 30 --unix-socket "$SOCK" -o "$T/t1.json" "http://agent/debug/pprof/tr
 one=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["otherData"]["seconds"], [e["ts"] for e in d["traceEvents"] if e["name"] == "trace end"][0])' "$T/t1.json" 2>&1)
 pg_check "trace without seconds lasts 1 s, as Go's (seconds, end in us: $one)" \
     python3 -c "import sys; s, e = '$one'.split(); sys.exit(0 if s == '1' and float(e) >= 0.9e6 else 1)"
-pg_stop share TERM
-rc=$?
-pg_check "agent_cpu_share exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+pg_stop_check share "agent_cpu_share exits 0 on SIGTERM"
 [ "$PG_FAILED" = 0 ] || pg_log share
 pg_done

@@ -94,9 +94,7 @@ PY
 cat "$T/check.txt"
 pg_check "every check above holds" \
     bash -c "grep -q '^ok ' '$T/check.txt' && ! grep -qv '^ok ' '$T/check.txt'"
-pg_stop rs TERM
-rc=$?
 # under TSan also: no report (exit 66), pa_cpu's thread rescan included
-pg_check "randomstring exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+pg_stop_check rs "randomstring exits 0 on SIGTERM"
 [ "$PG_FAILED" = 0 ] || pg_log rs
 pg_done

@@ -268,9 +268,7 @@ pg_check "still serving afterwards" \
     bash -c "curl -s '$URL/randomstring' | grep -qx '[A-Za-z0-9]\{64\}'"
 pg_check "process still alive" kill -0 "$(pg_pid rs)"
 
-pg_stop rs TERM
-rc=$?
-pg_check "SIGTERM: exit 0 (rc=$rc)" [ "$rc" = 0 ]
+pg_stop_check rs
 pg_check "and it said it stopped" grep -q 'randomstring: stopped' "$T/rs.log"
 [ "$PG_FAILED" = 0 ] || pg_log rs
 pg_done

@@ -164,9 +164,7 @@ echo "screenshot: $ART/ui.png"
 
 pg_stop nv TERM
 pg_stop pg TERM
-pg_stop rs TERM
-rc=$?
-pg_check "randomstring exits 0 on SIGTERM (rc=$rc)" [ $rc = 0 ]
+pg_stop_check rs "randomstring exits 0 on SIGTERM"
 
 if [ "$PG_FAILED" != 0 ]; then
     pg_log rs

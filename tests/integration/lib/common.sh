@@ -10,7 +10,8 @@
 #    agent behind profgate), pg_san (the sanitizer runtime a binary links, if any);
 #  - checks: pg_fail MSG, pg_check DESC CMD... (counts passes/failures), pg_done (prints "N
 #    passed, M failed", exits), pg_stop_check, pg_rs_serving and pg_demo_stop (closing checks);
-#  - reading `go tool pprof -raw` output: pg_raw_count, pg_leaf_sum, pg_within10.
+#  - `go tool pprof -raw`: pg_pprof_raw (parses, a check), pg_raw_count, pg_leaf_sum,
+#    pg_within10 (reading its output).
 set -u
 
 BIN=${PG_BUILD_DIR:?PG_BUILD_DIR must point at the build directory}
@@ -266,6 +267,19 @@ pg_gateway()
     shift 2
     pg_start "$name" "$PG" --config "$conf"
     pg_ready "$name" "$@"
+}
+
+# pg_pprof_raw DESC SOURCE RAW: a check that `go tool pprof -raw SOURCE` (a file or a URL; 60 s
+# at most) parses it, its output in RAW, its errors in RAW's name with .err for .raw, the
+# start of which a failure shows.
+pg_pprof_raw()
+{
+    local err=${3%.raw}.err
+    if timeout 60 go tool pprof -raw "$2" >"$3" 2>"$err"; then
+        pg_pass "$1"
+    else
+        pg_fail "$1: $(head -c 300 "$err")"
+    fi
 }
 
 # pg_raw_count RAW FUNCTION: the sum of the first value of the samples whose stack has a
