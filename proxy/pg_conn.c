@@ -346,14 +346,8 @@ static int on_req_field(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
 
-    if (c->x->head_done) {
-        if (!c->x->in_trailers) { /* checked for obs-fold from here (process_client) */
-            c->x->in_trailers = true;
-            c->x->trailer_at = at;
-            c->head_lf = false;
-        }
+    if (c->x->head_done)
         return 0;
-    }
     return pg_head_field(&c->x->req, &c->w->bufs, at, len);
 }
 
@@ -447,7 +441,7 @@ static const char *request_host(const pg_head_t *a, size_t *len)
 
 /* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" (and an empty name)
  * through, which an upstream may read as another field or refuse (pg_head_bad_name). (obs-fold
- * is refused while the head is parsed: head_has_fold.) Returns the reason, or NULL when the
+ * is refused while the head is parsed: pg__conn_head_bad.) Returns the reason, or NULL when the
  * head is fine. */
 static const char *head_unsafe(const pg_head_t *h)
 {
@@ -826,32 +820,19 @@ static void process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len
         in_head = c->x == NULL || !c->x->head_done;
         if (in_head && c->state == C_IDLE)
             c->head_lf = c->head_cr = false;
-        /* the CRLF after chunk data, continued */
-        if (c->x && c->x->crlf_left && p < end && !pg__conn_chunk_end_rest(c, p, end))
-            return;
-        c->parse_end = end;
         e = llhttp_execute(&c->req, p, (size_t)(end - p));
         q = e == HPE_OK ? end : llhttp_get_error_pos(&c->req);
         if (e != HPE_OK && e != HPE_PAUSED) {
-            pg__conn_request_error(c, e);
+            pg__conn_request_error(c, e, p, end);
             return;
         }
         if (in_head && (bad = pg__conn_head_bad(c, p, (size_t)(q - p))) != NULL) {
             pg__conn_send_error(c, 400, bad);
             return;
         }
-        if (c->x && c->x->in_trailers) {
-            const char *from = c->x->trailer_at ? c->x->trailer_at : p;
-
-            c->x->trailer_at = NULL;
-            if (pg__conn_head_has_fold(c, from, (size_t)(q - from))) {
-                pg__conn_send_error(c, 400, "malformed request: obs-fold in the trailer "
-                                            "section is not accepted (RFC 9112 5.2)");
-                return;
-            }
-        }
         /* once the head is handled, what the parser consumed is body (framing included) */
-        if (c->state == C_FORWARD && !c->ev_head && pg__conn_forward_body(c, b, p, (size_t)(q - p)) < 0)
+        if (c->state == C_FORWARD && !c->ev_head &&
+            pg__conn_forward_body(c, b, p, (size_t)(q - p)) < 0)
             return;
         p = q;
         if (e == HPE_PAUSED)

@@ -1,7 +1,7 @@
-/* pg_conn_body: a request's body on its way upstream: the chunk framing checks llhttp 8 does
- * not make (the CRLF after chunk data, RFC 9112 7.1), the body size limit, the copy kept
- * while a chunked request's head is held (see pg_conn.c), and the 4xx answers for a request
- * llhttp refused, naming llhttp's reason. Also the obs-fold check of heads and trailers.
+/* pg_conn_body: a request's body on its way upstream: its chunk framing read strictly
+ * (pg_conn_chunk.c: what llhttp 8 lets through), the body size limit, the copy kept while a
+ * chunked request's head is held (see pg_conn.c), and the 4xx answers for a request llhttp
+ * refused, naming the cause. Also the line-end and obs-fold check of request heads.
  * Loop thread of the owning worker only; see pg_conn_int.h. */
 #include "pg_conn_int.h"
 
@@ -14,61 +14,21 @@
 
 #include "pg_buf.h"
 
-/* Whether the n bytes at p are the CRLF that ends chunk data, from its byte off on. */
-static bool is_crlf_part(const char *p, size_t n, size_t off)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (p[i] != "\r\n"[off + i])
-            return false;
-    return true;
-}
-
-/* Counts the payload only: a chunked body's size is known only as it arrives.
- * At the end of a chunk's data (RFC 9112 7.1) llhttp 8 (non-strict, as Debian builds it)
- * skips the next two bytes whatever they are, so "5\r\nhelloXX0\r\n\r\n" would pass as a
- * whole message; an upstream that checks them reads another framing. They are checked here
- * (the rest at the start of the next read when the data ends a read). */
+/* Counts the payload only: a chunked body's size is known only as it arrives. (Its framing
+ * is read strictly in pg__conn_forward_body.) */
 int pg__conn_on_req_body(llhttp_t *p, const char *at, size_t len)
 {
     pg_conn_t *c = p->data;
     xchg_t *x = c->x;
     uint64_t max = x->gen->cfg->server.max_body_bytes;
 
+    (void)at;
     x->body_payload += len;
     if (max && x->body_payload > max) {
         x->body_too_big = true;
         return -1;
     }
-    if ((p->flags & F_CHUNKED) && p->content_length == 0) { /* this chunk's data ends here */
-        size_t avail = (size_t)(c->parse_end - (at + len));
-
-        if (avail > 2)
-            avail = 2;
-        if (!is_crlf_part(at + len, avail, 0)) {
-            x->bad_chunk_end = true;
-            return -1;
-        }
-        x->crlf_left = (uint8_t)(2 - avail);
-    }
     return 0;
-}
-
-/* The CRLF after chunk data that on_req_body could not see whole: its rest, at the start of
- * the next read [p, end). false when it is not (answered 400). */
-bool pg__conn_chunk_end_rest(pg_conn_t *c, const char *p, const char *end)
-{
-    xchg_t *x = c->x;
-    size_t n = (size_t)(end - p) < x->crlf_left ? (size_t)(end - p) : x->crlf_left;
-
-    if (!is_crlf_part(p, n, 2 - x->crlf_left)) {
-        x->bad_chunk_end = true;
-        pg__conn_request_error(c, HPE_USER);
-        return false;
-    }
-    x->crlf_left -= (uint8_t)n;
-    return true;
 }
 
 int pg__conn_on_req_chunk_header(llhttp_t *p)
@@ -115,11 +75,13 @@ static int hold_body(pg_conn_t *c, const char *p, size_t n)
 }
 
 /* Body bytes [p, p+n) of the current request go to the upstream (framing included).
- * A chunked body is read strictly first (pg_conn_chunk.c): llhttp 8 takes any byte for the
- * LF after a chunk-size line's CR and after the CR of the blank line that ends the trailer
- * section, and an upstream that reads those bytes otherwise frames the body otherwise (the
- * bare CR as a line end: "0\r\n\rG" leaves a "G" in front of the next request the pooled
- * connection carries). Refused (400) before any of the bytes goes on. */
+ * A chunked body is read strictly first (pg_conn_chunk.c): llhttp 8 takes any two bytes for
+ * the CRLF after chunk data ("5\r\nhelloXX0\r\n\r\n" is a whole message to it), any byte for
+ * the LF after a chunk-size line's CR and after the CR of the blank line that ends the
+ * trailer section, and an obs-fold in a trailer; an upstream that reads those bytes
+ * otherwise frames the body otherwise (the bare CR as a line end: "0\r\n\rG" leaves a "G" in
+ * front of the next request the pooled connection carries). Refused (400) before any of the
+ * bytes goes on. */
 int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
 {
     xchg_t *x = c->x;
@@ -145,9 +107,10 @@ int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
     return 0;
 }
 
-void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e)
+void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e, const char *p, const char *end)
 {
     xchg_t *x = c->x;
+    const char *why;
     char msg[300];
 
     if (x && x->body_too_big) {
@@ -156,9 +119,12 @@ void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e)
         pg__conn_send_error(c, 413, msg);
         return;
     }
-    if (x && x->bad_chunk_end) {
-        pg__conn_send_error(c, 400, "malformed request: chunk data not followed by CRLF "
-                                    "(RFC 9112 7.1)");
+    /* llhttp stopped somewhere in a chunked body: name the framing fault the strict reading
+     * finds in these bytes, if any, rather than where llhttp's own reading ended up */
+    if (x && x->head_done && (c->req.flags & F_CHUNKED) && p < end &&
+        (why = pg__chunk_scan(&x->qchunk, p, (size_t)(end - p))) != NULL) {
+        snprintf(msg, sizeof msg, "malformed request: %s", why);
+        pg__conn_send_error(c, 400, msg);
         return;
     }
     if (x && x->req.too_many) {
@@ -176,7 +142,7 @@ void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e)
     pg__conn_send_error(c, 400, msg);
 }
 
-/* The head's line ends (and folds, as pg__conn_head_has_fold). RFC 9112 2.2 lets a recipient
+/* The head's line ends (and obs-folds, RFC 9112 5.2). RFC 9112 2.2 lets a recipient
  * take a bare LF for a line end; llhttp 8 (non-strict, as Debian builds it) takes one for the
  * end of the request line and of the head, and takes any byte for the LF after the CR that
  * ends the head or a field line with an empty value ("Host: h\r\n\rX"). A proxy in front of
@@ -211,25 +177,4 @@ const char *pg__conn_head_bad(pg_conn_t *c, const char *p, size_t n)
         return eol;
     c->head_lf = end[-1] == '\n';
     return NULL;
-}
-
-/* RFC 9112 5.2: a line of the head that starts with SP or HTAB continues the previous one
- * (obs-fold); llhttp 8 accepts it and hands the value on unfolded. A proxy may refuse it, and
- * we do: an upstream that reads the fold differently (as a line of its own, or one that ends
- * the head) would frame the request differently. [p, p+n) are head bytes; c->head_lf carries
- * a LF at the end of the previous read. (Every LF of a head llhttp accepts ends a line: a bare
- * LF is an error of its own.) */
-bool pg__conn_head_has_fold(pg_conn_t *c, const char *p, size_t n)
-{
-    const char *lf, *end = p + n;
-
-    if (n == 0)
-        return false;
-    if (c->head_lf && (p[0] == ' ' || p[0] == '\t'))
-        return true;
-    for (lf = memchr(p, '\n', n); lf && lf + 1 < end; lf = memchr(lf + 1, '\n', end - lf - 1))
-        if (lf[1] == ' ' || lf[1] == '\t')
-            return true;
-    c->head_lf = end[-1] == '\n';
-    return false;
 }

@@ -82,15 +82,9 @@ typedef struct xchg {
     bool expect_continue;         /* Expect: 100-continue */
     pg_buf_t *held;               /* body bytes parsed while holding (a copy), sent after the
                                      head (again after a retried connect); NULL: none */
-    uint8_t crlf_left;            /* bytes of the CRLF after chunk data still to check at
-                                     the start of the next read (llhttp 8 skips them) */
-    bool bad_chunk_end;           /* chunk data was not followed by CRLF */
     pg_chunk_t qchunk;            /* a chunked request body's framing, read strictly before
                                      its bytes go on (pg_conn_body.c); zeroed with the
                                      exchange, which is pg__chunk_init's state */
-    bool in_trailers;             /* the request parser is in the trailer section */
-    const char *trailer_at;       /*   which began here, in the bytes being parsed (else
-                                     NULL: it began in an earlier read) */
     bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
     outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
     pg_buf_t *rbuf;               /*   and the buffer it points into */
@@ -133,7 +127,6 @@ struct pg_conn {
                                      must begin the next read) */
     bool head_lf;                 /* the request head bytes parsed so far end in LF (an
                                      obs-fold may begin in the next read) */
-    const char *parse_end;        /* end of the bytes llhttp_execute is parsing */
 };
 
 /* ---- internals of pg_conn.c, for the other files ---- */
@@ -164,17 +157,12 @@ void pg__outq_drop(outq_t *q);
 /* on_body and on_chunk_header of the request parser (parser.data: the pg_conn_t). */
 int pg__conn_on_req_body(llhttp_t *p, const char *at, size_t len);
 int pg__conn_on_req_chunk_header(llhttp_t *p);
-/* The rest of a chunk's closing CRLF at the start of the next read [p, end) (x->crlf_left
- * bytes): false when it is not (then answered 400). */
-bool pg__conn_chunk_end_rest(pg_conn_t *c, const char *p, const char *end);
 /* Body bytes [p, p+n) of b go upstream (framing included), or are held with the head. 0, or
  * -1 when the exchange failed (answered or closed). */
 int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n);
-/* The answer to a request llhttp refused with e (413, 400 or 431 naming the cause). */
-void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e);
-/* Whether head bytes [p, p+n) hold an obs-fold (RFC 9112 5.2); c->head_lf carries a LF that
- * ended the previous read. */
-bool pg__conn_head_has_fold(pg_conn_t *c, const char *p, size_t n);
+/* The answer to a request llhttp refused with e while parsing [p, end) (413, 400 or 431
+ * naming the cause; in a chunked body the strict reading's cause when it finds one). */
+void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e, const char *p, const char *end);
 /* Why head bytes [p, p+n) are refused (a line not ended by CRLF, an obs-fold), or NULL;
  * c->head_cr and c->head_lf carry the end of the previous read's head bytes. */
 const char *pg__conn_head_bad(pg_conn_t *c, const char *p, size_t n);
