@@ -31,11 +31,21 @@ int pg__conn_on_req_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* A chunk-size line has parsed (p->content_length: its size). A chunk that would take the
+ * body past server.max_body_bytes is refused here (413), at its size line, rather than once
+ * that much data has come: so no chunk size past the limit goes upstream, where a reader
+ * that keeps it in an int64 (2^63 and more) or in fewer bits frames the body otherwise. */
 int pg__conn_on_req_chunk_header(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
+    xchg_t *x = c->x;
+    uint64_t max = x->gen->cfg->server.max_body_bytes;
 
-    c->x->chunk_seen = true;
+    if (max && p->content_length > max - x->body_payload) {
+        x->body_too_big = true;
+        return -1;
+    }
+    x->chunk_seen = true;
     return 0;
 }
 
