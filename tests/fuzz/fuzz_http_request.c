@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <netinet/in.h>
 
@@ -61,6 +62,7 @@ typedef struct fctx {
     int head_done;
     /* the body, while the head is held (as pg_conn's xchg_t) */
     bool chunk_seen, bad_chunk_end, msg_done;
+    uint64_t payload;
     const char *parse_end;
 } fctx_t;
 
@@ -113,6 +115,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     fctx_t *f = p->data;
     size_t avail = (size_t)(f->parse_end - (at + len)), i;
 
+    f->payload += len;
+    if (cfg->server.max_body_bytes && f->payload > cfg->server.max_body_bytes)
+        return -1; /* 413 */
+
     if ((p->flags & F_CHUNKED) && p->content_length == 0) {
         for (i = 0; i < avail && i < 2; i++)
             if (at[len + i] != "\r\n"[i]) {
@@ -123,9 +129,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* as pg_conn_body: a chunk past server.max_body_bytes is a 413 at its size line */
 static int on_chunk_header(llhttp_t *p)
 {
-    ((fctx_t *)p->data)->chunk_seen = true;
+    fctx_t *f = p->data;
+
+    if (cfg->server.max_body_bytes && p->content_length > cfg->server.max_body_bytes - f->payload)
+        return -1;
+    f->chunk_seen = true;
     return 0;
 }
 
@@ -348,7 +359,19 @@ static bool route_and_rewrite(fctx_t *f, const llhttp_t *p)
         if (h->f[k].name_len == 0)
             return false;
         if (h->f[k].kind == PG_HTTP_HDR_HOST && pg_head_find_kind(h, PG_HTTP_HDR_HOST) != &h->f[k])
-            return false; /* a second Host */
+            return false;                                    /* a second Host */
+        if (h->f[k].kind == PG_HTTP_HDR_TRANSFER_ENCODING) { /* te_unsafe: "chunked", alone */
+            size_t vlen;
+            const char *v = pg_head_value(h, &h->f[k], &vlen);
+
+            while (vlen > 0 && (v[0] == ' ' || v[0] == '\t'))
+                v++, vlen--;
+            while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+                vlen--;
+            if (pg_head_find_kind(h, PG_HTTP_HDR_TRANSFER_ENCODING) != &h->f[k] || vlen != 7 ||
+                strncasecmp(v, "chunked", 7) != 0)
+                return false;
+        }
         for (size_t j = 0; j < h->f[k].name_len; j++)
             if (!isalnum((unsigned char)name[j]) && strchr("!#$%&'*+-.^_`|~", name[j]) == NULL)
                 return false;
@@ -489,6 +512,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&f, 0, offsetof(fctx_t, h) + offsetof(pg_head_t, f));
     f.head_done = 0;
     f.chunk_seen = f.bad_chunk_end = f.msg_done = false;
+    f.payload = 0;
     llhttp_settings_init(&s);
     s.on_message_begin = on_begin;
     s.on_url = on_url;

@@ -272,7 +272,7 @@ static int chunked(const char *p, size_t n, size_t *i, ref_msg_t *m, char *out, 
         size_t h0 = *i;
 
         while (*i < n && hexval(p[*i]) >= 0) {
-            if (size >> 59)
+            if (size > (UINT64_C(1) << 63) / 16 - 1) /* int64 readers: below 2^63 */
                 BAD(*i, "chunk size overflows");
             size = size * 16 + (uint64_t)hexval(p[*i]);
             (*i)++;

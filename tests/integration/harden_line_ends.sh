@@ -8,7 +8,8 @@
 # request must get 400 and a closed connection, with nothing of it upstream (or, when the bad
 # byte comes after the head went on, a cut request without that byte, on a connection that is
 # then closed). The gateway's own answer to a HEAD has no body. The same requests, well formed,
-# still pass, in one write and split at the CR.
+# still pass, in one write and split at the CR. A chunk size past server.max_body_bytes is
+# refused at its size line.
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 pg_need "$PG" python3
@@ -83,6 +84,12 @@ sleep 0.2
 pg_check "trailer section ended by CR and another byte in a later read: 400, closed" [ "$ST" = 400 ] && [ "$CLOSED" = 1 ]
 pg_check "and the upstream got the request cut before that byte" \
     python3 -c 'import sys; d=open(sys.argv[1],"rb").read()[int(sys.argv[2]):]; sys.exit(not (d.endswith(b"5\r\nhello\r\n") or d.endswith(b"5\r\nhello\r\n0\r\n\r")) or b"smuggled" in d)' "$T/up.log" "$before"
+# a chunk size past server.max_body_bytes (1000) is refused at its size line, not relayed to an
+# upstream that may keep it in an int64 (0xaaaaaaaabbbbbbbb is past 2^63)
+before=$(up_bytes)
+send "${C}"'aaaaaaaabbbbbbbb\r\nhello'
+sleep 0.2
+pg_check "a chunk size past server.max_body_bytes: 413, closed, nothing upstream" [ "$ST" = 413 ] && [ "$CLOSED" = 1 ] && [ "$(up_bytes)" = "$before" ]
 passes "a chunked request with an extension and a trailer field" 2 "${C}"'5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n'"$G"
 passes "a chunked request split at every CR" 1 "${C}"'5\r' '\nhello\r' '\n0\r' '\n\r' '\n'
 
