@@ -9,6 +9,8 @@
  * line (RFC 9112 2.2), and any method token (the gateway refuses those llhttp does not know).
  * A request target must be origin-form ("/..."), "*", or hold a ':' (absolute or authority
  * form); which form fits which method is the gateway's business.
+ * Chunk extensions are read as ';' and then anything but control bytes up to the CR (no
+ * reader frames a body by them).
  * Owns: nothing; a ref_msg_t holds offsets into the bytes it was given.
  * Threads: any. Errors: a message is REF_BAD with the offset of its first bad byte. */
 #ifndef REF_HTTP_H
