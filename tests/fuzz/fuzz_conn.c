@@ -974,6 +974,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hdr = 3 + 2 * npieces;
     if (size < hdr)
         return 0;
+    if (answer_kind == UP_RAW && (ref_known & REF_KNOWN_RAW))
+        answer_kind = UP_CL;
     raw_len = answer_kind == UP_RAW ? data[2] : 0;
     if (raw_len > size - hdr)
         raw_len = size - hdr;
