@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <time.h>
@@ -91,6 +92,33 @@ static void enter(void)
 static void leave(void)
 {
     atomic_fetch_sub(&pa__loader_depth, 1);
+}
+
+/* fork (see the header): hold unwinds off like a loader call, wait for those under way */
+static void fork_prepare(void)
+{
+    struct timespec ts = {0, 50000};
+
+    atomic_fetch_add(&pa__loader_depth, 1);
+    for (int i = 0; i < PA_LOADER_FORK_WAIT_MS * 20 && atomic_load(&pa__loader_unwinders) > 0; i++)
+        nanosleep(&ts, NULL);
+}
+
+static void fork_parent(void)
+{
+    atomic_fetch_sub(&pa__loader_depth, 1);
+}
+
+/* the child has only the forking thread, which is in no loader call and no unwind */
+static void fork_child(void)
+{
+    atomic_store(&pa__loader_depth, 0);
+    atomic_store(&pa__loader_unwinders, 0);
+}
+
+__attribute__((constructor)) static void loader_hook_on_load(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 PA_INTERPOSE void *dlopen(const char *file, int mode)

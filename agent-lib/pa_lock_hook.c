@@ -8,7 +8,8 @@
  * dlsym takes no pthread lock, so resolving cannot recurse into us, and a thread-local guard
  * turns any re-entry into a plain call); the non-interposed try-variants; clock_gettime; local
  * libunwind with pa__sampler_guard raised (so a profiling signal never re-enters the
- * unwinder); C11 atomics; memcpy/memcmp into the static tables; syscall(SYS_gettid) for a
+ * unwinder), between pa_loader_unwind_begin/end (not inside dlopen, not across a fork); C11
+ * atomics; memcpy/memcmp into the static tables; syscall(SYS_gettid) for a
  * traced event. They take no lock of ours and never allocate.
  * While a trace runs (pa_lock_trace_start) the waits are timed whatever the rates, and each
  * one of at least PA_LOCK_TRACE_MIN_NS goes into the trace's event ring with the hook's
@@ -27,6 +28,7 @@
 #include <libunwind.h>
 
 #include "pa_cpu.h"
+#include "pa_loader_hook.h"
 
 #define PA_INTERPOSE __attribute__((visibility("default")))
 #define TAB_MASK (PA_LOCK_MAX_STACKS - 1)
@@ -173,6 +175,8 @@ static __attribute__((noinline)) uint32_t capture(uintptr_t *pcs)
 
     if (pa__sampler_guard)
         return 0;
+    if (!pa_loader_unwind_begin())
+        return 0; /* inside dlopen, or a fork is under way: not recorded, counted dropped */
     pa__sampler_guard = 1;
 #if defined(__SANITIZE_THREAD__)
     /* Not under TSan: unw_backtrace's per-thread cache has a TSD destructor that takes a
@@ -198,6 +202,7 @@ static __attribute__((noinline)) uint32_t capture(uintptr_t *pcs)
         pcs[n++] = (uintptr_t)buf[i];
 #endif
     pa__sampler_guard = 0;
+    pa_loader_unwind_end();
     return n;
 }
 

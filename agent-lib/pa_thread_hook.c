@@ -4,7 +4,8 @@
  * The hook runs in the host's threads, before, during and after the agent's life. It may call
  * only: the real pthread_create (resolved once with dlsym(RTLD_NEXT)); local libunwind
  * (unw_getcontext, unw_init_local, unw_step, unw_get_reg) with pa__sampler_guard raised, so a
- * SIGPROF or thread-stacks signal landing meanwhile never re-enters the unwinder; C11 atomics;
+ * SIGPROF or thread-stacks signal landing meanwhile never re-enters the unwinder, and between
+ * pa_loader_unwind_begin/end (not inside dlopen, not across a fork); C11 atomics;
  * memcpy/memcmp into the static table. It takes no lock of ours and never allocates itself. */
 #include "pa_thread_hook.h"
 
@@ -17,6 +18,7 @@
 #include <libunwind.h>
 
 #include "pa_cpu.h"
+#include "pa_loader_hook.h"
 
 #define PA_INTERPOSE __attribute__((visibility("default")))
 #define MASK (PA_THREAD_HOOK_MAX_STACKS - 1)
@@ -92,15 +94,17 @@ static __attribute__((noinline)) uint32_t capture(uintptr_t *pcs)
     unw_word_t ip;
     uint32_t n = 0;
 
-    if (unw_getcontext(&ctx) < 0 || unw_init_local(&c, &ctx) < 0)
-        return 0;
-    if (unw_step(&c) <= 0) /* our own frame */
-        return 0;
-    do {
-        if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
-            break;
-        pcs[n++] = (uintptr_t)ip;
-    } while (n < PA_MAX_FRAMES && unw_step(&c) > 0);
+    if (!pa_loader_unwind_begin())
+        return 0; /* inside dlopen, or a fork is under way: counted dropped */
+    if (unw_getcontext(&ctx) == 0 && unw_init_local(&c, &ctx) == 0 &&
+        unw_step(&c) > 0) { /* our own frame */
+        do {
+            if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
+                break;
+            pcs[n++] = (uintptr_t)ip;
+        } while (n < PA_MAX_FRAMES && unw_step(&c) > 0);
+    }
+    pa_loader_unwind_end();
     return n;
 }
 
