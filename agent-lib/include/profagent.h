@@ -35,6 +35,14 @@
  * sigtimedwait...) return early with EINTR, as with any signal-based profiler (and as in a Go
  * program, whose runtime signals its threads too). libuv and most event loops retry them; a
  * program that treats EINTR from them as an error should retry too.
+ *
+ * Fork: a child starts without an agent (the parent's socket is left to the parent; the child
+ * may call profagent_start with a path of its own). So that no child inherits a lock the agent
+ * thread held at the fork (an allocator without fork handlers, as GCC 12's ASan has, would
+ * then hang the child's next allocation), a fork() in the host waits until the agent thread
+ * holds none: parked between requests, or at one of the fork points between the steps of
+ * building a profile (so a fork waits for one step, not for a whole profile). The wait is
+ * bounded at 10 s; past that the fork goes ahead and one line is logged.
  */
 #ifndef PROFAGENT_H
 #define PROFAGENT_H
