@@ -186,16 +186,18 @@ static int fields(const char *p, size_t n, size_t *i, ref_msg_t *m, bool record)
     }
 }
 
-/* 1*DIGIT, no sign, no list (RFC 9110 8.6); into *v. */
+/* 1*DIGIT, no sign, no list (RFC 9110 8.6), any number of leading zeros, below 2^63 (int64
+ * readers); into *v. */
 static bool decimal(const char *s, size_t len, uint64_t *v)
 {
     size_t k;
 
-    if (len == 0 || len > 15)
+    if (len == 0)
         return false;
     *v = 0;
     for (k = 0; k < len; k++) {
-        if (s[k] < '0' || s[k] > '9')
+        if (s[k] < '0' || s[k] > '9' ||
+            *v > ((UINT64_C(1) << 63) - 1 - (uint64_t)(s[k] - '0')) / 10)
             return false;
         *v = *v * 10 + (uint64_t)(s[k] - '0');
     }
