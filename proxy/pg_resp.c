@@ -62,6 +62,10 @@ static int on_resp_headers_done(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
 
+    /* "HTTP/1.1 204\r\n\r\n" (no reason phrase, no field: valid) called no callback that
+     * takes the head's buffer, which the rewrite writes into */
+    if (c->x->resp.buf == NULL && pg_head_first(&c->x->resp, &c->w->bufs, "", 0) < 0)
+        return -1;
     c->x->ev_rhead = true;
     if (c->x->method == HTTP_HEAD)
         return 1; /* no body, whatever Content-Length says; completes at once */
@@ -195,6 +199,21 @@ static void response_error(pg_conn_t *c, llhttp_errno_t e, const char *what, con
     pg__conn_send_error(c, 502, msg);
 }
 
+/* RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); llhttp 8 refuses only CR
+ * and LF in it, and the phrase goes to the client as it came. */
+static bool reason_bad(const pg_head_t *h)
+{
+    uint32_t i;
+
+    for (i = 0; i < h->first_len; i++) {
+        unsigned char ch = (unsigned char)h->buf->data[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return true;
+    }
+    return false;
+}
+
 static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
 {
     xchg_t *x = c->x;
@@ -240,16 +259,21 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             x->ev_rhead = false;
             /* The head goes on rewritten from its fields, so llhttp 8's leniencies in line
              * ends (any byte taken for the LF after the status line's CR or an empty value's)
-             * do not reach the client -- but two things would: a field name that is not a
+             * do not reach the client -- but three things would: a field name that is not a
              * token ("Transfer-Encoding :" to a lenient client), relayed as it is (a
-             * request's is refused too: pg_conn.c head_unsafe), and the byte taken for the
-             * LF of the head's last line, which shifts the body by one. q is just past
-             * the head, and that byte was read in this execute. */
-            if (q[-1] != '\n' || pg_head_bad_name(&x->resp) != NULL) {
+             * request's is refused too: pg_conn.c head_unsafe), control bytes in the reason
+             * phrase, and the byte taken for the LF of the head's last line, which shifts
+             * the body by one. q is just past the head, and that byte was read in this
+             * execute. */
+            why = q[-1] != '\n'                     ? "its last line not ended by CRLF (RFC 9112 2.2)"
+                  : pg_head_bad_name(&x->resp) != NULL ? "a header field name is not a token "
+                                                         "(RFC 9110 5.1)"
+                  : reason_bad(&x->resp)             ? "a control character in the reason phrase "
+                                                         "(RFC 9112 4)"
+                                                     : NULL;
+            if (why) {
                 pg__outq_drop(&oq);
-                response_error(c, HPE_OK, "a malformed response head",
-                               q[-1] != '\n' ? "its last line not ended by CRLF (RFC 9112 2.2)"
-                                             : "a header field name is not a token (RFC 9110 5.1)");
+                response_error(c, HPE_OK, "a malformed response head", why);
                 return;
             }
             on_response_head(c, &oq);

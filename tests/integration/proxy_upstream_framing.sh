@@ -4,8 +4,9 @@
 # that ends it) is not relayed as it is. llhttp 8 as Debian builds it skips the bytes where
 # those CRLFs should be without looking at them, so before this check a buggy upstream's
 # body went to the client byte for byte, and its connection back to the pool. The same for
-# a response head whose last line ends in a CR without its LF, or with a field name that is
-# not a token.
+# a response head whose last line ends in a CR without its LF, with a field name that is not
+# a token, or with control bytes in its reason phrase. A head with neither reason phrase nor
+# field ("HTTP/1.1 204\r\n\r\n") is relayed (it crashed profgate).
 #  - nothing of the response has reached the client yet: 502 naming the cause;
 #  - some of it has: the client connection is closed (a truncated response is the only
 #    honest signal), the body never gets past the bad framing;
@@ -71,6 +72,11 @@ raw() # raw NAME BYTES: the whole response (printf escapes)
 raw h_split 'HTTP/1.1 200 OK\r@@PAUSE@@\nContent-Length: 5\r\n\r@@PAUSE@@\nhello'
 raw h_end_cr 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\rXhello'
 raw h_name_space 'HTTP/1.1 200 OK\r\nX A: 1\r\nContent-Length: 5\r\n\r\nhello'
+raw h_reason_ctl 'HTTP/1.1 200 O\x01K\r\nContent-Length: 5\r\n\r\nhello'
+# valid, and the head has no part that takes a buffer (no reason phrase, no field): profgate
+# crashed on it (a NULL head buffer in the rewrite)
+raw h_204_bare 'HTTP/1.1 204\r\n\r\n'
+raw h_204_empty_reason 'HTTP/1.1 204 \r\n\r\n'
 # bad framing after the head and a first chunk have gone to the client
 resp m_data_crlf '5\r\nhello\r\n@@PAUSE@@5\r\nworldXX0\r\n\r\n'
 resp m_end_cr '5\r\nhello\r\n@@PAUSE@@0\r\n\rX'
@@ -99,6 +105,10 @@ for name in g_plain g_ext_trailer g_split g_zeros h_split; do
     pg_check "$name: 200, the whole body (got $code, curl rc $rc, body '$(cat "$T/$name.body")')" \
         test "$code:$rc:$(cat "$T/$name.body")" = "200:0:$want"
 done
+for name in h_204_bare h_204_empty_reason; do
+    get $name
+    pg_check "$name: 204 relayed (got $code, curl rc $rc)" test "$code:$rc" = "204:0"
+done
 get g_plain -0
 pg_check "g_plain to an HTTP/1.0 client: 200, payload de-chunked (got $code, rc $rc)" \
     test "$code:$rc:$(cat "$T/g_plain.body")" = "200:0:hello"
@@ -125,6 +135,7 @@ expect_502 b_trailer_fold "obs-fold in the trailer section"
 expect_502 b_data_crlf "chunk data not followed by CRLF" -0
 expect_502 h_end_cr "a malformed response head: its last line not ended by CRLF"
 expect_502 h_name_space "a malformed response head: a header field name is not a token"
+expect_502 h_reason_ctl "a malformed response head: a control character in the reason phrase"
 
 # cut NAME: some of the body reached the client, then the connection closed: curl reports a
 # transfer error (18: partial file, 56: receive failure), not a timeout, with a 200 head and
