@@ -31,21 +31,11 @@ int pg__conn_on_req_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-/* A chunk-size line has parsed (p->content_length: its size). A chunk that would take the
- * body past server.max_body_bytes is refused here (413), at its size line, rather than once
- * that much data has come: so no chunk size past the limit goes upstream, where a reader
- * that keeps it in an int64 (2^63 and more) or in fewer bits frames the body otherwise. */
 int pg__conn_on_req_chunk_header(llhttp_t *p)
 {
     pg_conn_t *c = p->data;
-    xchg_t *x = c->x;
-    uint64_t max = x->gen->cfg->server.max_body_bytes;
 
-    if (max && p->content_length > max - x->body_payload) {
-        x->body_too_big = true;
-        return -1;
-    }
-    x->chunk_seen = true;
+    c->x->chunk_seen = true;
     return 0;
 }
 
@@ -95,12 +85,25 @@ static int hold_body(pg_conn_t *c, const char *p, size_t n)
 int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
 {
     xchg_t *x = c->x;
+    uint64_t max = x->gen->cfg->server.max_body_bytes;
     const char *why;
     char msg[160];
     uv_buf_t ub;
 
     if (n > 0 && (c->req.flags & F_CHUNKED) && (why = pg__chunk_scan(&x->qchunk, p, n)) != NULL) {
         snprintf(msg, sizeof msg, "malformed request: %s", why);
+        pg__conn_send_error(c, 400, msg);
+        return -1;
+    }
+    /* A chunk size that would take the body past server.max_body_bytes is refused as bad
+     * framing (400, like a size past 2^64), as soon as the digits read so far say so
+     * (qchunk.left: the size read so far, or the data the chunk still owes): none of it goes
+     * upstream, where a reader that keeps it in an int64 (2^63 and more) or in fewer bits
+     * frames the body otherwise. */
+    if (n > 0 && (c->req.flags & F_CHUNKED) && max && x->qchunk.left > max - x->body_payload) {
+        snprintf(msg, sizeof msg,
+                 "malformed request: a chunk size past server.max_body_bytes = %llu",
+                 (unsigned long long)max);
         pg__conn_send_error(c, 400, msg);
         return -1;
     }
