@@ -129,14 +129,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-/* as pg_conn_body: a chunk past server.max_body_bytes is a 413 at its size line */
 static int on_chunk_header(llhttp_t *p)
 {
-    fctx_t *f = p->data;
-
-    if (cfg->server.max_body_bytes && p->content_length > cfg->server.max_body_bytes - f->payload)
-        return -1;
-    f->chunk_seen = true;
+    ((fctx_t *)p->data)->chunk_seen = true;
     return 0;
 }
 
@@ -477,6 +472,8 @@ static void held_head(fctx_t *f, llhttp_t *p, const char *in, size_t size, const
     pg__chunk_init(&k);
     if (pg__chunk_scan(&k, head_end, (size_t)(upto - head_end)) != NULL)
         return; /* pg_conn_body: 400 before a byte goes on */
+    if (cfg->server.max_body_bytes && k.left > cfg->server.max_body_bytes - f->payload)
+        return; /* pg_conn_body: a chunk size past the limit, 400 likewise */
     ref_parse_request(in, (size_t)(upto - in), &m);
     if (m.state == REF_BAD) {
         fprintf(stderr,

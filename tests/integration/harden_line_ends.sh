@@ -9,7 +9,7 @@
 # byte comes after the head went on, a cut request without that byte, on a connection that is
 # then closed). The gateway's own answer to a HEAD has no body. The same requests, well formed,
 # still pass, in one write and split at the CR. A chunk size past server.max_body_bytes is
-# refused at its size line.
+# refused (400) as soon as its digits say so, none of them upstream.
 # ctest-timeout: 120
 . "$(dirname "$0")/lib/common.sh"
 pg_need "$PG" python3
@@ -84,12 +84,19 @@ sleep 0.2
 pg_check "trailer section ended by CR and another byte in a later read: 400, closed" [ "$ST" = 400 ] && [ "$CLOSED" = 1 ]
 pg_check "and the upstream got the request cut before that byte" \
     python3 -c 'import sys; d=open(sys.argv[1],"rb").read()[int(sys.argv[2]):]; sys.exit(not (d.endswith(b"5\r\nhello\r\n") or d.endswith(b"5\r\nhello\r\n0\r\n\r")) or b"smuggled" in d)' "$T/up.log" "$before"
-# a chunk size past server.max_body_bytes (1000) is refused at its size line, not relayed to an
-# upstream that may keep it in an int64 (0xaaaaaaaabbbbbbbb is past 2^63)
+# a chunk size past server.max_body_bytes (1000) is refused as soon as its digits say so, not
+# relayed to an upstream that may keep it in an int64 (0xaaaaaaaabbbbbbbb is past 2^63); also
+# when the size line comes in two reads (the digits of the first must not go on)
 before=$(up_bytes)
 send "${C}"'aaaaaaaabbbbbbbb\r\nhello'
 sleep 0.2
-pg_check "a chunk size past server.max_body_bytes: 413, closed, nothing upstream" [ "$ST" = 413 ] && [ "$CLOSED" = 1 ] && [ "$(up_bytes)" = "$before" ]
+pg_check "a chunk size past server.max_body_bytes: 400, closed, nothing upstream" [ "$ST" = 400 ] && [ "$CLOSED" = 1 ] && [ "$(up_bytes)" = "$before" ]
+before=$(up_bytes)
+send "${C}"'5\r\nhello\r\n' 'aaaaaaaa' 'bbbbbbbb\r\nhello'
+sleep 0.2
+pg_check "a chunk size past the limit in a later read, split in its digits: 400, closed" [ "$ST" = 400 ] && [ "$CLOSED" = 1 ]
+pg_check "and the upstream got the request cut before those digits" \
+    python3 -c 'import sys; d=open(sys.argv[1],"rb").read()[int(sys.argv[2]):]; sys.exit(not d.endswith(b"5\r\nhello\r\n"))' "$T/up.log" "$before"
 passes "a chunked request with an extension and a trailer field" 2 "${C}"'5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n'"$G"
 passes "a chunked request split at every CR" 1 "${C}"'5\r' '\nhello\r' '\n0\r' '\n\r' '\n'
 
