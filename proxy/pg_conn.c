@@ -735,9 +735,13 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
 
     if (x == NULL)
         return;
-    /* A pooled connection the upstream closed meanwhile: try once on a fresh one. */
+    /* A pooled connection the upstream closed meanwhile: try once on a fresh one -- for an
+     * idempotent request only (RFC 9110 9.2.2): the upstream may have read the whole request,
+     * acted on it, and closed before answering; a POST (even without a body) must not happen
+     * twice. */
     if (x->u && x->u->reused && !x->resp_started && !x->retried && !x->req_has_body &&
-        !x->got_resp_bytes && (err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE)) {
+        idempotent(x->method) && !x->got_resp_bytes &&
+        (err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE)) {
         pg_pool_t *pool = x->u->pool;
 
         pg_upstream_close(x->u);
