@@ -322,6 +322,18 @@ static void owe(upconn_t *u, int k, bool head_req)
     answer(u, k, head_req);
 }
 
+/* RFC 9110 9.2.2 */
+static bool idempotent(const char *p, const ref_msg_t *m)
+{
+    static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    size_t i;
+
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (m->method_len == strlen(ok[i]) && memcmp(p + m->method_off, ok[i], m->method_len) == 0)
+            return true;
+    return false;
+}
+
 static bool is_head(const char *p, const ref_msg_t *m)
 {
     return m->method_len == 4 && memcmp(p + m->method_off, "HEAD", 4) == 0;
@@ -756,10 +768,14 @@ static int check_upstreams(const uint8_t *cin, size_t cn)
 
         ref_parse_request(p, u->in_len - r[i].off, &m);
         /* a retry: the same request again after a pooled connection the upstream closed
-         * took it without an answer (only for requests without a body) */
+         * took it without an answer (only for idempotent requests without a body: none, or
+         * Content-Length: 0; RFC 9110 9.2.2) */
         if (prev && m.state == REF_DONE && !upc[prev->conn].answered[prev->k] &&
-            upc[prev->conn].by_us && next > 0 && creqs[next - 1].m.body == REF_BODY_NONE &&
-            creqs[next - 1].m.state == REF_DONE) {
+            upc[prev->conn].by_us && next > 0 &&
+            (creqs[next - 1].m.body == REF_BODY_NONE ||
+             (creqs[next - 1].m.body == REF_BODY_CL && creqs[next - 1].m.cl == 0)) &&
+            creqs[next - 1].m.state == REF_DONE &&
+            idempotent((const char *)cin + creqs[next - 1].off, &creqs[next - 1].m)) {
             ref_msg_t pm;
             const char *pp = upc[prev->conn].in + prev->off;
 
