@@ -6,6 +6,12 @@
  * de-chunked for an HTTP/1.0 client). 1xx heads are relayed and followed by the final one.
  * A response that ends before the request did closes the client connection (no resync); an
  * upstream that sends bytes past its response is not reused.
+ * What llhttp 8 (non-strict) lets through but would reach the client is refused: chunked
+ * framing is read strictly (pg_conn_chunk.c) before any body byte is queued; a head's field
+ * names, reason phrase and last line end are checked before it is. Refused: 502 naming the
+ * cause and the upstream's address while nothing of the response has left (resp_out), else
+ * the client connection is cut; the upstream connection is closed, the error counted as
+ * upstream_bad_response and logged once (response_error).
  * Functions here run on the owning worker's loop; see pg_conn_int.h. */
 #include "pg_conn_int.h"
 
