@@ -276,7 +276,9 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
                                                          "(RFC 9110 5.1)"
                   : reason_bad(&x->resp)             ? "a control character in the reason phrase "
                                                          "(RFC 9112 4)"
-                                                     : NULL;
+                  : x->u->parser.status_code < 100 || x->u->parser.status_code > 599
+                      ? "a status code outside 100-599 (RFC 9110 15)"
+                      : NULL;
             if (why) {
                 pg__outq_drop(&oq);
                 response_error(c, HPE_OK, "a malformed response head", why);
