@@ -90,8 +90,8 @@ enum {
     UP_RAW,     /* the input's bytes, whatever they are */
 };
 
-#define MAX_UPC 48  /* upstream connections per run */
-#define MAX_REQ 512 /* requests tracked per upstream connection, and of the client */
+#define MAX_UPC 1024 /* upstream connections per run (one per request when they close) */
+#define MAX_REQ 512  /* requests tracked per upstream connection, and of the client */
 #define FZ_MAX_INPUT 8192
 #define SETTLE_ROUNDS 20000
 
@@ -744,7 +744,7 @@ static int by_seq(const void *a, const void *b)
 
 static int check_upstreams(const uint8_t *cin, size_t cn)
 {
-    static uref_t r[MAX_UPC * MAX_REQ];
+    static uref_t r[4 * MAX_REQ + MAX_UPC]; /* requests begun upstream: the client's, retries */
     static ref_msg_t m;
     int nr = 0, i, k, next = 0, answered = 0;
     const uref_t *prev = NULL;
@@ -754,6 +754,8 @@ static int check_upstreams(const uint8_t *cin, size_t cn)
         size_t off = 0;
 
         for (k = 0; k < upc[i].nstart; k++) {
+            if (nr == (int)(sizeof r / sizeof r[0]))
+                fail("more upstream requests in one run than tracked");
             r[nr++] = (uref_t){upc[i].seq[k], i, k, off};
             ref_parse_request(upc[i].in + off, upc[i].in_len - off, &m);
             if (m.state != REF_DONE)
