@@ -59,10 +59,6 @@ static struct {
     int fork_gate_warned;
 } agent_singleton = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* Set on the agent thread only (initial-exec: no allocation on first use): fork points
- * elsewhere do nothing. */
-static __thread int on_agent_thread __attribute__((tls_model("initial-exec")));
-
 /* How long a fork waits for the agent thread to reach a poll() or a fork point (the steps
  * between them take milliseconds; this only bounds an unforeseen wait). */
 #define FORK_WAIT_NS (10 * 1000000000LL)
@@ -88,13 +84,15 @@ PROFAGENT_API void profagent_options_init(profagent_options_t *opts)
     pa_server_options_env(opts); /* PROFAGENT_ALLOW_UID, PROFAGENT_SOCKET_GROUP */
 }
 
+static void fork_point_park(void);
+
 static void *agent_main(void *arg)
 {
     pa_server_t *s = arg;
     int rc;
 
     pthread_setname_np(pthread_self(), "profagent");
-    on_agent_thread = 1;
+    pa__agent_fork_points_on(fork_point_park);
     /* The agent's own allocations (profile encoding, symbol tables) are not the host's. */
     pa_heap_exclude_this_thread();
     rc = pa_server_run(s);
@@ -135,9 +133,10 @@ static void on_idle(void *arg, int idle)
     }
 }
 
-void pa_agent_fork_point(void)
+/* pa_agent_fork_point on the agent thread (pa_agent_fork.c) */
+static void fork_point_park(void)
 {
-    if (!on_agent_thread || !atomic_load(&agent_singleton.forking))
+    if (!atomic_load(&agent_singleton.forking))
         return;
     on_idle(NULL, 1); /* the forker, seeing busy 0, goes ahead */
     on_idle(NULL, 0); /* back to work once the fork is done */

@@ -13,4 +13,9 @@
  * (tests calling the builders directly) it does nothing. */
 void pa_agent_fork_point(void);
 
+/* pa_agent.c, on the agent thread as it starts: fork points on this thread call fn, which
+ * parks while a fork waits (pa_agent_fork.c keeps it apart from pa_agent.c, so that the
+ * builders link without the agent's life cycle). */
+void pa__agent_fork_points_on(void (*fn)(void));
+
 #endif
