@@ -1,0 +1,34 @@
+/* conn_input: decodes fuzz_conn's input (the language is described in conn_input.h). */
+#include "conn_input.h"
+
+#include "conn_harness.h"
+#include "ref_http.h"
+
+bool fc_input_decode(const uint8_t *data, size_t size, fc_input_t *in)
+{
+    size_t hdr, i;
+
+    if (size < 3 || size > FZ_MAX_INPUT)
+        return false;
+    in->mode = data[0];
+    in->answer_kind = in->mode & 7;
+    in->split = (in->mode & 8) != 0;
+    in->end = (in->mode >> 4) & 3;
+    in->npieces = data[1] & 15;
+    hdr = 3 + 2 * in->npieces;
+    if (size < hdr)
+        return false;
+    for (i = 0; i < in->npieces; i++) {
+        in->piece_len[i] = data[3 + 2 * i] ? data[3 + 2 * i] : 256;
+        in->piece_ctl[i] = data[4 + 2 * i];
+    }
+    if (in->answer_kind == UP_RAW && (ref_known & REF_KNOWN_RAW))
+        in->answer_kind = UP_CL;
+    in->raw_len = in->answer_kind == UP_RAW ? data[2] : 0;
+    if (in->raw_len > size - hdr)
+        in->raw_len = size - hdr;
+    in->raw = data + size - in->raw_len;
+    in->cin = data + hdr;
+    in->cn = size - hdr - in->raw_len;
+    return true;
+}

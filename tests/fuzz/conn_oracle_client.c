@@ -1,0 +1,130 @@
+/* conn_oracle_client: fuzz_conn's oracles 2 and 3.
+ * 2. Answers: what the client got reads as whole responses (a cut only at a close), also
+ *    when an upstream's answer is any bytes (UP_RAW: bad framing must not reach the client,
+ *    the gateway answers 502 or cuts the response; PG_FUZZ_KNOWN=resp tolerates it). With
+ *    well-behaved upstreams and a client that stays open: if the gateway did not close, one
+ *    final response per complete request; in any case every answer an upstream sent reaches
+ *    the client, whole and in order (each carries X-Seq, the upstream's count).
+ * 3. No leak, nothing left behind: after the client and the upstreams have gone, the worker
+ *    has no connection, the process's connection count is 0, the generation holds only the
+ *    worker's reference, pools are empty, every pg_buf is back, no agent slot is taken, the
+ *    loop has only the worker's own handles and no request.
+ * Owns: nothing. Threads: the fuzzing thread. Errors: a finding aborts. */
+#include "conn_harness.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "pg_policy.h"
+#include "pg_upstream.h"
+
+static int seq_value(const char *p, const ref_field_t *f)
+{
+    int v = 0;
+    size_t i;
+
+    for (i = 0; i < f->value_len && i < 6; i++)
+        v = v * 10 + (p[f->value_off + i] - '0');
+    return v;
+}
+
+void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, bool early)
+{
+    static ref_msg_t m;
+    size_t off = 0;
+    int finals = 0, k = 0, last_seq = -1, ups = 0;
+
+    if (fc_cl.overflow)
+        return;
+    while (off < fc_cl.in_len) {
+        const char *p = fc_cl.in + off;
+        /* the request this answers: a complete one, or the tail whose request line parsed */
+        bool head_req = k < fc_sent.n + (fc_sent.tail_len > 0) && fc_sent.r[k].m.method_len > 0 &&
+                        fc_is_head((const char *)cin + fc_sent.r[k].off, &fc_sent.r[k].m);
+        const ref_field_t *s;
+
+        ref_parse_response(p, fc_cl.in_len - off, head_req, fc_cl.eof, &m);
+        if (head_req && m.state == REF_DONE && ref_find(p, &m, "x-seq") == NULL) {
+            /* The gateway's own answer to a HEAD: no body once it has read the whole head
+             * (404, 413, metrics...); a head it refused before its end (400, 408, 431) may
+             * have been answered as any request. */
+            static ref_msg_t g;
+
+            ref_parse_response(p, fc_cl.in_len - off, false, fc_cl.eof, &g);
+            if (g.state == REF_DONE && g.end > m.end) {
+                if (!(ref_known & REF_KNOWN_HEAD) && k < fc_sent.n && m.status != 400 &&
+                    m.status != 408 && m.status != 431)
+                    fc_finding("the gateway's own answer to a HEAD request has a body", NULL);
+                m = g;
+            }
+        }
+        if (m.state == REF_BAD) {
+            if (strict || !(ref_known & REF_KNOWN_RESP))
+                fc_finding(strict ? "the client got bytes a strict reader refuses as a response"
+                                  : "an upstream's bad response framing reached the client",
+                           m.why);
+            return;
+        }
+        if (m.state == REF_MORE) {
+            if (strict && open && !early)
+                fc_finding(fc_cl.eof ? "a response was cut" : "a response was left unfinished",
+                           NULL);
+            break;
+        }
+        if (m.status >= 200) {
+            s = ref_find(p, &m, "x-seq");
+            if (s) {
+                int v = seq_value(p, s);
+
+                if (v <= last_seq)
+                    fc_finding("upstream answers reached the client out of order, or twice", NULL);
+                last_seq = v;
+                ups++;
+            }
+            finals++;
+            k++;
+        }
+        off += m.end;
+    }
+    if (!strict || !open)
+        return;
+    if (ups > answered || (!early && ups != answered))
+        fc_finding("an upstream's answer did not reach the client whole", NULL);
+    /* llhttp reads a PRI request as the start of the HTTP/2 preface and waits for the rest of
+     * it ("\r\n\r\nSM\r\n\r\n") whatever the version; the gateway refuses it once it is in */
+    for (k = 0; k < fc_sent.n; k++)
+        if (fc_sent.r[k].m.method_len == 3 &&
+            memcmp((const char *)cin + fc_sent.r[k].off + fc_sent.r[k].m.method_off, "PRI", 3) == 0)
+            break;
+    if (!fc_cl.eof && finals != k)
+        fc_finding("the connection stayed open with complete requests unanswered", NULL);
+}
+
+/* ---------------- oracle 3: nothing left behind ---------------- */
+
+void fc_check_clean(void)
+{
+    size_t i;
+
+    if (fc_gw.w->nconns != 0)
+        fc_finding("a client connection outlived its client", NULL);
+    if (atomic_load(&fc_gw.limit.used) != 0)
+        fc_finding("server.max_connections slots not given back", NULL);
+    if (fc_gw.w->gen->refs != 1)
+        fc_finding("generation references left (a request or pooled connection leaked)", NULL);
+    for (i = 0; i < fc_gw.w->gen->npools; i++)
+        if (fc_gw.w->gen->pools[i].nidle != 0)
+            fc_finding("a pool kept a connection the upstream closed", NULL);
+    if (fc_gw.w->bufs.nlive != 0)
+        fc_finding("pg_buf references leaked", NULL);
+    if (fc_gw.w->loop.active_reqs.count != 0)
+        fc_finding("libuv requests left active", NULL);
+    if (fc_handles() != fc_gw.base_handles)
+        fc_finding("libuv handles left open", NULL);
+    for (i = 0; i < fc_gw.cref->cfg->nupstreams; i++) {
+        pg_policy_agent_t *a = pg_policy_agent(fc_gw.cref->limits, i);
+
+        if (a && pg_policy_agent_active(a) != 0)
+            fc_finding("a pprof.max_concurrent slot was not given back", NULL);
+    }
+}

@@ -1,0 +1,208 @@
+/* conn_upstream: fuzz_conn's in-process upstream and agents. They listen on Unix sockets the
+ * generated configuration routes to, accept every connection the gateway opens, record every
+ * byte they get, read it with the strict reference reader (ref_http.c) and answer each
+ * complete request (UP_EARLY: each head) the way the run's mode says (UP_*), each answer
+ * carrying X-Seq, the arrival order of its request among all upstream connections of the run,
+ * so that oracle 2 can tell lost, reordered or doubled answers. Answers may be held (the
+ * input's hold bit), split in two writes, or replaced by the input's raw bytes.
+ * Owns: fc_up: every accepted descriptor and each connection's in/out buffers, until the
+ *   run's teardown closes and frees them.
+ * Threads: the fuzzing thread. Errors: fc_fail on a harness limit or out of memory. */
+#include "conn_harness.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+fc_upstreams_t fc_up = {.listen_fd = {-1, -1, -1}};
+
+static void grow(char **b, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    *cap = need * 2 < 4096 ? 4096 : need * 2;
+    *b = realloc(*b, *cap);
+    if (*b == NULL)
+        fc_fail("out of memory");
+}
+
+void fc_up_close(upconn_t *u, bool by_us)
+{
+    if (u->fd < 0)
+        return;
+    close(u->fd);
+    u->fd = -1;
+    u->by_us = by_us;
+}
+
+static void out_add(upconn_t *u, const char *p, size_t n)
+{
+    u->out = realloc(u->out, u->out_len + n + 1);
+    if (u->out == NULL)
+        fc_fail("out of memory");
+    memcpy(u->out + u->out_len, p, n);
+    u->out_len += n;
+}
+
+/* The answer to request k of u (head_req: it was a HEAD). */
+static void answer(upconn_t *u, int k, bool head_req)
+{
+    char head[256];
+    const char *body = "", *hv = "";
+    int len;
+
+    u->answered[k] = true;
+    switch (fc_up.answer_kind) {
+    case UP_CHUNKED:
+        hv = "Transfer-Encoding: chunked\r\n";
+        body = "6\r\nhello\n\r\n0\r\n\r\n";
+        break;
+    case UP_CLOSE:
+        hv = "Content-Length: 6\r\nConnection: close\r\n";
+        body = "hello\n";
+        u->close_after = true;
+        break;
+    case UP_EOF:
+        hv = "Connection: close\r\n";
+        body = "hello\n";
+        u->close_after = true;
+        break;
+    case UP_RAW:
+        out_add(u, (const char *)fc_up.raw, fc_up.raw_len);
+        return;
+    default:
+        hv = "Content-Length: 6\r\n";
+        body = "hello\n";
+        break;
+    }
+    if (fc_up.answer_kind == UP_100)
+        out_add(u, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    len = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nX-Seq: %d\r\n%s\r\n", u->seq[k], hv);
+    out_add(u, head, (size_t)len);
+    if (fc_up.split && u->out_pause == 0)
+        u->out_pause = u->out_len;
+    if (!head_req)
+        out_add(u, body, strlen(body));
+}
+
+static void owe(upconn_t *u, int k, bool head_req)
+{
+    if (fc_up.hold || u->owed) {
+        u->owed_req[u->owed++] = k * 2 + head_req;
+        return;
+    }
+    answer(u, k, head_req);
+}
+
+bool fc_is_head(const char *p, const ref_msg_t *m)
+{
+    return m->method_len == 4 && memcmp(p + m->method_off, "HEAD", 4) == 0;
+}
+
+/* Requests that are complete (or, UP_EARLY, whose head is) get their answer. */
+static void up_requests(upconn_t *u)
+{
+    static ref_msg_t m;
+
+    while (u->fd >= 0 && u->parsed < u->in_len) {
+        const char *p = u->in + u->parsed;
+
+        if (u->nstart == u->nreq) { /* bytes of a request not counted yet */
+            if (u->nstart == MAX_REQ)
+                return;
+            u->seq[u->nstart++] = fc_up.seq_next++;
+        }
+        ref_parse_request(p, u->in_len - u->parsed, &m);
+        if (m.state == REF_MORE && fc_up.answer_kind == UP_EARLY && m.head_done && !u->early_done &&
+            u->role == 0) {
+            u->early_done = true;
+            owe(u, u->nreq, fc_is_head(p, &m));
+        }
+        if (m.state != REF_DONE)
+            return; /* the rest later, or never (oracle 1 reads it at the end) */
+        if (fc_up.answer_kind == UP_SECOND && u->nreq == 1) {
+            u->nreq++;
+            fc_up_close(u, true);
+            return;
+        }
+        if (!u->early_done || u->role != 0)
+            owe(u, u->nreq, fc_is_head(p, &m));
+        u->early_done = false;
+        u->nreq++;
+        u->parsed += m.end;
+    }
+}
+
+static bool up_write(upconn_t *u)
+{
+    size_t until = u->out_pause > u->out_off ? u->out_pause : u->out_len;
+    ssize_t r;
+
+    if (u->fd < 0 || u->out_off == u->out_len)
+        return false;
+    r = send(u->fd, u->out + u->out_off, until - u->out_off, MSG_NOSIGNAL);
+    if (r < 0) {
+        if (errno == EAGAIN)
+            return false;
+        fc_up_close(u, false); /* the gateway closed it: EPIPE */
+        return true;
+    }
+    u->out_off += (size_t)r;
+    if (u->out_off == u->out_pause)
+        u->out_pause = 0; /* the rest on the next round, after the gateway has run */
+    if (u->out_off == u->out_len && u->close_after)
+        fc_up_close(u, true);
+    return true;
+}
+
+bool fc_up_service(void)
+{
+    bool did = false;
+    int i, fd;
+
+    for (i = 0; i < 3; i++)
+        while ((fd = accept4(fc_up.listen_fd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+            if (fc_up.n == MAX_UPC)
+                fc_fail("more upstream connections in one run than tracked");
+            memset(&fc_up.c[fc_up.n], 0, sizeof fc_up.c[fc_up.n]);
+            fc_up.c[fc_up.n].fd = fd;
+            fc_up.c[fc_up.n].role = i;
+            fc_up.n++;
+            did = true;
+        }
+    for (i = 0; i < fc_up.n; i++) {
+        upconn_t *u = &fc_up.c[i];
+        char buf[8192];
+        ssize_t r;
+
+        while (u->fd >= 0 && (r = read(u->fd, buf, sizeof buf)) != 0) {
+            if (r < 0) {
+                if (errno != EAGAIN)
+                    fc_up_close(u, false);
+                break;
+            }
+            grow(&u->in, &u->in_cap, u->in_len + (size_t)r);
+            memcpy(u->in + u->in_len, buf, (size_t)r);
+            u->in_len += (size_t)r;
+            did = true;
+        }
+        if (u->fd >= 0 && r == 0) {
+            u->eof = true;
+            fc_up_close(u, false);
+            did = true;
+        }
+        up_requests(u);
+        if (!fc_up.hold)
+            while (u->owed && u->fd >= 0) {
+                int k = u->owed_req[0];
+
+                memmove(u->owed_req, u->owed_req + 1, (size_t)--u->owed * sizeof u->owed_req[0]);
+                answer(u, k / 2, k & 1);
+            }
+        did |= up_write(u);
+    }
+    return did;
+}
