@@ -3,9 +3,11 @@
  * reference reader reads them. libFuzzer calls in with no context, so they are file-wide
  * singletons, one per party: fc_gw (fuzz_conn.c), fc_up (conn_upstream.c), fc_cl
  * (fuzz_conn.c), fc_sent (conn_oracle_up.c).
- * Files: fuzz_conn.c set-up, the loop, the client, one run; conn_input.c the input language;
- * conn_upstream.c the upstreams; conn_oracle_up.c oracle 1 (what upstreams received) and the
- * trace; conn_oracle_client.c oracles 2 and 3 (what the client received, nothing left).
+ * Files: fuzz_conn.c set-up, the loop, the client, one run and oracles 5-7 (the clock runs
+ * out, backpressure, drain); conn_input.c the input language; conn_clock.c the virtual
+ * clock; conn_upstream.c the upstreams; conn_oracle_up.c oracle 1 (what upstreams received)
+ * and the trace; conn_oracle_client.c oracles 2 and 3 (what the client received, nothing
+ * left).
  * Owns: fc_up owns each upstream connection's descriptor and byte buffers until the run's
  *   teardown; nothing here owns the worker's objects (fc_gw borrows them for checks).
  * Threads: the fuzzing thread only (it also runs the worker's loop). Errors: none returned: a
@@ -23,6 +25,16 @@
 #define MAX_UPC 1024 /* upstream connections per run (one per request when they close) */
 #define MAX_REQ 512  /* requests tracked per upstream connection, and of the client */
 #define FZ_MAX_INPUT 8192
+#define FC_BIG_ANSWERS 2         /* big answers: the first ones of a run are big */
+#define FC_BIG_BODY (640 * 1024) /* their body: more than the gateway may queue for a client */
+#define FC_CLIENT_MAX (4 << 20)  /* what the client keeps of what it receives */
+
+/* Byte i of the body of big answer seq: position-dependent, so that a byte lost, doubled or
+ * moved is seen. */
+static inline char fc_big_byte(int seq, size_t i)
+{
+    return (char)('a' + (i / 7 + (size_t)seq * 3) % 26);
+}
 
 /* how upstreams (and agents) answer each complete request */
 enum {
@@ -53,12 +65,21 @@ int fc_handles(void);
 void fc_settle(void);
 /* The harness itself broke (not the gateway): say what and abort. */
 void fc_fail(const char *what) __attribute__((noreturn));
+/* A Unix socket listening at the harness's directory/name (an existing file is replaced). */
+int fc_unix_listener(const char *name);
+
+/* ---- the virtual clock (conn_clock.c) ---- */
+/* CLOCK_MONOTONIC as the gateway sees it, in ms; it moves only by fc_clock_add. */
+uint64_t fc_clock_ms(void);
+void fc_clock_add(uint64_t ms);
 
 /* ---- the client (fuzz_conn.c) ---- */
 typedef struct fc_client {
-    int fd;           /* its end of the socketpair; -1 once it has closed it */
-    char in[1 << 16]; /* what it received */
+    int fd;                 /* its end of the socketpair; -1 once it has closed it */
+    char in[FC_CLIENT_MAX]; /* what it received */
     size_t in_len;
+    size_t got;    /* bytes received, kept or not */
+    bool paused;   /* it does not read (backpressure) */
     bool eof;      /* the gateway closed (or reset) the connection */
     bool overflow; /* more than in[] holds came: the answers are not checked */
 } fc_client_t;
@@ -83,6 +104,7 @@ typedef struct upconn {
     bool eof;         /* the gateway closed it */
     bool by_us;       /* we closed it */
     bool close_after; /* close once out is written */
+    bool deaf;        /* FC_UP_DEAF: never read, never answered */
     int owed;         /* answers held back (hold), to send in order */
     int owed_req[MAX_REQ];
     char *out;
@@ -100,13 +122,25 @@ typedef struct fc_upstreams {
     bool hold;          /* answers wait while set */
     const uint8_t *raw; /* UP_RAW's answer */
     size_t raw_len;
+    bool big;         /* the first FC_BIG_ANSWERS answers are big; small send buffers */
+    int conn_mode;    /* FC_UP_* (conn_input.h): how the upstream takes connections */
+    bool conn_second; /*   from its second connection on */
+    int accepted;     /* connections the upstream (role 0) accepted this run */
+    bool refusing;    /* its listener is closed (FC_UP_REFUSE) */
 } fc_upstreams_t;
 extern fc_upstreams_t fc_up;
 
 void fc_up_close(upconn_t *u, bool by_us);
+/* Set the run's connection behaviour going (fc_up.conn_mode, conn_second set). */
+void fc_up_begin(void);
+/* The upstream listens again, as before the run. */
+void fc_up_end(void);
 /* Accept, read, answer, write: true when anything happened. */
 bool fc_up_service(void);
 bool fc_is_head(const char *p, const ref_msg_t *m);
+/* A deaf upstream connection (FC_UP_DEAF) took a request this run: it stays unanswered
+ * until a timer answers it. */
+bool fc_up_deaf(void);
 
 /* ---- oracles (conn_oracle_up.c, conn_oracle_client.c) ---- */
 typedef struct creq { /* a request as the client sent it (the reference's reading) */
@@ -125,11 +159,22 @@ extern fc_sent_t fc_sent;
 void fc_finding(const char *what, const char *detail) __attribute__((noreturn));
 /* The client's bytes [p, p+n) into fc_sent. */
 void fc_parse_sent(const uint8_t *p, size_t n);
+/* The request's method is idempotent (RFC 9110 9.2.2). */
+bool fc_idempotent(const char *p, const ref_msg_t *m);
 /* Oracle 1; returns how many answers the upstreams sent. */
 int fc_check_upstreams(const uint8_t *cin, size_t cn);
 /* Oracle 2. answered: answers the upstreams sent; strict: the upstreams were well-behaved;
  * open: the client stayed; early: answers may have gone before the request was whole. */
 void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, bool early);
+/* What oracle 2 read last: final responses, and those the gateway made itself (no X-Seq),
+ * with the status of the last final one. */
+typedef struct fc_finals {
+    int finals, own, last_status;
+    size_t end; /* bytes of whole responses */
+} fc_finals_t;
+extern fc_finals_t fc_finals;
+/* Whether the run's clock moved before the checks (timers may have cut answers). */
+extern bool fc_timed;
 /* Oracle 3, after teardown. */
 void fc_check_clean(void);
 /* What the run sent and every party got, on stderr. */

@@ -5,6 +5,11 @@
  *    well-behaved upstreams and a client that stays open: if the gateway did not close, one
  *    final response per complete request; in any case every answer an upstream sent reaches
  *    the client, whole and in order (each carries X-Seq, the upstream's count).
+ *    Never more final responses than requests. Big answers (conn_input.h) arrive with every
+ *    byte of their body in place. A 502 of the gateway that says it tried twice answers an
+ *    idempotent request (RFC 9110 9.2.2: a POST is never retried), and when every connect is
+ *    refused, every idempotent request is tried twice. Once the run's clock has moved,
+ *    timers may have cut an answer at a close.
  * 3. No leak, nothing left behind: after the client and the upstreams have gone, the worker
  *    has no connection, the process's connection count is 0, the generation holds only the
  *    worker's reference, pools are empty, every pg_buf is back, no agent slot is taken, the
@@ -17,6 +22,10 @@
 
 #include "pg_policy.h"
 #include "pg_upstream.h"
+#include "conn_input.h"
+
+fc_finals_t fc_finals;
+bool fc_timed;
 
 static int seq_value(const char *p, const ref_field_t *f)
 {
@@ -28,12 +37,46 @@ static int seq_value(const char *p, const ref_field_t *f)
     return v;
 }
 
+/* A big answer's body, every byte in place. */
+static void check_big(const char *p, const ref_msg_t *m, int seq)
+{
+    static char b[FC_BIG_BODY + 1];
+    size_t n = ref_payload(p, m, b, sizeof b), i;
+
+    if (n != FC_BIG_BODY)
+        fc_finding("a big answer's body reached the client with another length", NULL);
+    for (i = 0; i < n; i++)
+        if (b[i] != fc_big_byte(seq, i))
+            fc_finding("a big answer's body reached the client with bytes out of place", NULL);
+}
+
+/* The gateway's 502 (p, m) answers request k: what its message says about retries. */
+static void check_retry(const uint8_t *cin, const char *p, const ref_msg_t *m, int k)
+{
+    char b[600];
+    size_t n = ref_payload(p, m, b, sizeof b - 1);
+    bool twice, idem;
+
+    if (k >= fc_sent.n + (fc_sent.tail_len > 0) || fc_sent.r[k].m.method_len == 0)
+        return;
+    b[n < sizeof b - 1 ? n : sizeof b - 1] = 0;
+    twice = strstr(b, "(tried twice)") != NULL;
+    idem = fc_idempotent((const char *)cin + fc_sent.r[k].off, &fc_sent.r[k].m);
+    if (twice && !idem)
+        fc_finding("a request that is not idempotent was sent twice (a refused connect retried)",
+                   b);
+    if (!twice && idem && fc_up.conn_mode == FC_UP_REFUSE && !fc_up.conn_second &&
+        strstr(b, "connection refused") && strncmp(b, "agent", 5) != 0)
+        fc_finding("an idempotent request was not tried again after a refused connect", b);
+}
+
 void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, bool early)
 {
     static ref_msg_t m;
     size_t off = 0;
     int finals = 0, k = 0, last_seq = -1, ups = 0;
 
+    memset(&fc_finals, 0, sizeof fc_finals);
     if (fc_cl.overflow)
         return;
     while (off < fc_cl.in_len) {
@@ -66,7 +109,7 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
             return;
         }
         if (m.state == REF_MORE) {
-            if (strict && open && !early)
+            if (strict && open && !early && !(fc_timed && fc_cl.eof))
                 fc_finding(fc_cl.eof ? "a response was cut" : "a response was left unfinished",
                            NULL);
             break;
@@ -80,15 +123,27 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
                     fc_finding("upstream answers reached the client out of order, or twice", NULL);
                 last_seq = v;
                 ups++;
+                if (fc_up.big && v < FC_BIG_ANSWERS && !head_req && m.status == 200)
+                    check_big(p, &m, v);
+            } else {
+                fc_finals.own++;
+                if (m.status == 502)
+                    check_retry(cin, p, &m, k);
             }
+            fc_finals.last_status = m.status;
             finals++;
             k++;
         }
         off += m.end;
     }
+    fc_finals.finals = finals;
+    fc_finals.end = off;
+    if (finals > fc_sent.n + (fc_sent.tail_len > 0) &&
+        (fc_sent.tail_len == 0 || fc_sent.r[fc_sent.n].m.state != REF_BAD))
+        fc_finding("more final responses than requests", NULL);
     if (!strict || !open)
         return;
-    if (ups > answered || (!early && ups != answered))
+    if (ups > answered || (!early && !fc_timed && ups != answered))
         fc_finding("an upstream's answer did not reach the client whole", NULL);
     /* llhttp reads a PRI request as the start of the HTTP/2 preface and waits for the rest of
      * it ("\r\n\r\nSM\r\n\r\n") whatever the version; the gateway refuses it once it is in */
@@ -96,7 +151,7 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
         if (fc_sent.r[k].m.method_len == 3 &&
             memcmp((const char *)cin + fc_sent.r[k].off + fc_sent.r[k].m.method_off, "PRI", 3) == 0)
             break;
-    if (!fc_cl.eof && finals != k)
+    if (!fc_cl.eof && finals != k && !fc_up_deaf())
         fc_finding("the connection stayed open with complete requests unanswered", NULL);
 }
 

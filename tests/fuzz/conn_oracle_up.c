@@ -216,7 +216,7 @@ static void compare(const char *p, const ref_msg_t *um, int role, const creq_t *
 }
 
 /* RFC 9110 9.2.2 */
-static bool idempotent(const char *p, const ref_msg_t *m)
+bool fc_idempotent(const char *p, const ref_msg_t *m)
 {
     static const char *const ok[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
     size_t i;
@@ -272,7 +272,7 @@ int fc_check_upstreams(const uint8_t *cin, size_t cn)
             (fc_sent.r[next - 1].m.body == REF_BODY_NONE ||
              (fc_sent.r[next - 1].m.body == REF_BODY_CL && fc_sent.r[next - 1].m.cl == 0)) &&
             fc_sent.r[next - 1].m.state == REF_DONE &&
-            idempotent((const char *)cin + fc_sent.r[next - 1].off, &fc_sent.r[next - 1].m)) {
+            fc_idempotent((const char *)cin + fc_sent.r[next - 1].off, &fc_sent.r[next - 1].m)) {
             ref_msg_t pm;
             const char *pp = fc_up.c[prev->conn].in + prev->off;
 

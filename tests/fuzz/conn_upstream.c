@@ -4,7 +4,12 @@
  * complete request (UP_EARLY: each head) the way the run's mode says (UP_*), each answer
  * carrying X-Seq, the arrival order of its request among all upstream connections of the run,
  * so that oracle 2 can tell lost, reordered or doubled answers. Answers may be held (the
- * input's hold bit), split in two writes, or replaced by the input's raw bytes.
+ * input's hold bit), split in two writes, replaced by the input's raw bytes, or big (the
+ * run's first FC_BIG_ANSWERS: FC_BIG_BODY bytes of fc_big_byte, through a socket with a
+ * small send buffer, so that a client that stops reading backs up to the upstream).
+ * The upstream (not the agents) may also refuse connections (its listener closed: the
+ * socket file stays, so a connect gets ECONNREFUSED), close each one as it accepts it, or
+ * accept and never read (deaf), from the run's first connection or its second.
  * Owns: fc_up: every accepted descriptor and each connection's in/out buffers, until the
  *   run's teardown closes and frees them.
  * Threads: the fuzzing thread. Errors: fc_fail on a harness limit or out of memory. */
@@ -16,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+
+#include "conn_input.h"
 
 fc_upstreams_t fc_up = {.listen_fd = {-1, -1, -1}};
 
@@ -47,11 +54,32 @@ static void out_add(upconn_t *u, const char *p, size_t n)
     u->out_len += n;
 }
 
+/* FC_BIG_BODY bytes of answer seq, as they go on the wire (chunked: in 16 KiB chunks). */
+static void big_body(upconn_t *u, int seq, bool chunked)
+{
+    static char b[FC_BIG_BODY];
+    size_t i, step = chunked ? 16384 : FC_BIG_BODY;
+
+    for (i = 0; i < FC_BIG_BODY; i++)
+        b[i] = fc_big_byte(seq, i);
+    for (i = 0; i < FC_BIG_BODY; i += step) {
+        if (chunked)
+            out_add(u, "4000\r\n", 6);
+        out_add(u, b + i, step);
+        if (chunked)
+            out_add(u, "\r\n", 2);
+    }
+    if (chunked)
+        out_add(u, "0\r\n\r\n", 5);
+}
+
 /* The answer to request k of u (head_req: it was a HEAD). */
 static void answer(upconn_t *u, int k, bool head_req)
 {
     char head[256];
     const char *body = "", *hv = "";
+    char cl[64];
+    bool big = fc_up.big && u->seq[k] < FC_BIG_ANSWERS;
     int len;
 
     u->answered[k] = true;
@@ -78,13 +106,22 @@ static void answer(upconn_t *u, int k, bool head_req)
         body = "hello\n";
         break;
     }
+    if (big && fc_up.answer_kind != UP_CHUNKED && fc_up.answer_kind != UP_EOF) {
+        snprintf(cl, sizeof cl, "Content-Length: %d\r\n%s", FC_BIG_BODY,
+                 fc_up.answer_kind == UP_CLOSE ? "Connection: close\r\n" : "");
+        hv = cl;
+    }
     if (fc_up.answer_kind == UP_100)
         out_add(u, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     len = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nX-Seq: %d\r\n%s\r\n", u->seq[k], hv);
     out_add(u, head, (size_t)len);
     if (fc_up.split && u->out_pause == 0)
         u->out_pause = u->out_len;
-    if (!head_req)
+    if (head_req)
+        return;
+    if (big)
+        big_body(u, u->seq[k], fc_up.answer_kind == UP_CHUNKED);
+    else
         out_add(u, body, strlen(body));
 }
 
@@ -158,26 +195,88 @@ static bool up_write(upconn_t *u)
     return true;
 }
 
+static bool misbehaving(void)
+{
+    return fc_up.conn_mode != FC_UP_OK && (!fc_up.conn_second || fc_up.accepted > 0);
+}
+
+void fc_up_begin(void)
+{
+    fc_up.accepted = 0;
+    if (fc_up.conn_mode == FC_UP_REFUSE && misbehaving()) {
+        close(fc_up.listen_fd[0]);
+        fc_up.listen_fd[0] = -1;
+        fc_up.refusing = true;
+    }
+}
+
+void fc_up_end(void)
+{
+    if (fc_up.refusing)
+        fc_up.listen_fd[0] = fc_unix_listener("up.sock");
+    fc_up.refusing = false;
+}
+
+static void accept_all(int i)
+{
+    int fd;
+
+    while (fc_up.listen_fd[i] >= 0 &&
+           (fd = accept4(fc_up.listen_fd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        upconn_t *u = &fc_up.c[fc_up.n];
+        bool odd = i == 0 && misbehaving();
+
+        if (fc_up.n == MAX_UPC)
+            fc_fail("more upstream connections in one run than tracked");
+        memset(u, 0, sizeof *u);
+        u->fd = fd;
+        u->role = i;
+        fc_up.n++;
+        if (fc_up.big) {
+            int sz = 32768;
+
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+        }
+        if (i == 0)
+            fc_up.accepted++;
+        if (odd && fc_up.conn_mode == FC_UP_CLOSE)
+            fc_up_close(u, true);
+        if (odd && fc_up.conn_mode == FC_UP_DEAF)
+            u->deaf = true;
+        if (i == 0 && fc_up.conn_mode == FC_UP_REFUSE && misbehaving()) {
+            /* from the second connection on: those queued behind the first are reset */
+            close(fc_up.listen_fd[0]);
+            fc_up.listen_fd[0] = -1;
+            fc_up.refusing = true;
+        }
+    }
+}
+
+bool fc_up_deaf(void)
+{
+    int i;
+
+    for (i = 0; i < fc_up.n; i++)
+        if (fc_up.c[i].deaf)
+            return true;
+    return false;
+}
+
 bool fc_up_service(void)
 {
     bool did = false;
-    int i, fd;
+    int i, before = fc_up.n;
 
     for (i = 0; i < 3; i++)
-        while ((fd = accept4(fc_up.listen_fd[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-            if (fc_up.n == MAX_UPC)
-                fc_fail("more upstream connections in one run than tracked");
-            memset(&fc_up.c[fc_up.n], 0, sizeof fc_up.c[fc_up.n]);
-            fc_up.c[fc_up.n].fd = fd;
-            fc_up.c[fc_up.n].role = i;
-            fc_up.n++;
-            did = true;
-        }
+        accept_all(i);
+    did = fc_up.n != before;
     for (i = 0; i < fc_up.n; i++) {
         upconn_t *u = &fc_up.c[i];
         char buf[8192];
         ssize_t r;
 
+        if (u->deaf)
+            continue;
         while (u->fd >= 0 && (r = read(u->fd, buf, sizeof buf)) != 0) {
             if (r < 0) {
                 if (errno != EAGAIN)

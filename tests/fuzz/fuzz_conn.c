@@ -45,6 +45,7 @@
 
 #include <uv.h>
 
+#include "pg_buf.h"
 #include "pg_config.h"
 #include "pg_conn.h"
 #include "pg_log.h"
@@ -57,8 +58,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int __real_uv_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg);
 int __wrap_uv_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg);
+int __real_uv_thread_join(uv_thread_t *tid);
+int __wrap_uv_thread_join(uv_thread_t *tid);
 
 #define SETTLE_ROUNDS 20000
+#define ADVANCE_STEPS 10000 /* timers fired while the clock moves on, at most */
+#define UP_TIMEOUTS "timeout = \"500ms\"\nconnect_timeout = \"200ms\"\npool_idle_timeout = \"1s\"\n"
+#define FC_DRAIN_MS 2000 /* the drain deadline a drain run's worker gets */
+/* What the gateway may queue for a client that does not read: PG_CONN_WQ_HIGH (256 KiB,
+ * pg_conn.c), above which it stops reading the upstream, plus what one upstream read
+ * (PG_BUF_SIZE) and a response head add before it looks. */
+#define FC_WQ_BOUND (256 * 1024 + PG_BUF_SIZE + 16 * 1024)
 
 fc_gateway_t fc_gw;
 fc_client_t fc_cl = {.fd = -1};
@@ -75,6 +85,16 @@ int __wrap_uv_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg)
     return __real_uv_thread_create(tid, entry, arg);
 }
 
+/* pg_worker_join of a worker whose thread was never started (a drain run's own worker) */
+int __wrap_uv_thread_join(uv_thread_t *tid)
+{
+    static const uv_thread_t none;
+
+    if (memcmp(tid, &none, sizeof none) == 0)
+        return 0;
+    return __real_uv_thread_join(tid);
+}
+
 void fc_fail(const char *what)
 {
     fprintf(stderr, "fuzz_conn: %s\n", what);
@@ -83,7 +103,7 @@ void fc_fail(const char *what)
 
 /* ---------------- set-up ---------------- */
 
-static int unix_listener(const char *name)
+int fc_unix_listener(const char *name)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -130,18 +150,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     f = fopen(path, "w");
     if (f == NULL)
         fc_fail("cannot write the config");
-    /* small limits, so that short inputs reach 413 and 431; long timeouts, so that no timer
-     * fires during a run (the runs are deterministic) */
+    /* small limits, so that short inputs reach 413 and 431; short timeouts on the virtual
+     * clock (conn_clock.c), which moves only when an input says (conn_input.h) */
     fputs("[server]\nlisten = \"127.0.0.1:1\"\nmax_header_bytes = \"1KiB\"\n"
-          "max_body_bytes = 512\nheader_timeout = \"1h\"\nidle_timeout = \"1h\"\n"
+          "max_body_bytes = 512\nheader_timeout = \"100ms\"\nidle_timeout = \"300ms\"\n"
           "metrics_path = \"/metrics\"\n"
-          "[[upstream]]\nname = \"app\"\naddress = \"unix:up.sock\"\nagent = \"unix:ag1.sock\"\n"
-          "timeout = \"1h\"\nconnect_timeout = \"1h\"\npool_idle_timeout = \"1h\"\n"
-          "[[upstream]]\nname = \"svc\"\naddress = \"unix:up.sock\"\nagent = \"unix:ag2.sock\"\n"
-          "timeout = \"1h\"\nconnect_timeout = \"1h\"\npool_idle_timeout = \"1h\"\npool_size = 1\n"
-          "[[upstream]]\nname = \"api\"\naddress = \"unix:up.sock\"\nagent = \"unix:ag1.sock\"\n"
-          "timeout = \"1h\"\nconnect_timeout = \"1h\"\npool_idle_timeout = \"1h\"\n"
-          "[upstream.pprof]\nenabled = false\n"
+          "[[upstream]]\nname = \"app\"\naddress = \"unix:up.sock\"\nagent = "
+          "\"unix:ag1.sock\"\n" UP_TIMEOUTS
+          "[[upstream]]\nname = \"svc\"\naddress = \"unix:up.sock\"\nagent = "
+          "\"unix:ag2.sock\"\n" UP_TIMEOUTS "pool_size = 1\n"
+          "[[upstream]]\nname = \"api\"\naddress = \"unix:up.sock\"\nagent = "
+          "\"unix:ag1.sock\"\n" UP_TIMEOUTS "[upstream.pprof]\nenabled = false\n"
           "[[route]]\nprefix = \"/\"\nupstream = \"app\"\n"
           "[[route]]\nprefix = \"/svc\"\nupstream = \"svc\"\n"
           "[[route]]\nprefix = \"/api/\"\nupstream = \"api\"\n"
@@ -155,10 +174,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fc_gw.cref = pg_cfgref_new(cfg, NULL);
     if (fc_gw.cref == NULL)
         fc_fail("pg_cfgref_new");
-    fc_up.listen_fd[0] = unix_listener("up.sock");
-    fc_up.listen_fd[1] = unix_listener("ag1.sock");
-    fc_up.listen_fd[2] = unix_listener("ag2.sock");
-    lfd = unix_listener("gateway.sock"); /* polled by the worker, never connected to */
+    fc_up.listen_fd[0] = fc_unix_listener("up.sock");
+    fc_up.listen_fd[1] = fc_unix_listener("ag1.sock");
+    fc_up.listen_fd[2] = fc_unix_listener("ag2.sock");
+    lfd = fc_unix_listener("gateway.sock"); /* polled by the worker, never connected to */
     pg_conn_limit_init(&fc_gw.limit, 1000);
     capture_thread = true;
     if (pg_worker_start(1, lfd, -1, fc_gw.cref, &fc_gw.limit, &fc_gw.w) < 0)
@@ -176,7 +195,7 @@ bool fc_client_service(void)
     bool did = false;
     ssize_t r;
 
-    while (fc_cl.fd >= 0 && !fc_cl.eof) {
+    while (fc_cl.fd >= 0 && !fc_cl.eof && !fc_cl.paused) {
         if (fc_cl.in_len == sizeof fc_cl.in) { /* more than any answer here: keep reading, count */
             char sink[4096];
 
@@ -195,6 +214,7 @@ bool fc_client_service(void)
         }
         if (r < 0)
             break;
+        fc_cl.got += (size_t)r;
         did = true;
     }
     return did;
@@ -203,15 +223,17 @@ bool fc_client_service(void)
 /* ---------------- the loop ---------------- */
 
 /* Nothing ready in the loop: no pending callback, closing handle or due timer
- * (uv_backend_timeout 0), and no event on its epoll descriptor. */
+ * (uv_backend_timeout 0), and no event on its epoll descriptor; or nothing at all left in
+ * it (a drained worker). */
 static bool loop_quiet(void)
 {
     struct pollfd pf = {.fd = uv_backend_fd(&fc_gw.w->loop), .events = POLLIN};
 
+    if (!uv_loop_alive(&fc_gw.w->loop))
+        return true;
     return uv_backend_timeout(&fc_gw.w->loop) != 0 && poll(&pf, 1, 0) == 0;
 }
 
-/* Run the gateway, the upstreams and the client until none of them has anything to do. */
 void fc_settle(void)
 {
     int i;
@@ -226,6 +248,30 @@ void fc_settle(void)
             return;
     }
     fc_fail("the loop did not settle (busy loop?)");
+}
+
+/* The clock moves on by ms: each timer due meanwhile fires at its time, and everyone settles
+ * after it, as if the time had passed. */
+static void advance(uint64_t ms)
+{
+    uint64_t end = fc_clock_ms() + ms;
+    int i;
+
+    for (i = 0; i < ADVANCE_STEPS; i++) {
+        uint64_t now;
+        int t;
+
+        fc_settle();
+        now = fc_clock_ms();
+        t = uv_loop_alive(&fc_gw.w->loop) ? uv_backend_timeout(&fc_gw.w->loop) : -1;
+        if (t < 0 || now + (uint64_t)t >= end) {
+            fc_clock_add(end - now);
+            fc_settle();
+            return;
+        }
+        fc_clock_add((uint64_t)t);
+    }
+    fc_fail("timers kept firing while the clock moved on (one re-armed with no delay?)");
 }
 
 size_t fc_client_send(const uint8_t *p, size_t n)
@@ -247,6 +293,191 @@ size_t fc_client_send(const uint8_t *p, size_t n)
         done += (size_t)r;
     }
     return done;
+}
+
+/* ---------------- oracle 6: backpressure ---------------- */
+
+typedef struct find_fd {
+    int fd;
+    uv_stream_t *s;
+} find_fd_t;
+
+static void on_walk_find(uv_handle_t *h, void *arg)
+{
+    find_fd_t *f = arg;
+    uv_os_fd_t fd;
+
+    if (h->type == UV_TCP && !uv_is_closing(h) && uv_fileno(h, &fd) == 0 && fd == f->fd)
+        f->s = (uv_stream_t *)h;
+}
+
+/* While the client does not read, what the gateway queues for it stays under its bound: it
+ * stops reading the upstream (which backs up into the upstream's socket) instead of taking
+ * in the whole answer. gw_fd: the gateway's end of the client's connection. */
+static void check_backpressure(int gw_fd)
+{
+    find_fd_t f = {gw_fd, NULL};
+
+    if (!fc_cl.paused)
+        return;
+    uv_walk(&fc_gw.w->loop, on_walk_find, &f);
+    if (f.s && trace)
+        fprintf(stderr, "client paused: the gateway queues %zu bytes for it\n",
+                uv_stream_get_write_queue_size(f.s));
+    if (f.s && uv_stream_get_write_queue_size(f.s) > FC_WQ_BOUND)
+        fc_finding("the gateway queued more than its bound for a client that does not read "
+                   "(it kept reading the upstream)",
+                   NULL);
+}
+
+/* ---------------- oracle 5: the clock runs out ---------------- */
+
+/* The request line in [p, p+n) has got to its target: a byte other than SP after the method.
+ * (A header_timeout before that closes the connection without a 408: the gateway keeps no
+ * head before llhttp reports the target's first byte.) */
+static bool target_begun(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    while (i < n && p[i] != ' ')
+        i++;
+    while (i < n && p[i] == ' ')
+        i++;
+    return i < n;
+}
+
+/* After everything settled, an hour passes: every state of a connection has a timeout, so
+ * the gateway must have let go of it; what the timers sent the client is at most one final
+ * response, the gateway's own 408 or 504, and exactly one when a request was left without an
+ * answer (504: the upstream never answered; 408: the client never finished a head whose
+ * target had begun, or a chunked body's first size line). nk: complete requests before a PRI
+ * (oracle 2). */
+static void run_out(const uint8_t *cin, int answered, bool strict, bool early)
+{
+    fc_finals_t before = fc_finals;
+    bool was_eof = fc_cl.eof, open = fc_cl.fd >= 0;
+    size_t len_before = fc_cl.in_len;
+    const creq_t *t = &fc_sent.r[fc_sent.n];
+    int nk = fc_sent.n, k, fresh, want_min = 0;
+
+    for (k = 0; k < fc_sent.n; k++)
+        if (fc_sent.r[k].m.method_len == 3 &&
+            memcmp(cin + fc_sent.r[k].off + fc_sent.r[k].m.method_off, "PRI", 3) == 0)
+            nk = k;
+    fc_cl.paused = false;
+    fc_up.hold = false;
+    advance(3600 * 1000);
+    if (fc_gw.w->nconns != 0)
+        fc_finding("a client connection outlived every timeout (a state without a timer)", NULL);
+    if (!open || fc_cl.overflow)
+        return;
+    if (!fc_cl.eof)
+        fc_finding("the client's connection is still open after every timeout", NULL);
+    if (was_eof) {
+        if (fc_cl.in_len != len_before)
+            fc_finding("the client got bytes after the gateway closed", NULL);
+        return;
+    }
+    fc_check_client(cin, answered, strict, true, early);
+    fresh = fc_finals.finals - before.finals;
+    if (fresh > 1)
+        fc_finding("the timers answered more than once", NULL);
+    if (fresh == 1 && (fc_finals.own == before.own ||
+                       (fc_finals.last_status != 408 && fc_finals.last_status != 504)))
+        fc_finding("the timers' answer is not the gateway's 408 or 504", NULL);
+    if (before.finals < nk && nk == fc_sent.n)
+        want_min = 1; /* a complete request was left unanswered */
+    else if (before.finals == fc_sent.n && fc_sent.tail_len > 0 && t->m.state == REF_MORE &&
+             !t->m.head_done && target_begun(cin + t->off, fc_sent.tail_len))
+        want_min = 1; /* a head left unfinished */
+    if (fresh < want_min)
+        fc_finding(before.finals < nk ? "a request was left unanswered when the timers ran out"
+                                      : "an unfinished head got no 408",
+                   NULL);
+    if (want_min && before.finals == fc_sent.n && fc_finals.last_status != 408)
+        fc_finding("an unfinished head got an answer other than 408", NULL);
+}
+
+/* ---------------- oracle 7: drain ---------------- */
+
+static bool own_worker; /* this run has a worker of its own (a drain run) */
+static pg_worker_t *main_worker;
+static bool drained;
+static int drain_begun; /* requests begun upstream when the drain was asked for */
+static int cref_refs;   /* the configuration's references outside the run */
+
+static int begun_upstream(void)
+{
+    int i, n = 0;
+
+    for (i = 0; i < fc_up.n; i++)
+        n += fc_up.c[i].nstart;
+    return n;
+}
+
+static void own_worker_start(void)
+{
+    int lfd = fc_unix_listener("drain.sock");
+
+    main_worker = fc_gw.w;
+    cref_refs = atomic_load(&fc_gw.cref->refs);
+    capture_thread = true;
+    if (pg_worker_start(2, lfd, -1, fc_gw.cref, &fc_gw.limit, &fc_gw.w) < 0)
+        fc_fail("pg_worker_start (a drain run's worker)");
+    capture_thread = false;
+    own_worker = true;
+    drained = false;
+    fc_settle();
+}
+
+static void drain(void)
+{
+    if (drained)
+        return;
+    drained = true;
+    drain_begun = begun_upstream();
+    pg_worker_stop(fc_gw.w, FC_DRAIN_MS);
+    fc_settle();
+}
+
+/* After the drain was asked for: at most the exchange in progress (and its one retry) went
+ * upstream; once it is done, with nothing more of a request in, the connection is closed
+ * (no timer needed). */
+static void check_drain(void)
+{
+    if (begun_upstream() - drain_begun > 2)
+        fc_finding("requests went upstream after the drain began (beyond the one in progress)",
+                   NULL);
+    if (fc_cl.fd >= 0 && !fc_cl.eof && fc_sent.tail_len == 0 && !fc_timed)
+        fc_finding("a drained connection with no request in progress stayed open", NULL);
+}
+
+/* After the drain deadline and the teardown: the worker has ended, holding nothing. */
+static void own_worker_end(void)
+{
+    pg_worker_t *w = fc_gw.w;
+
+    if (drained) {
+        if (w->nconns != 0 || uv_loop_alive(&w->loop))
+            fc_finding("a drained worker still has connections or handles after its deadline",
+                       NULL);
+        if (w->bufs.nlive != 0)
+            fc_finding("pg_buf references leaked (drained worker)", NULL);
+    } else {
+        pg_worker_stop(w, 0);
+        fc_settle();
+        if (uv_loop_alive(&w->loop))
+            fc_fail("a drain run's worker did not stop");
+    }
+    pg_worker_join(w);
+    fc_gw.w = main_worker;
+    own_worker = false;
+    if (atomic_load(&fc_gw.limit.used) != 0)
+        fc_finding("server.max_connections slots not given back (drained worker)", NULL);
+    if (atomic_load(&fc_gw.cref->refs) != cref_refs)
+        fc_finding("configuration references left by a drained worker", NULL);
 }
 
 /* ---------------- one run ---------------- */
@@ -288,26 +519,41 @@ static void teardown(void)
     fc_up.n = 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void start_run(const fc_input_t *in)
 {
-    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
-    fc_input_t in;
-    size_t off = 0, sent = 0, i, before;
-    int sv[2], answered;
-
-    if (!fc_input_decode(data, size, &in))
-        return 0;
-    fc_up.answer_kind = in.answer_kind;
-    fc_up.split = in.split;
-    fc_up.raw = in.raw;
-    fc_up.raw_len = in.raw_len;
+    fc_up.answer_kind = in->answer_kind;
+    fc_up.split = in->split;
+    fc_up.raw = in->raw;
+    fc_up.raw_len = in->raw_len;
+    fc_up.big = in->big;
+    fc_up.conn_mode = in->up_conn;
+    fc_up.conn_second = in->up_second;
     fc_up.n = 0;
     fc_up.seq_next = 0;
     fc_up.hold = false;
-    fc_cl.in_len = 0;
-    fc_cl.eof = fc_cl.overflow = false;
+    fc_cl.in_len = fc_cl.got = 0;
+    fc_cl.eof = fc_cl.overflow = fc_cl.paused = false;
+    fc_timed = false;
+    drained = false;
+    if (in->drain)
+        own_worker_start();
+    fc_up_begin();
+}
+
+/* The client connects: its end is fc_cl.fd, the gateway's is returned. */
+static int client_connect(bool small_buffer)
+{
+    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
+    size_t before;
+    int sv[2];
+
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         fc_fail("socketpair");
+    if (small_buffer) { /* what the gateway sends waits in its queue sooner */
+        int sz = 32768;
+
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    }
     fc_cl.fd = sv[1];
     peer.sin_addr.s_addr = htonl(0x7f000001);
     /* as the worker's accept does: one of the process's connection slots */
@@ -316,6 +562,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pg_conn_accept(fc_gw.w, sv[0], (const struct sockaddr *)&peer, sizeof peer, false);
     if (fc_gw.w->nconns == before)
         atomic_fetch_sub(&fc_gw.limit.used, 1);
+    return sv[0];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fc_input_t in;
+    size_t off = 0, sent = 0, i;
+    int gw_fd, answered;
+    bool strict, early;
+
+    if (!fc_input_decode(data, size, &in))
+        return 0;
+    start_run(&in);
+    gw_fd = client_connect(in.big);
     fc_settle();
     for (i = 0; i <= in.npieces; i++) {
         size_t len = i < in.npieces ? in.piece_len[i] : in.cn - off;
@@ -323,14 +583,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (len > in.cn - off)
             len = in.cn - off;
+        fc_cl.paused = ((ctl & FC_PAUSE) != 0 || fc_cl.paused) && (ctl & FC_RESUME) == 0;
         fc_up.hold = (ctl & FC_HOLD) != 0;
         sent += fc_client_send(in.cin + off, len);
         off += len;
         if (ctl & FC_STALE)
             close_idle_upstreams();
         fc_settle();
+        check_backpressure(gw_fd);
+        if (FC_ADVANCE(ctl)) {
+            fc_timed = true;
+            advance(fc_advance_ms[FC_ADVANCE(ctl)]);
+            check_backpressure(gw_fd);
+        }
+        if (ctl & FC_DRAIN)
+            drain();
     }
     fc_up.hold = false;
+    fc_cl.paused = false;
     fc_settle();
     if (in.end == FC_END_SHUT) {
         shutdown(fc_cl.fd, SHUT_WR);
@@ -347,9 +617,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (trace)
         fc_trace_run(in.cin, sent, in.mode);
     answered = fc_check_upstreams(in.cin, sent);
-    fc_check_client(in.cin, answered, in.answer_kind != UP_RAW, in.end == FC_END_OPEN,
-                    in.answer_kind == UP_EARLY);
+    strict = in.answer_kind != UP_RAW;
+    early = in.answer_kind == UP_EARLY;
+    fc_check_client(in.cin, answered, strict, in.end == FC_END_OPEN, early);
+    if (drained)
+        check_drain();
+    if (in.run_out || own_worker) {
+        run_out(in.cin, answered, strict, early);
+        if (trace) {
+            fprintf(stderr, "after the clock ran out (%s):\n",
+                    fc_cl.eof ? "the gateway closed" : "still open");
+            fc_trace_run(in.cin, sent, in.mode);
+        }
+    }
     teardown();
-    fc_check_clean();
+    if (own_worker)
+        own_worker_end();
+    else
+        fc_check_clean();
+    fc_up_end();
     return 0;
 }

@@ -9,13 +9,25 @@ import sys
 UP_CL, UP_CHUNKED, UP_CLOSE, UP_EOF, UP_SECOND, UP_EARLY, UP_100, UP_RAW = range(8)
 SPLIT_ANSWERS = 8
 END_OPEN, END_SHUT, END_CLOSE, END_RST = (0, 16, 32, 48)
-HOLD, STALE = 1, 2
+RUN_OUT, BIG = 64, 128
+HOLD, STALE, PAUSE, RESUME, DRAIN = 1, 2, 4, 8, 128
+UP_OK, UP_REFUSE, UP_CLOSE_AT_ONCE, UP_DEAF = range(4)
+UP_SECOND_CONN = 64
 
 
-def seed(answer=UP_CL, end=END_OPEN, pieces=(), data=b"", raw=b"", split=False):
+def ADV(n):
+    """piece control: the clock moves on by fc_advance_ms[n] (conn_input.c) after the piece:
+    1 50 ms, 2 120 (past header_timeout), 3 250, 4 350 (past idle_timeout), 5 550 (past an
+    upstream's timeout), 6 1100 (past pool_idle_timeout), 7 6000 (past the linger)"""
+    return n << 4
+
+
+def seed(answer=UP_CL, end=END_OPEN, pieces=(), data=b"", raw=b"", split=False,
+         run_out=False, big=False, up=UP_OK, up_second=False):
     """pieces: lengths, or (length, control) pairs; the last piece is the rest."""
-    mode = answer | end | (SPLIT_ANSWERS if split else 0)
-    out = bytes([mode, len(pieces), len(raw)])
+    mode = answer | end | (SPLIT_ANSWERS if split else 0) | (RUN_OUT if run_out else 0) | \
+        (BIG if big else 0)
+    out = bytes([mode, len(pieces) | up << 4 | (UP_SECOND_CONN if up_second else 0), len(raw)])
     for p in pieces:
         n, ctl = p if isinstance(p, tuple) else (p, 0)
         out += bytes([n & 255, ctl])
@@ -114,6 +126,48 @@ S["bad_chunk_next_read"] = seed(pieces=[len(C)], data=C + b"zz\r\nGET /smuggled 
 S["bad_chunk_late"] = seed(pieces=[len(C) + 10, 5], data=C + b"5\r\nhello\r\n3\r\nabcXY" + G)
 S["crlf_split"] = seed(pieces=[len(C) + 8, 1], data=C + b"5\r\nhello\r\n0\r\n\r\n" + G)
 S["crlf_split_bad"] = seed(pieces=[len(C) + 8, 1], data=C + b"5\r\nhello\rX0\r\n\r\n" + G)
+# timeouts on the virtual clock: 408 for a head left unfinished, 504 for an upstream that
+# never answers, a silent close when idle, a cut when an answer stalls, the pool's idle timer
+H = b"GET /slow HTTP/1.1\r\nHost: h\r\nX-A:"
+S["timeout_head_408"] = seed(run_out=True, data=H)
+S["timeout_head_mid_run"] = seed(pieces=[(len(H), ADV(2))], data=H + b" 1\r\n\r\n" + G)
+S["timeout_chunk_size_408"] = seed(run_out=True, data=C + b"5")
+S["timeout_idle"] = seed(run_out=True, data=G + G)
+S["timeout_idle_mid_run"] = seed(pieces=[(len(G), ADV(4))], data=G + G)
+S["timeout_body_504"] = seed(run_out=True, data=P[:-2])
+S["timeout_deaf_504"] = seed(run_out=True, up=UP_DEAF, data=G + G)
+S["timeout_held_504"] = seed(pieces=[(len(G), HOLD | ADV(5))], data=G + G)
+S["timeout_answer_stalls"] = seed(answer=UP_RAW, pieces=[(len(G), ADV(5))], data=G + G,
+                                  raw=b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhi")
+S["timeout_pool_idle"] = seed(pieces=[(len(G), ADV(6))], run_out=True, data=G + G)
+S["timeout_early_then_stall"] = seed(answer=UP_EARLY, run_out=True, data=P[:-2])
+S["timeout_linger"] = seed(pieces=[(len(G), ADV(7))], data=b"GET /a HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" + G)
+# refused and failing connects: 502, idempotent requests tried twice, never a POST
+S["refused"] = seed(up=UP_REFUSE, data=G)
+S["refused_post"] = seed(up=UP_REFUSE, data=P)
+S["refused_second"] = seed(up=UP_REFUSE, up_second=True, pieces=[(len(G), STALE)], data=G + G + P)
+S["refused_pprof_ok"] = seed(up=UP_REFUSE, data=b"GET /debug/pprof/heap HTTP/1.1\r\nHost: h\r\n\r\n" + G)
+S["closed_at_once"] = seed(up=UP_CLOSE_AT_ONCE, data=G)
+S["closed_at_once_post"] = seed(up=UP_CLOSE_AT_ONCE, data=P)
+S["closed_second_stale"] = seed(up=UP_CLOSE_AT_ONCE, up_second=True, pieces=[(len(G), STALE)], data=G + G)
+S["deaf_second"] = seed(up=UP_DEAF, up_second=True, run_out=True, pieces=[(len(G), STALE)], data=G + G)
+# backpressure: a client that stops reading a big answer, then reads again or goes away
+S["big_paused"] = seed(big=True, pieces=[(1, PAUSE), (len(G) - 1, 0)], data=G + G)
+S["big_paused_chunked"] = seed(answer=UP_CHUNKED, big=True, pieces=[(1, PAUSE), (len(G), 0)], data=G + G)
+S["big_paused_eof"] = seed(answer=UP_EOF, big=True, pieces=[(1, PAUSE)], data=G)
+S["big_paused_gone"] = seed(big=True, end=END_RST, pieces=[(1, PAUSE)], data=G + G)
+S["big_paused_close"] = seed(big=True, end=END_CLOSE, pieces=[(1, PAUSE), (len(G), 0)], data=G + G)
+S["big_paused_timeout"] = seed(big=True, run_out=True, pieces=[(1, PAUSE), (len(G) - 1, ADV(5))], data=G)
+S["big_resume"] = seed(big=True, pieces=[(1, PAUSE), (len(G) - 1, 0), (3, RESUME)], data=G + G)
+S["big_http10"] = seed(answer=UP_CHUNKED, big=True, pieces=[(1, PAUSE)], data=b"GET /old HTTP/1.0\r\n\r\n")
+# drain: the exchange in progress finishes, then everything closes
+S["drain_idle"] = seed(pieces=[(len(G), DRAIN)], data=G + G)
+S["drain_in_flight"] = seed(pieces=[(len(G), HOLD | DRAIN)], data=G + G)
+S["drain_mid_head"] = seed(pieces=[(10, DRAIN)], data=G + G)
+S["drain_mid_body"] = seed(pieces=[(len(P) - 2, DRAIN)], data=P + G)
+S["drain_deadline"] = seed(pieces=[(len(G), HOLD | DRAIN), (0, HOLD | ADV(7))], up=UP_DEAF, data=G)
+S["drain_big_paused"] = seed(big=True, pieces=[(1, PAUSE), (len(G) - 1, DRAIN)], data=G)
+S["drain_pool"] = seed(pieces=[(len(G), 0), (len(G), DRAIN)], data=G + G + G)
 
 d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
