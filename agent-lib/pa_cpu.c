@@ -5,6 +5,7 @@
 #include "pa_cpu.h"
 
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "pa_loader_hook.h"
 #include "pa_pprof.h"
 #include "pa_task.h"
+#include "pa_thread_hook.h"
 
 /* singleton: the CPU sampler's control state; agent thread only */
 static struct {
@@ -28,6 +30,8 @@ static struct {
     int running;
     int foreign_logged;
     int force_itimer; /* tests */
+    int trace_ok;     /* what the trace probe found (pa__cpu_trace_ok's value unless a test
+                         turned it off) */
     int timer_err;    /* 0: per-thread timers; else why ITIMER_PROF is used (negative errno) */
     int64_t period_ns;
     size_t ring_slots; /* 0: PA_CPU_RING_SLOTS */
@@ -60,6 +64,88 @@ static int warm_up_unwinder(void)
     return n;
 }
 
+/* ---- the handler's cached walk (pa_sig_unwind_trace) ----
+ * unw_backtrace sets up a per-thread address cache on a thread's first call. Its process-wide
+ * part (pthread_once, pthread_key_create, its memory pool) runs here, at the first call in the
+ * process. The per-thread part then runs in the handler, on each thread's first sample; it is
+ * allocation-free when libunwind's TLS block is static (libunwind loaded at start, as a
+ * dependency of the program or of a preloaded or linked libprofagent: a dlopen()ed one gets
+ * its TLS from malloc on first use) and its key is below 32 (pthread_setspecific allocates a
+ * second-level array for higher keys). A thread of our own, fresh, checks both: its TLS block
+ * for the module holding unw_backtrace exists before it calls any of libunwind, and one of
+ * keys 0..31 turns non-NULL when it first calls unw_backtrace. Either missing: the handler keeps
+ * the unw_step walk. The thread exits at once; libunwind's TSD destructor unmaps its cache. */
+
+#define TRACE_LOW_KEYS 32 /* PTHREAD_KEY_2NDLEVEL_SIZE: glibc's keys kept in the thread itself */
+
+typedef struct trace_probe {
+    uintptr_t addr; /* an address inside libunwind */
+    int in_object;  /* dl_iterate_phdr found the object holding addr */
+    int tls_static; /* its TLS block exists in a thread that never used it (or it has none) */
+    int key_low;    /* unw_backtrace's set-up stored under a key below TRACE_LOW_KEYS */
+} trace_probe_t;
+
+static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    trace_probe_t *p = arg;
+
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && p->addr >= lo && p->addr - lo < ph->p_memsz) {
+            p->in_object = 1;
+            p->tls_static = info->dlpi_tls_modid == 0 || info->dlpi_tls_data != NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void *trace_probe_main(void *arg)
+{
+    trace_probe_t *p = arg;
+    void *before[TRACE_LOW_KEYS], *buf[4];
+
+    dl_iterate_phdr(on_object, p);
+    for (unsigned k = 0; k < TRACE_LOW_KEYS; k++)
+        before[k] = pthread_getspecific((pthread_key_t)k);
+    if (unw_backtrace(buf, 4) > 0) {
+        for (unsigned k = 0; k < TRACE_LOW_KEYS; k++)
+            if (before[k] == NULL && pthread_getspecific((pthread_key_t)k) != NULL)
+                p->key_low = 1;
+    }
+    return NULL;
+}
+
+/* 1 when the handler may use the cached walk (see above). Not under TSan (pa_cpu_sig.c). */
+static int probe_trace(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return 0;
+#else
+    trace_probe_t p = {.addr = (uintptr_t)&unw_backtrace};
+    sigset_t all, old;
+    pthread_t t;
+    int rc;
+
+    /* no signal of the host's, nor SIGPROF, lands on the probe */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pa__thread_hook_create_unrecorded(&t, trace_probe_main, &p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return 0;
+    pthread_join(t, NULL);
+    return p.in_object && p.tls_static && p.key_low;
+#endif
+}
+
+void pa__cpu_use_trace(int on)
+{
+    atomic_store(&pa__cpu_trace_ok, on ? cpu_singleton.trace_ok : 0);
+}
+
 int pa_cpu_init(void)
 {
     if (cpu_singleton.inited)
@@ -72,6 +158,8 @@ int pa_cpu_init(void)
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     (void)warm_up_unwinder();
     (void)pa_loader_hook_init();
+    cpu_singleton.trace_ok = probe_trace();
+    atomic_store(&pa__cpu_trace_ok, cpu_singleton.trace_ok);
     cpu_singleton.inited = 1;
     return 0;
 }

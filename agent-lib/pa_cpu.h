@@ -75,6 +75,10 @@ void pa_cpu_atfork_child(void);
 extern _Atomic(pa_ring_t *) pa__cpu_ring;
 /* Handlers between their entry and their last access to the ring. */
 extern _Atomic int pa__cpu_inflight;
+/* Nonzero when the handler may unwind with unw_backtrace (pa_sig_unwind_trace): set by
+ * pa_cpu_init when a probe thread saw that libunwind's per-thread trace cache set-up needs no
+ * allocation (its TLS is static, its pthread key below 32). Never set under TSan. */
+extern _Atomic int pa__cpu_trace_ok;
 /* Nonzero while this thread is inside one of the agent's samplers (initial-exec TLS): a
  * sampler that finds it set returns at once, so no sampler ever samples another (or itself). */
 extern __thread int pa__sampler_guard __attribute__((tls_model("initial-exec")));
@@ -84,6 +88,8 @@ void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *uc);
 void pa__cpu_set_ring_slots(size_t n);
 /* Tests: use ITIMER_PROF even where per-thread timers work (the fallback path). */
 void pa__cpu_force_itimer(int on);
+/* Tests: turn the handler's cached walk off (0) or back to what pa_cpu_init found (1). */
+void pa__cpu_use_trace(int on);
 /* Tests: per-thread timers alive now. */
 size_t pa__cpu_timers(void);
 

@@ -164,6 +164,18 @@ PA_INTERPOSE int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     return pa_cpu_thread_created(real(thread, attr, start, arg), thread, attr);
 }
 
+int pa__thread_hook_create_unrecorded(pthread_t *thread, void *(*start)(void *), void *arg)
+{
+    int rc;
+
+    if (get_real() == NULL)
+        return EAGAIN;
+    in_hook++; /* our hook, reached through any interceptor in front, makes a plain call */
+    rc = pthread_create(thread, NULL, start, arg);
+    in_hook--;
+    return rc;
+}
+
 static void atfork_child(void)
 {
     /* the child has one thread and a history of its own from here */

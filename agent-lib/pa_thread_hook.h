@@ -24,6 +24,7 @@
 #ifndef PA_THREAD_HOOK_H
 #define PA_THREAD_HOOK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,5 +50,11 @@ uint64_t pa_thread_hook_count(void);
 /* Creations seen by the hook, and those not recorded (table full). */
 uint64_t pa_thread_hook_calls(void);
 uint64_t pa_thread_hook_dropped(void);
+
+/* --- internals for sibling files --- */
+/* pthread_create through the process's pthread_create (a sanitizer's interceptor first, then
+ * this hook) with no record: the agent's own short-lived helper threads. Returns 0 or the
+ * positive error of pthread_create. Not async-signal-safe. */
+int pa__thread_hook_create_unrecorded(pthread_t *thread, void *(*start)(void *), void *arg);
 
 #endif

@@ -76,7 +76,9 @@ void pa__threads_on_signal(int sig, siginfo_t *si, void *ucv)
         s->npcs = 2;
     } else {
         pa__sampler_guard = 1;
-        s->npcs = pa_sig_unwind(s->pcs, PA_MAX_FRAMES, ucv, PA_THREADS_OWN_CONTEXT);
+        /* the unw_step walk (restorer 0), not the CPU handler's cached one: one signal per
+         * thread per collection would give every thread a 256 KiB address cache for one walk */
+        s->npcs = pa_sig_unwind(s->pcs, PA_MAX_FRAMES, ucv, PA_THREADS_OWN_CONTEXT, 0);
         pa__sampler_guard = 0;
     }
     atomic_store(&s->state, PA__SLOT_DONE);

@@ -6,19 +6,24 @@
  *                     unwind DEPTH frames with libunwind, commit);
  *   delivery only     raise(SIGPROF) after pa_cpu_stop (the handler stays installed and finds
  *                     no ring: the kernel's part and an empty handler);
- *   handler direct    pa__cpu_on_sigprof called on a getcontext() ucontext, no signal;
+ *   handler direct    pa__cpu_on_sigprof called on a getcontext() ucontext, no signal (no
+ *                     signal frame either, so the handler's cached walk finds no interrupted
+ *                     frame and it takes the unw_step walk: this times that fallback);
  *   drain             the agent thread's part: pa_cpu_drain of the ring into a stack table,
  *                     per sample.
  * Each is timed with the thread's CPU clock over N samples (argv[1], default 200000) taken at
- * a stack DEPTH (argv[2], default 24) of real frames. The fraction of a core that profiling
- * at HZ takes is then (delivery+handler + drain) * HZ per busy thread. Prints one line:
- *   depth=D n=N deliver_handler_ns=.. deliver_only_ns=.. handler_direct_ns=.. drain_ns=..
+ * a stack DEPTH (argv[2], default 24) of real frames. WALK (argv[3]): "trace" (default) lets
+ * the handler use its cached walk (unw_backtrace) where the agent's probe allows it, "steps"
+ * keeps it to the unw_step walk, for a before/after in one binary. The fraction of a core that
+ * profiling at HZ takes is then (delivery+handler + drain) * HZ per busy thread. Prints one line:
+ *   depth=D n=N walk=W deliver_handler_ns=.. deliver_only_ns=.. handler_direct_ns=.. drain_ns=..
  * Built by overhead.sh against libprofagent.a (private headers); PROFAGENT_SOCKET must be
  * unset, PROFAGENT_MEM_RATE=0 keeps the heap hooks out of the figures. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <ucontext.h>
 
@@ -90,12 +95,15 @@ int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 200000L;
     int depth = argc > 2 ? atoi(argv[2]) : 24;
+    const char *walk = argc > 3 ? argv[3] : "trace";
     double raise_ns, direct_ns, only_ns;
     long drained_samples;
     int err;
 
-    if (n < DRAIN_EVERY || n > 100000000L || depth < 1 || depth > 100) {
-        fprintf(stderr, "usage: cpu_sig_micro [N >= %d] [DEPTH 1..100]\n", DRAIN_EVERY);
+    if (n < DRAIN_EVERY || n > 100000000L || depth < 1 || depth > 100 ||
+        (strcmp(walk, "trace") != 0 && strcmp(walk, "steps") != 0)) {
+        fprintf(stderr, "usage: cpu_sig_micro [N >= %d] [DEPTH 1..100] [trace|steps]\n",
+                DRAIN_EVERY);
         return 2;
     }
     if (getenv("PROFAGENT_SOCKET") != NULL) {
@@ -111,6 +119,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "cpu_sig_micro: pa_cpu_start: %s\n", pa_cpu_strerror(err));
         return 1;
     }
+    pa__cpu_use_trace(strcmp(walk, "trace") == 0);
+    if (strcmp(walk, "trace") == 0 && !atomic_load(&pa__cpu_trace_ok))
+        walk = "steps(probe)";          /* the agent's probe refused the cached walk here */
     descend(depth, MODE_RAISE, n / 10); /* warm-up: libunwind's per-thread cache, page faults */
     drain_ns_singleton = 0;
     raise_ns = descend(depth, MODE_RAISE, n);
@@ -123,9 +134,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "cpu_sig_micro: no sample reached the stack table\n");
         return 1;
     }
-    printf("depth=%d n=%ld deliver_handler_ns=%.1f deliver_only_ns=%.1f handler_direct_ns=%.1f "
+    printf("depth=%d n=%ld walk=%s deliver_handler_ns=%.1f deliver_only_ns=%.1f "
+           "handler_direct_ns=%.1f "
            "drain_ns=%.1f stacks=%zu\n",
-           depth, n, raise_ns / (double)n, only_ns / (double)n, direct_ns / (double)n,
+           depth, n, walk, raise_ns / (double)n, only_ns / (double)n, direct_ns / (double)n,
            drain_ns_singleton / (double)drained_samples, pa_stacktab_count(tab_singleton));
     pa_stacktab_free(tab_singleton);
     return 0;
