@@ -1,8 +1,8 @@
 /* pg_conn_body: a request's body on its way upstream: its chunk framing read strictly
  * (pg_conn_chunk.c: what llhttp 8 lets through), the body size limit, the copy kept while a
  * chunked request's head is held (see pg_conn.c), and the 4xx answers for a request llhttp
- * refused, naming the cause. Also the line-end and obs-fold check of request heads.
- * Loop thread of the owning worker only; see pg_conn_int.h. */
+ * refused, naming the cause. (The line-end and obs-fold check of request heads is
+ * pg_conn_lines.c.) Loop thread of the owning worker only; see pg_conn_int.h. */
 #include "pg_conn_int.h"
 
 #include <stdbool.h>
@@ -153,41 +153,4 @@ void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e, const char *p, const
     snprintf(msg, sizeof msg, "malformed request: %s (%s)", llhttp_get_error_reason(&c->req),
              llhttp_errno_name(e));
     pg__conn_send_error(c, 400, msg);
-}
-
-/* The head's line ends (and obs-folds, RFC 9112 5.2). RFC 9112 2.2 lets a recipient
- * take a bare LF for a line end; llhttp 8 (non-strict, as Debian builds it) takes one for the
- * end of the request line and of the head, and takes any byte for the LF after the CR that
- * ends the head or a field line with an empty value ("Host: h\r\n\rX"). A proxy in front of
- * us, or an upstream, that reads those bytes otherwise frames the request otherwise (where
- * the head ends, which line is which): every line of a head must end in CRLF. [p, p+n) are
- * head bytes as llhttp consumed them. */
-const char *pg__conn_head_bad(pg_conn_t *c, const char *p, size_t n)
-{
-    static const char fold[] = "malformed request: obs-fold (a header line starting with "
-                               "whitespace) is not accepted (RFC 9112 5.2)";
-    static const char eol[] = "malformed request: a line of the head not ended by CRLF (bare "
-                              "CR or LF, RFC 9112 2.2)";
-    const char *s, *end = p + n;
-    size_t ncr = 0, nlf = 0;
-
-    if (n == 0)
-        return NULL;
-    if (c->head_cr ? p[0] != '\n' : c->head_lf && (p[0] == ' ' || p[0] == '\t'))
-        return c->head_cr ? eol : fold;
-    for (s = memchr(p, '\n', n); s; s = memchr(s + 1, '\n', (size_t)(end - s - 1))) {
-        if (s == p ? !c->head_cr : s[-1] != '\r')
-            return eol;
-        if (s + 1 < end && (s[1] == ' ' || s[1] == '\t'))
-            return fold;
-        nlf += s > p; /* its CR is in these bytes */
-    }
-    for (s = memchr(p, '\r', n); s; s = memchr(s + 1, '\r', (size_t)(end - s - 1)))
-        ncr++;
-    /* every CR here is followed by its LF, but a last one, whose LF comes next */
-    c->head_cr = end[-1] == '\r';
-    if (ncr != nlf + c->head_cr)
-        return eol;
-    c->head_lf = end[-1] == '\n';
-    return NULL;
 }

@@ -2,7 +2,8 @@
  * structs and the functions one file calls in another. pg_conn.c: the connection, the
  * request half and the exchange's life; pg_resp.c: the response half; pg_conn_write.c: the
  * write path; pg_conn_body.c: the request body (framing checks, holding); pg_conn_chunk.c:
- * a strict reader of chunked framing; pg_conn_own.c: the gateway's own answers. Not for other modules: they use pg_conn.h.
+ * a strict reader of chunked framing; pg_conn_lines.c: the request head's line ends;
+ * pg_conn_own.c: the gateway's own answers. Not for other modules: they use pg_conn.h.
  * Owns: see pg_conn.h; an exchange (xchg_t) belongs to its connection, c->x.
  * Threads: owning worker's loop thread only. Errors: negative errno (libuv's UV_E*). */
 #ifndef PG_CONN_INT_H
@@ -163,9 +164,16 @@ int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n);
 /* The answer to a request llhttp refused with e while parsing [p, end) (413, 400 or 431
  * naming the cause; in a chunked body the strict reading's cause when it finds one). */
 void pg__conn_request_error(pg_conn_t *c, llhttp_errno_t e, const char *p, const char *end);
+
+/* ---- internals of pg_conn_lines.c ---- */
 /* Why head bytes [p, p+n) are refused (a line not ended by CRLF, an obs-fold), or NULL;
  * c->head_cr and c->head_lf carry the end of the previous read's head bytes. */
 const char *pg__conn_head_bad(pg_conn_t *c, const char *p, size_t n);
+/* The same on explicit carries (*cr: the bytes so far end in CR, *lf: in LF), in one pass;
+ * and the two-pass reference it defers to whenever the bytes are not plainly fine. The same
+ * verdict (the same static string, or NULL) and the same carries, by construction. */
+const char *pg__conn_lines_scan(bool *cr, bool *lf, const char *p, size_t n);
+const char *pg__conn_lines_scan_ref(bool *cr, bool *lf, const char *p, size_t n);
 
 /* ---- internals of pg_conn_chunk.c ---- */
 /* A strict reader of chunked framing (RFC 9112 7.1), from a body's first byte on. */
