@@ -51,16 +51,33 @@ void pa__cpu_force_itimer(int on)
     cpu_singleton.force_itimer = on;
 }
 
+/* pa_loader_unwind_begin for a thread that may wait: a fork or a loader call under way holds
+ * unwinds off (a walk holds libunwind's locks, which a fork child would inherit held); try for
+ * up to ~1 s. 1 when held (then pa_loader_unwind_end), else 0. */
+static int unwind_hold(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct timespec ms = {0, 1000000};
+        if (pa_loader_unwind_begin())
+            return 1;
+        nanosleep(&ms, NULL);
+    }
+    return 0;
+}
+
 static int warm_up_unwinder(void)
 {
     unw_context_t ctx;
     unw_cursor_t c;
     int n = 0;
 
-    if (unw_getcontext(&ctx) < 0 || unw_init_local(&c, &ctx) < 0)
+    if (!unwind_hold())
         return -1;
-    while (n < PA_RING_MAX_FRAMES && unw_step(&c) > 0)
-        n++;
+    if (unw_getcontext(&ctx) == 0 && unw_init_local(&c, &ctx) == 0) {
+        while (n < PA_RING_MAX_FRAMES && unw_step(&c) > 0)
+            n++;
+    }
+    pa_loader_unwind_end();
     return n;
 }
 
@@ -76,6 +93,7 @@ static int warm_up_unwinder(void)
  * keys 0..31 turns non-NULL when it first calls unw_backtrace. Either missing: the handler keeps
  * the unw_step walk. The thread exits at once; libunwind's TSD destructor unmaps its cache. */
 
+#if !defined(__SANITIZE_THREAD__)
 #define TRACE_LOW_KEYS 32 /* PTHREAD_KEY_2NDLEVEL_SIZE: glibc's keys kept in the thread itself */
 
 typedef struct trace_probe {
@@ -107,6 +125,8 @@ static void *trace_probe_main(void *arg)
     trace_probe_t *p = arg;
     void *before[TRACE_LOW_KEYS], *buf[4];
 
+    if (!unwind_hold())
+        return NULL; /* no verdict: the handler keeps the unw_step walk */
     dl_iterate_phdr(on_object, p);
     for (unsigned k = 0; k < TRACE_LOW_KEYS; k++)
         before[k] = pthread_getspecific((pthread_key_t)k);
@@ -115,8 +135,11 @@ static void *trace_probe_main(void *arg)
             if (before[k] == NULL && pthread_getspecific((pthread_key_t)k) != NULL)
                 p->key_low = 1;
     }
+    pa_loader_unwind_end();
     return NULL;
 }
+
+#endif
 
 /* 1 when the handler may use the cached walk (see above). Not under TSan (pa_cpu_sig.c). */
 static int probe_trace(void)
