@@ -405,6 +405,7 @@ static void run_out(const uint8_t *cin, int answered, bool strict, bool early)
 static bool own_worker; /* this run has a worker of its own (a drain run) */
 static pg_worker_t *main_worker;
 static bool drained;
+static bool drain_idle; /* the client's connection was idle when the drain was asked for */
 static int drain_begun; /* requests begun upstream when the drain was asked for */
 static int cref_refs;   /* the configuration's references outside the run */
 
@@ -432,23 +433,49 @@ static void own_worker_start(void)
     fc_settle();
 }
 
-static void drain(void)
+/* No exchange in progress on the client's connection: what it sent so far ends with a whole
+ * request, every request an upstream began was answered and written, the client reads. */
+static bool client_idle(const uint8_t *cin, size_t sent)
+{
+    int i, k;
+
+    fc_parse_sent(cin, sent);
+    if (fc_sent.tail_len != 0 || fc_cl.paused || fc_up.hold)
+        return false;
+    for (i = 0; i < fc_up.n; i++) {
+        const upconn_t *u = &fc_up.c[i];
+
+        if (u->fd < 0)
+            continue;
+        if (u->deaf || u->owed || u->out_off != u->out_len || u->nstart != u->nreq)
+            return false;
+        for (k = 0; k < u->nreq; k++)
+            if (!u->answered[k])
+                return false;
+    }
+    return true;
+}
+
+static void drain(const uint8_t *cin, size_t sent)
 {
     if (drained)
         return;
     drained = true;
     drain_begun = begun_upstream();
+    drain_idle = client_idle(cin, sent);
     pg_worker_stop(fc_gw.w, FC_DRAIN_MS);
     fc_settle();
 }
 
 /* After the drain was asked for: at most the exchange in progress (and its one retry) went
- * upstream; once it is done, with nothing more of a request in, the connection is closed
- * (no timer needed). */
+ * upstream, none when the connection was idle; once it is done, with nothing more of a
+ * request in, the connection is closed (no timer needed). */
 static void check_drain(void)
 {
-    if (begun_upstream() - drain_begun > 2)
-        fc_finding("requests went upstream after the drain began (beyond the one in progress)",
+    if (begun_upstream() - drain_begun > (drain_idle ? 0 : 2))
+        fc_finding(drain_idle ? "a request went upstream after the drain of an idle connection"
+                              : "requests went upstream after the drain began (beyond the one "
+                                "in progress)",
                    NULL);
     if (fc_cl.fd >= 0 && !fc_cl.eof && fc_sent.tail_len == 0 && !fc_timed)
         fc_finding("a drained connection with no request in progress stayed open", NULL);
@@ -597,7 +624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_backpressure(gw_fd);
         }
         if (ctl & FC_DRAIN)
-            drain();
+            drain(in.cin, sent);
     }
     fc_up.hold = false;
     fc_cl.paused = false;
