@@ -131,6 +131,7 @@ S["crlf_split_bad"] = seed(pieces=[len(C) + 8, 1], data=C + b"5\r\nhello\rX0\r\n
 H = b"GET /slow HTTP/1.1\r\nHost: h\r\nX-A:"
 S["timeout_head_408"] = seed(run_out=True, data=H)
 S["timeout_head_mid_run"] = seed(pieces=[(len(H), ADV(2))], data=H + b" 1\r\n\r\n" + G)
+S["timeout_method_only"] = seed(run_out=True, data=b"GET ")
 S["timeout_chunk_size_408"] = seed(run_out=True, data=C + b"5")
 S["timeout_idle"] = seed(run_out=True, data=G + G)
 S["timeout_idle_mid_run"] = seed(pieces=[(len(G), ADV(4))], data=G + G)
