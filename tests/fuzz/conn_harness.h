@@ -75,11 +75,12 @@ void fc_clock_add(uint64_t ms);
 
 /* ---- the client (fuzz_conn.c) ---- */
 typedef struct fc_client {
-    int fd;                 /* its end of the socketpair; -1 once it has closed it */
+    int fd;                 /* its end of the connection; -1 once it has closed it */
     char in[FC_CLIENT_MAX]; /* what it received */
     size_t in_len;
     size_t got;    /* bytes received, kept or not */
     bool paused;   /* it does not read (backpressure) */
+    bool tcp;      /* loopback TCP (else a socketpair) */
     bool eof;      /* the gateway closed (or reset) the connection */
     bool overflow; /* more than in[] holds came: the answers are not checked */
 } fc_client_t;

@@ -21,6 +21,7 @@ bool fc_input_decode(const uint8_t *data, size_t size, fc_input_t *in)
     in->npieces = data[1] & 15;
     in->up_conn = (data[1] >> 4) & 3;
     in->up_second = (data[1] & 64) != 0;
+    in->tcp = (data[1] & 128) != 0;
     in->drain = false;
     hdr = 3 + 2 * in->npieces;
     if (size < hdr)

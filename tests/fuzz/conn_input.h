@@ -11,7 +11,9 @@
  *   [1] bits 0-3 n: pieces; the last piece is whatever bytes are left after them; bits 4-5
  *       how the upstream (not the agents) takes connections: 0 as usual, 1 refused (nothing
  *       listens), 2 accepted and closed at once, 3 accepted and never read (a deaf upstream);
- *       bit 6 that begins with the run's second upstream connection (the first one works)
+ *       bit 6 that begins with the run's second upstream connection (the first one works);
+ *       bit 7 the client connects over loopback TCP (else a socketpair; also when no port
+ *       is free)
  *   [2] raw mode: the upstreams' answer is the input's last [2] bytes
  *   per piece: length (0 = 256), control: bit 0 hold the upstreams' answers while this
  *       piece goes (until a piece without it, or the end); bit 1 after this piece is sent,
@@ -54,6 +56,7 @@ typedef struct fc_input {
     int up_conn;                     /* FC_UP_*: how the upstream takes connections */
     bool up_second;                  /*   from its second connection on */
     bool drain;                      /* a piece asks for a drain: the run has its own worker */
+    bool tcp;                        /* the client connects over loopback TCP */
     size_t npieces;                  /* pieces before the last one (the rest) */
     size_t piece_len[FC_MAX_PIECES]; /* 1-256; the run cuts it to what is left */
     uint8_t piece_ctl[FC_MAX_PIECES];

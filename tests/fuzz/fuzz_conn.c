@@ -7,8 +7,9 @@
  * Why the loop runs here: uv_thread_create is wrapped at link time (-Wl,--wrap, see
  * CMakeLists.txt), so pg_worker_start builds its worker without starting a thread, and this
  * harness runs the loop until nothing is left to do after each piece of client bytes. So a
- * piece is read by the gateway as one read (a socketpair delivers at once) and the state
- * machine sees exactly the splits the input asks for, run after run.
+ * piece is read by the gateway as one read (a socketpair delivers at once; so does loopback
+ * TCP with TCP_NODELAY, the client's other transport) and the state machine sees exactly the
+ * splits the input asks for, run after run.
  *
  * Files: this one sets up, runs the loop, plays the client and runs one input; the input
  * language is in conn_input.h; the upstreams in conn_upstream.c; the oracles in
@@ -40,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -73,6 +75,8 @@ int __wrap_uv_thread_join(uv_thread_t *tid);
 fc_gateway_t fc_gw;
 fc_client_t fc_cl = {.fd = -1};
 static bool capture_thread;
+static int tcp_listen_fd = -1; /* loopback: the client's TCP connections */
+static struct sockaddr_in tcp_addr;
 static char dir[64];
 static bool trace; /* FUZZ_CONN_TRACE set: what each run did, on stderr */
 
@@ -178,6 +182,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fc_up.listen_fd[1] = fc_unix_listener("ag1.sock");
     fc_up.listen_fd[2] = fc_unix_listener("ag2.sock");
     lfd = fc_unix_listener("gateway.sock"); /* polled by the worker, never connected to */
+    tcp_listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    tcp_addr.sin_family = AF_INET;
+    tcp_addr.sin_addr.s_addr = htonl(0x7f000001);
+    if (tcp_listen_fd < 0 || bind(tcp_listen_fd, (struct sockaddr *)&tcp_addr, sizeof tcp_addr) ||
+        listen(tcp_listen_fd, 16) ||
+        getsockname(tcp_listen_fd, (struct sockaddr *)&tcp_addr, &(socklen_t){sizeof tcp_addr}))
+        fc_fail("cannot listen on loopback TCP");
     pg_conn_limit_init(&fc_gw.limit, 1000);
     capture_thread = true;
     if (pg_worker_start(1, lfd, -1, fc_gw.cref, &fc_gw.limit, &fc_gw.w) < 0)
@@ -525,6 +536,11 @@ static void teardown(void)
     bool open;
 
     if (fc_cl.fd >= 0) {
+        if (fc_cl.tcp) { /* a reset leaves no port in TIME_WAIT, run after run */
+            struct linger l = {1, 0};
+
+            setsockopt(fc_cl.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        }
         close(fc_cl.fd);
         fc_cl.fd = -1;
     }
@@ -567,22 +583,54 @@ static void start_run(const fc_input_t *in)
     fc_up_begin();
 }
 
-/* The client connects: its end is fc_cl.fd, the gateway's is returned. */
-static int client_connect(bool small_buffer)
+/* A loopback TCP connection (listener set up once): the client's end in *cfd, the
+ * gateway's returned, or -1 when the system cannot make one now (ports in TIME_WAIT). */
+static int tcp_pair(int *cfd, struct sockaddr_in *peer)
+{
+    socklen_t plen = sizeof *peer;
+    struct pollfd pf = {.fd = tcp_listen_fd, .events = POLLIN};
+    int one = 1, c, g = -1;
+
+    c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c < 0)
+        fc_fail("socket");
+    if (connect(c, (struct sockaddr *)&tcp_addr, sizeof tcp_addr) < 0 && errno != EINPROGRESS) {
+        close(c);
+        return -1;
+    }
+    if (poll(&pf, 1, 1000) == 1)
+        g = accept4(tcp_listen_fd, (struct sockaddr *)peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (g < 0) {
+        close(c);
+        return -1;
+    }
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* each piece goes at once */
+    *cfd = c;
+    return g;
+}
+
+/* The client connects (TCP on loopback, or a socketpair): its end is fc_cl.fd, the
+ * gateway's is returned. small_buffer: the connection buffers little (backpressure). */
+static int client_connect(bool small_buffer, bool tcp)
 {
     struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
     size_t before;
-    int sv[2];
+    int sv[2] = {-1, -1};
 
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+    fc_cl.tcp = false;
+    peer.sin_addr.s_addr = htonl(0x7f000001);
+    if (tcp && (sv[0] = tcp_pair(&sv[1], &peer)) >= 0)
+        fc_cl.tcp = true;
+    else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         fc_fail("socketpair");
     if (small_buffer) { /* what the gateway sends waits in its queue sooner */
         int sz = 32768;
 
         setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+        if (fc_cl.tcp)
+            setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     }
     fc_cl.fd = sv[1];
-    peer.sin_addr.s_addr = htonl(0x7f000001);
     /* as the worker's accept does: one of the process's connection slots */
     atomic_fetch_add(&fc_gw.limit.used, 1);
     before = fc_gw.w->nconns;
@@ -602,7 +650,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fc_input_decode(data, size, &in))
         return 0;
     start_run(&in);
-    gw_fd = client_connect(in.big);
+    gw_fd = client_connect(in.big, in.tcp);
     fc_settle();
     for (i = 0; i <= in.npieces; i++) {
         size_t len = i < in.npieces ? in.piece_len[i] : in.cn - off;

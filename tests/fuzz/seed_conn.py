@@ -12,7 +12,7 @@ END_OPEN, END_SHUT, END_CLOSE, END_RST = (0, 16, 32, 48)
 RUN_OUT, BIG = 64, 128
 HOLD, STALE, PAUSE, RESUME, DRAIN = 1, 2, 4, 8, 128
 UP_OK, UP_REFUSE, UP_CLOSE_AT_ONCE, UP_DEAF = range(4)
-UP_SECOND_CONN = 64
+UP_SECOND_CONN, TCP = 64, 128
 
 
 def ADV(n):
@@ -23,11 +23,12 @@ def ADV(n):
 
 
 def seed(answer=UP_CL, end=END_OPEN, pieces=(), data=b"", raw=b"", split=False,
-         run_out=False, big=False, up=UP_OK, up_second=False):
+         run_out=False, big=False, up=UP_OK, up_second=False, tcp=False):
     """pieces: lengths, or (length, control) pairs; the last piece is the rest."""
     mode = answer | end | (SPLIT_ANSWERS if split else 0) | (RUN_OUT if run_out else 0) | \
         (BIG if big else 0)
-    out = bytes([mode, len(pieces) | up << 4 | (UP_SECOND_CONN if up_second else 0), len(raw)])
+    out = bytes([mode, len(pieces) | up << 4 | (UP_SECOND_CONN if up_second else 0) |
+                 (TCP if tcp else 0), len(raw)])
     for p in pieces:
         n, ctl = p if isinstance(p, tuple) else (p, 0)
         out += bytes([n & 255, ctl])
@@ -169,6 +170,15 @@ S["drain_mid_body"] = seed(pieces=[(len(P) - 2, DRAIN)], data=P + G)
 S["drain_deadline"] = seed(pieces=[(len(G), HOLD | DRAIN), (0, HOLD | ADV(7))], up=UP_DEAF, data=G)
 S["drain_big_paused"] = seed(big=True, pieces=[(1, PAUSE), (len(G) - 1, DRAIN)], data=G)
 S["drain_pool"] = seed(pieces=[(len(G), 0), (len(G), DRAIN)], data=G + G + G)
+# the client over loopback TCP
+S["tcp_get"] = seed(tcp=True, data=G + P)
+S["tcp_pipeline_hold"] = seed(tcp=True, pieces=[(len(G) + 3, HOLD), (30, HOLD)], data=G + P + G)
+S["tcp_client_rst"] = seed(tcp=True, end=END_RST, pieces=[(len(G) + 10, HOLD)], data=G + P)
+S["tcp_client_shut"] = seed(tcp=True, end=END_SHUT, pieces=[len(G) + 10], data=G + P)
+S["tcp_big_paused"] = seed(tcp=True, big=True, pieces=[(1, PAUSE), (len(G) - 1, 0)], data=G + G)
+S["tcp_big_paused_gone"] = seed(tcp=True, big=True, end=END_RST, pieces=[(1, PAUSE)], data=G + G)
+S["tcp_timeout_head_408"] = seed(tcp=True, run_out=True, data=H)
+S["tcp_drain_in_flight"] = seed(tcp=True, pieces=[(len(G), HOLD | DRAIN)], data=G + G)
 
 d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
