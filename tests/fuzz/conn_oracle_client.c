@@ -37,13 +37,15 @@ static int seq_value(const char *p, const ref_field_t *f)
     return v;
 }
 
-/* A big answer's body, every byte in place. */
+/* A big answer's body, every byte in place; a body that ends at the close (an HTTP/1.0
+ * client's) may have been cut there once the clock moved (a timer's abort looks the same). */
 static void check_big(const char *p, const ref_msg_t *m, int seq)
 {
     static char b[FC_BIG_BODY + 1];
     size_t n = ref_payload(p, m, b, sizeof b), i;
+    bool cut_ok = fc_timed && m->body == REF_BODY_EOF;
 
-    if (n != FC_BIG_BODY)
+    if (n > FC_BIG_BODY || (n < FC_BIG_BODY && !cut_ok))
         fc_finding("a big answer's body reached the client with another length", NULL);
     for (i = 0; i < n; i++)
         if (b[i] != fc_big_byte(seq, i))
