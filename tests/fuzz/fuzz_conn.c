@@ -1,34 +1,56 @@
 /* fuzz_conn: libFuzzer target for the gateway's connection state machine (pg_conn, pg_resp,
  * pg_upstream) as it runs: one real worker (pg_worker_start on a generated configuration),
- * its libuv loop driven from this thread, a client on one end of a socketpair handed to
- * pg_conn_accept, and in-process upstream and agents on Unix sockets the configuration routes
- * to, which record every byte they get and answer each complete request.
+ * its libuv loop driven from this thread, a client on one end of a socketpair or a loopback
+ * TCP connection handed to pg_conn_accept, and in-process upstream and agents on Unix
+ * sockets the configuration routes to, which record every byte they get and answer each
+ * complete request.
  *
  * Why the loop runs here: uv_thread_create is wrapped at link time (-Wl,--wrap, see
  * CMakeLists.txt), so pg_worker_start builds its worker without starting a thread, and this
  * harness runs the loop until nothing is left to do after each piece of client bytes. So a
  * piece is read by the gateway as one read (a socketpair delivers at once; so does loopback
- * TCP with TCP_NODELAY, the client's other transport) and the state machine sees exactly the
- * splits the input asks for, run after run.
+ * TCP with TCP_NODELAY) and the state machine sees exactly the splits the input asks for,
+ * run after run. Time is the harness's too: the monotonic clock stands still (conn_clock.c)
+ * and moves only when the input says, each timer due meanwhile firing at its time, so the
+ * timeouts (ms in the configuration below) are reached as deterministically as the splits.
  *
- * Files: this one sets up, runs the loop, plays the client and runs one input; the input
- * language is in conn_input.h; the upstreams in conn_upstream.c; the oracles in
- * conn_oracle_up.c (1) and conn_oracle_client.c (2, 3); what they share, conn_harness.h.
+ * Files: this one sets up, runs the loop, plays the client, runs one input and holds oracles
+ * 5-7; the input language is in conn_input.h; the clock in conn_clock.c; the upstreams in
+ * conn_upstream.c; oracles 1-3 in conn_oracle_up.c (1) and conn_oracle_client.c (2, 3); what
+ * they share, conn_harness.h.
  * Oracles beyond ASan/UBSan:
  * 1. No smuggling: what each upstream connection received is the client's requests as a
  *    strict RFC 9112 reader (ref_http.c) reads them, one for one and in order.
  * 2. Answers: what the client got reads as whole responses; every answer an upstream sent
- *    reaches the client, whole and in order; one final response per complete request.
+ *    reaches the client, whole and in order; one final response per complete request, never
+ *    more finals than requests; a big answer's every byte in place; a 502 that says it tried
+ *    twice answers an idempotent request, and every idempotent one is tried twice when all
+ *    connects are refused.
  * 3. No leak, nothing left behind once the client and the upstreams have gone.
  * 4. Progress: the loop settles (no busy loop) within a bound.
+ * 5. The clock runs out (an hour passes): every connection state has a timeout, so the
+ *    gateway has let go of the connection; the timers answered at most once, with its own
+ *    408 or 504, and exactly once when a request was left without an answer.
+ * 6. Backpressure: while the client does not read, what the gateway queues for it stays
+ *    under FC_WQ_BOUND (it stops reading the upstream).
+ * 7. Drain: after pg_worker_stop, at most the exchange in progress goes upstream (none when
+ *    the connection was idle), a connection with nothing in progress is closed at once, and
+ *    after the deadline the worker's loop holds nothing.
  * The oracles were checked to fail: a pooled connection left open, a response byte dropped,
- * a byte inserted upstream, a connection slot not given back each make a finding.
+ * a byte inserted upstream, a connection slot not given back each make a finding; so do (on
+ * the seeds) upstream reading left on under backpressure (6), a 408 replaced by a silent
+ * close, the upstream timer or the idle timer doing nothing (5), a refused connect retried
+ * for a POST or never retried (2), pg_conn_drain doing nothing, the worker's wakeup handle
+ * left open at the end of a drain (7).
  *
  * Env: FUZZ_CONN_TRACE (what each run sent, what every upstream connection and the client
- * got, on stderr: `FUZZ_CONN_TRACE=1 fuzz_conn FILE` explains a finding); PG_FUZZ_KNOWN
- * (ref_http.h: known findings to fuzz on past). Seeds: corpus/conn/, made by seed_conn.py;
- * the files named after a finding are its reproducers. Each run takes ~0.3 ms with ASan.
- * Owns: the worker, its configuration and the client's descriptor (see conn_harness.h).
+ * got, on stderr, also after the clock ran out; with a paused client, what the gateway
+ * queues: `FUZZ_CONN_TRACE=1 fuzz_conn FILE` explains a finding); PG_FUZZ_KNOWN (ref_http.h:
+ * known findings to fuzz on past). Seeds: corpus/conn/, made by seed_conn.py; the files
+ * named after a finding are its reproducers. A run takes ~0.3 ms with ASan; one with big
+ * answers a few ms.
+ * Owns: the worker (and a drain run's own), its configuration, the client's descriptor and
+ * the loopback TCP listener (see conn_harness.h).
  * Threads: libFuzzer's; the worker's loop runs on it. Errors: findings abort. */
 #include <errno.h>
 #include <fcntl.h>
