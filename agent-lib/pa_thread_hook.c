@@ -127,6 +127,11 @@ static void *probe_start(void *arg)
 }
 
 static _Atomic int probe_seen;
+/* Set on the agent thread around the probe's creation. The probe is known by this, not by its
+ * start routine: a sanitizer's interceptor passes its own start routine and argument on (ASan's
+ * asan_thread_start, TSan's __tsan_thread_start_func), so the routine that reaches us is never
+ * probe_start, and the probe once concluded that creations do not reach the hook at all. */
+static __thread int probing __attribute__((tls_model("initial-exec")));
 
 PA_INTERPOSE int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
                                 void *(*start)(void *), void *arg)
@@ -136,7 +141,7 @@ PA_INTERPOSE int pthread_create(pthread_t *thread, const pthread_attr_t *attr,
     uint32_t n;
     int guard;
 
-    if (start == probe_start) {
+    if (probing) {
         atomic_store(&probe_seen, 1);
         real = get_real();
         return real != NULL ? real(thread, attr, start, arg) : EAGAIN;
@@ -206,8 +211,12 @@ static int probe(void)
     if (result >= 0)
         return result;
     create = (pthread_create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
-    if (create == NULL || create(&t, NULL, probe_start, NULL) != 0)
+    probing = 1;
+    if (create == NULL || create(&t, NULL, probe_start, NULL) != 0) {
+        probing = 0;
         return 0; /* not cached: it may work next time */
+    }
+    probing = 0;
     pthread_join(t, NULL);
     result = atomic_load(&probe_seen);
     return result;
