@@ -96,7 +96,7 @@ int pg__conn_forward_body(pg_conn_t *c, pg_buf_t *b, const char *p, size_t n)
         return -1;
     }
     /* A chunk size that would take the body past server.max_body_bytes is refused as bad
-     * framing (400, like a size past 2^64), as soon as the digits read so far say so
+     * framing (400, like a size past 2^63 - 1), as soon as the digits read so far say so
      * (qchunk.left: the size read so far, or the data the chunk still owes): none of it goes
      * upstream, where a reader that keeps it in an int64 (2^63 and more) or in fewer bits
      * frames the body otherwise. */

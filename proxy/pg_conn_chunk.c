@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PG_CHUNK_SIZE_MAX ((uint64_t)INT64_MAX) /* 2^63 - 1 */
+
 enum {
     K_SIZE0,    /* the first hex digit of a chunk size */
     K_SIZE,     /* more digits, ';' or CR */
@@ -52,7 +54,6 @@ void pg__chunk_init(pg_chunk_t *k)
 {
     k->left = 0;
     k->state = K_SIZE0;
-    k->digits = 0;
     k->why = NULL;
 }
 
@@ -90,8 +91,13 @@ const char *pg__chunk_scan(pg_chunk_t *k, const char *p, size_t n)
         case K_SIZE:
             v = hex_value(ch);
             if (v >= 0) {
-                if (k->left > 0 && ++k->digits > 15) /* 16 digits: 2^64 - 1 at most */
-                    return bad(k, "chunk size too large");
+                /* RFC 9112 7.1: recipients must guard against integer overflow. Upstreams
+                 * and clients often keep a size in an int64 (nginx's off_t, Go's int64):
+                 * one past 2^63 - 1 wraps there and frames the body otherwise, so it is
+                 * refused here, digit by digit (whatever the reads' splits), which also
+                 * refuses more than 16 significant digits; leading zeros are not counted */
+                if (k->left > (PG_CHUNK_SIZE_MAX - (uint64_t)v) / 16)
+                    return bad(k, "chunk size too large (more than 2^63 - 1, RFC 9112 7.1)");
                 k->left = k->left * 16 + (uint64_t)v;
                 k->state = K_SIZE;
             } else if (k->state == K_SIZE0) {
@@ -123,7 +129,6 @@ const char *pg__chunk_scan(pg_chunk_t *k, const char *p, size_t n)
                 k->state = K_DATA_LF;
             } else {
                 k->state = K_SIZE0;
-                k->digits = 0;
             }
             break;
         case K_TR_START:

@@ -41,7 +41,6 @@ typedef struct pg_chunk {
     uint64_t left;   /* data bytes to come, or the chunk size read so far */
     const char *why; /* once refused: the cause */
     uint8_t state;
-    uint8_t digits;
 } pg_chunk_t;
 
 typedef struct xchg {
