@@ -88,13 +88,19 @@ static void test_chunk_size_is_hex_and_bounded(void **state)
     pg_chunk_t k;
 
     (void)state;
-    pg__chunk_init(&k); /* the largest size there is: fine, its data still to come */
-    assert_null(pg__chunk_scan(&k, "0ffffffffffffffff\r\nabc", 22));
+    pg__chunk_init(&k); /* the largest size taken, 2^63 - 1: fine, its data still to come */
+    assert_null(pg__chunk_scan(&k, "07fffffffffffffff\r\nabc", 22));
     assert_false(pg__chunk_done(&k));
+    pg__chunk_init(&k); /* leading zeros are not digits that count */
+    assert_null(pg__chunk_scan(&k, "000000000000000000007fffffffffffffff\r\n", 38));
     expect_bad("g\r\nhello\r\n", "not a hexadecimal number");
     expect_bad("\r\n\r\n", "not a hexadecimal number");
     expect_bad(";a\r\n", "not a hexadecimal number");
-    expect_bad("10000000000000000\r\n", "chunk size too large");
+    /* past 2^63 - 1 (an int64 reader wraps), up to 2^64 - 1, and past it (17 digits) */
+    expect_bad("8000000000000000\r\n", "chunk size too large (more than 2^63 - 1");
+    expect_bad("0ffffffffffffffff\r\n", "chunk size too large (more than 2^63 - 1");
+    expect_bad("10000000000000000\r\n", "chunk size too large (more than 2^63 - 1");
+    expect_bad("00000000000000000000010000000000000000\r\n", "chunk size too large");
 }
 
 static void test_chunk_trailers_are_strict(void **state)
