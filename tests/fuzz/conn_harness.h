@@ -128,6 +128,7 @@ typedef struct fc_upstreams {
     bool conn_second; /*   from its second connection on */
     int accepted;     /* connections the upstream (role 0) accepted this run */
     bool refusing;    /* its listener is closed (FC_UP_REFUSE) */
+    bool woken;       /* deaf connections read again (and new ones are not deaf) */
 } fc_upstreams_t;
 extern fc_upstreams_t fc_up;
 
@@ -142,6 +143,8 @@ bool fc_is_head(const char *p, const ref_msg_t *m);
 /* A deaf upstream connection (FC_UP_DEAF) took a request this run: it stays unanswered
  * until a timer answers it. */
 bool fc_up_deaf(void);
+/* Deaf upstream connections start reading (and answering). */
+void fc_up_wake(void);
 
 /* ---- oracles (conn_oracle_up.c, conn_oracle_client.c) ---- */
 typedef struct creq { /* a request as the client sent it (the reference's reading) */

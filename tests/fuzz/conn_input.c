@@ -37,6 +37,8 @@ bool fc_input_decode(const uint8_t *data, size_t size, fc_input_t *in)
     if (in->raw_len > size - hdr)
         in->raw_len = size - hdr;
     in->raw = data + size - in->raw_len;
+    in->big_req =
+        in->big && in->answer_kind != UP_RAW ? (size_t)(data[2] & 63) * FC_BIG_REQ_UNIT : 0;
     in->cin = data + hdr;
     in->cn = size - hdr - in->raw_len;
     return true;

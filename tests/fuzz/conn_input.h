@@ -14,14 +14,18 @@
  *       bit 6 that begins with the run's second upstream connection (the first one works);
  *       bit 7 the client connects over loopback TCP (else a socketpair; also when no port
  *       is free)
- *   [2] raw mode: the upstreams' answer is the input's last [2] bytes
+ *   [2] raw mode: the upstreams' answer is the input's last [2] bytes; other modes with big
+ *       answers: the client first sends a POST whose body is ([2] & 63) * FC_BIG_REQ_UNIT
+ *       bytes (up to 1 MiB)
+ *       (the run then has a worker of its own, whose max_body_bytes lets it through), so
+ *       that an upstream that does not read backs up to the client (oracle 6)
  *   per piece: length (0 = 256), control: bit 0 hold the upstreams' answers while this
  *       piece goes (until a piece without it, or the end); bit 1 after this piece is sent,
  *       before the gateway runs, the upstream closes its idle connections (stale pool);
  *       bit 2 the client stops reading before this piece, bit 3 it reads again (it always
- *       does at the end); bits 4-6 after this piece, the clock moves on by fc_advance_ms[]
- *       of them (every timer due meanwhile fires in order); bit 7 after this piece (and the
- *       clock), the worker is asked to stop: drain (the run then has a worker of its own)
+ *       does at the end) and a deaf upstream starts reading; bits 4-6 after this piece, the clock
+ * moves on by fc_advance_ms[] of them (every timer due meanwhile fires in order); bit 7 after this
+ * piece (and the clock), the worker is asked to stop: drain (the run then has a worker of its own)
  * Owns: nothing; a decoded input points into the bytes it was decoded from.
  * Threads: any. Errors: an input too short or too long decodes to false (libFuzzer's input
  * is then skipped). */
@@ -33,6 +37,7 @@
 #include <stdint.h>
 
 #define FC_MAX_PIECES 15
+#define FC_BIG_REQ_UNIT 16384 /* [2]'s unit for a big request body */
 
 /* piece control bits */
 enum { FC_HOLD = 1, FC_STALE = 2, FC_PAUSE = 4, FC_RESUME = 8, FC_DRAIN = 128 };
@@ -57,6 +62,7 @@ typedef struct fc_input {
     bool up_second;                  /*   from its second connection on */
     bool drain;                      /* a piece asks for a drain: the run has its own worker */
     bool tcp;                        /* the client connects over loopback TCP */
+    size_t big_req;                  /* bytes of the big request body sent first (0: none) */
     size_t npieces;                  /* pieces before the last one (the rest) */
     size_t piece_len[FC_MAX_PIECES]; /* 1-256; the run cuts it to what is left */
     uint8_t piece_ctl[FC_MAX_PIECES];

@@ -203,6 +203,7 @@ static bool misbehaving(void)
 void fc_up_begin(void)
 {
     fc_up.accepted = 0;
+    fc_up.woken = false;
     if (fc_up.conn_mode == FC_UP_REFUSE && misbehaving()) {
         close(fc_up.listen_fd[0]);
         fc_up.listen_fd[0] = -1;
@@ -241,7 +242,7 @@ static void accept_all(int i)
             fc_up.accepted++;
         if (odd && fc_up.conn_mode == FC_UP_CLOSE)
             fc_up_close(u, true);
-        if (odd && fc_up.conn_mode == FC_UP_DEAF)
+        if (odd && fc_up.conn_mode == FC_UP_DEAF && !fc_up.woken)
             u->deaf = true;
         if (i == 0 && fc_up.conn_mode == FC_UP_REFUSE && misbehaving()) {
             /* from the second connection on: those queued behind the first are reset */
@@ -250,6 +251,15 @@ static void accept_all(int i)
             fc_up.refusing = true;
         }
     }
+}
+
+void fc_up_wake(void)
+{
+    int i;
+
+    fc_up.woken = true;
+    for (i = 0; i < fc_up.n; i++)
+        fc_up.c[i].deaf = false;
 }
 
 bool fc_up_deaf(void)

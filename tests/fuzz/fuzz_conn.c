@@ -99,6 +99,7 @@ fc_client_t fc_cl = {.fd = -1};
 static bool capture_thread;
 static int tcp_listen_fd = -1; /* loopback: the client's TCP connections */
 static struct sockaddr_in tcp_addr;
+static pg_cfgref_t *big_cref; /* max_body_bytes 8 MiB: the worker of a big request's run */
 static char dir[64];
 static bool trace; /* FUZZ_CONN_TRACE set: what each run did, on stderr */
 
@@ -155,12 +156,49 @@ int fc_handles(void)
     return n;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* The configuration the worker runs, with server.max_body_bytes = max_body (TOML). */
+static pg_cfgref_t *load_config(const char *max_body)
 {
     char path[128];
     pg_config_t *cfg;
     pg_errlist_t errs;
+    pg_cfgref_t *r;
     FILE *f;
+
+    snprintf(path, sizeof path, "%s/fuzz.toml", dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        fc_fail("cannot write the config");
+    /* small limits, so that short inputs reach 413 and 431; short timeouts on the virtual
+     * clock (conn_clock.c), which moves only when an input says (conn_input.h) */
+    fprintf(f,
+            "[server]\nlisten = \"127.0.0.1:1\"\nmax_header_bytes = \"1KiB\"\n"
+            "max_body_bytes = %s\nheader_timeout = \"100ms\"\nidle_timeout = \"300ms\"\n"
+            "metrics_path = \"/metrics\"\n"
+            "[[upstream]]\nname = \"app\"\naddress = \"unix:up.sock\"\nagent = "
+            "\"unix:ag1.sock\"\n" UP_TIMEOUTS
+            "[[upstream]]\nname = \"svc\"\naddress = \"unix:up.sock\"\nagent = "
+            "\"unix:ag2.sock\"\n" UP_TIMEOUTS "pool_size = 1\n"
+            "[[upstream]]\nname = \"api\"\naddress = \"unix:up.sock\"\nagent = "
+            "\"unix:ag1.sock\"\n" UP_TIMEOUTS "[upstream.pprof]\nenabled = false\n"
+            "[[route]]\nprefix = \"/\"\nupstream = \"app\"\n"
+            "[[route]]\nprefix = \"/svc\"\nupstream = \"svc\"\n"
+            "[[route]]\nprefix = \"/api/\"\nupstream = \"api\"\n"
+            "[pprof]\npath = \"/debug/pprof\"\nmax_seconds = 60\n",
+            max_body);
+    fclose(f);
+    memset(&errs, 0, sizeof errs);
+    if (pg_config_load(path, &cfg, &errs) < 0)
+        fc_fail("the config did not load");
+    unlink(path);
+    r = pg_cfgref_new(cfg, NULL);
+    if (r == NULL)
+        fc_fail("pg_cfgref_new");
+    return r;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
     int lfd;
 
     (void)argc, (void)argv;
@@ -172,34 +210,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         pg_log_set_level(PG_LOG_ERROR); /* quiet: thousands of 4xx and 502 a second */
     trace = getenv("FUZZ_CONN_TRACE") != NULL;
     ref_known_from_env();
-    snprintf(path, sizeof path, "%s/fuzz.toml", dir);
-    f = fopen(path, "w");
-    if (f == NULL)
-        fc_fail("cannot write the config");
-    /* small limits, so that short inputs reach 413 and 431; short timeouts on the virtual
-     * clock (conn_clock.c), which moves only when an input says (conn_input.h) */
-    fputs("[server]\nlisten = \"127.0.0.1:1\"\nmax_header_bytes = \"1KiB\"\n"
-          "max_body_bytes = 512\nheader_timeout = \"100ms\"\nidle_timeout = \"300ms\"\n"
-          "metrics_path = \"/metrics\"\n"
-          "[[upstream]]\nname = \"app\"\naddress = \"unix:up.sock\"\nagent = "
-          "\"unix:ag1.sock\"\n" UP_TIMEOUTS
-          "[[upstream]]\nname = \"svc\"\naddress = \"unix:up.sock\"\nagent = "
-          "\"unix:ag2.sock\"\n" UP_TIMEOUTS "pool_size = 1\n"
-          "[[upstream]]\nname = \"api\"\naddress = \"unix:up.sock\"\nagent = "
-          "\"unix:ag1.sock\"\n" UP_TIMEOUTS "[upstream.pprof]\nenabled = false\n"
-          "[[route]]\nprefix = \"/\"\nupstream = \"app\"\n"
-          "[[route]]\nprefix = \"/svc\"\nupstream = \"svc\"\n"
-          "[[route]]\nprefix = \"/api/\"\nupstream = \"api\"\n"
-          "[pprof]\npath = \"/debug/pprof\"\nmax_seconds = 60\n",
-          f);
-    fclose(f);
-    memset(&errs, 0, sizeof errs);
-    if (pg_config_load(path, &cfg, &errs) < 0)
-        fc_fail("the config did not load");
-    unlink(path);
-    fc_gw.cref = pg_cfgref_new(cfg, NULL);
-    if (fc_gw.cref == NULL)
-        fc_fail("pg_cfgref_new");
+    fc_gw.cref = load_config("512");
+    big_cref = load_config("\"8MiB\"");
     fc_up.listen_fd[0] = fc_unix_listener("up.sock");
     fc_up.listen_fd[1] = fc_unix_listener("ag1.sock");
     fc_up.listen_fd[2] = fc_unix_listener("ag2.sock");
@@ -318,7 +330,9 @@ size_t fc_client_send(const uint8_t *p, size_t n)
         if (r < 0) {
             if (errno != EAGAIN)
                 break; /* the gateway closed: the rest cannot go */
-            if (++tries > 100)
+            if (++tries > 100 && fc_up_deaf())
+                break; /* backpressure from a deaf upstream: the rest cannot go */
+            if (tries > 100)
                 fc_fail("the client cannot send (gateway not reading, ever)");
             fc_settle();
             continue;
@@ -331,8 +345,9 @@ size_t fc_client_send(const uint8_t *p, size_t n)
 /* ---------------- oracle 6: backpressure ---------------- */
 
 typedef struct find_fd {
-    int fd;
-    uv_stream_t *s;
+    int fd;          /* the client's connection (gateway's end) */
+    uv_stream_t *s;  /* its handle */
+    size_t pipe_max; /* the largest write queue to an upstream or agent */
 } find_fd_t;
 
 static void on_walk_find(uv_handle_t *h, void *arg)
@@ -340,26 +355,36 @@ static void on_walk_find(uv_handle_t *h, void *arg)
     find_fd_t *f = arg;
     uv_os_fd_t fd;
 
-    if (h->type == UV_TCP && !uv_is_closing(h) && uv_fileno(h, &fd) == 0 && fd == f->fd)
+    if (uv_is_closing(h))
+        return;
+    if (h->type == UV_TCP && uv_fileno(h, &fd) == 0 && fd == f->fd)
         f->s = (uv_stream_t *)h;
+    if (h->type == UV_NAMED_PIPE && uv_stream_get_write_queue_size((uv_stream_t *)h) > f->pipe_max)
+        f->pipe_max = uv_stream_get_write_queue_size((uv_stream_t *)h);
 }
 
 /* While the client does not read, what the gateway queues for it stays under its bound: it
  * stops reading the upstream (which backs up into the upstream's socket) instead of taking
- * in the whole answer. gw_fd: the gateway's end of the client's connection. */
+ * in the whole answer; likewise, while an upstream does not read, what the gateway queues
+ * for it (it stops reading the client). gw_fd: the gateway's end of the client's
+ * connection. */
 static void check_backpressure(int gw_fd)
 {
-    find_fd_t f = {gw_fd, NULL};
+    find_fd_t f = {gw_fd, NULL, 0};
 
-    if (!fc_cl.paused)
-        return;
     uv_walk(&fc_gw.w->loop, on_walk_find, &f);
-    if (f.s && trace)
+    if (trace && f.s && fc_cl.paused)
         fprintf(stderr, "client paused: the gateway queues %zu bytes for it\n",
                 uv_stream_get_write_queue_size(f.s));
-    if (f.s && uv_stream_get_write_queue_size(f.s) > FC_WQ_BOUND)
+    if (trace && fc_up_deaf())
+        fprintf(stderr, "upstream deaf: the gateway queues up to %zu bytes for it\n", f.pipe_max);
+    if (fc_cl.paused && f.s && uv_stream_get_write_queue_size(f.s) > FC_WQ_BOUND)
         fc_finding("the gateway queued more than its bound for a client that does not read "
                    "(it kept reading the upstream)",
+                   NULL);
+    if (f.pipe_max > FC_WQ_BOUND)
+        fc_finding("the gateway queued more than its bound for an upstream that does not read "
+                   "(it kept reading the client)",
                    NULL);
 }
 
@@ -435,12 +460,13 @@ static void run_out(const uint8_t *cin, int answered, bool strict, bool early)
 
 /* ---------------- oracle 7: drain ---------------- */
 
-static bool own_worker; /* this run has a worker of its own (a drain run) */
+static bool own_worker; /* this run has a worker of its own (drain, big request) */
 static pg_worker_t *main_worker;
 static bool drained;
-static bool drain_idle; /* the client's connection was idle when the drain was asked for */
-static int drain_begun; /* requests begun upstream when the drain was asked for */
-static int cref_refs;   /* the configuration's references outside the run */
+static bool drain_idle;       /* the client's connection was idle when the drain was asked for */
+static int drain_begun;       /* requests begun upstream when the drain was asked for */
+static int cref_refs;         /* the configuration's references outside the run */
+static pg_cfgref_t *own_cref; /* the configuration of the run's own worker */
 
 static int begun_upstream(void)
 {
@@ -451,15 +477,16 @@ static int begun_upstream(void)
     return n;
 }
 
-static void own_worker_start(void)
+static void own_worker_start(pg_cfgref_t *cref)
 {
     int lfd = fc_unix_listener("drain.sock");
 
     main_worker = fc_gw.w;
-    cref_refs = atomic_load(&fc_gw.cref->refs);
+    cref_refs = atomic_load(&cref->refs);
+    own_cref = cref;
     capture_thread = true;
-    if (pg_worker_start(2, lfd, -1, fc_gw.cref, &fc_gw.limit, &fc_gw.w) < 0)
-        fc_fail("pg_worker_start (a drain run's worker)");
+    if (pg_worker_start(2, lfd, -1, cref, &fc_gw.limit, &fc_gw.w) < 0)
+        fc_fail("pg_worker_start (a run's own worker)");
     capture_thread = false;
     own_worker = true;
     drained = false;
@@ -536,7 +563,7 @@ static void own_worker_end(void)
     own_worker = false;
     if (atomic_load(&fc_gw.limit.used) != 0)
         fc_finding("server.max_connections slots not given back (drained worker)", NULL);
-    if (atomic_load(&fc_gw.cref->refs) != cref_refs)
+    if (atomic_load(&own_cref->refs) != cref_refs)
         fc_finding("configuration references left by a drained worker", NULL);
 }
 
@@ -600,8 +627,8 @@ static void start_run(const fc_input_t *in)
     fc_cl.eof = fc_cl.overflow = fc_cl.paused = false;
     fc_timed = false;
     drained = false;
-    if (in->drain)
-        own_worker_start();
+    if (in->drain || in->big_req)
+        own_worker_start(in->big_req ? big_cref : fc_gw.cref);
     fc_up_begin();
 }
 
@@ -662,8 +689,22 @@ static int client_connect(bool small_buffer, bool tcp)
     return sv[0];
 }
 
+/* The client's bytes of the run into b: a POST with a body of body_len bytes (a big
+ * request), then the input's. Returns the POST's length. */
+static size_t big_request(uint8_t *b, size_t body_len)
+{
+    int n = snprintf((char *)b, 128, "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: %zu\r\n\r\n",
+                     body_len);
+    size_t i;
+
+    for (i = 0; i < body_len; i++)
+        b[(size_t)n + i] = (uint8_t)fc_big_byte(9, i);
+    return (size_t)n + body_len;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static uint8_t cbuf[63 * FC_BIG_REQ_UNIT + 128 + FZ_MAX_INPUT];
     fc_input_t in;
     size_t off = 0, sent = 0, i;
     int gw_fd, answered;
@@ -674,6 +715,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     start_run(&in);
     gw_fd = client_connect(in.big, in.tcp);
     fc_settle();
+    if (in.big_req) { /* sent first, as a piece of its own */
+        off = big_request(cbuf, in.big_req);
+        memcpy(cbuf + off, in.cin, in.cn);
+        in.cin = cbuf;
+        in.cn += off;
+        sent = fc_client_send(cbuf, off);
+        fc_settle();
+        check_backpressure(gw_fd);
+    }
     for (i = 0; i <= in.npieces; i++) {
         size_t len = i < in.npieces ? in.piece_len[i] : in.cn - off;
         uint8_t ctl = i < in.npieces ? in.piece_ctl[i] : 0;
@@ -681,8 +731,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (len > in.cn - off)
             len = in.cn - off;
         fc_cl.paused = ((ctl & FC_PAUSE) != 0 || fc_cl.paused) && (ctl & FC_RESUME) == 0;
+        if (ctl & FC_RESUME)
+            fc_up_wake();
         fc_up.hold = (ctl & FC_HOLD) != 0;
-        sent += fc_client_send(in.cin + off, len);
+        /* what an earlier piece could not send goes first (an upstream that did not read) */
+        sent += fc_client_send(in.cin + sent, off + len - sent);
         off += len;
         if (ctl & FC_STALE)
             close_idle_upstreams();

@@ -23,12 +23,13 @@ def ADV(n):
 
 
 def seed(answer=UP_CL, end=END_OPEN, pieces=(), data=b"", raw=b"", split=False,
-         run_out=False, big=False, up=UP_OK, up_second=False, tcp=False):
-    """pieces: lengths, or (length, control) pairs; the last piece is the rest."""
+         run_out=False, big=False, up=UP_OK, up_second=False, tcp=False, big_req=0):
+    """pieces: lengths, or (length, control) pairs; the last piece is the rest. big_req (with
+    big): the client first sends a POST with a body of big_req * 16 KiB (big_req < 64)."""
     mode = answer | end | (SPLIT_ANSWERS if split else 0) | (RUN_OUT if run_out else 0) | \
         (BIG if big else 0)
     out = bytes([mode, len(pieces) | up << 4 | (UP_SECOND_CONN if up_second else 0) |
-                 (TCP if tcp else 0), len(raw)])
+                 (TCP if tcp else 0), len(raw) or big_req])
     for p in pieces:
         n, ctl = p if isinstance(p, tuple) else (p, 0)
         out += bytes([n & 255, ctl])
@@ -179,6 +180,13 @@ S["tcp_big_paused"] = seed(tcp=True, big=True, pieces=[(1, PAUSE), (len(G) - 1, 
 S["tcp_big_paused_gone"] = seed(tcp=True, big=True, end=END_RST, pieces=[(1, PAUSE)], data=G + G)
 S["tcp_timeout_head_408"] = seed(tcp=True, run_out=True, data=H)
 S["tcp_drain_in_flight"] = seed(tcp=True, pieces=[(len(G), HOLD | DRAIN)], data=G + G)
+# an upstream that does not read a big request body: the gateway stops reading the client
+S["big_req"] = seed(big=True, big_req=48, data=G)
+S["big_req_deaf"] = seed(big=True, big_req=48, up=UP_DEAF, run_out=True, data=G)
+S["big_req_deaf_wakes"] = seed(big=True, big_req=48, up=UP_DEAF, pieces=[(1, RESUME)], data=G)
+S["big_req_deaf_paused"] = seed(big=True, big_req=40, up=UP_DEAF, pieces=[(1, PAUSE | RESUME)], data=G)
+S["big_req_deaf_drain"] = seed(big=True, big_req=48, up=UP_DEAF, pieces=[(1, DRAIN | ADV(3))], data=G)
+S["big_req_tcp_rst"] = seed(big=True, big_req=48, up=UP_DEAF, tcp=True, end=END_RST, data=G)
 
 d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
