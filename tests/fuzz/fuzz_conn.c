@@ -32,13 +32,15 @@
  *    gateway has let go of the connection; the timers answered at most once, with its own
  *    408 or 504, and exactly once when a request was left without an answer.
  * 6. Backpressure: while the client does not read, what the gateway queues for it stays
- *    under FC_WQ_BOUND (it stops reading the upstream).
+ *    under FC_WQ_BOUND (it stops reading the upstream); while an upstream does not read a
+ *    big request body, what it queues for that upstream does too (it stops reading the
+ *    client).
  * 7. Drain: after pg_worker_stop, at most the exchange in progress goes upstream (none when
  *    the connection was idle), a connection with nothing in progress is closed at once, and
  *    after the deadline the worker's loop holds nothing.
  * The oracles were checked to fail: a pooled connection left open, a response byte dropped,
  * a byte inserted upstream, a connection slot not given back each make a finding; so do (on
- * the seeds) upstream reading left on under backpressure (6), a 408 replaced by a silent
+ * the seeds) upstream or client reading left on under backpressure (6), a 408 replaced by a silent
  * close, the upstream timer or the idle timer doing nothing (5), a refused connect retried
  * for a POST or never retried (2), pg_conn_drain doing nothing, the worker's wakeup handle
  * left open at the end of a drain (7).
