@@ -54,9 +54,13 @@
 
 #include "pa_agent.h"
 
-/* Fork points (pa_agent.h) between steps: every this many samples or locations, and between
- * the phases (count, samples, locations, pack, gzip). pack and gzip are one call each. */
+/* Fork points (pa_agent.h) between steps: every this many samples or locations, between the
+ * phases (count, samples, locations, pack, gzip), between the packed pieces of the message
+ * (PACK_EVERY elements of a repeated field each, see pack_profile) and between gzip's steps
+ * (GZIP_STEP bytes of input each): a fork waits for one piece, not for the whole encoding. */
 #define FORK_POINT_EVERY 128
+#define PACK_EVERY 2048
+#define GZIP_STEP 65536
 
 typedef Perftools__Profiles__Profile profile_t;
 typedef Perftools__Profiles__ValueType value_type_t;
@@ -503,16 +507,20 @@ static void builder_destroy(builder_t *b)
     }
 }
 
+/* gzip in GZIP_STEP pieces of input, with a fork point between them (we are inside no zlib
+ * call there: its state is plain memory). Level 1, as Go's pprof writer (gzip.BestSpeed):
+ * profiles are served while the host runs, and the string table compresses well at any level.
+ * 16 + MAX_WBITS: gzip framing. deflateBound holds for any run of Z_NO_FLUSH calls ended by
+ * Z_FINISH, so the output buffer is allocated once and every call consumes its whole input. */
 static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
 {
     z_stream z;
     uint8_t *buf;
     uLong bound;
+    size_t off = 0;
     int zrc;
 
     memset(&z, 0, sizeof(z));
-    /* Level 1, as Go's pprof writer (gzip.BestSpeed): profiles are served while the host
-     * runs, and the string table compresses well at any level. 16 + MAX_WBITS: gzip framing. */
     if (deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return -ENOMEM;
     bound = deflateBound(&z, (uLong)inlen);
@@ -521,11 +529,19 @@ static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *o
         deflateEnd(&z);
         return -ENOMEM;
     }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)inlen;
     z.next_out = buf;
     z.avail_out = (uInt)bound;
-    zrc = deflate(&z, Z_FINISH);
+    for (;;) {
+        size_t n = inlen - off < GZIP_STEP ? inlen - off : GZIP_STEP;
+        int last = off + n == inlen;
+        z.next_in = (Bytef *)in + off;
+        z.avail_in = (uInt)n;
+        off += n;
+        zrc = deflate(&z, last ? Z_FINISH : Z_NO_FLUSH);
+        if (last || zrc != Z_OK || z.avail_in != 0)
+            break;
+        pa_agent_fork_point();
+    }
     deflateEnd(&z);
     if (zrc != Z_STREAM_END) {
         free(buf);
@@ -533,6 +549,118 @@ static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *o
     }
     *out = buf;
     *outlen = bound - z.avail_out;
+    return 0;
+}
+
+/* The next run of a repeated field of n elements, from *off: at most PACK_EVERY of them,
+ * starting at *at, *len long. 0 when the field is done. */
+static int next_run(size_t n, size_t *off, size_t *at, size_t *len)
+{
+    if (*off >= n)
+        return 0;
+    *at = *off;
+    *len = n - *off < PACK_EVERY ? n - *off : PACK_EVERY;
+    *off += *len;
+    return 1;
+}
+
+/* The next piece of p into q (a Profile with only that piece's fields set); 0 after the last.
+ * Pieces follow the field numbers, as protobuf-c packs a whole message, with each repeated
+ * field in runs of at most PACK_EVERY elements; zero scalars and empty fields encode to
+ * nothing. So the pieces' encodings, end to end, are byte for byte p's own
+ * (unit.pa_pprof checks it), and a parser reading them sees one message: repeated fields
+ * append. *group and *off: where the walk is, both 0 at the start. */
+static int next_piece(const profile_t *p, int *group, size_t *off, profile_t *q)
+{
+    size_t at, n;
+
+    perftools__profiles__profile__init(q);
+    for (;; (*group)++, *off = 0) {
+        switch (*group) {
+        case 0: /* sample_type = 1 */
+            q->n_sample_type = p->n_sample_type;
+            q->sample_type = p->sample_type;
+            (*group)++;
+            return 1;
+        case 1: /* sample = 2 */
+            if (!next_run(p->n_sample, off, &at, &n))
+                continue;
+            q->n_sample = n;
+            q->sample = p->sample + at;
+            return 1;
+        case 2: /* mapping = 3: one per object, few */
+            q->n_mapping = p->n_mapping;
+            q->mapping = p->mapping;
+            (*group)++;
+            return 1;
+        case 3: /* location = 4 */
+            if (!next_run(p->n_location, off, &at, &n))
+                continue;
+            q->n_location = n;
+            q->location = p->location + at;
+            return 1;
+        case 4: /* function = 5 */
+            if (!next_run(p->n_function, off, &at, &n))
+                continue;
+            q->n_function = n;
+            q->function = p->function + at;
+            return 1;
+        case 5: /* string_table = 6 */
+            if (!next_run(p->n_string_table, off, &at, &n))
+                continue;
+            q->n_string_table = n;
+            q->string_table = p->string_table + at;
+            return 1;
+        case 6: /* drop_frames = 7 and every later field: scalars and the comments */
+            q->drop_frames = p->drop_frames;
+            q->keep_frames = p->keep_frames;
+            q->time_nanos = p->time_nanos;
+            q->duration_nanos = p->duration_nanos;
+            q->period_type = p->period_type;
+            q->period = p->period;
+            q->n_comment = p->n_comment;
+            q->comment = p->comment;
+            q->default_sample_type = p->default_sample_type;
+            q->doc_url = p->doc_url;
+            (*group)++;
+            return 1;
+        default:
+            return 0;
+        }
+    }
+}
+
+/* p packed piece by piece (next_piece) into a buffer that doubles as it fills, with a fork
+ * point between pieces. *out is malloc'd. */
+static int pack_profile(const profile_t *p, uint8_t **out, size_t *outlen)
+{
+    profile_t q;
+    size_t off = 0, pos = 0, cap = GZIP_STEP;
+    int group = 0;
+    uint8_t *buf = malloc(cap), *grown;
+
+    if (buf == NULL)
+        return -ENOMEM;
+    while (next_piece(p, &group, &off, &q)) {
+        size_t n = perftools__profiles__profile__get_packed_size(&q);
+        if (pos + n > cap) {
+            while (pos + n > cap)
+                cap *= 2;
+            if ((grown = realloc(buf, cap)) == NULL) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = grown;
+        }
+        if (perftools__profiles__profile__pack(&q, buf + pos) != n) {
+            free(buf);
+            return -EIO;
+        }
+        pos += n;
+        pa_agent_fork_point();
+    }
+    *out = buf;
+    *outlen = pos;
     return 0;
 }
 
@@ -642,16 +770,9 @@ int pa_pprof_encode(const pa_pprof_desc_t *d, const pa_stacktab_t *t, pa_symtab_
     p.comment = comments;
 
     pa_agent_fork_point();
-    rawlen = perftools__profiles__profile__get_packed_size(&p);
-    raw = malloc(rawlen ? rawlen : 1);
-    if (raw == NULL) {
-        rc = -ENOMEM;
+    rc = pack_profile(&p, &raw, &rawlen);
+    if (rc != 0)
         goto fail;
-    }
-    if (perftools__profiles__profile__pack(&p, raw) != rawlen) {
-        rc = -EIO;
-        goto fail;
-    }
     if (gzip) {
         pa_agent_fork_point();
         rc = gzip_buffer(raw, rawlen, out, outlen);

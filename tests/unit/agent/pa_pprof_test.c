@@ -1,6 +1,8 @@
 /* Unit tests for pa_pprof: the encoded profile unpacks, is self-consistent (ids non-zero and
  * unique, every reference resolvable, string_table[0] == ""), names what it should, gunzips,
- * and the real client (`go tool pprof`) reads it. */
+ * and the real client (`go tool pprof`) reads it. A large profile, packed in pieces and
+ * gzipped in steps (fork points between them), is byte for byte the message packed in one
+ * call, and gunzips to it. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -468,27 +470,36 @@ static void test_pprof_empty_table_is_a_valid_profile(void **state)
     pa_stacktab_free(t);
 }
 
-static void test_pprof_many_stacks_stay_consistent(void **state)
+/* A table of n distinct 20-frame stacks (every root distinct: n samples, about n locations,
+ * functions and strings), values {1, 10}. */
+static pa_stacktab_t *make_many(size_t n)
 {
-    enum { N = 10000 };
-    pa_stacktab_t *t;
-    pa_symtab_t *sym;
-    pa_pprof_desc_t d = cpu_desc();
     uintptr_t caller = (uintptr_t)&pprof_test_caller_function;
     uintptr_t st[20];
     int64_t v[] = {1, 10};
-    profile_t *p;
-    int64_t total = 0;
-    (void)state;
+    pa_stacktab_t *t;
 
-    assert_int_equal(pa_symtab_new(&sym), 0);
-    assert_int_equal(pa_stacktab_new(2, N, &t), 0);
-    for (size_t i = 0; i < N; i++) {
+    assert_int_equal(pa_stacktab_new(2, n, &t), 0);
+    for (size_t i = 0; i < n; i++) {
         for (size_t f = 0; f < 20; f++)
             st[f] = caller + 1 + ((i >> f) & 1) + (f == 0 ? i % 7 : 0);
         st[19] = 0x20000 + i; /* unique root: every stack distinct */
         assert_int_equal(pa_stacktab_add(t, st, 20, v), 0);
     }
+    return t;
+}
+
+static void test_pprof_many_stacks_stay_consistent(void **state)
+{
+    enum { N = 10000 };
+    pa_stacktab_t *t = make_many(N);
+    pa_symtab_t *sym;
+    pa_pprof_desc_t d = cpu_desc();
+    profile_t *p;
+    int64_t total = 0;
+    (void)state;
+
+    assert_int_equal(pa_symtab_new(&sym), 0);
     p = encode_and_unpack(t, sym, &d);
     assert_int_equal(p->n_sample, N);
     for (size_t i = 0; i < p->n_sample; i++)
@@ -497,6 +508,55 @@ static void test_pprof_many_stacks_stay_consistent(void **state)
     assert_int_equal(p->n_location, N + 9);
     assert_int_equal(p->n_function, N + 1);
     perftools__profiles__profile__free_unpacked(p, NULL);
+    pa_symtab_free(sym);
+    pa_stacktab_free(t);
+}
+
+static void test_pprof_pieces_pack_to_the_one_call_encoding(void **state)
+{
+    enum { N = 10000 }; /* several pieces of samples, locations, functions and strings */
+    static const char *const comments[] = {"first comment", "second comment"};
+    pa_stacktab_t *t = make_many(N);
+    pa_symtab_t *sym;
+    pa_pprof_desc_t d = cpu_desc();
+    uint8_t *raw, *whole, *gz, *un;
+    size_t rawlen, wholelen, gzlen, unlen;
+    profile_t *p;
+    (void)state;
+
+    d.comments = comments;
+    d.ncomments = 2;
+    d.default_sample_type = "cpu";
+    d.time_nanos = 1700000000123456789LL;
+    d.duration_nanos = 30000000000LL;
+    assert_int_equal(pa_symtab_new(&sym), 0);
+    assert_int_equal(pa_pprof_encode(&d, t, sym, 0, &raw, &rawlen), 0);
+    p = perftools__profiles__profile__unpack(NULL, rawlen, raw);
+    assert_non_null(p);
+    assert_int_equal(p->n_sample, N);
+    assert_true(p->n_location > N && p->n_function > N && p->n_string_table > N);
+    assert_int_equal(p->n_comment, 2);
+    assert_int_equal(p->time_nanos, d.time_nanos);
+    assert_string_equal(str_at(p, p->default_sample_type), "cpu");
+    check_consistent(p);
+    /* what protobuf-c writes for the whole message in one call */
+    wholelen = perftools__profiles__profile__get_packed_size(p);
+    whole = malloc(wholelen);
+    assert_non_null(whole);
+    assert_int_equal(perftools__profiles__profile__pack(p, whole), wholelen);
+    assert_int_equal(rawlen, wholelen);
+    assert_memory_equal(raw, whole, rawlen);
+    /* gzip in steps: several of them, and the bytes come back */
+    assert_true(rawlen > 4 * 65536);
+    assert_int_equal(pa_pprof_encode(&d, t, sym, 1, &gz, &gzlen), 0);
+    un = gunzip(gz, gzlen, &unlen);
+    assert_int_equal(unlen, rawlen);
+    assert_memory_equal(un, raw, rawlen);
+    perftools__profiles__profile__free_unpacked(p, NULL);
+    free(un);
+    free(gz);
+    free(whole);
+    free(raw);
     pa_symtab_free(sym);
     pa_stacktab_free(t);
 }
@@ -584,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_pprof_gzip_output_gunzips_to_the_plain_encoding),
         cmocka_unit_test(test_pprof_empty_table_is_a_valid_profile),
         cmocka_unit_test(test_pprof_many_stacks_stay_consistent),
+        cmocka_unit_test(test_pprof_pieces_pack_to_the_one_call_encoding),
         cmocka_unit_test(test_pprof_go_tool_pprof_reads_the_profile),
     };
     (void)pprof_test_caller_function(1);
