@@ -73,13 +73,19 @@ static void big_body(upconn_t *u, int seq, bool chunked)
         out_add(u, "0\r\n\r\n", 5);
 }
 
-/* The answer to request k of u (head_req: it was a HEAD). */
-static void answer(upconn_t *u, int k, bool head_req)
+/* what an answer owes to its request */
+enum { ANS_HEAD = 1, ANS_COND = 2 };
+
+/* The answer to request k of u (how: ANS_HEAD it was a HEAD; ANS_COND it was conditional,
+ * If-None-Match or If-Modified-Since: the answer is a 304 that keeps the Content-Length a
+ * 200 would have had, and no body, as RFC 9110 8.6 and 15.4.5 allow). */
+static void answer(upconn_t *u, int k, int how)
 {
     char head[256];
-    const char *body = "", *hv = "";
+    const char *body = "", *hv = "", *status = "200 OK";
     char cl[64];
-    bool big = fc_up.big && u->seq[k] < FC_BIG_ANSWERS;
+    bool head_req = how & ANS_HEAD, cond = how & ANS_COND;
+    bool big = fc_up.big && u->seq[k] < FC_BIG_ANSWERS && !cond;
     int len;
 
     u->answered[k] = true;
@@ -111,13 +117,18 @@ static void answer(upconn_t *u, int k, bool head_req)
                  fc_up.answer_kind == UP_CLOSE ? "Connection: close\r\n" : "");
         hv = cl;
     }
+    if (cond) {
+        status = "304 Not Modified";
+        if (fc_up.answer_kind == UP_CHUNKED)
+            hv = "Content-Length: 6\r\n";
+    }
     if (fc_up.answer_kind == UP_100)
         out_add(u, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    len = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nX-Seq: %d\r\n%s\r\n", u->seq[k], hv);
+    len = snprintf(head, sizeof head, "HTTP/1.1 %s\r\nX-Seq: %d\r\n%s\r\n", status, u->seq[k], hv);
     out_add(u, head, (size_t)len);
     if (fc_up.split && u->out_pause == 0)
         u->out_pause = u->out_len;
-    if (head_req)
+    if (head_req || cond)
         return;
     if (big)
         big_body(u, u->seq[k], fc_up.answer_kind == UP_CHUNKED);
@@ -125,13 +136,20 @@ static void answer(upconn_t *u, int k, bool head_req)
         out_add(u, body, strlen(body));
 }
 
-static void owe(upconn_t *u, int k, bool head_req)
+static void owe(upconn_t *u, int k, int how)
 {
     if (fc_up.hold || u->owed) {
-        u->owed_req[u->owed++] = k * 2 + head_req;
+        u->owed_req[u->owed++] = k * 4 + how;
         return;
     }
-    answer(u, k, head_req);
+    answer(u, k, how);
+}
+
+/* How request (p, m) is answered: ANS_*. */
+static int how(const char *p, const ref_msg_t *m)
+{
+    return (fc_is_head(p, m) ? ANS_HEAD : 0) |
+           (ref_find(p, m, "if-none-match") || ref_find(p, m, "if-modified-since") ? ANS_COND : 0);
 }
 
 bool fc_is_head(const char *p, const ref_msg_t *m)
@@ -156,7 +174,7 @@ static void up_requests(upconn_t *u)
         if (m.state == REF_MORE && fc_up.answer_kind == UP_EARLY && m.head_done && !u->early_done &&
             u->role == 0) {
             u->early_done = true;
-            owe(u, u->nreq, fc_is_head(p, &m));
+            owe(u, u->nreq, how(p, &m));
         }
         if (m.state != REF_DONE)
             return; /* the rest later, or never (oracle 1 reads it at the end) */
@@ -166,7 +184,7 @@ static void up_requests(upconn_t *u)
             return;
         }
         if (!u->early_done || u->role != 0)
-            owe(u, u->nreq, fc_is_head(p, &m));
+            owe(u, u->nreq, how(p, &m));
         u->early_done = false;
         u->nreq++;
         u->parsed += m.end;
@@ -309,7 +327,7 @@ bool fc_up_service(void)
                 int k = u->owed_req[0];
 
                 memmove(u->owed_req, u->owed_req + 1, (size_t)--u->owed * sizeof u->owed_req[0]);
-                answer(u, k / 2, k & 1);
+                answer(u, k / 4, k & 3);
             }
         did |= up_write(u);
     }
