@@ -3,11 +3,11 @@
  * reference reader reads them. libFuzzer calls in with no context, so they are file-wide
  * singletons, one per party: fc_gw (fuzz_conn.c), fc_up (conn_upstream.c), fc_cl
  * (fuzz_conn.c), fc_sent (conn_oracle_up.c).
- * Files: fuzz_conn.c set-up, the loop, the client, one run and oracles 5-7 (the clock runs
- * out, backpressure, drain); conn_input.c the input language; conn_clock.c the virtual
- * clock; conn_upstream.c the upstreams; conn_oracle_up.c oracle 1 (what upstreams received)
- * and the trace; conn_oracle_client.c oracles 2 and 3 (what the client received, nothing
- * left).
+ * Files: fuzz_conn.c set-up, the loop, the client, one run; conn_input.c the input
+ * language; conn_clock.c the virtual clock; conn_upstream.c the upstreams; conn_oracle_up.c
+ * oracle 1 (what upstreams received) and the trace; conn_oracle_client.c oracles 2 and 3
+ * (what the client received, nothing left); conn_oracle_flow.c oracles 5-7 (the clock runs
+ * out, backpressure, drain) and a run's own worker.
  * Owns: fc_up owns each upstream connection's descriptor and byte buffers until the run's
  *   teardown; nothing here owns the worker's objects (fc_gw borrows them for checks).
  * Threads: the fuzzing thread only (it also runs the worker's loop). Errors: none returned: a
@@ -65,6 +65,14 @@ int fc_handles(void);
 void fc_settle(void);
 /* The harness itself broke (not the gateway): say what and abort. */
 void fc_fail(const char *what) __attribute__((noreturn));
+/* Start worker id on listener lfd with cref, its thread not started: its loop runs on the
+ * fuzzing thread (fc_settle). */
+void fc_worker_start(int id, int lfd, pg_cfgref_t *cref, pg_worker_t **w);
+/* The clock moves on by ms: each timer due meanwhile fires at its time, and everyone settles
+ * after it, as if the time had passed. */
+void fc_advance(uint64_t ms);
+/* FUZZ_CONN_TRACE is set: runs say what they did, on stderr. */
+extern bool fc_trace;
 /* A Unix socket listening at the harness's directory/name (an existing file is replaced). */
 int fc_unix_listener(const char *name);
 
@@ -181,6 +189,21 @@ extern fc_finals_t fc_finals;
 extern bool fc_timed;
 /* Oracle 3, after teardown. */
 void fc_check_clean(void);
+/* ---- oracles 5-7 and the run's own worker (conn_oracle_flow.c) ---- */
+/* A run begins: no drain yet. */
+void fc_flow_begin(void);
+/* Oracle 6, after each piece; gw_fd: the gateway's end of the client's connection. */
+void fc_check_backpressure(int gw_fd);
+/* Oracle 5: an hour passes (after oracles 1-2 of the run, same arguments). */
+void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early);
+/* The run has a worker of its own (fc_gw.w) with cref, until fc_own_worker_end. */
+extern bool fc_own_worker;
+void fc_own_worker_start(pg_cfgref_t *cref);
+/* Oracle 7: the drain is asked for (cin, sent: the client's bytes so far); checked after
+ * the run (nothing when no drain was asked for); the own worker's end, after teardown. */
+void fc_drain(const uint8_t *cin, size_t sent);
+void fc_check_drain(void);
+void fc_own_worker_end(void);
 /* What the run sent and every party got, on stderr. */
 void fc_trace_run(const uint8_t *cin, size_t sent, int mode);
 

@@ -14,10 +14,10 @@
  * and moves only when the input says, each timer due meanwhile firing at its time, so the
  * timeouts (ms in the configuration below) are reached as deterministically as the splits.
  *
- * Files: this one sets up, runs the loop, plays the client, runs one input and holds oracles
- * 5-7; the input language is in conn_input.h; the clock in conn_clock.c; the upstreams in
- * conn_upstream.c; oracles 1-3 in conn_oracle_up.c (1) and conn_oracle_client.c (2, 3); what
- * they share, conn_harness.h.
+ * Files: this one sets up, runs the loop, plays the client and runs one input; the input
+ * language is in conn_input.h; the clock in conn_clock.c; the upstreams in conn_upstream.c;
+ * oracles 1-3 in conn_oracle_up.c (1) and conn_oracle_client.c (2, 3), 5-7 and a run's own
+ * worker in conn_oracle_flow.c; what they share, conn_harness.h.
  * Oracles beyond ASan/UBSan:
  * 1. No smuggling: what each upstream connection received is the client's requests as a
  *    strict RFC 9112 reader (ref_http.c) reads them, one for one and in order.
@@ -90,11 +90,6 @@ int __wrap_uv_thread_join(uv_thread_t *tid);
 #define SETTLE_ROUNDS 20000
 #define ADVANCE_STEPS 10000 /* timers fired while the clock moves on, at most */
 #define UP_TIMEOUTS "timeout = \"500ms\"\nconnect_timeout = \"200ms\"\npool_idle_timeout = \"1s\"\n"
-#define FC_DRAIN_MS 2000 /* the drain deadline a drain run's worker gets */
-/* What the gateway may queue for a client that does not read: PG_CONN_WQ_HIGH (256 KiB,
- * pg_conn.c), above which it stops reading the upstream, plus what one upstream read
- * (PG_BUF_SIZE) and a response head add before it looks. */
-#define FC_WQ_BOUND (256 * 1024 + PG_BUF_SIZE + 16 * 1024)
 
 fc_gateway_t fc_gw;
 fc_client_t fc_cl = {.fd = -1};
@@ -103,7 +98,7 @@ static int tcp_listen_fd = -1; /* loopback: the client's TCP connections */
 static struct sockaddr_in tcp_addr;
 static pg_cfgref_t *big_cref; /* max_body_bytes 8 MiB: the worker of a big request's run */
 static char dir[64];
-static bool trace; /* FUZZ_CONN_TRACE set: what each run did, on stderr */
+bool fc_trace; /* FUZZ_CONN_TRACE set: what each run did, on stderr */
 
 int __wrap_uv_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg)
 {
@@ -199,6 +194,14 @@ static pg_cfgref_t *load_config(const char *max_body)
     return r;
 }
 
+void fc_worker_start(int id, int lfd, pg_cfgref_t *cref, pg_worker_t **w)
+{
+    capture_thread = true;
+    if (pg_worker_start(id, lfd, -1, cref, &fc_gw.limit, w) < 0)
+        fc_fail("pg_worker_start");
+    capture_thread = false;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     int lfd;
@@ -210,7 +213,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fc_fail("mkdtemp");
     if (getenv("PG_LOG_LEVEL") == NULL)
         pg_log_set_level(PG_LOG_ERROR); /* quiet: thousands of 4xx and 502 a second */
-    trace = getenv("FUZZ_CONN_TRACE") != NULL;
+    fc_trace = getenv("FUZZ_CONN_TRACE") != NULL;
     ref_known_from_env();
     fc_gw.cref = load_config("512");
     big_cref = load_config("\"8MiB\"");
@@ -226,10 +229,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         getsockname(tcp_listen_fd, (struct sockaddr *)&tcp_addr, &(socklen_t){sizeof tcp_addr}))
         fc_fail("cannot listen on loopback TCP");
     pg_conn_limit_init(&fc_gw.limit, 1000);
-    capture_thread = true;
-    if (pg_worker_start(1, lfd, -1, fc_gw.cref, &fc_gw.limit, &fc_gw.w) < 0)
-        fc_fail("pg_worker_start");
-    capture_thread = false;
+    fc_worker_start(1, lfd, fc_gw.cref, &fc_gw.w);
     fc_settle();
     fc_gw.base_handles = fc_handles();
     return 0;
@@ -297,9 +297,7 @@ void fc_settle(void)
     fc_fail("the loop did not settle (busy loop?)");
 }
 
-/* The clock moves on by ms: each timer due meanwhile fires at its time, and everyone settles
- * after it, as if the time had passed. */
-static void advance(uint64_t ms)
+void fc_advance(uint64_t ms)
 {
     uint64_t end = fc_clock_ms() + ms;
     int i;
@@ -342,231 +340,6 @@ size_t fc_client_send(const uint8_t *p, size_t n)
         done += (size_t)r;
     }
     return done;
-}
-
-/* ---------------- oracle 6: backpressure ---------------- */
-
-typedef struct find_fd {
-    int fd;          /* the client's connection (gateway's end) */
-    uv_stream_t *s;  /* its handle */
-    size_t pipe_max; /* the largest write queue to an upstream or agent */
-} find_fd_t;
-
-static void on_walk_find(uv_handle_t *h, void *arg)
-{
-    find_fd_t *f = arg;
-    uv_os_fd_t fd;
-
-    if (uv_is_closing(h))
-        return;
-    if (h->type == UV_TCP && uv_fileno(h, &fd) == 0 && fd == f->fd)
-        f->s = (uv_stream_t *)h;
-    if (h->type == UV_NAMED_PIPE && uv_stream_get_write_queue_size((uv_stream_t *)h) > f->pipe_max)
-        f->pipe_max = uv_stream_get_write_queue_size((uv_stream_t *)h);
-}
-
-/* While the client does not read, what the gateway queues for it stays under its bound: it
- * stops reading the upstream (which backs up into the upstream's socket) instead of taking
- * in the whole answer; likewise, while an upstream does not read, what the gateway queues
- * for it (it stops reading the client). gw_fd: the gateway's end of the client's
- * connection. */
-static void check_backpressure(int gw_fd)
-{
-    find_fd_t f = {gw_fd, NULL, 0};
-
-    uv_walk(&fc_gw.w->loop, on_walk_find, &f);
-    if (trace && f.s && fc_cl.paused)
-        fprintf(stderr, "client paused: the gateway queues %zu bytes for it\n",
-                uv_stream_get_write_queue_size(f.s));
-    if (trace && fc_up_deaf())
-        fprintf(stderr, "upstream deaf: the gateway queues up to %zu bytes for it\n", f.pipe_max);
-    if (fc_cl.paused && f.s && uv_stream_get_write_queue_size(f.s) > FC_WQ_BOUND)
-        fc_finding("the gateway queued more than its bound for a client that does not read "
-                   "(it kept reading the upstream)",
-                   NULL);
-    if (f.pipe_max > FC_WQ_BOUND)
-        fc_finding("the gateway queued more than its bound for an upstream that does not read "
-                   "(it kept reading the client)",
-                   NULL);
-}
-
-/* ---------------- oracle 5: the clock runs out ---------------- */
-
-/* The request line in [p, p+n) has got to its target: a byte other than SP after the method.
- * (A header_timeout before that closes the connection without a 408: the gateway keeps no
- * head before llhttp reports the target's first byte.) */
-static bool target_begun(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n && (p[i] == '\r' || p[i] == '\n'))
-        i++;
-    while (i < n && p[i] != ' ')
-        i++;
-    while (i < n && p[i] == ' ')
-        i++;
-    return i < n;
-}
-
-/* After everything settled, an hour passes: every state of a connection has a timeout, so
- * the gateway must have let go of it; what the timers sent the client is at most one final
- * response, the gateway's own 408 or 504, and exactly one when a request was left without an
- * answer (504: the upstream never answered; 408: the client never finished a head whose
- * target had begun, or a chunked body's first size line). nk: complete requests before a PRI
- * (oracle 2). */
-static void run_out(const uint8_t *cin, int answered, bool strict, bool early)
-{
-    fc_finals_t before = fc_finals;
-    bool was_eof = fc_cl.eof, open = fc_cl.fd >= 0;
-    size_t len_before = fc_cl.in_len;
-    const creq_t *t = &fc_sent.r[fc_sent.n];
-    int nk = fc_sent.n, k, fresh, want_min = 0;
-
-    for (k = 0; k < fc_sent.n; k++)
-        if (fc_sent.r[k].m.method_len == 3 &&
-            memcmp(cin + fc_sent.r[k].off + fc_sent.r[k].m.method_off, "PRI", 3) == 0)
-            nk = k;
-    fc_cl.paused = false;
-    fc_up.hold = false;
-    advance(3600 * 1000);
-    if (fc_gw.w->nconns != 0)
-        fc_finding("a client connection outlived every timeout (a state without a timer)", NULL);
-    if (!open || fc_cl.overflow)
-        return;
-    if (!fc_cl.eof)
-        fc_finding("the client's connection is still open after every timeout", NULL);
-    if (was_eof) {
-        if (fc_cl.in_len != len_before)
-            fc_finding("the client got bytes after the gateway closed", NULL);
-        return;
-    }
-    fc_check_client(cin, answered, strict, true, early);
-    fresh = fc_finals.finals - before.finals;
-    if (fresh > 1)
-        fc_finding("the timers answered more than once", NULL);
-    if (fresh == 1 && (fc_finals.own == before.own ||
-                       (fc_finals.last_status != 408 && fc_finals.last_status != 504)))
-        fc_finding("the timers' answer is not the gateway's 408 or 504", NULL);
-    if (before.finals < nk && nk == fc_sent.n)
-        want_min = 1; /* a complete request was left unanswered */
-    else if (before.finals == fc_sent.n && fc_sent.tail_len > 0 && t->m.state == REF_MORE &&
-             !t->m.head_done && target_begun(cin + t->off, fc_sent.tail_len))
-        want_min = 1; /* a head left unfinished */
-    if (fresh < want_min)
-        fc_finding(before.finals < nk ? "a request was left unanswered when the timers ran out"
-                                      : "an unfinished head got no 408",
-                   NULL);
-    if (want_min && before.finals == fc_sent.n && fc_finals.last_status != 408)
-        fc_finding("an unfinished head got an answer other than 408", NULL);
-}
-
-/* ---------------- oracle 7: drain ---------------- */
-
-static bool own_worker; /* this run has a worker of its own (drain, big request) */
-static pg_worker_t *main_worker;
-static bool drained;
-static bool drain_idle;       /* the client's connection was idle when the drain was asked for */
-static int drain_begun;       /* requests begun upstream when the drain was asked for */
-static int cref_refs;         /* the configuration's references outside the run */
-static pg_cfgref_t *own_cref; /* the configuration of the run's own worker */
-
-static int begun_upstream(void)
-{
-    int i, n = 0;
-
-    for (i = 0; i < fc_up.n; i++)
-        n += fc_up.c[i].nstart;
-    return n;
-}
-
-static void own_worker_start(pg_cfgref_t *cref)
-{
-    int lfd = fc_unix_listener("drain.sock");
-
-    main_worker = fc_gw.w;
-    cref_refs = atomic_load(&cref->refs);
-    own_cref = cref;
-    capture_thread = true;
-    if (pg_worker_start(2, lfd, -1, cref, &fc_gw.limit, &fc_gw.w) < 0)
-        fc_fail("pg_worker_start (a run's own worker)");
-    capture_thread = false;
-    own_worker = true;
-    drained = false;
-    fc_settle();
-}
-
-/* No exchange in progress on the client's connection: what it sent so far ends with a whole
- * request, every request an upstream began was answered and written, the client reads. */
-static bool client_idle(const uint8_t *cin, size_t sent)
-{
-    int i, k;
-
-    fc_parse_sent(cin, sent);
-    if (fc_sent.tail_len != 0 || fc_cl.paused || fc_up.hold)
-        return false;
-    for (i = 0; i < fc_up.n; i++) {
-        const upconn_t *u = &fc_up.c[i];
-
-        if (u->fd < 0)
-            continue;
-        if (u->deaf || u->owed || u->out_off != u->out_len || u->nstart != u->nreq)
-            return false;
-        for (k = 0; k < u->nreq; k++)
-            if (!u->answered[k])
-                return false;
-    }
-    return true;
-}
-
-static void drain(const uint8_t *cin, size_t sent)
-{
-    if (drained)
-        return;
-    drained = true;
-    drain_begun = begun_upstream();
-    drain_idle = client_idle(cin, sent);
-    pg_worker_stop(fc_gw.w, FC_DRAIN_MS);
-    fc_settle();
-}
-
-/* After the drain was asked for: at most the exchange in progress (and its one retry) went
- * upstream, none when the connection was idle; once it is done, with nothing more of a
- * request in, the connection is closed (no timer needed). */
-static void check_drain(void)
-{
-    if (begun_upstream() - drain_begun > (drain_idle ? 0 : 2))
-        fc_finding(drain_idle ? "a request went upstream after the drain of an idle connection"
-                              : "requests went upstream after the drain began (beyond the one "
-                                "in progress)",
-                   NULL);
-    if (fc_cl.fd >= 0 && !fc_cl.eof && fc_sent.tail_len == 0 && !fc_timed)
-        fc_finding("a drained connection with no request in progress stayed open", NULL);
-}
-
-/* After the drain deadline and the teardown: the worker has ended, holding nothing. */
-static void own_worker_end(void)
-{
-    pg_worker_t *w = fc_gw.w;
-
-    if (drained) {
-        if (w->nconns != 0 || uv_loop_alive(&w->loop))
-            fc_finding("a drained worker still has connections or handles after its deadline",
-                       NULL);
-        if (w->bufs.nlive != 0)
-            fc_finding("pg_buf references leaked (drained worker)", NULL);
-    } else {
-        pg_worker_stop(w, 0);
-        fc_settle();
-        if (uv_loop_alive(&w->loop))
-            fc_fail("a drain run's worker did not stop");
-    }
-    pg_worker_join(w);
-    fc_gw.w = main_worker;
-    own_worker = false;
-    if (atomic_load(&fc_gw.limit.used) != 0)
-        fc_finding("server.max_connections slots not given back (drained worker)", NULL);
-    if (atomic_load(&own_cref->refs) != cref_refs)
-        fc_finding("configuration references left by a drained worker", NULL);
 }
 
 /* ---------------- one run ---------------- */
@@ -628,9 +401,9 @@ static void start_run(const fc_input_t *in)
     fc_cl.in_len = fc_cl.got = 0;
     fc_cl.eof = fc_cl.overflow = fc_cl.paused = false;
     fc_timed = false;
-    drained = false;
+    fc_flow_begin();
     if (in->drain || in->big_req)
-        own_worker_start(in->big_req ? big_cref : fc_gw.cref);
+        fc_own_worker_start(in->big_req ? big_cref : fc_gw.cref);
     fc_up_begin();
 }
 
@@ -724,7 +497,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in.cn += off;
         sent = fc_client_send(cbuf, off);
         fc_settle();
-        check_backpressure(gw_fd);
+        fc_check_backpressure(gw_fd);
     }
     for (i = 0; i <= in.npieces; i++) {
         size_t len = i < in.npieces ? in.piece_len[i] : in.cn - off;
@@ -742,14 +515,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ctl & FC_STALE)
             close_idle_upstreams();
         fc_settle();
-        check_backpressure(gw_fd);
+        fc_check_backpressure(gw_fd);
         if (FC_ADVANCE(ctl)) {
             fc_timed = true;
-            advance(fc_advance_ms[FC_ADVANCE(ctl)]);
-            check_backpressure(gw_fd);
+            fc_advance(fc_advance_ms[FC_ADVANCE(ctl)]);
+            fc_check_backpressure(gw_fd);
         }
         if (ctl & FC_DRAIN)
-            drain(in.cin, sent);
+            fc_drain(in.cin, sent);
     }
     fc_up.hold = false;
     fc_cl.paused = false;
@@ -766,25 +539,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fc_cl.fd = -1;
     }
     fc_settle();
-    if (trace)
+    if (fc_trace)
         fc_trace_run(in.cin, sent, in.mode);
     answered = fc_check_upstreams(in.cin, sent);
     strict = in.answer_kind != UP_RAW;
     early = in.answer_kind == UP_EARLY;
     fc_check_client(in.cin, answered, strict, in.end == FC_END_OPEN, early);
-    if (drained)
-        check_drain();
-    if (in.run_out || own_worker) {
-        run_out(in.cin, answered, strict, early);
-        if (trace) {
+    fc_check_drain();
+    if (in.run_out || fc_own_worker) {
+        fc_run_out(in.cin, answered, strict, early);
+        if (fc_trace) {
             fprintf(stderr, "after the clock ran out (%s):\n",
                     fc_cl.eof ? "the gateway closed" : "still open");
             fc_trace_run(in.cin, sent, in.mode);
         }
     }
     teardown();
-    if (own_worker)
-        own_worker_end();
+    if (fc_own_worker)
+        fc_own_worker_end();
     else
         fc_check_clean();
     fc_up_end();

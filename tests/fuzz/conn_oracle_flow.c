@@ -1,0 +1,260 @@
+/* conn_oracle_flow: fuzz_conn's oracles on what happens over time and under load, and the
+ * worker a run may have of its own (a drain ends a worker for good; a big request needs a
+ * larger max_body_bytes).
+ * 5. The clock runs out (an hour passes): every connection state has a timeout, so the
+ *    gateway has let go of the connection; the timers answered at most once, with its own
+ *    408 or 504, and exactly once when a request was left without an answer.
+ * 6. Backpressure: while the client does not read, what the gateway queues for it stays
+ *    under FC_WQ_BOUND (it stops reading the upstream); while an upstream does not read a
+ *    big request body, what it queues for that upstream does too (it stops reading the
+ *    client).
+ * 7. Drain: after pg_worker_stop, at most the exchange in progress goes upstream (none when
+ *    the connection was idle), a connection with nothing in progress is closed at once, and
+ *    after the deadline the worker's loop holds nothing.
+ * Owns: the run's own worker, from fc_own_worker_start to fc_own_worker_end (fc_gw.w points
+ *   to it meanwhile). Threads: the fuzzing thread. Errors: a finding aborts. */
+#include "conn_harness.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "pg_buf.h"
+#include "pg_worker.h"
+
+#define FC_DRAIN_MS 2000 /* the drain deadline a drain run's worker gets */
+/* What the gateway may queue for a client that does not read: PG_CONN_WQ_HIGH (256 KiB,
+ * pg_conn.c), above which it stops reading the upstream, plus what one upstream read
+ * (PG_BUF_SIZE) and a response head add before it looks. */
+#define FC_WQ_BOUND (256 * 1024 + PG_BUF_SIZE + 16 * 1024)
+
+bool fc_own_worker;
+static pg_worker_t *main_worker;
+static bool drained;
+static bool drain_idle;       /* the client's connection was idle when the drain was asked for */
+static int drain_begun;       /* requests begun upstream when the drain was asked for */
+static int cref_refs;         /* the configuration's references outside the run */
+static pg_cfgref_t *own_cref; /* the configuration of the run's own worker */
+
+void fc_flow_begin(void)
+{
+    drained = false;
+}
+
+/* ---------------- oracle 6: backpressure ---------------- */
+
+typedef struct find_fd {
+    int fd;          /* the client's connection (gateway's end) */
+    uv_stream_t *s;  /* its handle */
+    size_t pipe_max; /* the largest write queue to an upstream or agent */
+} find_fd_t;
+
+static void on_walk_find(uv_handle_t *h, void *arg)
+{
+    find_fd_t *f = arg;
+    uv_os_fd_t fd;
+
+    if (uv_is_closing(h))
+        return;
+    if (h->type == UV_TCP && uv_fileno(h, &fd) == 0 && fd == f->fd)
+        f->s = (uv_stream_t *)h;
+    if (h->type == UV_NAMED_PIPE && uv_stream_get_write_queue_size((uv_stream_t *)h) > f->pipe_max)
+        f->pipe_max = uv_stream_get_write_queue_size((uv_stream_t *)h);
+}
+
+/* While the client does not read, what the gateway queues for it stays under its bound: it
+ * stops reading the upstream (which backs up into the upstream's socket) instead of taking
+ * in the whole answer; likewise, while an upstream does not read, what the gateway queues
+ * for it (it stops reading the client). gw_fd: the gateway's end of the client's
+ * connection. */
+void fc_check_backpressure(int gw_fd)
+{
+    find_fd_t f = {gw_fd, NULL, 0};
+
+    uv_walk(&fc_gw.w->loop, on_walk_find, &f);
+    if (fc_trace && f.s && fc_cl.paused)
+        fprintf(stderr, "client paused: the gateway queues %zu bytes for it\n",
+                uv_stream_get_write_queue_size(f.s));
+    if (fc_trace && fc_up_deaf())
+        fprintf(stderr, "upstream deaf: the gateway queues up to %zu bytes for it\n", f.pipe_max);
+    if (fc_cl.paused && f.s && uv_stream_get_write_queue_size(f.s) > FC_WQ_BOUND)
+        fc_finding("the gateway queued more than its bound for a client that does not read "
+                   "(it kept reading the upstream)",
+                   NULL);
+    if (f.pipe_max > FC_WQ_BOUND)
+        fc_finding("the gateway queued more than its bound for an upstream that does not read "
+                   "(it kept reading the client)",
+                   NULL);
+}
+
+/* ---------------- oracle 5: the clock runs out ---------------- */
+
+/* The request line in [p, p+n) has got to its target: a byte other than SP after the method.
+ * (A header_timeout before that closes the connection without a 408: the gateway keeps no
+ * head before llhttp reports the target's first byte.) */
+static bool target_begun(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && (p[i] == '\r' || p[i] == '\n'))
+        i++;
+    while (i < n && p[i] != ' ')
+        i++;
+    while (i < n && p[i] == ' ')
+        i++;
+    return i < n;
+}
+
+/* After everything settled, an hour passes: every state of a connection has a timeout, so
+ * the gateway must have let go of it; what the timers sent the client is at most one final
+ * response, the gateway's own 408 or 504, and exactly one when a request was left without an
+ * answer (504: the upstream never answered; 408: the client never finished a head whose
+ * target had begun, or a chunked body's first size line). nk: complete requests before a PRI
+ * (oracle 2). */
+void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
+{
+    fc_finals_t before = fc_finals;
+    bool was_eof = fc_cl.eof, open = fc_cl.fd >= 0;
+    size_t len_before = fc_cl.in_len;
+    const creq_t *t = &fc_sent.r[fc_sent.n];
+    int nk = fc_sent.n, k, fresh, want_min = 0;
+
+    for (k = 0; k < fc_sent.n; k++)
+        if (fc_sent.r[k].m.method_len == 3 &&
+            memcmp(cin + fc_sent.r[k].off + fc_sent.r[k].m.method_off, "PRI", 3) == 0)
+            nk = k;
+    fc_cl.paused = false;
+    fc_up.hold = false;
+    fc_advance(3600 * 1000);
+    if (fc_gw.w->nconns != 0)
+        fc_finding("a client connection outlived every timeout (a state without a timer)", NULL);
+    if (!open || fc_cl.overflow)
+        return;
+    if (!fc_cl.eof)
+        fc_finding("the client's connection is still open after every timeout", NULL);
+    if (was_eof) {
+        if (fc_cl.in_len != len_before)
+            fc_finding("the client got bytes after the gateway closed", NULL);
+        return;
+    }
+    fc_check_client(cin, answered, strict, true, early);
+    fresh = fc_finals.finals - before.finals;
+    if (fresh > 1)
+        fc_finding("the timers answered more than once", NULL);
+    if (fresh == 1 && (fc_finals.own == before.own ||
+                       (fc_finals.last_status != 408 && fc_finals.last_status != 504)))
+        fc_finding("the timers' answer is not the gateway's 408 or 504", NULL);
+    if (before.finals < nk && nk == fc_sent.n)
+        want_min = 1; /* a complete request was left unanswered */
+    else if (before.finals == fc_sent.n && fc_sent.tail_len > 0 && t->m.state == REF_MORE &&
+             !t->m.head_done && target_begun(cin + t->off, fc_sent.tail_len))
+        want_min = 1; /* a head left unfinished */
+    if (fresh < want_min)
+        fc_finding(before.finals < nk ? "a request was left unanswered when the timers ran out"
+                                      : "an unfinished head got no 408",
+                   NULL);
+    if (want_min && before.finals == fc_sent.n && fc_finals.last_status != 408)
+        fc_finding("an unfinished head got an answer other than 408", NULL);
+}
+
+/* ---------------- oracle 7: drain ---------------- */
+
+static int begun_upstream(void)
+{
+    int i, n = 0;
+
+    for (i = 0; i < fc_up.n; i++)
+        n += fc_up.c[i].nstart;
+    return n;
+}
+
+void fc_own_worker_start(pg_cfgref_t *cref)
+{
+    int lfd = fc_unix_listener("drain.sock");
+
+    main_worker = fc_gw.w;
+    cref_refs = atomic_load(&cref->refs);
+    own_cref = cref;
+    fc_worker_start(2, lfd, cref, &fc_gw.w);
+    fc_own_worker = true;
+    drained = false;
+    fc_settle();
+}
+
+/* No exchange in progress on the client's connection: what it sent so far ends with a whole
+ * request, every request an upstream began was answered and written, the client reads. */
+static bool client_idle(const uint8_t *cin, size_t sent)
+{
+    int i, k;
+
+    fc_parse_sent(cin, sent);
+    if (fc_sent.tail_len != 0 || fc_cl.paused || fc_up.hold)
+        return false;
+    for (i = 0; i < fc_up.n; i++) {
+        const upconn_t *u = &fc_up.c[i];
+
+        if (u->fd < 0)
+            continue;
+        if (u->deaf || u->owed || u->out_off != u->out_len || u->nstart != u->nreq)
+            return false;
+        for (k = 0; k < u->nreq; k++)
+            if (!u->answered[k])
+                return false;
+    }
+    return true;
+}
+
+void fc_drain(const uint8_t *cin, size_t sent)
+{
+    if (drained)
+        return;
+    drained = true;
+    drain_begun = begun_upstream();
+    drain_idle = client_idle(cin, sent);
+    pg_worker_stop(fc_gw.w, FC_DRAIN_MS);
+    fc_settle();
+}
+
+/* After the drain was asked for: at most the exchange in progress (and its one retry) went
+ * upstream, none when the connection was idle; once it is done, with nothing more of a
+ * request in, the connection is closed (no timer needed). */
+void fc_check_drain(void)
+{
+    if (!drained)
+        return;
+    if (begun_upstream() - drain_begun > (drain_idle ? 0 : 2))
+        fc_finding(drain_idle ? "a request went upstream after the drain of an idle connection"
+                              : "requests went upstream after the drain began (beyond the one "
+                                "in progress)",
+                   NULL);
+    if (fc_cl.fd >= 0 && !fc_cl.eof && fc_sent.tail_len == 0 && !fc_timed)
+        fc_finding("a drained connection with no request in progress stayed open", NULL);
+}
+
+/* After the drain deadline and the teardown: the worker has ended, holding nothing. */
+void fc_own_worker_end(void)
+{
+    pg_worker_t *w = fc_gw.w;
+
+    if (drained) {
+        if (w->nconns != 0 || uv_loop_alive(&w->loop))
+            fc_finding("a drained worker still has connections or handles after its deadline",
+                       NULL);
+        if (w->bufs.nlive != 0)
+            fc_finding("pg_buf references leaked (drained worker)", NULL);
+    } else {
+        pg_worker_stop(w, 0);
+        fc_settle();
+        if (uv_loop_alive(&w->loop))
+            fc_fail("a drain run's worker did not stop");
+    }
+    pg_worker_join(w);
+    fc_gw.w = main_worker;
+    fc_own_worker = false;
+    if (atomic_load(&fc_gw.limit.used) != 0)
+        fc_finding("server.max_connections slots not given back (drained worker)", NULL);
+    if (atomic_load(&own_cref->refs) != cref_refs)
+        fc_finding("configuration references left by a drained worker", NULL);
+}
