@@ -1,9 +1,10 @@
 /* pg_conn_int: what the files of the connection module share: the connection and exchange
- * structs and the functions one file calls in another. pg_conn.c: the connection, the
- * request half and the exchange's life; pg_resp.c: the response half; pg_conn_write.c: the
- * write path; pg_conn_body.c: the request body (framing checks, holding); pg_conn_chunk.c:
- * a strict reader of chunked framing; pg_conn_lines.c: the request head's line ends;
- * pg_conn_own.c: the gateway's own answers. Not for other modules: they use pg_conn.h.
+ * structs and the functions one file calls in another. pg_conn.c: the connection and the
+ * request half; pg_conn_xchg.c: the exchange's life (to the upstream, retry or fail, end);
+ * pg_resp.c: the response half; pg_conn_write.c: the write path; pg_conn_body.c: the
+ * request body (framing checks, holding); pg_conn_chunk.c: a strict reader of chunked
+ * framing; pg_conn_lines.c: the request head's line ends; pg_conn_own.c: the gateway's own
+ * answers. Not for other modules: they use pg_conn.h.
  * Owns: see pg_conn.h; an exchange (xchg_t) belongs to its connection, c->x.
  * Threads: owning worker's loop thread only. Errors: negative errno (libuv's UV_E*). */
 #ifndef PG_CONN_INT_H
@@ -134,12 +135,23 @@ struct pg_conn {
 void pg__conn_arm(pg_conn_t *c, int mode, uint64_t ms);
 /* FIN after the pending writes, then linger (see pg_conn.c); drops the exchange. */
 void pg__conn_close(pg_conn_t *c);
-/* Both messages are complete: upstream back to its pool, then keep-alive or close. */
-void pg__conn_finish_exchange(pg_conn_t *c);
 /* Start or stop reading either side for backpressure and pipelining. */
 void pg__conn_update_reading(pg_conn_t *c);
+/* Parse and relay len bytes of b from off (kick: parse once even with none, to complete a
+ * message whose end the parser has seen). */
+void pg__conn_process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick);
+
+/* ---- internals of pg_conn_xchg.c ---- */
+/* The routed request goes upstream: acquire a connection (pooled, or connecting), write the
+ * head (and the body bytes held with it) once it can. */
+void pg__conn_start_upstream(pg_conn_t *c);
 /* The upstream failed (err: negative errno): retry once, 502, or cut the response. */
 void pg__conn_upstream_failed(pg_conn_t *c, int err);
+/* Both messages are complete: upstream back to its pool, then keep-alive or close. */
+void pg__conn_finish_exchange(pg_conn_t *c);
+/* The exchange ends where it is (the connection closes): counted, logged, freed; its upstream
+ * connection pooled again only if upstream_reusable and nothing of ours is pending on it. */
+void pg__conn_drop_exchange(pg_conn_t *c, bool upstream_reusable);
 
 /* ---- internals of pg_conn_write.c ---- */
 /* Write n buffers to the client (or the exchange's upstream): what the kernel does not take
