@@ -29,12 +29,16 @@
 #define FC_BIG_BODY (640 * 1024) /* their body: more than the gateway may queue for a client */
 #define FC_CLIENT_MAX (4 << 20)  /* what the client keeps of what it receives */
 
+#define FC_BIG_MAX (1 << 20) /* the longest big body (answer or request) */
+
 /* Byte i of the body of big answer seq: position-dependent, so that a byte lost, doubled or
  * moved is seen. */
 static inline char fc_big_byte(int seq, size_t i)
 {
     return (char)('a' + (i / 7 + (size_t)seq * 3) % 26);
 }
+/* FC_BIG_MAX bytes of fc_big_byte(seq, i) (seq < 16), made once (conn_upstream.c). */
+const char *fc_big_bytes(int seq);
 
 /* how upstreams (and agents) answer each complete request */
 enum {
@@ -118,6 +122,7 @@ typedef struct upconn {
     int owed_req[MAX_REQ];
     char *out;
     size_t out_len, out_off, out_pause; /* pause: write up to here, the rest later */
+    size_t out_cap;
 } upconn_t;
 
 typedef struct fc_upstreams {

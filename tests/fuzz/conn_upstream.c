@@ -47,21 +47,34 @@ void fc_up_close(upconn_t *u, bool by_us)
 
 static void out_add(upconn_t *u, const char *p, size_t n)
 {
-    u->out = realloc(u->out, u->out_len + n + 1);
-    if (u->out == NULL)
-        fc_fail("out of memory");
+    grow(&u->out, &u->out_cap, u->out_len + n + 1);
     memcpy(u->out + u->out_len, p, n);
     u->out_len += n;
+}
+
+const char *fc_big_bytes(int seq)
+{
+    static char *made[16];
+    size_t i;
+
+    if (seq < 0 || seq >= 16)
+        fc_fail("fc_big_bytes: no such pattern");
+    if (made[seq] == NULL) {
+        made[seq] = malloc(FC_BIG_MAX);
+        if (made[seq] == NULL)
+            fc_fail("out of memory");
+        for (i = 0; i < FC_BIG_MAX; i++)
+            made[seq][i] = fc_big_byte(seq, i);
+    }
+    return made[seq];
 }
 
 /* FC_BIG_BODY bytes of answer seq, as they go on the wire (chunked: in 16 KiB chunks). */
 static void big_body(upconn_t *u, int seq, bool chunked)
 {
-    static char b[FC_BIG_BODY];
+    const char *b = fc_big_bytes(seq);
     size_t i, step = chunked ? 16384 : FC_BIG_BODY;
 
-    for (i = 0; i < FC_BIG_BODY; i++)
-        b[i] = fc_big_byte(seq, i);
     for (i = 0; i < FC_BIG_BODY; i += step) {
         if (chunked)
             out_add(u, "4000\r\n", 6);
