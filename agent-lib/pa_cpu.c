@@ -97,10 +97,11 @@ static int warm_up_unwinder(void)
 #define TRACE_LOW_KEYS 32 /* PTHREAD_KEY_2NDLEVEL_SIZE: glibc's keys kept in the thread itself */
 
 typedef struct trace_probe {
-    uintptr_t addr; /* an address inside libunwind */
-    int in_object;  /* dl_iterate_phdr found the object holding addr */
-    int tls_static; /* its TLS block exists in a thread that never used it (or it has none) */
-    int key_low;    /* unw_backtrace's set-up stored under a key below TRACE_LOW_KEYS */
+    uintptr_t addr;   /* an address inside libunwind */
+    int in_object;    /* dl_iterate_phdr found the object holding addr */
+    uintptr_t lo, hi; /* the segment holding addr: libunwind's code */
+    int tls_static;   /* its TLS block exists in a thread that never used it (or it has none) */
+    int key_low;      /* unw_backtrace's set-up stored under a key below TRACE_LOW_KEYS */
 } trace_probe_t;
 
 static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
@@ -113,6 +114,8 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
         uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
         if (ph->p_type == PT_LOAD && p->addr >= lo && p->addr - lo < ph->p_memsz) {
             p->in_object = 1;
+            p->lo = lo;
+            p->hi = lo + ph->p_memsz;
             p->tls_static = info->dlpi_tls_modid == 0 || info->dlpi_tls_data != NULL;
             return 1;
         }
@@ -160,7 +163,11 @@ static int probe_trace(void)
     if (rc != 0)
         return 0;
     pthread_join(t, NULL);
-    return p.in_object && p.tls_static && p.key_low;
+    if (!p.in_object || !p.tls_static || !p.key_low)
+        return 0;
+    atomic_store(&pa__cpu_unw_text_lo, p.lo);
+    atomic_store(&pa__cpu_unw_text_hi, p.hi);
+    return 1;
 #endif
 }
 

@@ -79,6 +79,9 @@ extern _Atomic int pa__cpu_inflight;
  * pa_cpu_init when a probe thread saw that libunwind's per-thread trace cache set-up needs no
  * allocation (its TLS is static, its pthread key below 32). Never set under TSan. */
 extern _Atomic int pa__cpu_trace_ok;
+/* libunwind's code, [lo, hi): a signal that interrupts it walks with unw_step (pa_cpu_sig.c).
+ * Set before pa__cpu_trace_ok. */
+extern _Atomic uintptr_t pa__cpu_unw_text_lo, pa__cpu_unw_text_hi;
 /* Nonzero while this thread is inside one of the agent's samplers (initial-exec TLS): a
  * sampler that finds it set returns at once, so no sampler ever samples another (or itself). */
 extern __thread int pa__sampler_guard __attribute__((tls_model("initial-exec")));

@@ -13,6 +13,10 @@
  *   lock (taken with every signal blocked, so never held by the code a signal interrupts) and
  *   stores it in its static TLS and under its pthread key (below 32: no allocation). Else, and
  *   when the trace cannot find the interrupted frame, the unw_step walk from the ucontext.
+ *   Nor when the signal interrupted libunwind's own code: the host may be inside its own
+ *   unw_backtrace on this thread's cache. (A host call to libunwind's unw_backtrace
+ *   interrupted in a function libunwind called, on a thread whose cache then has to grow in
+ *   the handler, is not caught: the cache grows past 8,192 distinct addresses, rarely.)
  *   Not under TSan: there the walk stays, as in pa_lock_hook.c (unw_backtrace's per-thread
  *   cache has a TSD destructor that runs after TSan has torn the exiting thread down), and TSan
  *   runs handlers from its own dispatcher, not from the signal trampoline the trace looks for.
@@ -38,6 +42,7 @@
 _Atomic(pa_ring_t *) pa__cpu_ring;
 _Atomic int pa__cpu_inflight;
 _Atomic int pa__cpu_trace_ok;
+_Atomic uintptr_t pa__cpu_unw_text_lo, pa__cpu_unw_text_hi;
 __thread int pa__sampler_guard __attribute__((tls_model("initial-exec")));
 
 void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *ucv)
@@ -61,8 +66,14 @@ void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *ucv)
             struct timespec now;
             uintptr_t restorer = 0;
 #if !defined(__SANITIZE_THREAD__)
-            /* where the handler returns to: the kernel's sa_restorer trampoline */
-            if (atomic_load_explicit(&pa__cpu_trace_ok, memory_order_relaxed))
+            /* where the handler returns to: the kernel's sa_restorer trampoline; not when the
+             * host itself was inside libunwind (its own unw_backtrace may be mid-way through
+             * this thread's address cache, which the cached walk would then change) */
+            uintptr_t pc = pa_sig_interrupted_pc(ucv);
+            if (atomic_load_explicit(&pa__cpu_trace_ok, memory_order_acquire) &&
+                pc - atomic_load_explicit(&pa__cpu_unw_text_lo, memory_order_relaxed) >=
+                    atomic_load_explicit(&pa__cpu_unw_text_hi, memory_order_relaxed) -
+                        atomic_load_explicit(&pa__cpu_unw_text_lo, memory_order_relaxed))
                 restorer = (uintptr_t)__builtin_extract_return_addr(__builtin_return_address(0));
 #endif
             clock_gettime(CLOCK_MONOTONIC, &now);

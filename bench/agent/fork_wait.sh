@@ -2,10 +2,12 @@
 # bench/agent/fork_wait.sh: how long a host's fork() waits for the agent while it builds
 # profiles (the fork gate and its fork points, agent-lib/pa_agent.c), the method of
 # bench/RESULTS.md "How long a host's fork() waits": tests/programs/agent_fork_latency keeps
-# 4,096 live allocation stacks at PROFAGENT_MEM_RATE=1, runs one CPU-burning thread and forks
-# every 2 ms for S seconds, timing each fork(); meanwhile /debug/pprof/heap (gzipped proto:
-# snapshot, symbols, encoding, pack, gzip) is fetched back to back from its agent.
-#   bench/agent/fork_wait.sh [--rounds R] [--seconds S] [--build DIR] [--other-lib DIR] [--keep]
+# 4,096 (--stacks N, up to 8,192) live allocation stacks at PROFAGENT_MEM_RATE=1, runs one
+# CPU-burning thread and forks every 2 ms for S seconds, timing each fork(); meanwhile
+# /debug/pprof/heap (gzipped proto: snapshot, symbols, encoding, pack, gzip) is fetched back to
+# back from its agent.
+#   bench/agent/fork_wait.sh [--rounds R] [--seconds S] [--stacks N] [--build DIR]
+#                            [--other-lib DIR] [--keep]
 # R rounds (default 3) of S seconds (default 20). With --other-lib DIR (a directory holding
 # another build's libprofagent.so.0, e.g. a copy taken before a change) each round runs both,
 # alternating which goes first, the other library through LD_LIBRARY_PATH (it takes precedence
@@ -23,11 +25,13 @@ src=$BENCH_SRC
 build=${PG_BUILD_DIR:-$src/build-abench}
 rounds=3
 secs=20
+stacks=4096
 other=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift ;;
     --seconds) secs=$2; shift ;;
+    --stacks) stacks=$2; shift ;;
     --build) build=$2; shift ;;
     --other-lib) other=$2; shift ;;
     --keep) keep=1 ;;
@@ -38,12 +42,13 @@ while [ $# -gt 0 ]; do
 done
 [ "$rounds" -ge 1 ] && [ "$rounds" -le 20 ] || { echo "--rounds: 1..20" >&2; exit 2; }
 [ "$secs" -ge 2 ] && [ "$secs" -le 120 ] || { echo "--seconds: 2..120" >&2; exit 2; }
+[ "$stacks" -ge 1 ] && [ "$stacks" -le 8192 ] || { echo "--stacks: 1..8192" >&2; exit 2; }
 [ -z "$other" ] || [ -e "$other/libprofagent.so.0" ] || { echo "--other-lib: no $other/libprofagent.so.0" >&2; exit 2; }
 
 bench_agent_build "$build" profagent agent_fork_latency
 prog=$build/tests/programs/agent_fork_latency
 bench_workdir fork_wait
-echo "# $(bench_build_info "$build"); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(bench_build_info "$build"); $stacks stacks; load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # run LABEL LIBDIR: one run; appends "LABEL p99 max over10share" to $work/results
 run()
@@ -52,9 +57,9 @@ run()
     rm -f "$sock"
     if [ -n "$libdir" ]; then
         bench_start "host-$label" env LD_LIBRARY_PATH="$libdir" PROFAGENT_SOCKET="$sock" \
-            PROFAGENT_MEM_RATE=1 "$prog" "$secs" 2 4096 1
+            PROFAGENT_MEM_RATE=1 "$prog" "$secs" 2 "$stacks" 1
     else
-        bench_start "host-$label" env PROFAGENT_SOCKET="$sock" PROFAGENT_MEM_RATE=1 "$prog" "$secs" 2 4096 1
+        bench_start "host-$label" env PROFAGENT_SOCKET="$sock" PROFAGENT_MEM_RATE=1 "$prog" "$secs" 2 "$stacks" 1
     fi
     pid=${pids[-1]}
     bench_poll 20 grep -q '^ready' "$work/host-$label.log" || { cat "$work/host-$label.log"; exit 1; }

@@ -12,6 +12,10 @@
  *            instruction: the kernel delivers the signal on the way back from it).
  * Each kind must be seen a number of times, and the cached walk must have found the
  * interrupted frame on almost every signal (else the test would compare nothing).
+ * And the agent's own handler, on a host thread that calls libunwind's unw_backtrace in a loop:
+ * the signals that land inside libunwind (which the handler walks with unw_step, as the host
+ * may be mid-way through the thread's address cache; the test sees the stacks, not which walk
+ * made them) are walked whole, up to the host's function, and the host survives.
  * Under TSan the handler keeps the unw_step walk (pa_cpu_sig.c): only the probe's verdict is
  * checked there. */
 #define UNW_LOCAL_ONLY /* as the agent is built: the local unwinder only */
@@ -35,6 +39,7 @@
 
 #include "pa_cpu.h"
 #include "pa_sig_unwind.h"
+#include "pa_stacktab.h"
 
 #define MAX_RECORDS 2048
 #define WANT_PER_KIND 40 /* signals compared per workload kind */
@@ -390,11 +395,74 @@ static void test_cached_walk_matches_step_walk_on_the_same_signals(void **state)
     }
 }
 
+/* ---- a host inside libunwind: the agent's handler walks with unw_step there ---- */
+
+static __attribute__((noipa)) int host_backtraces(long ms)
+{
+    struct timespec t0, t;
+    void *buf[32];
+    int n = 0;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    do {
+        for (int i = 0; i < 100; i++)
+            n += unw_backtrace(buf, 32);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    return n;
+}
+
+typedef struct host_tally {
+    int64_t samples, in_unwind, through_host;
+} host_tally_t;
+
+static int add_host(void *arg, const uintptr_t *pcs, size_t npcs, const int64_t *v)
+{
+    host_tally_t *h = arg;
+    uintptr_t lo = atomic_load(&pa__cpu_unw_text_lo), hi = atomic_load(&pa__cpu_unw_text_hi);
+
+    if (npcs == 1 && pcs[0] == PA_PC_LOST)
+        return 0;
+    h->samples += v[0];
+    if (pcs[0] >= lo && pcs[0] < hi) {
+        h->in_unwind += v[0];
+        h->through_host += stack_has(pcs, (uint32_t)npcs, (void *)host_backtraces) ? v[0] : 0;
+    }
+    return 0;
+}
+
+static void test_host_inside_libunwind_is_walked_with_unw_step(void **state)
+{
+    pa_stacktab_t *t;
+    host_tally_t h = {0};
+    (void)state;
+
+#if defined(__SANITIZE_THREAD__)
+    skip(); /* no cached walk under TSan, so nothing to keep it from */
+#endif
+    assert_int_equal(pa_cpu_init(), 0);
+    /* the probe found libunwind's code */
+    assert_in_range((uintptr_t)&unw_backtrace, atomic_load(&pa__cpu_unw_text_lo),
+                    atomic_load(&pa__cpu_unw_text_hi) - 1);
+    assert_int_equal(pa_stacktab_new(2, 4096, &t), 0);
+    assert_int_equal(pa_cpu_start(1000), 0);
+    host_backtraces(400);
+    pa_cpu_stop(t, NULL);
+    pa_stacktab_foreach(t, add_host, &h);
+    fprintf(stderr, "# %ld samples, %ld inside libunwind, %ld of those through host_backtraces\n",
+            (long)h.samples, (long)h.in_unwind, (long)h.through_host);
+    assert_true(h.in_unwind >= 5);
+    /* walked from the ucontext, whole: every one reaches the host's function */
+    assert_int_equal(h.through_host, h.in_unwind);
+    pa_stacktab_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trace_probe_decides_for_this_build),
         cmocka_unit_test(test_cached_walk_matches_step_walk_on_the_same_signals),
+        cmocka_unit_test(test_host_inside_libunwind_is_walked_with_unw_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
