@@ -73,8 +73,15 @@ static int on_resp_headers_done(llhttp_t *p)
     if (c->x->resp.buf == NULL && pg_head_first(&c->x->resp, &c->w->bufs, "", 0) < 0)
         return -1;
     c->x->ev_rhead = true;
-    if (c->x->method == HTTP_HEAD)
-        return 1; /* no body, whatever Content-Length says; completes at once */
+    /* RFC 9112 6.3 (1): the response to a HEAD, a 1xx (but 101: an upgrade), a 204 and a 304
+     * end with their head, whatever Content-Length or Transfer-Encoding say (a 304 may carry
+     * the Content-Length a 200 would have, RFC 9110 8.6, and many servers send it). llhttp 8
+     * knows that only when neither is there: else it waits for the body they announce, the
+     * next response is never read, and a byte that came after the head would go to the
+     * client as the start of the next response. So: no body; completes at once. */
+    if (c->x->method == HTTP_HEAD || p->status_code == 204 || p->status_code == 304 ||
+        (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101))
+        return 1;
     return HPE_PAUSED;
 }
 
