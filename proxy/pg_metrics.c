@@ -42,6 +42,7 @@ static const char *const cause_names[PG__ERR_N] = {
     "no_route",          "upgrade_refused",  "pprof_denied",     "pprof_seconds_limit",
     "pprof_unavailable", "upstream_unreachable", "upstream_closed", "upstream_bad_response",
     "upstream_timeout",  "upstream_cut",     "client_gone",      "pprof_busy",
+    "client_timeout",
 };
 
 static const char *const prof_names[PG__PROF_N] = {

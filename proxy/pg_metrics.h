@@ -37,6 +37,7 @@ typedef enum pg_err_cause {
     PG_ERR_UPSTREAM_CUT,     /* response cut by the upstream */
     PG_ERR_CLIENT_GONE,      /* client closed mid-exchange */
     PG_ERR_PPROF_BUSY,       /* 409 pprof.max_concurrent reached for the agent */
+    PG_ERR_CLIENT_TIMEOUT,   /* client took none of the response it was owed, cut */
     PG__ERR_N
 } pg_err_cause_t;
 
