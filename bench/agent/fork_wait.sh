@@ -62,7 +62,7 @@ run()
         bench_start "host-$label" env PROFAGENT_SOCKET="$sock" PROFAGENT_MEM_RATE=1 "$prog" "$secs" 2 "$stacks" 1
     fi
     pid=${pids[-1]}
-    bench_poll 20 grep -q '^ready' "$work/host-$label.log" || { cat "$work/host-$label.log"; exit 1; }
+    bench_poll 20 grep -qs '^ready' "$work/host-$label.log" || { cat "$work/host-$label.log"; exit 1; }
     bench_poll 10 test -S "$sock" || { echo "$me: no agent socket" >&2; exit 1; }
     if [ -n "$libdir" ] && ! grep -q "$libdir/libprofagent" "/proc/$pid/maps"; then
         echo "$me: $libdir/libprofagent.so.0 was not the library loaded" >&2

@@ -108,7 +108,10 @@ pg_check "threadcreate: the count is the total of threadcreate?debug=1 ($t1 vs $
 
 # --- heap and allocs: distinct stacks, in use / ever
 # records of NAME?debug=1 ("N: M [A: B] @ ..."); with inuse: only those with objects in use
-records() { awk -v live="${2:-}" '/^[0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @/ { if (live == "" || $1 > 0) n++ } END { print n + 0 }' "$T/$1.txt"; }
+# (N > 0 as a number: $1 is "N:", which awk compares as a string, and "0:" > 0 held, so a
+# record whose sampled objects were all freed was counted as live and the check failed now
+# and then)
+records() { awk -v live="${2:-}" '/^[0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @/ { if (live == "" || $1 + 0 > 0) n++ } END { print n + 0 }' "$T/$1.txt"; }
 # same_count NAME [inuse]: prints "COUNT vs RECORDS" from an index fetched just before and one
 # just after NAME?debug=1 that agree; sets SAME=1 when the records matched, 0 when 10 tries
 # with a stable count all differed (or never had one)
