@@ -187,6 +187,19 @@ S["big_req_deaf_wakes"] = seed(big=True, big_req=48, up=UP_DEAF, pieces=[(1, RES
 S["big_req_deaf_paused"] = seed(big=True, big_req=40, up=UP_DEAF, pieces=[(1, PAUSE | RESUME)], data=G)
 S["big_req_deaf_drain"] = seed(big=True, big_req=48, up=UP_DEAF, pieces=[(1, DRAIN | ADV(3))], data=G)
 S["big_req_tcp_rst"] = seed(big=True, big_req=48, up=UP_DEAF, tcp=True, end=END_RST, data=G)
+# F12: a 304 or 204 with Content-Length ends with its head; conditional requests get a 304
+# that keeps the Content-Length a 200 would have had
+CG = b"GET /a HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"x\"\r\n\r\n"
+S["finding_resp_304_content_length"] = seed(answer=UP_RAW, run_out=True, data=G + G,
+                                            raw=b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n")
+S["finding_resp_204_content_length_extra"] = seed(answer=UP_RAW, data=G,
+                                                  raw=b"HTTP/1.1 204 OK\r\nContent-Length: 9\r\n\r\nho")
+S["finding_resp_204_chunked"] = seed(answer=UP_RAW, data=G + G,
+                                     raw=b"HTTP/1.1 204 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+S["conditional_304"] = seed(data=CG + G)
+S["conditional_304_chunked_split"] = seed(answer=UP_CHUNKED, split=True, data=CG + G + CG)
+S["conditional_304_close"] = seed(answer=UP_CLOSE, data=CG + G)
+S["conditional_304_http10"] = seed(answer=UP_EOF, data=b"GET /old HTTP/1.0\r\nIf-Modified-Since: x\r\n\r\n")
 
 d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
