@@ -60,7 +60,9 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 
 #include <llhttp.h>
 
@@ -697,6 +699,43 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---------------- timeouts ---------------- */
 
+/* T_UPSTREAM ran out mid-response while reading the upstream is stopped because the
+ * client's write queue is full (pg__conn_update_reading): the upstream is not the one that
+ * stalls (fuzz_conn F10: a slow client downloading a large profile was cut, and the upstream
+ * blamed). As nginx's send_timeout, the client then has the exchange's budget to take bytes:
+ * bytes waiting for it (ours and the kernel's) that changed since the last look are progress
+ * (the timer runs again); none is a client that took nothing for a whole budget: cut
+ * (client_timeout). So a client
+ * that reads nothing is cut after one to two budgets. Returns whether the timeout was the
+ * client's (handled). */
+static bool client_timeout(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), seen = q;
+    uv_os_fd_t fd;
+    int kq = 0;
+
+    if (q <= PG_CONN_WQ_HIGH)
+        return false;
+    /* the kernel's send queue too (SIOCOUTQ: bytes the client has not acknowledged): ours
+     * moves only once the kernel has room for a good part of its buffer again, which takes
+     * a slow reader longer than a budget */
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &kq) == 0 && kq > 0)
+        seen += (size_t)kq;
+    if (seen != x->cl_wq_seen) {
+        x->cl_wq_seen = seen;
+        pg__conn_arm(c, T_UPSTREAM, x->budget_ms);
+        return true;
+    }
+    pg_log_warn("client took none of the response from %s \"%s\" for %llu ms (%zu bytes "
+                "waiting for it); connection cut",
+                x->pprof ? "the agent of" : "upstream", x->up->name,
+                (unsigned long long)x->budget_ms, q);
+    x->cause = PG_ERR_CLIENT_TIMEOUT;
+    pg_conn_abort(c);
+    return true;
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     pg_conn_t *c = t->data;
@@ -737,6 +776,8 @@ static void on_timeout(uv_timer_t *t)
         pg__conn_send_error(c, 502, msg);
         break;
     case T_UPSTREAM:
+        if (x && x->resp_started && client_timeout(c)) /* the client, not the upstream */
+            break;
         if (x && !x->resp_started) {
             snprintf(msg, sizeof msg, "%s \"%s\" did not respond within %llu ms",
                      x->pprof ? "agent of" : "upstream", x->up->name,

@@ -57,6 +57,8 @@ typedef struct xchg {
     uint32_t query_off, query_len; /* '?' included, into req.buf; len 0 when none */
     uint32_t path_off;            /* where the origin-form path starts in the URL */
     uint64_t budget_ms;           /* upstream first-byte/idle timeout for this request */
+    size_t cl_wq_seen;            /* bytes waiting for the client at the last timeout that
+                                     found its queue full (pg_conn.c client_timeout) */
     uint64_t body_sent;           /* bytes relayed, framing included */
     uint64_t body_payload;        /* body bytes without chunk framing */
     bool body_too_big;

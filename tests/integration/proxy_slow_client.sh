@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# proxy_slow_client: a client that stops reading a large response for a while is not cut
+# as if the upstream had stalled (fuzz_conn F10). While the client's write queue is full the
+# gateway stops reading the upstream (backpressure), so the upstream's timeout between reads
+# ran out and the response was cut with "upstream ... stalled mid-response", counted as
+# upstream_timeout, although the upstream had the rest ready. Now, as nginx's send_timeout,
+# the client has the exchange's budget to take bytes: one that pauses for longer than the
+# upstream's timeout and then reads gets the whole response; one that reads nothing at all is
+# cut after one to two budgets, logged and counted as client_timeout, not the upstream's.
+# ctest-timeout: 120
+. "$(dirname "$0")/lib/common.sh"
+
+RAW=$BIN/tests/programs/pg_raw_upstream
+pg_need "$PG" "$RAW" curl python3
+pg_ports P U
+
+cat >"$T/pg.toml" <<EOF
+[server]
+listen = "127.0.0.1:$P"
+workers = 1
+metrics_path = "/metrics"
+metrics_allow = ["127.0.0.0/8"]
+
+[[upstream]]
+name = "raw"
+address = "127.0.0.1:$U"
+timeout = "1s"
+
+[[route]]
+prefix = "/"
+upstream = "raw"
+EOF
+
+# 16 MiB: more than the kernel's socket buffers hold, so the gateway's own queue fills
+mkdir -p "$T/r"
+python3 -c 'import sys; n = 16 << 20; open(sys.argv[1], "wb").write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + b"x" * n)' "$T/r/big"
+pg_start raw "$RAW" --listen "127.0.0.1:$U" --dir "$T/r"
+pg_up raw "$U" || { pg_log raw; pg_fail "pg_raw_upstream did not start"; pg_done; }
+pg_gateway profgate "$T/pg.toml" "$P"
+
+# client PAUSE: GET /big with a small receive buffer, read nothing for PAUSE seconds (or
+# ever: "never"), then read as fast as it can; prints the body bytes received and how the
+# connection ended ("eof" or the error), 30 s at most
+client() {
+    python3 - "$P" "$1" <<'PY'
+import socket, sys, time
+port, pause = int(sys.argv[1]), sys.argv[2]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", port))
+s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+time.sleep(8 if pause == "never" else float(pause))
+s.settimeout(30)
+got, end, how = bytearray(), time.time() + 30, "timeout"
+head = -1
+while time.time() < end:
+    try:
+        d = s.recv(1 << 20)
+    except OSError as e:
+        how = type(e).__name__
+        break
+    if not d:
+        how = "eof"
+        break
+    got += d
+    if head < 0:
+        head = got.find(b"\r\n\r\n")
+    if head >= 0 and len(got) - head - 4 == 16 << 20:
+        how = "complete"
+        break
+print(len(got) - head - 4 if head >= 0 else 0, how)
+PY
+}
+
+read -r n how <<<"$(client 1.8)"
+pg_check "a client that pauses 1.8 s (upstream timeout 1 s), then reads: the whole 16 MiB (got $n bytes, $how)" \
+    test "$n:$how" = "$((16 << 20)):complete"
+pg_check "and nothing blamed on the upstream" bash -c "! grep -q 'stalled mid-response' '$T/profgate.log'"
+
+t0=$(date +%s%N)
+read -r n how <<<"$(client never)"
+pg_check "a client that reads nothing: cut (got $n of $((16 << 20)) bytes, $how)" \
+    bash -c "[ '$n' -lt $((16 << 20)) ] && [ '$how' != complete ] && [ '$how' != timeout ]"
+pg_check "logged as the client's doing, naming the upstream" \
+    pg_poll 5 grep -q 'client took none of the response from upstream "raw" for 1000 ms' "$T/profgate.log"
+m=$(curl -s -m 5 "http://127.0.0.1:$P/metrics")
+pg_check "counted as client_timeout, not upstream_timeout" \
+    bash -c "grep -qx 'profgate_errors_total{cause=\"client_timeout\"} 1' <<<'$m' &&
+             ! grep -q 'cause=\"upstream_timeout\"} [1-9]' <<<'$m'"
+pg_check "profgate exits 0 on SIGTERM" pg_stop profgate
+pg_done
