@@ -264,7 +264,7 @@ for depth in 16 48; do
     hd=$(field handler_direct_ns)
     dr=$(field drain_ns)
     awk -v d="$depth" -v dh="$dh" -v do_="$do_" -v hd="$hd" -v dr="$dr" 'BEGIN {
-        printf "depth %2d: per sample %.0f ns (signal delivery + handler; delivery with an empty handler %.0f, handler alone %.0f) + drain %.0f ns\n", d, dh, do_, hd, dr
+        printf "depth %2d: per sample %.0f ns (signal delivery + handler; delivery with an empty handler %.0f, handler called without a signal frame, so with its unw_step fallback, %.0f) + drain %.0f ns\n", d, dh, do_, hd, dr
         printf "          at 100 Hz: %.3f%% of each busy core\n", (dh + dr) * 100 / 1e9 * 100 }'
 done
 
