@@ -79,8 +79,10 @@ static int on_resp_headers_done(llhttp_t *p)
      * knows that only when neither is there: else it waits for the body they announce, the
      * next response is never read, and a byte that came after the head would go to the
      * client as the start of the next response. So: no body; completes at once. */
-    if (c->x->method == HTTP_HEAD || p->status_code == 204 || p->status_code == 304 ||
-        (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101))
+    if (c->x->method == HTTP_HEAD ||
+        (p->status_code != 200 && /* the common case first: one comparison */
+         (p->status_code == 204 || p->status_code == 304 ||
+          (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101))))
         return 1;
     return HPE_PAUSED;
 }
