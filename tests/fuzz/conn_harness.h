@@ -199,6 +199,9 @@ void fc_check_clean(void);
 void fc_flow_begin(void);
 /* Oracle 6, after each piece; gw_fd: the gateway's end of the client's connection. */
 void fc_check_backpressure(int gw_fd);
+/* fc_advance, and oracle 6's part on time: a client that holds an answer back is not cut
+ * as an upstream stall. */
+void fc_advance_watched(uint64_t ms);
 /* Oracle 5: an hour passes (after oracles 1-2 of the run, same arguments). */
 void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early);
 /* The run has a worker of its own (fc_gw.w) with cref, until fc_own_worker_end. */

@@ -7,7 +7,9 @@
  * 6. Backpressure: while the client does not read, what the gateway queues for it stays
  *    under FC_WQ_BOUND (it stops reading the upstream); while an upstream does not read a
  *    big request body, what it queues for that upstream does too (it stops reading the
- *    client).
+ *    client). Time passing while only the client holds an answer back (the upstream has the
+ *    rest ready) may cut the client, but never counts as the upstream's stall
+ *    (profgate_errors_total{cause="upstream_timeout"}).
  * 7. Drain: after pg_worker_stop, at most the exchange in progress goes upstream (none when
  *    the connection was idle), a connection with nothing in progress is closed at once, and
  *    after the deadline the worker's loop holds nothing.
@@ -17,11 +19,13 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <uv.h>
 
 #include "pg_buf.h"
+#include "pg_metrics.h"
 #include "pg_worker.h"
 
 #define FC_DRAIN_MS 2000 /* the drain deadline a drain run's worker gets */
@@ -89,29 +93,71 @@ void fc_check_backpressure(int gw_fd)
                    NULL);
 }
 
+/* profgate_errors_total{cause="<cause>"} as pg_metrics_render shows it now. */
+static unsigned long long error_count(const char *cause)
+{
+    char *buf = NULL, key[96];
+    size_t len = 0;
+    unsigned long long n = 0;
+    const char *p;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (f == NULL)
+        fc_fail("open_memstream");
+    pg_metrics_render(f);
+    fclose(f);
+    snprintf(key, sizeof key, "profgate_errors_total{cause=\"%s\"} ", cause);
+    p = buf ? strstr(buf, key) : NULL;
+    if (p)
+        n = strtoull(p + strlen(key), NULL, 10);
+    free(buf);
+    return n;
+}
+
+/* An upstream has answered and holds the rest of its answer ready, written as far as its
+ * socket takes it (the gateway stopped reading it). */
+static bool upstream_held_back(void)
+{
+    int i;
+
+    for (i = 0; i < fc_up.n; i++) {
+        const upconn_t *u = &fc_up.c[i];
+
+        if (u->fd >= 0 && !u->deaf && u->out_pause == 0 && u->out_off < u->out_len)
+            return true;
+    }
+    return false;
+}
+
+void fc_advance_watched(uint64_t ms)
+{
+    bool held = fc_cl.paused && fc_cl.fd >= 0 && upstream_held_back();
+    unsigned long long before = held ? error_count("upstream_timeout") : 0;
+
+    fc_advance(ms);
+    if (held && error_count("upstream_timeout") != before)
+        fc_finding("a client that did not read was cut as an upstream stall (upstream_timeout)",
+                   NULL);
+}
+
 /* ---------------- oracle 5: the clock runs out ---------------- */
 
-/* The request line in [p, p+n) has got to its target: a byte other than SP after the method.
- * (A header_timeout before that closes the connection without a 408: the gateway keeps no
- * head before llhttp reports the target's first byte.) */
-static bool target_begun(const uint8_t *p, size_t n)
+/* [p, p+n) has begun a request: a byte other than the CR and LF a request may follow. */
+static bool request_begun(const uint8_t *p, size_t n)
 {
-    size_t i = 0;
+    size_t i;
 
-    while (i < n && (p[i] == '\r' || p[i] == '\n'))
-        i++;
-    while (i < n && p[i] != ' ')
-        i++;
-    while (i < n && p[i] == ' ')
-        i++;
-    return i < n;
+    for (i = 0; i < n; i++)
+        if (p[i] != '\r' && p[i] != '\n')
+            return true;
+    return false;
 }
 
 /* After everything settled, an hour passes: every state of a connection has a timeout, so
  * the gateway must have let go of it; what the timers sent the client is at most one final
  * response, the gateway's own 408 or 504, and exactly one when a request was left without an
- * answer (504: the upstream never answered; 408: the client never finished a head whose
- * target had begun, or a chunked body's first size line). nk: complete requests before a PRI
+ * answer (504: the upstream never answered; 408: the client never finished a head it had
+ * begun, or a chunked body's first size line). nk: complete requests before a PRI
  * (oracle 2). */
 void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
 {
@@ -149,7 +195,7 @@ void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
     if (before.finals < nk && nk == fc_sent.n)
         want_min = 1; /* a complete request was left unanswered */
     else if (before.finals == fc_sent.n && fc_sent.tail_len > 0 && t->m.state == REF_MORE &&
-             !t->m.head_done && target_begun(cin + t->off, fc_sent.tail_len))
+             !t->m.head_done && request_begun(cin + t->off, fc_sent.tail_len))
         want_min = 1; /* a head left unfinished */
     if (fresh < want_min)
         fc_finding(before.finals < nk ? "a request was left unanswered when the timers ran out"

@@ -516,7 +516,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fc_check_backpressure(gw_fd);
         if (FC_ADVANCE(ctl)) {
             fc_timed = true;
-            fc_advance(fc_advance_ms[FC_ADVANCE(ctl)]);
+            fc_advance_watched(fc_advance_ms[FC_ADVANCE(ctl)]);
             fc_check_backpressure(gw_fd);
         }
         if (ctl & FC_DRAIN)

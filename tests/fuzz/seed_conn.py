@@ -200,6 +200,9 @@ S["conditional_304"] = seed(data=CG + G)
 S["conditional_304_chunked_split"] = seed(answer=UP_CHUNKED, split=True, data=CG + G + CG)
 S["conditional_304_close"] = seed(answer=UP_CLOSE, data=CG + G)
 S["conditional_304_http10"] = seed(answer=UP_EOF, data=b"GET /old HTTP/1.0\r\nIf-Modified-Since: x\r\n\r\n")
+# F10, F11: their reproducers under the finding's name
+S["finding_paused_client_cut_as_upstream_stall"] = S["big_paused_timeout"]
+S["finding_method_only_no_408"] = S["timeout_method_only"]
 
 d = sys.argv[1]
 os.makedirs(d, exist_ok=True)
