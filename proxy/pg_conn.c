@@ -162,8 +162,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
     free(req);
     if (status < 0 || c->closed ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) < 0)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) < 0) {
         pg_conn_abort(c);
+        return;
+    }
+    if (c->timer_mode == T_FLUSH) /* the last bytes have reached the kernel: linger now */
+        pg__conn_arm(c, T_LINGER, PG_CONN_LINGER_MS);
 }
 
 /* Close after every pending write has reached the kernel (FIN after the response). */
@@ -185,7 +189,16 @@ void pg__conn_close(pg_conn_t *c)
         c->reading = false;
     }
     c->state = C_CLOSING;
-    pg__conn_arm(c, T_LINGER, PG_CONN_LINGER_MS);
+    /* The FIN leaves once our queued writes have; until then the client is still owed part
+     * of the last response, and has server.idle_timeout to take some of it (T_FLUSH, see
+     * on_timeout): the 5 s of linger cut a client that paused at the end of a large
+     * response, with Connection: close, its last ~300 KiB never sent. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
+        c->flush_seen = SIZE_MAX;
+        pg__conn_arm(c, T_FLUSH, c->w->gen->cfg->server.idle_timeout_ms);
+    } else {
+        pg__conn_arm(c, T_LINGER, PG_CONN_LINGER_MS);
+    }
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         free(req);
         pg_conn_abort(c);
@@ -699,6 +712,20 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---------------- timeouts ---------------- */
 
+/* Bytes written for the client that it has not taken: our queue, and the kernel's send
+ * queue (SIOCOUTQ: not yet acknowledged), since ours moves only once the kernel has room for
+ * a good part of its buffer again, which takes a slow reader long. */
+static size_t client_waiting(pg_conn_t *c)
+{
+    size_t n = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+    uv_os_fd_t fd;
+    int kq = 0;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &kq) == 0 && kq > 0)
+        n += (size_t)kq;
+    return n;
+}
+
 /* T_UPSTREAM ran out mid-response while reading the upstream is stopped because the
  * client's write queue is full (pg__conn_update_reading): the upstream is not the one that
  * stalls (fuzz_conn F10: a slow client downloading a large profile was cut, and the upstream
@@ -711,17 +738,11 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static bool client_timeout(pg_conn_t *c)
 {
     xchg_t *x = c->x;
-    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), seen = q;
-    uv_os_fd_t fd;
-    int kq = 0;
+    size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp), seen;
 
     if (q <= PG_CONN_WQ_HIGH)
         return false;
-    /* the kernel's send queue too (SIOCOUTQ: bytes the client has not acknowledged): ours
-     * moves only once the kernel has room for a good part of its buffer again, which takes
-     * a slow reader longer than a budget */
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &kq) == 0 && kq > 0)
-        seen += (size_t)kq;
+    seen = client_waiting(c);
     if (seen != x->cl_wq_seen) {
         x->cl_wq_seen = seen;
         pg__conn_arm(c, T_UPSTREAM, x->budget_ms);
@@ -749,6 +770,20 @@ static void on_timeout(uv_timer_t *t)
         return;
     }
     if (c->timer_mode == T_LINGER) {
+        pg_conn_abort(c);
+        return;
+    }
+    if (c->timer_mode == T_FLUSH) { /* closing, the last bytes not all sent: see pg__conn_close */
+        size_t w = client_waiting(c);
+        uint64_t ms = c->w->gen->cfg->server.idle_timeout_ms;
+
+        if (w != c->flush_seen) { /* the client took some (or this is the first look) */
+            c->flush_seen = w;
+            pg__conn_arm(c, T_FLUSH, ms);
+            return;
+        }
+        pg_log_debug("client took none of the last %zu bytes for %llu ms; connection cut", w,
+                     (unsigned long long)ms);
         pg_conn_abort(c);
         return;
     }

@@ -27,7 +27,7 @@
 #include "pg_worker.h"
 
 enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
-enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_LINGER };
+enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_FLUSH, T_LINGER };
 
 /* Output to the client gathered while one upstream read is parsed, so that a response
  * head and the body bytes that came with it leave in one writev. */
@@ -118,6 +118,8 @@ struct pg_conn {
     int state;
     int timer_mode;
     uint64_t deadline;            /* loop time when the current state times out */
+    size_t flush_seen;            /* closing: bytes waiting for the client at the last
+                                     T_FLUSH timeout (pg_conn.c on_timeout) */
     int open_handles;
     int cl_writes;                /* uv_writes to the client not yet completed */
     bool ev_head, ev_done;
