@@ -203,6 +203,22 @@ void fc_worker_start(int id, int lfd, pg_cfgref_t *cref, pg_worker_t **w)
     capture_thread = false;
 }
 
+/* At exit: the harness's directory and its sockets go (libFuzzer's fork mode starts a
+ * process per job; a crash leaves its directory, with the reproducer's sockets). */
+static void remove_dir(void)
+{
+    static const char *const names[] = {"up.sock",      "ag1.sock",   "ag2.sock",
+                                        "gateway.sock", "drain.sock", "fuzz.toml"};
+    char path[128];
+    size_t i;
+
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     int lfd;
@@ -212,6 +228,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(dir, sizeof dir, "/tmp/fuzz_conn.XXXXXX");
     if (mkdtemp(dir) == NULL)
         fc_fail("mkdtemp");
+    atexit(remove_dir);
     if (getenv("PG_LOG_LEVEL") == NULL)
         pg_log_set_level(PG_LOG_ERROR); /* quiet: thousands of 4xx and 502 a second */
     fc_trace = getenv("FUZZ_CONN_TRACE") != NULL;
