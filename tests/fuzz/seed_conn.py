@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """seed_conn.py DIR: writes fuzz_conn's seed inputs (the committed corpus/conn/ was made by
 it): the smuggling and chunk-split cases of the harden_* integration tests, pipelining,
-bodies, agents, each as fuzz_conn's input (see the comment atop fuzz_conn.c): a mode byte,
-the piece count, the raw-answer length, (length, control) per piece, the client's bytes."""
+bodies, agents, timeouts on the virtual clock, refused and failing upstream connects,
+backpressure both ways, drain, a TCP client, each as fuzz_conn's input (the language is in
+conn_input.h): a mode byte, the piece count and upstream's connection behaviour, the raw-answer
+length (or big request size), (length, control) per piece, the client's bytes."""
 import os
 import sys
 
