@@ -93,6 +93,7 @@ typedef struct fc_client {
     size_t got;    /* bytes received, kept or not */
     bool paused;   /* it does not read (backpressure) */
     bool tcp;      /* loopback TCP (else a socketpair) */
+    bool stuck;    /* its last send stopped behind a deaf upstream */
     bool eof;      /* the gateway closed (or reset) the connection */
     bool overflow; /* more than in[] holds came: the answers are not checked */
 } fc_client_t;

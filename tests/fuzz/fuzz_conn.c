@@ -340,7 +340,8 @@ void fc_advance(uint64_t ms)
 size_t fc_client_send(const uint8_t *p, size_t n)
 {
     size_t done = 0;
-    int tries = 0;
+    /* stuck behind a deaf upstream before: one try, not a hundred of a 1 MiB send */
+    int tries = 0, most = fc_cl.stuck && fc_up_deaf() ? 1 : 100;
 
     while (done < n && fc_cl.fd >= 0) {
         ssize_t r = send(fc_cl.fd, p + done, n - done, MSG_NOSIGNAL);
@@ -348,13 +349,16 @@ size_t fc_client_send(const uint8_t *p, size_t n)
         if (r < 0) {
             if (errno != EAGAIN)
                 break; /* the gateway closed: the rest cannot go */
-            if (++tries > 100 && fc_up_deaf())
-                break; /* backpressure from a deaf upstream: the rest cannot go */
+            if (++tries >= most && fc_up_deaf()) {
+                fc_cl.stuck = true; /* backpressure from a deaf upstream: the rest waits */
+                break;
+            }
             if (tries > 100)
                 fc_fail("the client cannot send (gateway not reading, ever)");
             fc_settle();
             continue;
         }
+        fc_cl.stuck = false;
         done += (size_t)r;
     }
     return done;
@@ -417,7 +421,7 @@ static void start_run(const fc_input_t *in)
     fc_up.seq_next = 0;
     fc_up.hold = false;
     fc_cl.in_len = fc_cl.got = 0;
-    fc_cl.eof = fc_cl.overflow = fc_cl.paused = false;
+    fc_cl.eof = fc_cl.overflow = fc_cl.paused = fc_cl.stuck = false;
     fc_timed = false;
     fc_flow_begin();
     if (in->drain || in->big_req)
