@@ -23,6 +23,7 @@
 #include "pa_pprof.h"
 #include "pa_task.h"
 #include "pa_thread_hook.h"
+#include "pa_unwcache.h"
 
 /* singleton: the CPU sampler's control state; agent thread only */
 static struct {
@@ -188,6 +189,7 @@ int pa_cpu_init(void)
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     (void)warm_up_unwinder();
     (void)pa_loader_hook_init();
+    pa_unwcache_init(); /* before the first sample: which threads may use unw_backtrace */
     cpu_singleton.trace_ok = probe_trace();
     atomic_store(&pa__cpu_trace_ok, cpu_singleton.trace_ok);
     cpu_singleton.inited = 1;

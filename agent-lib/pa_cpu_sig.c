@@ -17,6 +17,9 @@
  *   unw_backtrace on this thread's cache. (A host call to libunwind's unw_backtrace
  *   interrupted in a function libunwind called, on a thread whose cache then has to grow in
  *   the handler, is not caught: the cache grows past 8,192 distinct addresses, rarely.)
+ *   Nor on a thread that holds none of the PROFAGENT_UNWIND_CACHES trace-cache slots
+ *   (pa_unwcache.h's inline pa_unwcache_take: atomics, TLS, and pthread_setspecific on a key
+ *   below 32 when it takes a free one): each 256 KiB, kept until the thread exits.
  *   Not under TSan: there the walk stays, as in pa_lock_hook.c (unw_backtrace's per-thread
  *   cache has a TSD destructor that runs after TSan has torn the exiting thread down), and TSan
  *   runs handlers from its own dispatcher, not from the signal trampoline the trace looks for.
@@ -38,6 +41,7 @@
 
 #include "pa_pprof.h"
 #include "pa_sig_unwind.h"
+#include "pa_unwcache.h"
 
 _Atomic(pa_ring_t *) pa__cpu_ring;
 _Atomic int pa__cpu_inflight;
@@ -73,7 +77,8 @@ void pa__cpu_on_sigprof(int sig, siginfo_t *si, void *ucv)
             if (atomic_load_explicit(&pa__cpu_trace_ok, memory_order_acquire) &&
                 pc - atomic_load_explicit(&pa__cpu_unw_text_lo, memory_order_relaxed) >=
                     atomic_load_explicit(&pa__cpu_unw_text_hi, memory_order_relaxed) -
-                        atomic_load_explicit(&pa__cpu_unw_text_lo, memory_order_relaxed))
+                        atomic_load_explicit(&pa__cpu_unw_text_lo, memory_order_relaxed) &&
+                pa_unwcache_take())
                 restorer = (uintptr_t)__builtin_extract_return_addr(__builtin_return_address(0));
 #endif
             clock_gettime(CLOCK_MONOTONIC, &now);

@@ -10,7 +10,9 @@
  *   C11 atomics on lock-free types; clock_gettime (seed); libunwind's unw_backtrace (local;
  *   pa_heap.c's constructor did its lazy set-up through pa_cpu_init; its fast path keeps a
  *   per-thread cache of frame kinds in mmap'd memory behind a pthread key, and falls back to
- *   unw_step where a frame does not fit it); the inline loader checks of pa_loader_hook.h;
+ *   unw_step where a frame does not fit it) on a thread holding a trace-cache slot, else the
+ *   unw_step walk, both through the inline functions of pa_unwcache.h (atomics, TLS,
+ *   pthread_setspecific on a key below 32); the inline loader checks of pa_loader_hook.h;
  *   the inline helpers of pa_heap.h.
  * They must not: allocate (except through the real functions above, for the caller), take a
  *   lock (ours or anyone's: a signal handler could need it), log, or call other agent files.
@@ -39,6 +41,7 @@
 #include "pa_heap.h"
 #include "pa_loader_hook.h"
 #include "pa_pprof.h"
+#include "pa_unwcache.h"
 
 #define PA_INTERPOSE __attribute__((visibility("default")))
 #define LIKELY(x) __builtin_expect(!!(x), 1)
@@ -99,10 +102,17 @@ static __attribute__((noinline)) void sample(void *p, size_t size)
     if (!pa_loader_unwind_begin()) {
         pcs[n++] = PA_PC_IN_LOADER;
     } else {
-        /* buf[0] is in sample(), buf[1] in the entry point: skip them */
-        int k = unw_backtrace(buf, PA_HEAP_MAX_FRAMES + 2);
-        for (int i = 2; i < k; i++)
-            pcs[n++] = (uintptr_t)buf[i] - (i == 2);
+        /* buf[0] is in sample(), buf[1] in the entry point: skip them. A thread without a
+         * trace-cache slot (pa_unwcache.h) walks with unw_step, skipping the same two. */
+        if (pa_unwcache_take()) {
+            int k = unw_backtrace(buf, PA_HEAP_MAX_FRAMES + 2);
+            for (int i = 2; i < k; i++)
+                pcs[n++] = (uintptr_t)buf[i];
+        } else {
+            n = pa_unwcache_steps(pcs, PA_HEAP_MAX_FRAMES, 2);
+        }
+        if (n > 0)
+            pcs[0] -= 1;
         pa_loader_unwind_end();
         if (n == 0)
             pcs[n++] = PA_PC_UNWIND_FAIL;

@@ -8,7 +8,9 @@
  * dlsym takes no pthread lock, so resolving cannot recurse into us, and a thread-local guard
  * turns any re-entry into a plain call); the non-interposed try-variants; clock_gettime; local
  * libunwind with pa__sampler_guard raised (so a profiling signal never re-enters the
- * unwinder), between pa_loader_unwind_begin/end (not inside dlopen, not across a fork); C11
+ * unwinder), between pa_loader_unwind_begin/end (not inside dlopen, not across a fork), its
+ * unw_backtrace only on a thread holding a trace-cache slot (pa_unwcache.h's inline functions:
+ * atomics, TLS, pthread_setspecific on a key below 32), else the unw_step walk; C11
  * atomics; memcpy/memcmp into the static tables; syscall(SYS_gettid) for a
  * traced event. They take no lock of ours and never allocate.
  * While a trace runs (pa_lock_trace_start) the waits are timed whatever the rates, and each
@@ -29,6 +31,7 @@
 
 #include "pa_cpu.h"
 #include "pa_loader_hook.h"
+#include "pa_unwcache.h"
 
 #define PA_INTERPOSE __attribute__((visibility("default")))
 #define TAB_MASK (PA_LOCK_MAX_STACKS - 1)
@@ -182,24 +185,18 @@ static __attribute__((noinline)) uint32_t capture(uintptr_t *pcs)
     /* Not under TSan: unw_backtrace's per-thread cache has a TSD destructor that takes a
      * mutex at thread exit, after TSan has torn down the thread's state (a crash in
      * __tsan::MutexPreLock seen in integration.agent_lock_gateway); the plain walk has none. */
-    {
-        unw_context_t ctx;
-        unw_cursor_t c;
-        unw_word_t ip;
-        (void)buf;
-        (void)k;
-        if (unw_getcontext(&ctx) == 0 && unw_init_local(&c, &ctx) == 0 && unw_step(&c) > 0) {
-            do {
-                if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
-                    break;
-                pcs[n++] = (uintptr_t)ip;
-            } while (n < PA_MAX_FRAMES && unw_step(&c) > 0);
-        }
-    }
+    (void)buf;
+    (void)k;
+    n = pa_unwcache_steps(pcs, PA_MAX_FRAMES, 1);
 #else
-    k = unw_backtrace(buf, PA_MAX_FRAMES + 1);
-    for (int i = 1; i < k; i++) /* buf[0] is in capture() itself */
-        pcs[n++] = (uintptr_t)buf[i];
+    /* a thread without a trace-cache slot (pa_unwcache.h) walks with unw_step */
+    if (pa_unwcache_take()) {
+        k = unw_backtrace(buf, PA_MAX_FRAMES + 1);
+        for (int i = 1; i < k; i++) /* buf[0] is in capture() itself */
+            pcs[n++] = (uintptr_t)buf[i];
+    } else {
+        n = pa_unwcache_steps(pcs, PA_MAX_FRAMES, 1);
+    }
 #endif
     pa__sampler_guard = 0;
     pa_loader_unwind_end();

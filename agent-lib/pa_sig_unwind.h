@@ -17,6 +17,7 @@
 #include "pa_loader_hook.h"
 #include "pa_pprof.h"
 #include "pa_ring.h"
+#include "pa_unwcache.h"
 
 /* Where the thread was when the signal arrived. */
 static inline uintptr_t pa_sig_interrupted_pc(const void *ucv)
@@ -77,17 +78,10 @@ pa_sig_unwind_steps(uintptr_t *pcs, uint32_t max, void *ucv, int own_context)
 {
     unw_context_t ctx;
     unw_cursor_t c;
-    unw_word_t ip;
-    uint32_t n = 0;
 
-    if (pa_sig_init_cursor(&c, ucv, &ctx, own_context) == 0) {
-        do {
-            if (unw_get_reg(&c, UNW_REG_IP, &ip) < 0 || ip == 0)
-                break;
-            pcs[n++] = (uintptr_t)ip;
-        } while (n < max && unw_step(&c) > 0);
-    }
-    return n;
+    if (pa_sig_init_cursor(&c, ucv, &ctx, own_context) != 0)
+        return 0;
+    return pa_unwcache_collect(&c, pcs, max);
 }
 
 /* Frames of unw_backtrace's output that may come before the interrupted one: the handler's
