@@ -12,8 +12,12 @@
  * is done; main then prints one line and lets them exit:
  *   threads=N rss_before_kib=.. rss_after_kib=.. per_thread_kib=..
  * (rss_before: after the agent started, before the threads; per_thread: the growth / N).
- * Every wait is bounded (the go file: 60 s; the threads: 300 s). Exit 0, or 1 with a reason.
- *   agent_thread_rss --socket PATH --go PATH [--threads N] [--burn-ms M] [--alloc-kib K] */
+ * With --end PATH the threads stay alive after that line until PATH exists (so that a profile
+ * running meanwhile can finish while every cache is still held).
+ * Every wait is bounded (go and end files: 60 s; the threads: 300 s). Exit 0, or 1 with a
+ * reason.
+ *   agent_thread_rss --socket PATH --go PATH [--end PATH] [--threads N] [--burn-ms M]
+ *                    [--alloc-kib K] */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -100,7 +104,7 @@ static long rss_kib(void)
 
 int main(int argc, char **argv)
 {
-    const char *sock = NULL, *go = NULL;
+    const char *sock = NULL, *go = NULL, *end = NULL;
     int n = 16, rc, made = 0, ok = 1;
     static pthread_t th[MAX_THREADS];
     profagent_options_t o;
@@ -112,6 +116,8 @@ int main(int argc, char **argv)
             sock = argv[i + 1];
         else if (strcmp(argv[i], "--go") == 0)
             go = argv[i + 1];
+        else if (strcmp(argv[i], "--end") == 0)
+            end = argv[i + 1];
         else if (strcmp(argv[i], "--threads") == 0)
             n = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--burn-ms") == 0)
@@ -159,6 +165,8 @@ int main(int argc, char **argv)
     printf("threads=%d rss_before_kib=%ld rss_after_kib=%ld per_thread_kib=%.1f\n", made, before,
            after, made > 0 ? (double)(after - before) / made : 0.0);
     fflush(stdout);
+    for (int i = 0; end != NULL && i < 60000 && access(end, F_OK) != 0; i++)
+        nap_ms(1);
     atomic_store(&release_singleton, 1);
     for (int i = 0; i < made; i++)
         pthread_join(th[i], NULL);
