@@ -364,43 +364,65 @@ static const llhttp_settings_t *req_settings(void)
 
 /* ---------------- request head: route, policy, forward ---------------- */
 
-/* Host header without its port, for route matching. */
-static const char *request_host(const pg_head_t *a, size_t *len)
+/* Whether Host value [v, v+n) is uri-host [ ":" port ] as far as its bytes go (RFC 9112 3.2,
+ * RFC 3986 3.2.2): unreserved, pct-encoded, sub-delims, ':' and the brackets of an IP
+ * literal. Anything else (space, '/', '@', '?', '#', '\\', a control byte) would make an
+ * upstream that builds URLs from Host, or routes by it, read another authority than the one
+ * we routed. *hostlen: the length of its host part (without ":port"), for route matching;
+ * one pass for both. */
+static bool host_scan(const char *v, size_t n, size_t *hostlen)
 {
-    const char *v;
-    size_t n, i;
+    /* 1: byte c may not be in a Host value; 0 for "A-Za-z0-9-._~%!$&'()*+,;=:[]" (the bytes
+     * from 128 on, not listed, are 1 too) */
+    static const uint8_t bad[256] = {
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1,
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0,
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1,
+        [128 ... 255] = 1,
+    };
+    char stop = n > 0 && v[0] == '[' ? ']' : ':'; /* [v6]:port, or host:port */
+    unsigned any = 0;
+    size_t i;
 
-    v = pg_head_get(a, "host", &n);
-    if (v == NULL) {
-        *len = 0;
-        return NULL;
-    }
-    if (n > 0 && v[0] == '[') { /* [v6]:port */
-        for (i = 0; i < n && v[i] != ']'; i++)
-            ;
-        *len = i < n ? i + 1 : n;
-        return v;
-    }
-    for (i = 0; i < n && v[i] != ':'; i++)
-        ;
-    *len = i;
-    return v;
+    for (i = 0; i < n && v[i] != stop; i++)
+        any |= bad[(unsigned char)v[i]];
+    *hostlen = stop == ']' && i < n ? i + 1 : i;
+    for (; i < n; i++)
+        any |= bad[(unsigned char)v[i]];
+    return any == 0;
 }
 
 /* Field names must be tokens (RFC 9110 5.1): llhttp 8 lets "X A" (and an empty name)
  * through, which an upstream may read as another field or refuse (pg_head_bad_name). (obs-fold
- * is refused while the head is parsed: pg__conn_head_bad.) Returns the reason, or NULL when the
- * head is fine. */
-static const char *head_unsafe(const pg_head_t *h)
+ * is refused while the head is parsed: pg__conn_head_bad.) RFC 9112 3.2: an HTTP/1.1 request
+ * without Host, with more than one, or with an invalid one is a 400. Returns the reason, or
+ * NULL when the head is fine; the Host value in *hostv (NULL: none), *hostn bytes, of which
+ * *hostlen before its port. */
+static const char *head_unsafe(const pg_head_t *h, bool http11, const char **hostv,
+                               size_t *hostn, size_t *hostlen)
 {
     const pg_head_field_t *host = pg_head_find_kind(h, PG_HTTP_HDR_HOST), *bad;
     uint16_t i;
 
-    /* RFC 9112 3.2: more than one Host is a 400; we route on the first, an upstream might
-     * read the last */
+    *hostv = NULL;
+    *hostn = *hostlen = 0;
+
+    if (host == NULL && http11)
+        return "malformed request: an HTTP/1.1 request without Host (RFC 9112 3.2)";
+    /* more than one Host: we route on the first, an upstream might read the last */
     for (i = host ? (uint16_t)(host - h->f) + 1 : h->n; i < h->n; i++)
         if (h->f[i].kind == PG_HTTP_HDR_HOST)
             return "malformed request: more than one Host field (RFC 9112 3.2)";
+    if (host) {
+        *hostv = pg_head_value(h, host, hostn);
+        if (!host_scan(*hostv, *hostn, hostlen))
+            return "malformed request: Host is not a host and port (RFC 9112 3.2)";
+    }
     bad = pg_head_bad_name(h);
     if (bad && bad->name_len == 0) /* ": value", which llhttp 8 accepts */
         return "malformed request: a header field name is empty (RFC 9110 5.1)";
@@ -450,7 +472,7 @@ static void on_request_head(pg_conn_t *c)
     xchg_t *x = c->x;
     const pg_config_t *cfg = x->gen->cfg;
     const char *url = x->req.buf->data, *path, *host;
-    size_t urllen = x->req.first_len, pathlen, i, hostlen;
+    size_t urllen = x->req.first_len, pathlen, i, hostlen, hostfull;
     const char *bad;
     pg_route_match_t m;
     char msg[512];
@@ -484,7 +506,8 @@ static void on_request_head(pg_conn_t *c)
                                     "(RFC 9112 6.1)");
         return;
     }
-    if ((bad = head_unsafe(&x->req)) != NULL || (bad = te_unsafe(&x->req)) != NULL) {
+    if ((bad = head_unsafe(&x->req, c->req.http_minor == 1, &host, &hostfull, &hostlen)) !=
+            NULL || (bad = te_unsafe(&x->req)) != NULL) {
         pg__conn_send_error(c, 400, bad);
         return;
     }
@@ -523,16 +546,11 @@ static void on_request_head(pg_conn_t *c)
         pg__conn_serve_metrics(c);
         return;
     }
-    host = request_host(&x->req, &hostlen);
     if (host && x->gen->has_port_hosts) {
         /* some route names a host with its port: match on the whole Host value */
-        size_t full;
-
-        host = pg_head_get(&x->req, "host", &full);
-        if (pg_route_match(x->gen->routes, host, full, pathlen ? path : "/",
+        if (pg_route_match(x->gen->routes, host, hostfull, pathlen ? path : "/",
                            pathlen ? pathlen : 1, &m) == 0 && m.route->host)
             goto matched;
-        host = request_host(&x->req, &hostlen);
     }
     if (pg_route_match(x->gen->routes, host, hostlen, pathlen ? path : "/", pathlen ? pathlen : 1,
                        &m) < 0) {
