@@ -15,6 +15,7 @@ _Atomic int pa__unwcache_limit; /* 0 until pa_unwcache_init */
 _Atomic int pa__unwcache_key = -1;
 __thread int pa__unwcache_state __attribute__((tls_model("initial-exec")));
 
+#if !defined(__SANITIZE_THREAD__)
 static struct {
     int inited;
 } unwcache_singleton;
@@ -57,6 +58,8 @@ static int limit_from_env(void)
             PA_UNWCACHE_MAX);
     return PA_UNWCACHE_DEFAULT;
 }
+
+#endif
 
 void pa_unwcache_init(void)
 {
