@@ -27,10 +27,11 @@ static struct {
  * runs no further round (rare: its first sample there). */
 static void on_thread_exit(void *v)
 {
-    int s = pa__unwcache_state;
+    /* one instruction: a signal sampling this thread lands before it (and may take a slot,
+     * given back here) or after it (and takes none) */
+    int s = __atomic_exchange_n(&pa__unwcache_state, 2, __ATOMIC_RELAXED);
 
     (void)v;
-    pa__unwcache_state = 2;
     if (s == 1)
         atomic_fetch_sub_explicit(&pa__unwcache_used, 1, memory_order_relaxed);
 }
