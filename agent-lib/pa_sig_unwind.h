@@ -103,7 +103,8 @@ pa_sig_unwind_steps(uintptr_t *pcs, uint32_t max, void *ucv, int own_context)
  * takes the unw_step path for it (a whole unw_step walk when the trace gives up).
  * Safe in a handler only once the thread's trace cache set-up is known to need no allocation
  * (pa_cpu.h, pa__cpu_trace_ok): the process-wide part (pthread_once, its pthread key, its
- * memory pool) is done by pa_cpu_init; per thread, libunwind mmaps a 256 KiB address cache
+ * memory pool) is done by pa_cpu_init; per thread (only on threads holding one of the
+ * trace-cache slots of pa_unwcache.h: the caller asks), libunwind mmaps a 256 KiB address cache
  * (under its pool lock, taken with every signal blocked, so never held by the interrupted
  * code of the same thread) and stores it under its key with pthread_setspecific (no
  * allocation for a key below 32) in its TLS (static when libunwind was loaded at start).
