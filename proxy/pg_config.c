@@ -705,6 +705,8 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
                             : "",
             srv->metrics_path ? srv->metrics_path : "off", srv->add_forwarded ? "yes" : "no",
             srv->add_via ? "yes" : "no");
+    if (srv->event_coalesce_us)
+        fprintf(out, "event_coalesce_us %u\n", srv->event_coalesce_us);
     if (srv->metrics_path && srv->has_metrics_allow) {
         char buf[64];
 

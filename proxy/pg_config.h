@@ -60,6 +60,9 @@ typedef struct pg_config_server {
     size_t nmetrics_allow;
     bool add_forwarded;             /* "add_forwarded": X-Forwarded-For/-Proto/-Host, default true */
     bool add_via;                   /* "add_via": Via header, default true */
+    /* Added in session 4 (optional): */
+    uint32_t event_coalesce_us;     /* "event_coalesce_us": 0..1000, default 0 (off); see
+                                       configs/example.toml and pg_worker.c */
 } pg_config_server_t;
 
 typedef struct pg_config_pprof {

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -484,13 +486,34 @@ static void on_wakeup(uv_async_t *a)
 
 /* ---------------- thread ---------------- */
 
+/* server.event_coalesce_us: a worker holding connections that runs out of events does not
+ * block in epoll_wait at once; for up to that long it sleeps PG_WORKER_COALESCE_STEP_US at a
+ * time and looks for events (poll of the loop's epoll descriptor, no timeout), then blocks.
+ * A thread blocked in epoll_wait is woken by whoever sends it bytes, inside that sender's
+ * write: on a virtual machine that wake-up of an idle vCPU (an IPI through the hypervisor) is
+ * a few microseconds of the sender's CPU, and the sender is the upstream service. A worker
+ * asleep on its own timer is not woken by anyone. Costs up to one step of latency per event
+ * and the worker's own timer wake-ups; off by default (bench/RESULTS.md, "Proxy"). */
+static void coalesce_wait(pg_worker_t *w, uint32_t budget_us)
+{
+    struct pollfd pfd = {.fd = uv_backend_fd(&w->loop), .events = POLLIN};
+    struct timespec step = {0, PG_WORKER_COALESCE_STEP_US * 1000L};
+    uint64_t end = uv_hrtime() + (uint64_t)budget_us * 1000;
+
+    while (poll(&pfd, 1, 0) == 0 && uv_hrtime() < end)
+        nanosleep(&step, NULL);
+}
+
 /* Runs before every wait for events: the lines of the iteration (of any phase) reach the
- * log before the loop can sleep. */
+ * log before the loop can sleep; then the wait may be coalesced (above). */
 static void on_log_flush(uv_prepare_t *p)
 {
     pg_worker_t *w = p->data;
+    uint32_t coalesce = w->gen->cfg->server.event_coalesce_us;
 
     pg_access_batch_flush(&w->alog);
+    if (coalesce && w->nconns > 0 && !w->draining && uv_backend_timeout(&w->loop) != 0)
+        coalesce_wait(w, coalesce);
 }
 
 static void worker_main(void *arg)

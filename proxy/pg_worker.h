@@ -64,6 +64,8 @@ void pg_cfgref_put(pg_cfgref_t *r);
 /* How often a worker whose accept is paused at the limit looks for a slot another worker's
  * closed connection gave back (its own give theirs back at once). */
 #define PG_WORKER_RESUME_MS 10
+/* server.event_coalesce_us: the sleep between looks for events while a wait is coalesced */
+#define PG_WORKER_COALESCE_STEP_US 20
 /* accept4 failed with EMFILE/ENFILE (or ENOBUFS/ENOMEM): the worker stops polling its
  * listeners and tries again after this long, or at once when one of its connections closes
  * (descriptors other workers free are seen by the timer). Meanwhile new connections wait in

@@ -40,6 +40,10 @@
 # candidate-N's) CPU per request, req/s and p99 divided by nginx-N's in the same round, and
 # profgate-N's by candidate-N's: on a busy machine the way to see a difference of a few %.
 #
+# BENCH_PG_SERVER and BENCH_CAND_SERVER (environment): a line added to profgate's (candidate's)
+# [server] section, e.g. BENCH_CAND_SERVER='event_coalesce_us = 100' with --compare build-bench
+# to measure an option against the defaults of the same build.
+#
 # --targets LIST (comma-separated, e.g. nginx-1,profgate-1,candidate-1) measures only those:
 # an A/B of two builds against nginx in a few minutes.
 #
@@ -187,14 +191,14 @@ for upstream in ${upstreams//,/ }; do
         tpid[haproxy-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
         p=$(bench_free_port)
-        bench_profgate_conf "$work/profgate-$n-$p.toml" "$n" "$p" "$up_port"
+        bench_profgate_conf "$work/profgate-$n-$p.toml" "$n" "$p" "$up_port" "${BENCH_PG_SERVER:-}"
         bench_start "profgate-$n" "$build/proxy/profgate" --config "$work/profgate-$n-$p.toml"
         url[profgate-$n]="http://127.0.0.1:$p$path"
         tpid[profgate-$n]=${pids[-1]}
         proxy_pids+=("${pids[-1]}")
         if [ -n "$compare" ]; then
             p=$(bench_free_port)
-            bench_profgate_conf "$work/candidate-$n-$p.toml" "$n" "$p" "$up_port"
+            bench_profgate_conf "$work/candidate-$n-$p.toml" "$n" "$p" "$up_port" "${BENCH_CAND_SERVER:-}"
             bench_start "candidate-$n" "$compare/proxy/profgate" --config "$work/candidate-$n-$p.toml"
             url[candidate-$n]="http://127.0.0.1:$p$path"
             tpid[candidate-$n]=${pids[-1]}

@@ -394,6 +394,7 @@ static void test_load_minimal_applies_defaults(void **state)
     assert_int_equal(ntohl(in->sin_addr.s_addr), 0x7f000001);
     assert_int_equal(c->server.workers, 1);
     assert_int_equal(c->server.max_connections, 10000);
+    assert_int_equal(c->server.event_coalesce_us, 0);
     assert_int_equal(c->server.max_header_bytes, 32768);
     assert_int_equal(c->server.max_body_bytes, 1ULL << 30);
     assert_int_equal(c->server.header_timeout_ms, 10000);
@@ -459,6 +460,7 @@ static void test_load_every_key_resolves(void **state)
               "metrics_path = \"/metrics\"\n"
               "add_forwarded = false\n"
               "add_via = false\n"
+              "event_coalesce_us = 100\n"
               "\n"
               "[[upstream]]\n"
               "name = \"app\"\n"
@@ -499,6 +501,7 @@ static void test_load_every_key_resolves(void **state)
     assert_string_equal(c->server.metrics_path, "/metrics");
     assert_false(c->server.add_forwarded);
     assert_false(c->server.add_via);
+    assert_int_equal(c->server.event_coalesce_us, 100);
 
     u = &c->upstreams[0];
     assert_int_equal(u->address.kind, PG_ADDR_UNIX);
@@ -742,6 +745,9 @@ static void test_error_out_of_range(void **state)
     pg_errlist_destroy(&f->errs);
     expect_only_error(f, "[server]\nmax_header_bytes = \"2MiB\"\n" MINIMAL,
                       "2:20: server.max_header_bytes: 2097152 is out of range (1024..1048576)");
+    pg_errlist_destroy(&f->errs);
+    expect_only_error(f, "[server]\nevent_coalesce_us = 1001\n" MINIMAL,
+                      "2:21: server.event_coalesce_us: 1001 is out of range (0..1000)");
     pg_errlist_destroy(&f->errs);
     expect_only_error(f, "[server]\nlisten = \"127.0.0.1:70000\"\n" MINIMAL,
                       "2:10: server.listen: \"127.0.0.1:70000\": port must be a number 1..65535");

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# integration.proxy_coalesce: server.event_coalesce_us (a busy worker sleeps in 20 us steps,
+# looking for events, before it blocks; pg_worker.c). With it on, two workers still forward
+# keep-alive load without a failure, answer pipelined requests in order, stream a body both
+# ways, and block when idle: a held-open keep-alive connection costs no CPU (a worker that
+# coalesced without end would burn a core here). SIGHUP turns it off and on; SIGTERM drains.
+# ctest-timeout: 120
+. "$(dirname "$0")/lib/common.sh"
+
+pg_need ab curl
+pg_ports P U
+
+write_config()
+{
+    cat >"$T/pg.toml" <<EOF
+[server]
+listen  = "127.0.0.1:$P"
+workers = 2
+event_coalesce_us = $1
+
+[[upstream]]
+name    = "app"
+address = "127.0.0.1:$U"
+
+[[route]]
+prefix   = "/"
+upstream = "app"
+EOF
+}
+
+write_config 100
+pg_check "--check prints event_coalesce_us" \
+    bash -c "'$PG' --check --config '$T/pg.toml' | grep -qx 'event_coalesce_us 100'"
+pg_upstreams app "127.0.0.1:$U"
+pg_gateway gw "$T/pg.toml" "$P"
+GW=$(pg_pid gw)
+
+# keep-alive load over both workers
+ab -k -c 8 -n 4000 "http://127.0.0.1:$P/big?kb=1" >"$T/ab.out" 2>&1
+pg_check "ab -k -c 8 -n 4000: 4000 complete" grep -Eq '^Complete requests: +4000$' "$T/ab.out"
+pg_check "ab: 0 failed" grep -Eq '^Failed requests: +0$' "$T/ab.out"
+pg_check "ab: no non-2xx" bash -c "! grep -q '^Non-2xx responses' '$T/ab.out'"
+
+# two pipelined requests in one write, answered in order
+exec 3<>"/dev/tcp/127.0.0.1/$P"
+printf 'GET /echo?n=1 HTTP/1.1\r\nHost: t\r\n\r\nGET /echo?n=2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n' >&3
+timeout 10 cat <&3 >"$T/pipe.out"
+exec 3<&-
+pg_check "pipelined: two 200s" test "$(grep -c '^HTTP/1.1 200' "$T/pipe.out")" -eq 2
+pg_check "pipelined: in order" bash -c "grep -o 'GET /echo?n=[12]' '$T/pipe.out' | tr '\n' ' ' | grep -qx 'GET /echo?n=1 GET /echo?n=2 '"
+
+# a 2 MiB body up and a 4 MiB body down
+head -c 2097152 /dev/zero | tr '\0' 'b' >"$T/body"
+curl -s -m 30 --data-binary @"$T/body" -o "$T/echo.out" "http://127.0.0.1:$P/echo"
+pg_check "2 MiB request body reaches the upstream whole" \
+    test "$(wc -c <"$T/echo.out")" -gt 2097152 -a "$(tail -c 2097152 "$T/echo.out" | tr -d 'b' | wc -c)" -eq 0
+pg_check "4 MiB response whole" \
+    test "$(curl -s -m 30 "http://127.0.0.1:$P/big?kb=4096" | wc -c)" -eq 4194304
+
+# idle with a keep-alive connection held open: the workers block, they do not coalesce forever
+exec 4<>"/dev/tcp/127.0.0.1/$P"
+printf 'GET /echo HTTP/1.1\r\nHost: t\r\n\r\n' >&4
+sleep 0.5
+t0=$(awk '{ print $14 + $15 }' "/proc/$GW/stat")
+sleep 3
+t1=$(awk '{ print $14 + $15 }' "/proc/$GW/stat")
+hz=$(getconf CLK_TCK)
+pg_check "idle 3 s with a connection held: CPU $((t1 - t0)) ticks <= $((hz / 5)) (a spinning worker: ~$((3 * hz)))" \
+    test $((t1 - t0)) -le $((hz / 5))
+exec 4<&-
+
+# SIGHUP off, then on again: still serving
+write_config 0
+kill -HUP "$GW"
+sleep 0.5
+pg_check "after SIGHUP (off): serving" bash -c "curl -s -m 10 'http://127.0.0.1:$P/echo' | grep -q '^app GET /echo'"
+write_config 1000
+kill -HUP "$GW"
+sleep 0.5
+ab -k -c 4 -n 1000 "http://127.0.0.1:$P/big?kb=1" >"$T/ab2.out" 2>&1
+pg_check "after SIGHUP (1000): ab 0 failed" grep -Eq '^Failed requests: +0$' "$T/ab2.out"
+pg_check "after SIGHUP (1000): 1000 complete" grep -Eq '^Complete requests: +1000$' "$T/ab2.out"
+
+pg_stop_check gw
+pg_done
