@@ -401,7 +401,7 @@ static void maybe_finish_drain(pg_worker_t *w)
         uv_close((uv_handle_t *)&w->resume_timer, NULL);
         uv_close((uv_handle_t *)&w->backoff_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
-        uv_close((uv_handle_t *)&w->log_flush, NULL);
+        uv_close((uv_handle_t *)&w->before_wait, NULL);
         close_listener(w);
         if (w->gen) {
             gen_retire(w->gen);
@@ -506,7 +506,7 @@ static void coalesce_wait(pg_worker_t *w, uint32_t budget_us)
 
 /* Runs before every wait for events: the lines of the iteration (of any phase) reach the
  * log before the loop can sleep; then the wait may be coalesced (above). */
-static void on_log_flush(uv_prepare_t *p)
+static void on_before_wait(uv_prepare_t *p)
 {
     pg_worker_t *w = p->data;
     uint32_t coalesce = w->gen->cfg->server.event_coalesce_us;
@@ -570,9 +570,9 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limi
     uv_mutex_init(&w->lock);
     uv_async_init(&w->loop, &w->wakeup, on_wakeup);
     w->wakeup.data = w;
-    uv_prepare_init(&w->loop, &w->log_flush);
-    w->log_flush.data = w;
-    uv_prepare_start(&w->log_flush, on_log_flush);
+    uv_prepare_init(&w->loop, &w->before_wait);
+    w->before_wait.data = w;
+    uv_prepare_start(&w->before_wait, on_before_wait);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->resume_timer);
@@ -602,7 +602,7 @@ fail_listener:
     uv_close((uv_handle_t *)&w->listener.poll, NULL);
 fail_timers:
     uv_close((uv_handle_t *)&w->wakeup, NULL);
-    uv_close((uv_handle_t *)&w->log_flush, NULL);
+    uv_close((uv_handle_t *)&w->before_wait, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->resume_timer, NULL);
     uv_close((uv_handle_t *)&w->backoff_timer, NULL);

@@ -153,7 +153,7 @@ struct pg_worker {
     pg_listener_t listener;
     pg_listener_t admin;        /* pprof.admin_listen, when has_admin */
     uv_async_t wakeup;
-    uv_prepare_t log_flush;     /* writes the access log batch before the loop waits */
+    uv_prepare_t before_wait;   /* before the loop waits: access log batch, event_coalesce_us */
     uv_timer_t drain_timer;
     pg_bufpool_t bufs;
     pg_access_batch_t alog;     /* access log lines of this worker's requests */
