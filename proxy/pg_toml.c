@@ -317,7 +317,7 @@ static int parse_keyval(pg__toml_parser_t *P, pg_toml_value_t *t)
         pg__toml_skip_ws(P);
         en = table_find(t, P->scratch, P->scratch_len, h);
         if (en == NULL) {
-            pg_toml_value_t *sub;
+            pg_toml_value_t *sub = NULL;
 
             if ((rc = new_node(P, t, PG_TOML_TABLE, PG__TOML_DOTTED, kpos, &sub)) < 0)
                 return rc;
