@@ -97,7 +97,9 @@ static int start(void *(*fn)(void *), const char *prefix, int i)
         fprintf(stderr, "pthread_create: %s\n", strerror(rc));
         return -1;
     }
-    snprintf(name, sizeof(name), "%s-%d", prefix, i);
+    /* a thread name holds 15 bytes: a longer one is cut, as the kernel would */
+    if (snprintf(name, sizeof(name), "%s-%d", prefix, i) >= (int)sizeof(name))
+        name[sizeof(name) - 1] = '\0';
     pthread_setname_np(t, name);
     pthread_detach(t);
     return 0;
