@@ -46,4 +46,4 @@ fuzz:
 	PG_WERROR=$(if $(CI),ON,OFF) scripts/fuzz.sh $(SECONDS)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-release
