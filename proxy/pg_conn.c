@@ -14,7 +14,8 @@
  * gathered in an outq and leaves in one writev. (Only an HTTP/1.0 client of a chunked
  * response gets the payload without the framing, from llhttp's on_body, and a close.)
  *
- *   IDLE --first byte--> HEAD --head complete--> route, pprof policy (allow, token,
+ *   IDLE --first byte--> HEAD --head complete--> route (by an absolute-form target's
+ *                                                authority, else Host), pprof policy (allow, token,
  *                                                agent, max_seconds, max_concurrent),
  *                                                /metrics, pg_ui
  *        --> local answer (4xx/5xx, then close)                     or
@@ -467,12 +468,54 @@ static bool expects_continue(const pg_head_t *h)
     return v && n == 12 && strncasecmp(v, "100-continue", 12) == 0;
 }
 
+/* The request target: origin-form "/path?q", or absolute-form "scheme://authority/path?q"
+ * (RFC 9112 3.2.1, 3.2.2), which must be an http or https URI (any case) whose authority is
+ * a host and port by Host's rules (host_scan), with a host (RFC 9110 4.2.1) and without
+ * userinfo (RFC 9110 4.2.4). RFC 9112 3.2.2: the authority, not Host, names the target's
+ * host, so it routes the request and is the Host sent upstream (pg_head_req_out_t.host).
+ * *path_off: where the origin-form part begins; *auth_off, *auth_len: the authority (length 0
+ * for origin-form), *auth_host: its bytes before the port. Returns the reason for a 400, or
+ * NULL. */
+static const char *target_scan(const char *url, size_t urllen, size_t *path_off, size_t *auth_off,
+                               size_t *auth_len, size_t *auth_host)
+{
+    const char *s;
+    size_t i, n;
+
+    *path_off = *auth_off = *auth_len = *auth_host = 0;
+    if (urllen > 0 && url[0] == '/')
+        return NULL;
+    s = memchr(url, ':', urllen);
+    if (s == NULL || (size_t)(s - url) + 3 > urllen || s[1] != '/' || s[2] != '/')
+        return "request target must be a path (origin-form) or an http URI (absolute-form)";
+    n = (size_t)(s - url);
+    if (!((n == 4 && strncasecmp(url, "http", 4) == 0) ||
+          (n == 5 && strncasecmp(url, "https", 5) == 0)))
+        return "malformed request: the request target's scheme is not http or https (RFC 9110 "
+               "4.2)";
+    i = n + 3;
+    while (i < urllen && url[i] != '/' && url[i] != '?')
+        i++;
+    *auth_off = n + 3;
+    *auth_len = i - (n + 3);
+    *path_off = i;
+    if (memchr(url + *auth_off, '@', *auth_len) != NULL)
+        return "malformed request: userinfo (user@) in the request target (RFC 9110 4.2.4)";
+    if (!host_scan(url + *auth_off, *auth_len, auth_host))
+        return "malformed request: the request target's authority is not a host and port (RFC "
+               "9112 3.2.2)";
+    if (*auth_host == 0)
+        return "malformed request: the request target's authority has no host (RFC 9110 4.2.1)";
+    return NULL;
+}
+
 static void on_request_head(pg_conn_t *c)
 {
     xchg_t *x = c->x;
     const pg_config_t *cfg = x->gen->cfg;
     const char *url = x->req.buf->data, *path, *host;
     size_t urllen = x->req.first_len, pathlen, i, hostlen, hostfull;
+    size_t auth_off, auth_len, auth_host;
     const char *bad;
     pg_route_match_t m;
     char msg[512];
@@ -519,18 +562,18 @@ static void on_request_head(pg_conn_t *c)
                                         "target");
             return;
         }
-    /* origin-form "/path?q"; absolute-form "http://host/path?q" is reduced to its path */
-    i = 0;
-    if (urllen > 0 && url[0] != '/') {
-        const char *s = memchr(url, ':', urllen);
-
-        if (s == NULL || (size_t)(s - url) + 3 > urllen || s[1] != '/' || s[2] != '/') {
-            pg__conn_send_error(c, 400, "request target must be a path (origin-form)");
-            return;
-        }
-        i = (size_t)(s - url) + 3;
-        while (i < urllen && url[i] != '/' && url[i] != '?')
-            i++;
+    /* origin-form "/path?q"; absolute-form "http://host/path?q" is routed by its authority
+     * (in place of Host) and goes on as its path, with the authority as Host */
+    if ((bad = target_scan(url, urllen, &i, &auth_off, &auth_len, &auth_host)) != NULL) {
+        pg__conn_send_error(c, 400, bad);
+        return;
+    }
+    if (auth_len > 0) {
+        host = url + auth_off;
+        hostfull = auth_len;
+        hostlen = auth_host;
+        x->auth_off = (uint32_t)auth_off;
+        x->auth_len = (uint32_t)auth_len;
     }
     x->path_off = (uint32_t)i;
     path = url + i;

@@ -56,6 +56,8 @@ typedef struct xchg {
     uint32_t pprof_rest_len;
     uint32_t query_off, query_len; /* '?' included, into req.buf; len 0 when none */
     uint32_t path_off;            /* where the origin-form path starts in the URL */
+    uint32_t auth_off, auth_len;  /* absolute-form: its authority in the URL (routed by, and
+                                     sent as Host); len 0: origin-form */
     uint64_t budget_ms;           /* upstream first-byte/idle timeout for this request */
     size_t cl_wq_seen;            /* bytes waiting for the client at the last timeout that
                                      found its queue full (pg_conn.c client_timeout) */

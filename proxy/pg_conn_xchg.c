@@ -75,6 +75,10 @@ static int write_request_head(pg_conn_t *c)
     unsigned n;
     int r;
 
+    if (x->auth_len) {
+        o.host = x->req.buf->data + x->auth_off;
+        o.host_len = x->auth_len;
+    }
     if (srv->add_forwarded) {
         peer_text(c);
         o.client_text = c->peer_text_len ? c->peer_text : NULL;

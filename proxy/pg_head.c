@@ -337,7 +337,8 @@ static unsigned flatten(const pg_head_t *h, char *dst, uv_buf_t *bufs, unsigned 
 
 int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs, unsigned *n)
 {
-    static char sp[] = " ", ver[] = " HTTP/1.1\r\n", pprof_base[] = "/debug/pprof";
+    static char sp[] = " ", ver[] = " HTTP/1.1\r\n", pprof_base[] = "/debug/pprof",
+                hostname[] = "Host: ", crlf[] = "\r\n";
     const pg_head_field_t *xff = NULL, *via = NULL, *host = NULL, *conn = NULL;
     uint32_t ext = h->buf->len, i;
     char addr[64], *e, *start;
@@ -386,10 +387,17 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         bufs[k++] = uv_buf_init(pprof_base, 1); /* "/" */
     }
     bufs[k++] = uv_buf_init(ver, sizeof ver - 1);
+    if (o->host) {
+        /* as iovecs, not in the reserve: an authority may be as long as the head allows */
+        bufs[k++] = uv_buf_init(hostname, sizeof hostname - 1);
+        bufs[k++] = uv_buf_init((char *)o->host, o->host_len);
+        bufs[k++] = uv_buf_init(crlf, sizeof crlf - 1);
+    }
     for (i = 0; i < h->n; i++) {
         const pg_head_field_t *f = &h->f[i];
 
         if (is_hop(h, f, conn) || f == xff || f == via ||
+            (o->host && f->kind == PG_HTTP_HDR_HOST) ||
             (o->drop_authorization && f->kind == PG_HTTP_HDR_AUTHORIZATION) ||
             (o->add_forwarded && (f->kind == PG_HTTP_HDR_X_FORWARDED_PROTO ||
                                   f->kind == PG_HTTP_HDR_X_FORWARDED_HOST)))
@@ -418,15 +426,18 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         }
         bad |= cat(&e, &room, atext, alen);
         bad |= CAT("\r\nX-Forwarded-Proto: http\r\n");
-        if (host) {
-            v = pg_head_value(h, host, &vlen);
+        if (o->host || host) {
+            if (o->host)
+                v = o->host, vlen = o->host_len;
+            else
+                v = pg_head_value(h, host, &vlen);
             bad |= CAT("X-Forwarded-Host: ");
             bad |= cat(&e, &room, v, vlen);
             bad |= CAT("\r\n");
         }
     }
     /* HTTP/1.0 clients may omit Host; HTTP/1.1 upstreams require one */
-    if (host == NULL) {
+    if (host == NULL && o->host == NULL) {
         bad |= CAT("Host: ");
         bad |= cat(&e, &room, o->default_host, strlen(o->default_host));
         bad |= CAT("\r\n");

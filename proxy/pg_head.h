@@ -23,7 +23,7 @@
 
 #define PG_HEAD_MAX_FIELDS 128
 #define PG_HEAD_RESERVE 1024 /* room after the head for the lines we add */
-#define PG_HEAD_MAX_IOV (PG_HEAD_MAX_FIELDS + 8)
+#define PG_HEAD_MAX_IOV (PG_HEAD_MAX_FIELDS + 12)
 #define PG_HEAD_FLAT_MAX 4096 /* heads up to this size are sent as one iovec, see below */
 
 typedef struct pg_head_field {
@@ -92,6 +92,11 @@ typedef struct pg_head_req_out {
                                  connection's many requests), or NULL: from client */
     size_t client_text_len;
     const char *default_host; /* Host to add when the client sent none (HTTP/1.0) */
+    const char *host;         /* Host to send in place of the client's (its lines dropped),
+                                 the first line after the request line, and X-Forwarded-Host
+                                 to carry: the absolute-form target's authority (RFC 9112
+                                 3.2.2), pointing into the head buffer; NULL: the client's */
+    uint32_t host_len;
 } pg_head_req_out_t;
 
 /* "METHOD target HTTP/1.1\r\n", the kept fields, ours, "\r\n" into bufs (at least

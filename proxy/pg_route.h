@@ -28,8 +28,9 @@ typedef struct pg_route_match {
 int pg_route_table_new(const pg_config_t *cfg, pg_route_table_t **out);
 void pg_route_table_free(pg_route_table_t *t);
 
-/* path: the request path without the query (need not be NUL-terminated); host: the Host
- * header without port, or NULL. Among the routes whose host matches (case-insensitive) or
+/* path: the request path without the query (need not be NUL-terminated); host: the
+ * request's host -- an absolute-form target's authority (RFC 9112 3.2.2), else the Host
+ * header -- without port (or with it, where a route names one), or NULL. Among the routes whose host matches (case-insensitive) or
  * that have none, the longest prefix that matches path wins; on a tie a route with a host
  * beats one without. A prefix matches when path equals it, or starts with it and either
  * the prefix ends in '/' or the next path byte is '/'. Returns 0, or -ENOENT. */

@@ -61,6 +61,18 @@ static struct sockaddr_in client(void)
     return in;
 }
 
+/* A fresh head holding target and kv, and a GET's output options with default_host. */
+static void start(pg_head_t *h, uint32_t limit, const char *target, const char *const *kv,
+                  pg_head_req_out_t *o, const char *default_host)
+{
+    memset(h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(h, limit);
+    feed(h, target, kv);
+    memset(o, 0, sizeof *o);
+    o->method = "GET";
+    o->default_host = default_host;
+}
+
 static void test_head_keeps_fields_in_wire_form(void **state)
 {
     static const char *const kv[] = {"Host", "a.example", "X-Empty", "", NULL};
@@ -124,14 +136,9 @@ static void test_head_request_rewrite(void **state)
     unsigned n;
 
     (void)state;
-    memset(&h, 0, offsetof(pg_head_t, f));
-    pg_head_reset(&h, 4096);
-    feed(&h, "/app?x=1", kv);
-    memset(&o, 0, sizeof o);
-    o.method = "GET";
+    start(&h, 4096, "/app?x=1", kv, &o, "up:1");
     o.add_forwarded = o.add_via = true;
     o.client = (struct sockaddr *)&in;
-    o.default_host = "up:1";
     assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
     assert_string_equal(join(bufs, n), "GET /app?x=1 HTTP/1.1\r\n"
                                        "Host: gw:8080\r\n"
@@ -245,6 +252,73 @@ static void test_head_request_rewrite_pprof_and_absolute_form(void **state)
     pg_head_release(&h);
 }
 
+/* An absolute-form target's authority (RFC 9112 3.2.2) is the Host sent: the first line
+ * after the request line, every Host line of the client's dropped, X-Forwarded-Host carrying
+ * it; a client without Host (HTTP/1.0) gets it in place of default_host. */
+static void test_head_absolute_form_sends_its_authority_as_host(void **state)
+{
+    static const char *const kv[] = {"Host", "other.example", "Accept", "*/*",
+                                     "X-Forwarded-Host", "spoof", "HOST", "third", NULL};
+    static const char *const none[] = {"Accept", "*/*", NULL};
+    static char target[3100];
+    struct sockaddr_in in = client();
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    unsigned n;
+    char *out;
+
+    (void)state;
+    start(&h, 8192, "http://Auth.example:81/p?q=1", kv, &o, "up:1");
+    o.path_off = 22;
+    o.host = h.buf->data + 7;
+    o.host_len = 15;
+    o.add_forwarded = true;
+    o.client = (struct sockaddr *)&in;
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(join(bufs, n), "GET /p?q=1 HTTP/1.1\r\n"
+                                       "Host: Auth.example:81\r\n"
+                                       "Accept: */*\r\n"
+                                       "X-Forwarded-For: 10.0.0.5\r\n"
+                                       "X-Forwarded-Proto: http\r\n"
+                                       "X-Forwarded-Host: Auth.example:81\r\n"
+                                       "\r\n");
+    o.add_forwarded = false; /* the client's X-Forwarded-Host passes, Host is still ours */
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET /p?q=1 HTTP/1.1\r\n"
+                                       "Host: Auth.example:81\r\n"
+                                       "Accept: */*\r\n"
+                                       "X-Forwarded-Host: spoof\r\n"
+                                       "\r\n");
+    pg_head_release(&h);
+
+    pg_head_reset(&h, 8192);
+    feed(&h, "http://a.example", none);
+    o.path_off = 16;
+    o.host = h.buf->data + 7;
+    o.host_len = 9;
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "GET / HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n");
+    pg_head_release(&h);
+
+    /* an authority longer than the reserve for our own lines still goes (as its own iovec) */
+    memcpy(target, "http://", 7);
+    memset(target + 7, 'a', 3000);
+    memcpy(target + 3007, "/x", 3);
+    pg_head_reset(&h, 8192);
+    feed(&h, target, none);
+    o.path_off = 3007;
+    o.host = h.buf->data + 7;
+    o.host_len = 3000;
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    out = join(bufs, n);
+    assert_int_equal(strlen(out), 17 + 6 + 3000 + 2 + 13 + 2);
+    assert_memory_equal(out, "GET /x HTTP/1.1\r\nHost: aaa", 26);
+    assert_string_equal(out + 17 + 6 + 3000, "\r\nAccept: */*\r\n\r\n");
+    pg_head_release(&h);
+}
+
 static void test_head_response_rewrite(void **state)
 {
     static const char *const kv[] = {"Content-Length", "2", "Connection", "X-Up",
@@ -350,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_head_request_rewrite),
         cmocka_unit_test(test_head_connection_listed_fields_dropped_in_any_case),
         cmocka_unit_test(test_head_request_rewrite_pprof_and_absolute_form),
+        cmocka_unit_test(test_head_absolute_form_sends_its_authority_as_host),
         cmocka_unit_test(test_head_response_rewrite),
         cmocka_unit_test(test_head_small_heads_come_out_in_one_piece),
     };
