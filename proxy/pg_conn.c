@@ -77,7 +77,6 @@
 #include "pg_ui.h"
 #include "pg_upstream.h"
 
-#define PG_CONN_WQ_HIGH (256 * 1024)
 #define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
 
 static const llhttp_settings_t *req_settings(void);

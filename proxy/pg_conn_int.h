@@ -26,6 +26,11 @@
 #include "pg_upstream.h"
 #include "pg_worker.h"
 
+/* Backpressure: reading one side stops while the other side's write queue holds more than
+ * this (pg_conn.c pg__conn_update_reading). Here, not in pg_conn.c, so that fuzz_conn's
+ * backpressure oracle (tests/fuzz/conn_oracle_flow.c) bounds the queues by the same number. */
+#define PG_CONN_WQ_HIGH (256 * 1024)
+
 enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
 enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_FLUSH, T_LINGER };
 

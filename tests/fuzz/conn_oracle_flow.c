@@ -25,14 +25,15 @@
 #include <uv.h>
 
 #include "pg_buf.h"
+#include "pg_conn_int.h"
 #include "pg_metrics.h"
 #include "pg_worker.h"
 
 #define FC_DRAIN_MS 2000 /* the drain deadline a drain run's worker gets */
-/* What the gateway may queue for a client that does not read: PG_CONN_WQ_HIGH (256 KiB,
- * pg_conn.c), above which it stops reading the upstream, plus what one upstream read
- * (PG_BUF_SIZE) and a response head add before it looks. */
-#define FC_WQ_BOUND (256 * 1024 + PG_BUF_SIZE + 16 * 1024)
+/* What the gateway may queue for a client that does not read: PG_CONN_WQ_HIGH (the
+ * gateway's own constant, pg_conn_int.h), above which it stops reading the upstream, plus
+ * what one upstream read (PG_BUF_SIZE) and a response head add before it looks. */
+#define FC_WQ_BOUND (PG_CONN_WQ_HIGH + PG_BUF_SIZE + 16 * 1024)
 
 bool fc_own_worker;
 static pg_worker_t *main_worker;
