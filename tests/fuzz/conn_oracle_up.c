@@ -5,7 +5,10 @@
  * allowed: an idempotent request without a body on a pooled connection the upstream closed):
  * same method, the target in origin form (agents: /debug/pprof + the rest), the same framing
  * and body bytes, no field the client did not send (but X-Forwarded-*, Via, and Host when the
- * client sent none), every field it sent that is not hop-by-hop. A cut request is a prefix of
+ * client sent none), every field it sent that is not hop-by-hop; one Host line, which for an
+ * absolute-form target is its authority (RFC 9112 3.2.2: the client's Host lines dropped, and
+ * X-Forwarded-Host says the authority too), and only an http or https URI with a host, no
+ * userinfo, goes on. A cut request is a prefix of
  * the client's, and never holds a byte from the first one the reader refuses on.
  * Also here: the client's requests as the reference reads them (fc_sent, which oracle 2
  * reads too) and the run's trace (FUZZ_CONN_TRACE).
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 fc_sent_t fc_sent;
 
@@ -90,8 +94,10 @@ static bool conn_lists(const char *v, size_t n, const char *s, size_t len)
 }
 
 /* Fields the gateway drops or replaces on the way up (a superset: every Connection field's
- * names count, the gateway reads the first). */
-static bool dropped_up(const char *p, const ref_msg_t *m, const ref_field_t *f, bool agent)
+ * names count, the gateway reads the first); absolute: an absolute-form target's request,
+ * whose Host the authority replaces. */
+static bool dropped_up(const char *p, const ref_msg_t *m, const ref_field_t *f, bool agent,
+                       bool absolute)
 {
     static const char *const hop[] = {
         "connection",      "keep-alive",        "proxy-connection",   "te",
@@ -104,6 +110,8 @@ static bool dropped_up(const char *p, const ref_msg_t *m, const ref_field_t *f, 
             return true;
     if (agent && ref_field_is(p, f, "authorization"))
         return true;
+    if (absolute && ref_field_is(p, f, "host"))
+        return true;
     for (i = 0; i < m->nf; i++)
         if (ref_field_is(p, &m->f[i], "connection") &&
             conn_lists(p + m->f[i].value_off, m->f[i].value_len, p + f->name_off, f->name_len))
@@ -111,12 +119,45 @@ static bool dropped_up(const char *p, const ref_msg_t *m, const ref_field_t *f, 
     return false;
 }
 
-/* Fields the gateway adds. */
-static bool added_up(const char *p, const ref_field_t *f, bool client_had_host)
+/* Fields the gateway adds (Host: when the client sent none, or in place of the client's). */
+static bool added_up(const char *p, const ref_field_t *f, bool client_had_host, bool absolute)
 {
     return ref_field_is(p, f, "x-forwarded-for") || ref_field_is(p, f, "x-forwarded-proto") ||
            ref_field_is(p, f, "x-forwarded-host") || ref_field_is(p, f, "via") ||
-           (!client_had_host && ref_field_is(p, f, "host"));
+           ((!client_had_host || absolute) && ref_field_is(p, f, "host"));
+}
+
+/* Whether [t, t+n) is an absolute-form target the gateway may forward (RFC 9110 4.2, RFC 3986
+ * 3.2): "http" or "https" (any case) "://", an authority of unreserved, pct-encoded and
+ * sub-delims bytes, ':' and the brackets of an IP literal, without userinfo, whose host (the
+ * part before the port) is not empty. [*aoff, *aoff + *alen): the authority. */
+static bool absolute_target(const char *t, size_t n, size_t *aoff, size_t *alen)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                             "-._~%!$&'()*+,;=:[]";
+    size_t s, i, host;
+
+    if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
+        s = 7;
+    else if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
+        s = 8;
+    else
+        return false;
+    for (i = s; i < n && t[i] != '/' && t[i] != '?'; i++)
+        if (t[i] == '\0' || strchr(ok, t[i]) == NULL)
+            return false;
+    *aoff = s;
+    *alen = i - s;
+    if (*alen > 0 && t[s] == '[') {
+        const char *e = memchr(t + s, ']', *alen);
+
+        host = e ? (size_t)(e - (t + s)) + 1 : *alen;
+    } else {
+        const char *e = memchr(t + s, ':', *alen);
+
+        host = e ? (size_t)(e - (t + s)) : *alen;
+    }
+    return host > 0;
 }
 
 /* The target the upstream must get for the client's target (origin form; agents get
@@ -124,18 +165,14 @@ static bool added_up(const char *p, const ref_field_t *f, bool client_had_host)
  * must not forward this target at all. */
 static bool expected_target(const char *t, size_t n, int role, char *out, size_t cap, size_t *olen)
 {
-    size_t i = 0, k = 0;
+    size_t i = 0, k = 0, aoff, alen;
 
     if (n >= cap - 1)
         return false;
     if (n > 0 && t[0] != '/') {
-        const char *s = memchr(t, ':', n);
-
-        if (s == NULL || (size_t)(s - t) + 3 > n || s[1] != '/' || s[2] != '/')
+        if (!absolute_target(t, n, &aoff, &alen))
             return false;
-        i = (size_t)(s - t) + 3;
-        while (i < n && t[i] != '/' && t[i] != '?')
-            i++;
+        i = aoff + alen;
         if (i == n || t[i] == '?')
             out[k++] = '/';
     }
@@ -156,8 +193,9 @@ static void compare(const char *p, const ref_msg_t *um, int role, const creq_t *
     const char *cp = (const char *)cin + c->off;
     const ref_msg_t *cm = &c->m;
     char want[FZ_MAX_INPUT + 2];
-    size_t wlen, i, j;
-    bool had_host = ref_find(cp, cm, "host") != NULL;
+    size_t wlen, i, j, aoff = 0, alen = 0, nhost = 0;
+    bool had_host = ref_find(cp, cm, "host") != NULL, absolute;
+    const char *ct = cp + cm->target_off;
     size_t ub, cb;
 
     if (um->state == REF_BAD)
@@ -179,12 +217,31 @@ static void compare(const char *p, const ref_msg_t *um, int role, const creq_t *
         fc_finding("a target the gateway must not forward went upstream", NULL);
     if (um->target_len != wlen || memcmp(p + um->target_off, want, wlen) != 0)
         fc_finding("target differs upstream", NULL);
+    absolute = cm->target_len > 0 && ct[0] != '/' &&
+               absolute_target(ct, cm->target_len, &aoff, &alen);
+    /* one Host; an absolute-form target's authority is it (and X-Forwarded-Host) */
+    for (i = 0; i < um->nf; i++) {
+        const ref_field_t *f = &um->f[i];
+        bool is_host = ref_field_is(p, f, "host");
+
+        if (!is_host && !ref_field_is(p, f, "x-forwarded-host"))
+            continue;
+        nhost += is_host;
+        if (absolute && (f->value_len != alen || memcmp(p + f->value_off, ct + aoff, alen) != 0))
+            fc_finding(is_host ? "an absolute-form request went upstream with a Host other than "
+                                 "its authority"
+                               : "an absolute-form request went upstream with an "
+                                 "X-Forwarded-Host other than its authority",
+                       NULL);
+    }
+    if (nhost != 1)
+        fc_finding("an upstream request without exactly one Host", NULL);
     if (um->body != cm->body || (um->body == REF_BODY_CL && um->cl != cm->cl))
         fc_finding("framing differs upstream", NULL);
     /* fields: upstream's (but added ones) a subsequence of the client's; the client's (but
      * dropped ones) a subsequence of the upstream's */
     for (i = 0, j = 0; i < um->nf; i++) {
-        if (added_up(p, &um->f[i], had_host))
+        if (added_up(p, &um->f[i], had_host, absolute))
             continue;
         while (j < cm->nf && !same_field(p, &um->f[i], cp, &cm->f[j]))
             j++;
@@ -193,7 +250,7 @@ static void compare(const char *p, const ref_msg_t *um, int role, const creq_t *
         j++;
     }
     for (i = 0, j = 0; i < cm->nf; i++) {
-        if (dropped_up(cp, cm, &cm->f[i], role != 0))
+        if (dropped_up(cp, cm, &cm->f[i], role != 0, absolute))
             continue;
         while (j < um->nf && !same_field(cp, &cm->f[i], p, &um->f[j]))
             j++;
