@@ -514,6 +514,7 @@ static int set_defaults(pg_config_t *cfg)
     cfg->server.access_log_format = PG_LOG_COMBINED;
     cfg->server.add_forwarded = true;
     cfg->server.add_via = true;
+    cfg->server.worker_sched = PG_SCHED_NORMAL;
     cfg->pprof.max_seconds = 60;
     cfg->pprof.enabled = true;
     cfg->pprof.max_concurrent = 8;
@@ -707,6 +708,7 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
             srv->add_via ? "yes" : "no");
     if (srv->event_coalesce_us)
         fprintf(out, "event_coalesce_us %u\n", srv->event_coalesce_us);
+    fprintf(out, "worker_sched %s\n", srv->worker_sched == PG_SCHED_BATCH ? "batch" : "normal");
     if (srv->metrics_path && srv->has_metrics_allow) {
         char buf[64];
 

@@ -20,6 +20,7 @@
 
 enum { PG_ADDR_TCP = 1, PG_ADDR_UNIX = 2 };
 enum { PG_LOG_COMBINED = 1, PG_LOG_COMMON = 2, PG_LOG_JSON = 3 };
+enum { PG_SCHED_NORMAL = 1, PG_SCHED_BATCH = 2 };
 
 /* A socket address as users write it: "HOST:PORT" with HOST a numeric IPv4 address,
  * "[IPv6]:PORT", "localhost:PORT" (-> 127.0.0.1), or "unix:/absolute/or/relative/path".
@@ -63,6 +64,9 @@ typedef struct pg_config_server {
     /* Added in session 4 (optional): */
     uint32_t event_coalesce_us;     /* "event_coalesce_us": 0..1000, default 0 (off); see
                                        configs/example.toml and pg_worker.c */
+    /* Added in session 5 (optional): */
+    int worker_sched;               /* "worker_sched": "normal" | "batch" -> PG_SCHED_*, the
+                                       workers' Linux scheduling policy; see pg_worker.c */
 } pg_config_server_t;
 
 typedef struct pg_config_pprof {

@@ -26,7 +26,8 @@ static const char *const top_keys[] = {"include", "server", "upstream", "route",
 static const char *const server_keys[] = {
     "listen",         "workers",       "max_connections", "max_header_bytes", "max_body_bytes",
     "header_timeout", "idle_timeout",  "drain_timeout",   "access_log",       "access_log_format",
-    "metrics_path",   "add_forwarded", "add_via",         "metrics_allow",    "event_coalesce_us"};
+    "metrics_path",   "add_forwarded", "add_via",         "metrics_allow",    "event_coalesce_us",
+    "worker_sched"};
 static const char *const upstream_keys[] = {
     "name",      "address",           "agent", "connect_timeout", "timeout",
     "pool_size", "pool_idle_timeout", "pprof"};
@@ -279,6 +280,38 @@ static int get_uint(const sect_t *s, const char *key, uint64_t min, uint64_t max
     }
     *out = (uint64_t)n;
     return 1;
+}
+
+/* A string that must be one of names[]: its index, or an error that names the choices (and
+ * the closest one, for a typo). what: the noun for the error ("a format"). */
+static int get_choice(const sect_t *s, const char *key, const char *const *names, size_t n,
+                      const char *what, size_t *out)
+{
+    const char *text, *sug;
+    pg_pos_t pos;
+    char list[160];
+    size_t i, len = 0;
+    int rc = get_str(s, key, &text, &pos);
+
+    if (rc <= 0)
+        return rc;
+    for (i = 0; i < n; i++)
+        if (strcmp(text, names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    if ((sug = pg__config_closest(text, names, n)) != NULL) {
+        pg__config_err(s->L, s->src->path, pos, "%s.%s: \"%s\" is not %s (did you mean \"%s\"?)",
+                       s->name, key, text, what, sug);
+        return -1;
+    }
+    list[0] = '\0';
+    for (i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s\"%s\"",
+                                i == 0 ? "" : i + 1 == n ? " or " : ", ", names[i]);
+    pg__config_err(s->L, s->src->path, pos, "%s.%s: \"%s\" is not %s (use %s)", s->name, key,
+                   text, what, list);
+    return -1;
 }
 
 /* A byte count: an integer, or a string "32KiB", "1MiB", "1GiB" (also "KB"/"MB"/"GB" = 10^3..,
@@ -670,9 +703,11 @@ void pg__config_parse_pprof(const sect_t *s, pg_config_pprof_t *pp, bool global)
 void pg__config_parse_server(const sect_t *s, pg_config_server_t *srv)
 {
     static const char *const formats[] = {"combined", "common", "json"};
+    static const char *const scheds[] = {"normal", "batch"};
     const char *text, *why;
     pg_pos_t pos;
     uint64_t n;
+    size_t i;
 
     check_unknown(s, server_keys, PG__NKEYS(server_keys));
     get_addr(s, "listen", false, &srv->listen);
@@ -699,28 +734,8 @@ void pg__config_parse_server(const sect_t *s, pg_config_server_t *srv)
             srv->access_log = p;
         }
     }
-    if (get_str(s, "access_log_format", &text, &pos) == 1) {
-        size_t i;
-
-        for (i = 0; i < PG__NKEYS(formats) && strcmp(text, formats[i]) != 0; i++)
-            ;
-        if (i < PG__NKEYS(formats)) {
-            srv->access_log_format = PG_LOG_COMBINED + (int)i;
-        } else {
-            const char *sug = pg__config_closest(text, formats, PG__NKEYS(formats));
-
-            if (sug)
-                pg__config_err(
-                    s->L, s->src->path, pos,
-                    "%s.access_log_format: \"%s\" is not a format (did you mean \"%s\"?)", s->name,
-                    text, sug);
-            else
-                pg__config_err(s->L, s->src->path, pos,
-                               "%s.access_log_format: \"%s\" is not a format (use \"combined\", "
-                               "\"common\" or \"json\")",
-                               s->name, text);
-        }
-    }
+    if (get_choice(s, "access_log_format", formats, PG__NKEYS(formats), "a format", &i) == 1)
+        srv->access_log_format = PG_LOG_COMBINED + (int)i;
     if (get_str(s, "metrics_path", &text, &pos) == 1 && strcmp(text, "off") != 0) {
         if ((why = path_problem(text)) != NULL) {
             pg__config_err(s->L, s->src->path, pos, "%s.metrics_path: \"%s\" %s", s->name, text,
@@ -738,6 +753,8 @@ void pg__config_parse_server(const sect_t *s, pg_config_server_t *srv)
     get_bool(s, "add_via", &srv->add_via);
     if (get_uint(s, "event_coalesce_us", 0, 1000, &n) == 1)
         srv->event_coalesce_us = (uint32_t)n;
+    if (get_choice(s, "worker_sched", scheds, PG__NKEYS(scheds), "a scheduling policy", &i) == 1)
+        srv->worker_sched = PG_SCHED_NORMAL + (int)i;
     if (parse_cidrs(s, "metrics_allow", &srv->metrics_allow, &srv->nmetrics_allow))
         srv->has_metrics_allow = true;
 }

@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -453,6 +455,30 @@ static void start_drain(pg_worker_t *w, uint64_t drain_ms)
     maybe_finish_drain(w);
 }
 
+/* server.worker_sched, applied by the worker to its own thread (at start and on reload).
+ * "batch" is SCHED_BATCH: the same share of CPU as SCHED_NORMAL (nice level and fairness
+ * unchanged), but a worker that wakes does not preempt the task running on the CPU it wakes
+ * on; it runs when that task blocks or its slice ends, or at once on an idle CPU. In front of
+ * a busy service that is the service: a worker woken by the service's own write otherwise
+ * preempts it there (bench/RESULTS.md, "Proxy"). No privilege is needed for either policy.
+ * A worker started under another policy (chrt -f, -r, -i) keeps it. */
+static void apply_sched(pg_worker_t *w)
+{
+    int want = w->gen->cfg->server.worker_sched;
+    struct sched_param sp = {.sched_priority = 0};
+    int r;
+
+    if (want == w->sched || w->sched < 0)
+        return;
+    r = pthread_setschedparam(pthread_self(), want == PG_SCHED_BATCH ? SCHED_BATCH : SCHED_OTHER,
+                              &sp);
+    if (r != 0)
+        pg_log_warn("server.worker_sched = \"%s\": cannot set the scheduling policy: %s; "
+                    "the worker keeps its policy",
+                    want == PG_SCHED_BATCH ? "batch" : "normal", strerror(r));
+    w->sched = want; /* tried once per change, not on every reload */
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     pg_worker_t *w = a->data;
@@ -473,6 +499,7 @@ static void on_wakeup(uv_async_t *a)
 
             w->gen = g;
             gen_retire(old);
+            apply_sched(w);
             pg_log_info("configuration reloaded");
         } else {
             pg_log_error("reload: out of memory; keeping the old configuration");
@@ -519,10 +546,19 @@ static void on_before_wait(uv_prepare_t *p)
 static void worker_main(void *arg)
 {
     pg_worker_t *w = arg;
-    char tag[16];
+    char tag[16], name[16];
+    int policy = sched_getscheduler(0);
 
     snprintf(tag, sizeof tag, "w%d", w->id);
     pg_log_set_thread(tag);
+    /* top -H, perf and /proc/PID/task/TID/comm tell the workers apart; cut at 15 bytes */
+    if (snprintf(name, sizeof name, "pg-worker-%d", w->id) >= (int)sizeof name)
+        name[sizeof name - 1] = '\0';
+    pthread_setname_np(pthread_self(), name);
+    /* the policy the thread inherited; one the operator chose with chrt (real-time, idle) is
+     * theirs and stays */
+    w->sched = policy == SCHED_OTHER ? PG_SCHED_NORMAL : policy == SCHED_BATCH ? PG_SCHED_BATCH : -1;
+    apply_sched(w);
     pg_access_batch_attach(&w->alog);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* lines of the last callbacks (closing connections), if any were left */

@@ -169,6 +169,8 @@ struct pg_worker {
     uint64_t backoff_since;     /* loop time the shortage began */
     uint64_t backoff_logged;    /*   and of its last log line */
     uint64_t backoff_fails;     /* accepts refused during this shortage */
+    int sched;                  /* private: server.worker_sched last applied (PG_SCHED_*), or
+                                   -1: started under a policy of the operator's, kept */
     bool has_admin;
     bool draining;
     bool listener_closed;

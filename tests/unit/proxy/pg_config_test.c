@@ -395,6 +395,7 @@ static void test_load_minimal_applies_defaults(void **state)
     assert_int_equal(c->server.workers, 1);
     assert_int_equal(c->server.max_connections, 10000);
     assert_int_equal(c->server.event_coalesce_us, 0);
+    assert_int_equal(c->server.worker_sched, PG_SCHED_NORMAL);
     assert_int_equal(c->server.max_header_bytes, 32768);
     assert_int_equal(c->server.max_body_bytes, 1ULL << 30);
     assert_int_equal(c->server.header_timeout_ms, 10000);
@@ -461,6 +462,7 @@ static void test_load_every_key_resolves(void **state)
               "add_forwarded = false\n"
               "add_via = false\n"
               "event_coalesce_us = 100\n"
+              "worker_sched = \"batch\"\n"
               "\n"
               "[[upstream]]\n"
               "name = \"app\"\n"
@@ -502,6 +504,7 @@ static void test_load_every_key_resolves(void **state)
     assert_false(c->server.add_forwarded);
     assert_false(c->server.add_via);
     assert_int_equal(c->server.event_coalesce_us, 100);
+    assert_int_equal(c->server.worker_sched, PG_SCHED_BATCH);
 
     u = &c->upstreams[0];
     assert_int_equal(u->address.kind, PG_ADDR_UNIX);
@@ -751,6 +754,22 @@ static void test_error_out_of_range(void **state)
     pg_errlist_destroy(&f->errs);
     expect_only_error(f, "[server]\nlisten = \"127.0.0.1:70000\"\n" MINIMAL,
                       "2:10: server.listen: \"127.0.0.1:70000\": port must be a number 1..65535");
+    pg_errlist_destroy(&f->errs);
+    /* a choice among names: the closest for a typo, else the list */
+    expect_only_error(f, "[server]\nworker_sched = \"bach\"\n" MINIMAL,
+                      "2:16: server.worker_sched: \"bach\" is not a scheduling policy (did you "
+                      "mean \"batch\"?)");
+    pg_errlist_destroy(&f->errs);
+    expect_only_error(f, "[server]\nworker_sched = \"fifo\"\n" MINIMAL,
+                      "2:16: server.worker_sched: \"fifo\" is not a scheduling policy (use "
+                      "\"normal\" or \"batch\")");
+    pg_errlist_destroy(&f->errs);
+    expect_only_error(f, "[server]\naccess_log_format = \"xml\"\n" MINIMAL,
+                      "2:21: server.access_log_format: \"xml\" is not a format (use "
+                      "\"combined\", \"common\" or \"json\")");
+    pg_errlist_destroy(&f->errs);
+    expect_only_error(f, "[server]\nworker_sched = 1\n" MINIMAL,
+                      "2:16: server.worker_sched: expected a string, got an integer");
 }
 
 static void test_error_duplicate_upstream_names(void **state)
