@@ -6,8 +6,8 @@
  * Files: fuzz_conn.c set-up, the loop, the client, one run; conn_input.c the input
  * language; conn_clock.c the virtual clock; conn_upstream.c the upstreams; conn_oracle_up.c
  * oracle 1 (what upstreams received) and the trace; conn_oracle_client.c oracles 2 and 3
- * (what the client received, nothing left); conn_oracle_flow.c oracles 5-7 (the clock runs
- * out, backpressure, drain) and a run's own worker.
+ * (what the client received, nothing left); conn_oracle_flow.c oracles 5-8 (the clock runs
+ * out, backpressure, drain, connects that never complete) and a run's own worker.
  * Owns: fc_up owns each upstream connection's descriptor and byte buffers until the run's
  *   teardown; nothing here owns the worker's objects (fc_gw borrows them for checks).
  * Threads: the fuzzing thread only (it also runs the worker's loop). Errors: none returned: a
@@ -30,6 +30,8 @@
 #define FC_CLIENT_MAX (4 << 20)  /* what the client keeps of what it receives */
 
 #define FC_BIG_MAX (1 << 20) /* the longest big body (answer or request) */
+#define FC_CONNECT_MS 200    /* the upstreams' connect_timeout (fuzz_conn.c's configuration) */
+#define FC_MAX_HOLES 16      /* connects that never complete, per run */
 
 /* Byte i of the body of big answer seq: position-dependent, so that a byte lost, doubled or
  * moved is seen. */
@@ -126,6 +128,16 @@ typedef struct upconn {
     size_t out_cap;
 } upconn_t;
 
+/* A connect to the upstream that never completes (FC_UP_BLACKHOLE): the gateway's socket was
+ * replaced by the read end of a pipe whose write end the harness holds (conn_upstream.c). */
+typedef struct fc_hole {
+    int wfd;          /* the write end; -1 once the harness has closed it */
+    uint64_t made_ms; /* fc_clock_ms() at the connect */
+    bool retry;       /* made when the one before had just timed out: the same request again */
+    bool expired;     /* connect_timeout has passed since (seen by oracle 8) */
+    bool client_open; /*   and the client's connection was still open then */
+} fc_hole_t;
+
 typedef struct fc_upstreams {
     int listen_fd[3]; /* upstream, agent 1, agent 2: set up once */
     /* this run */
@@ -143,6 +155,9 @@ typedef struct fc_upstreams {
     int accepted;     /* connections the upstream (role 0) accepted this run */
     bool refusing;    /* its listener is closed (FC_UP_REFUSE) */
     bool woken;       /* deaf connections read again (and new ones are not deaf) */
+    int connects;     /* FC_UP_BLACKHOLE: connects to the upstream this run */
+    fc_hole_t holes[FC_MAX_HOLES]; /* FC_UP_BLACKHOLE: the connects that never complete */
+    int nholes;
 } fc_upstreams_t;
 extern fc_upstreams_t fc_up;
 
@@ -154,9 +169,15 @@ void fc_up_end(void);
 /* Accept, read, answer, write: true when anything happened. */
 bool fc_up_service(void);
 bool fc_is_head(const char *p, const ref_msg_t *m);
-/* A deaf upstream connection (FC_UP_DEAF) took a request this run: it stays unanswered
- * until a timer answers it. */
-bool fc_up_deaf(void);
+/* An upstream leaves a request hanging until a timer answers it: a deaf upstream connection
+ * (FC_UP_DEAF) took one this run, or the gateway still waits on a connect that never
+ * completes (FC_UP_BLACKHOLE; meanwhile it does not read the client). */
+bool fc_up_stalled(void);
+/* The gateway still holds hole h (its end is open). */
+bool fc_up_hole_open(const fc_hole_t *h);
+/* After the run: the harness's ends of the holes closed (the gateway has let go of its own:
+ * oracle 8), none left. */
+void fc_up_holes_close(void);
 /* Deaf upstream connections start reading (and answering). */
 void fc_up_wake(void);
 
@@ -188,6 +209,7 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
  * with the status of the last final one. */
 typedef struct fc_finals {
     int finals, own, last_status;
+    int connect_502; /* the gateway's 502s that say a connect timed out */
     size_t end; /* bytes of whole responses */
 } fc_finals_t;
 extern fc_finals_t fc_finals;
@@ -195,7 +217,7 @@ extern fc_finals_t fc_finals;
 extern bool fc_timed;
 /* Oracle 3, after teardown. */
 void fc_check_clean(void);
-/* ---- oracles 5-7 and the run's own worker (conn_oracle_flow.c) ---- */
+/* ---- oracles 5-8 and the run's own worker (conn_oracle_flow.c) ---- */
 /* A run begins: no drain yet. */
 void fc_flow_begin(void);
 /* Oracle 6, after each piece; gw_fd: the gateway's end of the client's connection. */
@@ -213,6 +235,10 @@ void fc_own_worker_start(pg_cfgref_t *cref);
 void fc_drain(const uint8_t *cin, size_t sent);
 void fc_check_drain(void);
 void fc_own_worker_end(void);
+/* Oracle 8: a connect that never completes is let go of, and its request answered with one
+ * 502, once connect_timeout has passed. After the clock has moved (end: after the run, when
+ * every hole must be let go of). */
+void fc_check_holes(bool end);
 /* What the run sent and every party got, on stderr. */
 void fc_trace_run(const uint8_t *cin, size_t sent, int mode);
 

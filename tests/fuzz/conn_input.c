@@ -33,6 +33,8 @@ bool fc_input_decode(const uint8_t *data, size_t size, fc_input_t *in)
     }
     if (in->answer_kind == UP_RAW && (ref_known & REF_KNOWN_RAW))
         in->answer_kind = UP_CL;
+    if (in->answer_kind != UP_RAW && (data[2] & 128))
+        in->up_conn = FC_UP_BLACKHOLE;
     in->raw_len = in->answer_kind == UP_RAW ? data[2] : 0;
     if (in->raw_len > size - hdr)
         in->raw_len = size - hdr;

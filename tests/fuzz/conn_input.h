@@ -18,7 +18,10 @@
  *       answers: the client first sends a POST whose body is ([2] & 63) * FC_BIG_REQ_UNIT
  *       bytes (up to 1 MiB)
  *       (the run then has a worker of its own, whose max_body_bytes lets it through), so
- *       that an upstream that does not read backs up to the client (oracle 6)
+ *       that an upstream that does not read backs up to the client (oracle 6); bit 7, in
+ *       any mode but raw: the upstream's connects never complete (FC_UP_BLACKHOLE, in place
+ *       of [1] bits 4-5; from the run's second connect on with [1] bit 6), as a SYN to a
+ *       blackhole or to a listener whose backlog is full does (conn_upstream.c)
  *   per piece: length (0 = 256), control: bit 0 hold the upstreams' answers while this
  *       piece goes (until a piece without it, or the end); bit 1 after this piece is sent,
  *       before the gateway runs, the upstream closes its idle connections (stale pool);
@@ -43,7 +46,7 @@
 enum { FC_HOLD = 1, FC_STALE = 2, FC_PAUSE = 4, FC_RESUME = 8, FC_DRAIN = 128 };
 #define FC_ADVANCE(ctl) (((ctl) >> 4) & 7)
 /* how the upstream takes connections */
-enum { FC_UP_OK, FC_UP_REFUSE, FC_UP_CLOSE, FC_UP_DEAF };
+enum { FC_UP_OK, FC_UP_REFUSE, FC_UP_CLOSE, FC_UP_DEAF, FC_UP_BLACKHOLE };
 /* ms the clock moves for each value of FC_ADVANCE, chosen around the configuration's
  * timeouts (fuzz_conn.c): header 100, idle 300, connect 200, upstream 500, pool idle 1000,
  * linger 5000, drain 2000 */

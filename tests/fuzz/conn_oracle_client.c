@@ -9,7 +9,8 @@
  *    byte of their body in place. A 502 of the gateway that says it tried twice answers an
  *    idempotent request (RFC 9110 9.2.2: a POST is never retried), and when every connect is
  *    refused, every idempotent request is tried twice. Once the run's clock has moved,
- *    timers may have cut an answer at a close.
+ *    timers may have cut an answer at a close. (And oracle 8's count of the 502s that say a
+ *    connect timed out.)
  * 3. No leak, nothing left behind: after the client and the upstreams have gone, the worker
  *    has no connection, the process's connection count is 0, the generation holds only the
  *    worker's reference, pools are empty, every pg_buf is back, no agent slot is taken, the
@@ -51,16 +52,24 @@ static void check_big(const char *p, const ref_msg_t *m, int seq)
         fc_finding("a big answer's body reached the client with bytes out of place", NULL);
 }
 
+/* The gateway's own answer (p, m): its message, as a string (cut to 599 bytes) in b. */
+static const char *message(const char *p, const ref_msg_t *m, char (*b)[600])
+{
+    size_t n = ref_payload(p, m, *b, sizeof *b - 1);
+
+    (*b)[n < sizeof *b - 1 ? n : sizeof *b - 1] = 0;
+    return *b;
+}
+
 /* The gateway's 502 (p, m) answers request k: what its message says about retries. */
 static void check_retry(const uint8_t *cin, const char *p, const ref_msg_t *m, int k)
 {
     char b[600];
-    size_t n = ref_payload(p, m, b, sizeof b - 1);
     bool twice, idem;
 
     if (k >= fc_sent.n + (fc_sent.tail_len > 0) || fc_sent.r[k].m.method_len == 0)
         return;
-    b[n < sizeof b - 1 ? n : sizeof b - 1] = 0;
+    message(p, m, &b);
     twice = strstr(b, "(tried twice)") != NULL;
     idem = fc_idempotent((const char *)cin + fc_sent.r[k].off, &fc_sent.r[k].m);
     if (twice && !idem)
@@ -69,6 +78,28 @@ static void check_retry(const uint8_t *cin, const char *p, const ref_msg_t *m, i
     if (!twice && idem && fc_up.conn_mode == FC_UP_REFUSE && !fc_up.conn_second &&
         strstr(b, "connection refused") && strncmp(b, "agent", 5) != 0)
         fc_finding("an idempotent request was not tried again after a refused connect", b);
+}
+
+/* Oracle 8's part on answers: a connect that never completed and timed out (the last of its
+ * request's: one that was tried again has none) has one 502 that says so when the client was
+ * still there, and a 502 says so for no other. */
+static void check_connect_502(void)
+{
+    int i, most = 0, least = 0;
+
+    for (i = 0; i < fc_up.nholes; i++) {
+        const fc_hole_t *h = &fc_up.holes[i];
+
+        if (!h->expired || (i + 1 < fc_up.nholes && fc_up.holes[i + 1].retry))
+            continue;
+        most++;
+        least += h->client_open;
+    }
+    if (fc_finals.connect_502 > most)
+        fc_finding("a 502 says a connect timed out, and no connect was left that long", NULL);
+    if (fc_finals.connect_502 < least)
+        fc_finding("a request whose connect never completed got no 502 after connect_timeout",
+                   NULL);
 }
 
 void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, bool early)
@@ -128,8 +159,13 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
                     check_big(p, &m, v);
             } else {
                 fc_finals.own++;
-                if (m.status == 502)
+                if (m.status == 502) {
+                    char b[600];
+
                     check_retry(cin, p, &m, k);
+                    fc_finals.connect_502 +=
+                        strstr(message(p, &m, &b), "unreachable: connect timed out") != NULL;
+                }
             }
             fc_finals.last_status = m.status;
             finals++;
@@ -139,6 +175,7 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
     }
     fc_finals.finals = finals;
     fc_finals.end = off;
+    check_connect_502();
     if (finals > fc_sent.n + (fc_sent.tail_len > 0) &&
         (fc_sent.tail_len == 0 || fc_sent.r[fc_sent.n].m.state != REF_BAD))
         fc_finding("more final responses than requests", NULL);
@@ -152,7 +189,7 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
         if (fc_sent.r[k].m.method_len == 3 &&
             memcmp((const char *)cin + fc_sent.r[k].off + fc_sent.r[k].m.method_off, "PRI", 3) == 0)
             break;
-    if (!fc_cl.eof && finals != k && !fc_up_deaf())
+    if (!fc_cl.eof && finals != k && !fc_up_stalled())
         fc_finding("the connection stayed open with complete requests unanswered", NULL);
 }
 

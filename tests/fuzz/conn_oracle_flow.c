@@ -13,6 +13,10 @@
  * 7. Drain: after pg_worker_stop, at most the exchange in progress goes upstream (none when
  *    the connection was idle), a connection with nothing in progress is closed at once, and
  *    after the deadline the worker's loop holds nothing.
+ * 8. A connect that never completes (FC_UP_BLACKHOLE): once connect_timeout has passed the
+ *    gateway has let go of it (closed its descriptor), its request has one 502 that says the
+ *    connect timed out if the client is still there (conn_oracle_client.c), or is tried
+ *    once more, never twice; after the run no such connect is left.
  * Owns: the run's own worker, from fc_own_worker_start to fc_own_worker_end (fc_gw.w points
  *   to it meanwhile). Threads: the fuzzing thread. Errors: a finding aborts. */
 #include "conn_harness.h"
@@ -82,8 +86,9 @@ void fc_check_backpressure(int gw_fd)
     if (fc_trace && f.s && fc_cl.paused)
         fprintf(stderr, "client paused: the gateway queues %zu bytes for it\n",
                 uv_stream_get_write_queue_size(f.s));
-    if (fc_trace && fc_up_deaf())
-        fprintf(stderr, "upstream deaf: the gateway queues up to %zu bytes for it\n", f.pipe_max);
+    if (fc_trace && fc_up_stalled())
+        fprintf(stderr, "upstream deaf or connecting: the gateway queues up to %zu bytes for it\n",
+                f.pipe_max);
     if (fc_cl.paused && f.s && uv_stream_get_write_queue_size(f.s) > FC_WQ_BOUND)
         fc_finding("the gateway queued more than its bound for a client that does not read "
                    "(it kept reading the upstream)",
@@ -158,8 +163,8 @@ static bool request_begun(const uint8_t *p, size_t n)
  * the gateway must have let go of it; what the timers sent the client is at most one final
  * response, the gateway's own 408 or 504, and exactly one when a request was left without an
  * answer (504: the upstream never answered; 408: the client never finished a head it had
- * begun, or a chunked body's first size line). nk: complete requests before a PRI
- * (oracle 2). */
+ * begun, or a chunked body's first size line; 502: its connect never completed, oracle 8).
+ * nk: complete requests before a PRI (oracle 2). */
 void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
 {
     fc_finals_t before = fc_finals;
@@ -190,8 +195,10 @@ void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
     fresh = fc_finals.finals - before.finals;
     if (fresh > 1)
         fc_finding("the timers answered more than once", NULL);
-    if (fresh == 1 && (fc_finals.own == before.own ||
-                       (fc_finals.last_status != 408 && fc_finals.last_status != 504)))
+    if (fresh == 1 &&
+        (fc_finals.own == before.own ||
+         (fc_finals.last_status != 408 && fc_finals.last_status != 504 &&
+          !(fc_finals.last_status == 502 && fc_finals.connect_502 > before.connect_502))))
         fc_finding("the timers' answer is not the gateway's 408 or 504", NULL);
     if (before.finals < nk && nk == fc_sent.n)
         want_min = 1; /* a complete request was left unanswered */
@@ -204,6 +211,27 @@ void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
                    NULL);
     if (want_min && before.finals == fc_sent.n && fc_finals.last_status != 408)
         fc_finding("an unfinished head got an answer other than 408", NULL);
+}
+
+/* ---------------- oracle 8: connects that never complete ---------------- */
+
+void fc_check_holes(bool end)
+{
+    uint64_t now = fc_clock_ms();
+    int i;
+
+    for (i = 0; i < fc_up.nholes; i++) {
+        fc_hole_t *h = &fc_up.holes[i];
+
+        if (!h->expired && now >= h->made_ms + FC_CONNECT_MS) {
+            h->expired = true;
+            h->client_open = fc_cl.fd >= 0; /* it could still read a 502 */
+        }
+        if ((h->expired || end) && fc_up_hole_open(h))
+            fc_finding(end ? "a connect that never completed was never let go of"
+                           : "a connect that never completes was waited on past connect_timeout",
+                       NULL);
+    }
 }
 
 /* ---------------- oracle 7: drain ---------------- */

@@ -9,18 +9,30 @@
  * small send buffer, so that a client that stops reading backs up to the upstream).
  * The upstream (not the agents) may also refuse connections (its listener closed: the
  * socket file stays, so a connect gets ECONNREFUSED), close each one as it accepts it, or
- * accept and never read (deaf), from the run's first connection or its second.
- * Owns: fc_up: every accepted descriptor and each connection's in/out buffers, until the
- *   run's teardown closes and frees them.
- * Threads: the fuzzing thread. Errors: fc_fail on a harness limit or out of memory. */
+ * accept and never read (deaf), from the run's first connection or its second; or its
+ * connects may never complete (FC_UP_BLACKHOLE), which a Unix socket cannot do (a full
+ * backlog is EAGAIN at once) but a TCP SYN to a blackhole does: the harness defines connect()
+ * (as conn_clock.c does clock_gettime), and a connect to up.sock in that mode swaps the
+ * gateway's socket for the read end of a pipe and says EINPROGRESS. libuv then waits for
+ * the descriptor to become writable, which a pipe's read end never does (nor does it hang up
+ * while the harness holds the write end), so only the gateway's connect_timeout ends it.
+ * Owns: fc_up: every accepted descriptor and each connection's in/out buffers, and the holes'
+ *   write ends, until the run's teardown closes and frees them.
+ * Threads: the fuzzing thread (the only one that connects). Errors: fc_fail on a harness
+ *   limit or out of memory. */
 #include "conn_harness.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "conn_input.h"
 
@@ -293,14 +305,94 @@ void fc_up_wake(void)
         fc_up.c[i].deaf = false;
 }
 
-bool fc_up_deaf(void)
+bool fc_up_stalled(void)
 {
     int i;
 
     for (i = 0; i < fc_up.n; i++)
         if (fc_up.c[i].deaf)
             return true;
+    for (i = 0; i < fc_up.nholes; i++)
+        if (fc_up_hole_open(&fc_up.holes[i]))
+            return true;
     return false;
+}
+
+/* ---------------- connects that never complete ---------------- */
+
+int connect(int fd, const struct sockaddr *sa, socklen_t len);
+
+typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+
+/* sa names the upstream's socket (not an agent's) */
+static bool to_upstream(const struct sockaddr *sa, socklen_t len)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)(const void *)sa;
+    const char *name;
+
+    if (sa == NULL || sa->sa_family != AF_UNIX ||
+        len <= (socklen_t)offsetof(struct sockaddr_un, sun_path))
+        return false;
+    name = strrchr(sun->sun_path, '/');
+    return strcmp(name ? name + 1 : sun->sun_path, "up.sock") == 0;
+}
+
+bool fc_up_hole_open(const fc_hole_t *h)
+{
+    struct pollfd pf = {.fd = h->wfd, .events = POLLOUT};
+
+    /* a pipe's write end polls POLLERR once no read end is left open */
+    return h->wfd >= 0 && poll(&pf, 1, 0) >= 0 && !(pf.revents & POLLERR);
+}
+
+int connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    static connect_fn real;
+    fc_hole_t *h, *prev;
+    int p[2];
+
+    if (real == NULL) {
+        real = (connect_fn)dlsym(RTLD_NEXT, "connect");
+        if (real == NULL)
+            fc_fail("connect: no real function behind the harness's");
+    }
+    if (fc_up.conn_mode != FC_UP_BLACKHOLE || !to_upstream(sa, len) ||
+        (fc_up.conn_second && fc_up.connects++ == 0))
+        return real(fd, sa, len);
+    /* a run has one client connection, answered at most once after a connect timed out */
+    if (fc_up.nholes == FC_MAX_HOLES)
+        fc_finding("connects that never complete, again and again for one client connection",
+                   NULL);
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        fc_fail("pipe2");
+    if (dup3(p[0], fd, O_CLOEXEC) < 0) /* fd is now the pipe's read end: never writable */
+        fc_fail("dup3");
+    close(p[0]);
+    prev = fc_up.nholes ? &fc_up.holes[fc_up.nholes - 1] : NULL;
+    h = &fc_up.holes[fc_up.nholes++];
+    h->wfd = p[1];
+    h->made_ms = fc_clock_ms();
+    /* The gateway answers a request at most once and then closes the client's connection: a
+     * connect after one that has just timed out (let go of) can only be its request again */
+    h->retry = prev && prev->made_ms + FC_CONNECT_MS <= h->made_ms && !fc_up_hole_open(prev);
+    h->expired = h->client_open = false;
+    if (h->retry && prev->retry)
+        fc_finding("a request was tried a third time after connects that never completed", NULL);
+    errno = EINPROGRESS;
+    return -1;
+}
+
+void fc_up_holes_close(void)
+{
+    int i;
+
+    for (i = 0; i < fc_up.nholes; i++)
+        if (fc_up.holes[i].wfd >= 0) {
+            close(fc_up.holes[i].wfd);
+            fc_up.holes[i].wfd = -1;
+        }
+    fc_up.nholes = 0;
+    fc_up.connects = 0;
 }
 
 bool fc_up_service(void)

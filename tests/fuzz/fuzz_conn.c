@@ -16,7 +16,7 @@
  *
  * Files: this one sets up, runs the loop, plays the client and runs one input; the input
  * language is in conn_input.h; the clock in conn_clock.c; the upstreams in conn_upstream.c;
- * oracles 1-3 in conn_oracle_up.c (1) and conn_oracle_client.c (2, 3), 5-7 and a run's own
+ * oracles 1-3 in conn_oracle_up.c (1) and conn_oracle_client.c (2, 3), 5-8 and a run's own
  * worker in conn_oracle_flow.c; what they share, conn_harness.h.
  * Oracles beyond ASan/UBSan:
  * 1. No smuggling: what each upstream connection received is the client's requests as a
@@ -38,6 +38,9 @@
  * 7. Drain: after pg_worker_stop, at most the exchange in progress goes upstream (none when
  *    the connection was idle), a connection with nothing in progress is closed at once, and
  *    after the deadline the worker's loop holds nothing.
+ * 8. A connect that never completes (conn_upstream.c: the harness defines connect()): once
+ *    connect_timeout has passed, the gateway has let go of it and answered its request with
+ *    one 502 that says so (or tried it once more), and nothing of it is left after the run.
  * The oracles were checked to fail: a pooled connection left open, a response byte dropped,
  * a byte inserted upstream, a connection slot not given back each make a finding; so do (on
  * the seeds) upstream or client reading left on under backpressure (6), a 408 replaced by a silent
@@ -90,7 +93,10 @@ int __wrap_uv_thread_join(uv_thread_t *tid);
 
 #define SETTLE_ROUNDS 20000
 #define ADVANCE_STEPS 10000 /* timers fired while the clock moves on, at most */
-#define UP_TIMEOUTS "timeout = \"500ms\"\nconnect_timeout = \"200ms\"\npool_idle_timeout = \"1s\"\n"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define UP_TIMEOUTS                                                                                \
+    "timeout = \"500ms\"\nconnect_timeout = \"" STR(FC_CONNECT_MS) "ms\"\npool_idle_timeout = \"1s\"\n"
 
 fc_gateway_t fc_gw;
 fc_client_t fc_cl = {.fd = -1};
@@ -330,6 +336,7 @@ void fc_advance(uint64_t ms)
         if (t < 0 || now + (uint64_t)t >= end) {
             fc_clock_add(end - now);
             fc_settle();
+            fc_check_holes(false);
             return;
         }
         fc_clock_add((uint64_t)t);
@@ -341,7 +348,7 @@ size_t fc_client_send(const uint8_t *p, size_t n)
 {
     size_t done = 0;
     /* stuck behind a deaf upstream before: one try, not a hundred of a 1 MiB send */
-    int tries = 0, most = fc_cl.stuck && fc_up_deaf() ? 1 : 100;
+    int tries = 0, most = fc_cl.stuck && fc_up_stalled() ? 1 : 100;
 
     while (done < n && fc_cl.fd >= 0) {
         ssize_t r = send(fc_cl.fd, p + done, n - done, MSG_NOSIGNAL);
@@ -349,8 +356,8 @@ size_t fc_client_send(const uint8_t *p, size_t n)
         if (r < 0) {
             if (errno != EAGAIN)
                 break; /* the gateway closed: the rest cannot go */
-            if (++tries >= most && fc_up_deaf()) {
-                fc_cl.stuck = true; /* backpressure from a deaf upstream: the rest waits */
+            if (++tries >= most && fc_up_stalled()) {
+                fc_cl.stuck = true; /* a deaf upstream, or one connecting: the rest waits */
                 break;
             }
             if (tries > 100)
@@ -400,6 +407,15 @@ static void teardown(void)
         if (!open)
             break;
     }
+    /* A connect that never completes holds its client connection until connect_timeout:
+     * the gateway does not read the client meanwhile, so it has not seen it go */
+    for (i = 0; i < fc_up.nholes; i++)
+        if (fc_up_hole_open(&fc_up.holes[i])) {
+            fc_advance(FC_CONNECT_MS);
+            break;
+        }
+    fc_check_holes(true);
+    fc_up_holes_close();
     for (i = 0; i < fc_up.n; i++) {
         fc_up_close(&fc_up.c[i], true);
         free(fc_up.c[i].in);
