@@ -2,7 +2,7 @@
 # bench/proxy/run.sh: profgate against nginx and HAProxy as reverse proxies, in the same run.
 #   bench/proxy/run.sh [--quick | --smoke] [--duration S] [--rounds R] [--connections C]
 #                      [--threads T] [--upstreams fixed,randomstring] [--targets LIST]
-#                      [--build DIR] [--compare DIR] [--keep]
+#                      [--build DIR] [--compare DIR] [--background N[:NICE]] [--keep]
 # For each upstream (fixed_upstream.c: a fixed 13-byte response, so the proxy's own cost
 # dominates; randomstring: the demo service, GET /randomstring, agent off) it starts the
 # upstream and, listening on free 127.0.0.1 ports, nginx, HAProxy and profgate with 1 and 2
@@ -44,6 +44,11 @@
 # [server] section, e.g. BENCH_CAND_SERVER='event_coalesce_us = 100' with --compare build-bench
 # to measure an option against the defaults of the same build.
 #
+# --background N[:NICE]: N CPU-bound loops (plain `sh` busy loops, at nice NICE, default 0,
+# for at most an hour) run for the whole measurement: a host whose cores other work also
+# wants, as a sidecar's host often is (NICE 19: batch jobs that take only idle time). Every
+# target meets the same competition.
+#
 # --targets LIST (comma-separated, e.g. nginx-1,profgate-1,candidate-1) measures only those:
 # an A/B of two builds against nginx in a few minutes.
 #
@@ -65,6 +70,7 @@ threads=2
 upstreams=fixed,randomstring
 compare=
 only=
+background=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -79,6 +85,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift ;;
     --keep) keep=1 ;;
     --compare) compare=$2; shift ;;
+    --background) background=$2; shift ;;
     -h | --help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -101,6 +108,11 @@ bench_workdir pg_proxy_bench
 bench_raise_nofile >/dev/null
 bench_fixed_upstream
 hz=$BENCH_HZ
+bg_nice=0
+case $background in *:*) bg_nice=${background#*:}; background=${background%%:*} ;; esac
+for i in $(seq 1 "$background"); do
+    bench_start "background-$i" timeout 3600 nice -n "$bg_nice" sh -c 'while :; do :; done'
+done
 
 # wrk_once URL PID UPSTREAM_PID -> "rps p99_ms non2xx sockerr cpu_us_per_request
 # upstream_cpu_us_per_request" (CPU of PID's tree, and of the upstream's)
@@ -137,6 +149,7 @@ echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^
 echo "# profgate: $(bench_build_info "$build")"
 echo "# $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v | head -1 | awk '{print "haproxy/" $3}'), $(wrk --version 2>&1 | head -1 | awk '{print $1 "/" $2}')"
 echo "# wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds, medians"
+[ "$background" -eq 0 ] || echo "# background: $background CPU-bound loop(s), nice $bg_nice, for the whole run"
 
 results=$work/results.tsv
 : >"$results"
