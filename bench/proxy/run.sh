@@ -38,7 +38,8 @@
 # directory (a patched tree, say), measured in the same rounds as the others.
 # A second table gives per-round ratios: the median over rounds of profgate-N's (and
 # candidate-N's) CPU per request, req/s and p99 divided by nginx-N's in the same round, and
-# profgate-N's by candidate-N's: on a busy machine the way to see a difference of a few %.
+# profgate-N's by candidate-N's, with quartiles and in how many rounds the target came out
+# ahead: on a busy machine the way to see a difference of a few %.
 #
 # BENCH_PG_SERVER and BENCH_CAND_SERVER (environment): a line added to profgate's (candidate's)
 # [server] section, e.g. BENCH_CAND_SERVER='event_coalesce_us = 100' with --compare build-bench
@@ -311,8 +312,14 @@ for up in ups:
 if pairs:
     print()
     print("| upstream | target / reference, same round | rounds | CPU/req ratio, median "
-          "[quartiles] | lower CPU in | req/s ratio | p99 ratio |")
-    print("|---|---|---:|---|---:|---:|---:|")
+          "[quartiles] | lower CPU in | req/s ratio, median [quartiles] | more req/s in "
+          "| p99 ratio | lower p99 in |")
+    print("|---|---|---:|---|---:|---|---:|---:|---:|")
+
+def quart(xs):
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return f"{statistics.median(xs):.3f} [{q[0]:.3f}..{q[2]:.3f}]"
+
 for up, t, ref in pairs:
     r_cpu, r_rps, r_p99 = [], [], []
     for (u, tt, rnd), a in sorted(by_round.items()):
@@ -325,9 +332,9 @@ for up, t, ref in pairs:
             r_p99.append(a[1] / b[1])
     if not r_cpu:
         continue
-    q = statistics.quantiles(r_cpu, n=4) if len(r_cpu) > 1 else [r_cpu[0]] * 3
     p99r = f"{statistics.median(r_p99):.3f}" if r_p99 else "-"
-    print(f"| {up} | {t} / {ref} | {len(r_cpu)} | {statistics.median(r_cpu):.3f} "
-          f"[{q[0]:.3f}..{q[2]:.3f}] | {sum(1 for x in r_cpu if x < 1)} of {len(r_cpu)} "
-          f"| {statistics.median(r_rps):.3f} | {p99r} |")
+    print(f"| {up} | {t} / {ref} | {len(r_cpu)} | {quart(r_cpu)} "
+          f"| {sum(1 for x in r_cpu if x < 1)} of {len(r_cpu)} | {quart(r_rps)} "
+          f"| {sum(1 for x in r_rps if x > 1)} of {len(r_rps)} | {p99r} "
+          f"| {sum(1 for x in r_p99 if x < 1)} of {len(r_p99)} |")
 EOF
