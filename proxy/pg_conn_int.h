@@ -34,12 +34,17 @@
 enum { C_IDLE, C_HEAD, C_FORWARD, C_CLOSING };
 enum { T_NONE, T_IDLE, T_HEAD, T_CONNECT, T_UPSTREAM, T_FLUSH, T_LINGER };
 
+/* Room for a chunk-size line we write: the hex digits of a size_t and CRLF. */
+#define PG_CONN_CHUNK_LINE 18
+
 /* Output to the client gathered while one upstream read is parsed, so that a response
  * head and the body bytes that came with it leave in one writev. */
 typedef struct outq {
     uv_buf_t v[PG_HEAD_MAX_IOV + 8];
     unsigned n;
     pg_buf_t *hold[2];
+    char line[PG_CONN_CHUNK_LINE]; /* the chunk-size line of the chunk queued (enchunk), */
+    uint8_t line_len;              /*   copied into the write request if it must wait; 0: none */
 } outq_t;
 
 /* Where a strict reading of chunked framing is (pg_conn_chunk.c). Private to it. */
@@ -96,6 +101,9 @@ typedef struct xchg {
                                      its bytes go on (pg_conn_body.c); zeroed with the
                                      exchange, which is pg__chunk_init's state */
     bool dechunk;                 /* HTTP/1.0 client, chunked response: relay the payload */
+    bool enchunk;                 /* HTTP/1.1 client, body delimited by the upstream's close:
+                                     each read goes out as one chunk, the last chunk only at
+                                     the upstream's EOF, so that a cut shows (pg_resp.c) */
     outq_t *oq;                   /* while an upstream read is parsed: where on_body queues */
     pg_buf_t *rbuf;               /*   and the buffer it points into */
     int up_writes;                /* uv_writes to u not yet completed */
@@ -170,9 +178,13 @@ void pg__conn_drop_exchange(pg_conn_t *c, bool upstream_reusable);
  * (the connection is left as it was: the caller decides). */
 int pg__conn_client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b);
 int pg__conn_upstream_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b);
-/* Client output gathered into q (see outq_t): add [p, p+n) of b (referenced until sent;
- * flushes first when q is full), send it all in one write, or drop it. */
+/* Client output gathered into q (see outq_t, which starts with n, line_len 0 and no hold):
+ * add [p, p+n) of b (referenced until sent; flushes first when q is full), send it all in
+ * one write, or drop it. */
 int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b);
+/* The same for n > 0 bytes sent as one chunk (RFC 9112 7.1): its size line and CRLF around
+ * them as iovecs of their own, the bytes not copied. */
+int pg__outq_add_chunk(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b);
 int pg__outq_flush(pg_conn_t *c, outq_t *q);
 void pg__outq_drop(outq_t *q);
 

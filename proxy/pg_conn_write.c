@@ -6,8 +6,10 @@
  * when a queued write completes. Loop thread of the owning worker only; see pg_conn_int.h. */
 #include "pg_conn_int.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <uv.h>
 
@@ -17,10 +19,12 @@
 
 #define PG_CONN_MAX_IOV (PG_HEAD_MAX_IOV + 8) /* the most buffers one write carries (outq) */
 
-/* A queued uv_write and the buffers its iovecs point into (referenced until it completes). */
+/* A queued uv_write and the buffers its iovecs point into (referenced until it completes);
+ * line: a chunk-size line of ours (outq_t.line) the write still has to send. */
 typedef struct wreq {
     uv_write_t req;
     pg_buf_t *b[2];
+    char line[PG_CONN_CHUNK_LINE];
 } wreq_t;
 
 static void on_client_write(uv_write_t *req, int status)
@@ -87,12 +91,14 @@ static void count_out(pg_conn_t *c, const uv_buf_t *bufs, unsigned n)
 }
 
 /* Write n buffers (PG_CONN_MAX_IOV at most) to the client; b and b2 (may be NULL) are
- * referenced until what the kernel did not take at once is written. */
+ * referenced until what the kernel did not take at once is written. Iovecs pointing into
+ * [line, line+line_len) (an outq's chunk-size line, which does not outlive the outq) are
+ * pointed at a copy in the write request when they must wait. */
 static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b,
-                         pg_buf_t *b2)
+                         pg_buf_t *b2, const char *line, size_t line_len)
 {
     uv_buf_t rest[PG_CONN_MAX_IOV];
-    unsigned nrest = 0;
+    unsigned nrest = 0, i;
     wreq_t *wr;
     int r;
 
@@ -113,6 +119,18 @@ static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_
         return UV_ENOMEM;
     wr->b[0] = b ? pg_buf_ref(b) : NULL;
     wr->b[1] = b2 ? pg_buf_ref(b2) : NULL;
+    if (line_len > 0 && n <= PG_CONN_MAX_IOV) {
+        uintptr_t lo = (uintptr_t)line, hi = lo + line_len;
+
+        if (bufs != rest) {
+            memcpy(rest, bufs, n * sizeof *bufs);
+            bufs = rest;
+        }
+        memcpy(wr->line, line, line_len);
+        for (i = 0; i < n; i++)
+            if ((uintptr_t)rest[i].base >= lo && (uintptr_t)rest[i].base < hi)
+                rest[i].base = wr->line + ((uintptr_t)rest[i].base - lo);
+    }
     r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, on_client_write);
     if (r < 0) {
         if (wr->b[0])
@@ -128,7 +146,7 @@ static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_
 
 int pg__conn_client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
 {
-    return client_write2(c, bufs, n, b, NULL);
+    return client_write2(c, bufs, n, b, NULL, NULL, 0);
 }
 
 void pg__outq_drop(outq_t *q)
@@ -141,6 +159,7 @@ void pg__outq_drop(outq_t *q)
             q->hold[i] = NULL;
         }
     q->n = 0;
+    q->line_len = 0;
 }
 
 /* Send what q gathered, in one uv_write. */
@@ -151,10 +170,24 @@ int pg__outq_flush(pg_conn_t *c, outq_t *q)
     if (q->n) {
         if (c->x && c->x->resp_started)
             c->x->resp_out = true;
-        r = client_write2(c, q->v, q->n, q->hold[0], q->hold[1]);
+        r = client_write2(c, q->v, q->n, q->hold[0], q->hold[1], q->line, q->line_len);
     }
     pg__outq_drop(q);
     return r;
+}
+
+/* Whether q has no room for k more iovecs into b (a third buffer to hold, or too many). */
+static bool outq_full(const outq_t *q, unsigned k, const pg_buf_t *b)
+{
+    return q->n + k > sizeof q->v / sizeof q->v[0] ||
+           (b && b != q->hold[0] && b != q->hold[1] && q->hold[0] && q->hold[1]);
+}
+
+/* q references b until it is sent (once, however many iovecs point into it). */
+static void outq_hold(outq_t *q, pg_buf_t *b)
+{
+    if (b && b != q->hold[0] && b != q->hold[1])
+        q->hold[q->hold[0] ? 1 : 0] = pg_buf_ref(b);
 }
 
 /* Queue [p, p+n) of b (referenced until sent); flushes first when q is full. */
@@ -162,18 +195,48 @@ int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b)
 {
     int r;
 
-    if (q->n == sizeof q->v / sizeof q->v[0] ||
-        (b && b != q->hold[0] && b != q->hold[1] && q->hold[0] && q->hold[1])) {
+    if (outq_full(q, 1, b)) {
         r = pg__outq_flush(c, q);
         if (r < 0)
             return r;
     }
-    if (b && b != q->hold[0] && b != q->hold[1])
-        q->hold[q->hold[0] ? 1 : 0] = pg_buf_ref(b);
+    outq_hold(q, b);
     if (q->n && q->v[q->n - 1].base + q->v[q->n - 1].len == p)
         q->v[q->n - 1].len += (unsigned)n;
     else
         q->v[q->n++] = uv_buf_init((char *)p, (unsigned)n);
+    return 0;
+}
+
+/* Queue [p, p+n) of b as one chunk: size line (q->line: one per outq, so a second chunk
+ * flushes the first), the bytes, CRLF. */
+int pg__outq_add_chunk(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    static char crlf[] = "\r\n";
+    char digits[sizeof(size_t) * 2];
+    unsigned k = 0, i;
+    size_t v = n;
+    int r;
+
+    if (q->line_len > 0 || outq_full(q, 3, b)) {
+        r = pg__outq_flush(c, q);
+        if (r < 0)
+            return r;
+    }
+    do {
+        digits[k++] = hex[v & 15];
+        v >>= 4;
+    } while (v > 0);
+    for (i = 0; i < k; i++)
+        q->line[i] = digits[k - 1 - i];
+    q->line[k] = '\r';
+    q->line[k + 1] = '\n';
+    q->line_len = (uint8_t)(k + 2);
+    outq_hold(q, b);
+    q->v[q->n++] = uv_buf_init(q->line, q->line_len);
+    q->v[q->n++] = uv_buf_init((char *)p, (unsigned)n);
+    q->v[q->n++] = uv_buf_init(crlf, 2);
     return 0;
 }
 

@@ -499,6 +499,8 @@ int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags,
     if (status >= 200) {
         if (add_via && CAT("Via: 1.1 profgate\r\n") < 0)
             return UV_E2BIG;
+        if ((flags & PG_HEAD_ADD_CHUNKED) && CAT("Transfer-Encoding: chunked\r\n") < 0)
+            return UV_E2BIG;
         if ((flags & PG_HEAD_CONN_CLOSE) && CAT("Connection: close\r\n") < 0)
             return UV_E2BIG;
         if ((flags & PG_HEAD_CONN_KEEP_ALIVE) && CAT("Connection: keep-alive\r\n") < 0)

@@ -111,10 +111,12 @@ enum {
     PG_HEAD_CONN_CLOSE = 1,      /* add "Connection: close" */
     PG_HEAD_CONN_KEEP_ALIVE = 2, /* add "Connection: keep-alive" (HTTP/1.0 clients) */
     PG_HEAD_DROP_TE = 4,         /* drop Transfer-Encoding (the body is sent de-chunked) */
+    PG_HEAD_ADD_CHUNKED = 8,     /* add "Transfer-Encoding: chunked" (a close-delimited body
+                                    sent chunked to an HTTP/1.1 client) */
 };
 
 /* "HTTP/1.1 STATUS reason\r\n", the kept fields, Via when add_via and the status is final,
- * "Connection: close|keep-alive" as flags say, "\r\n"; in one iovec under the same
+ * "Transfer-Encoding: chunked" and "Connection: close|keep-alive" as flags say, "\r\n"; in one iovec under the same
  * condition as pg_head_request_out. */
 int pg_head_response_out(pg_head_t *h, unsigned status, bool add_via, int flags, uv_buf_t *bufs,
                          unsigned *n);

@@ -4,6 +4,11 @@
  * with the client) and queued with the body bytes that came in the same read on one outq,
  * which leaves in one writev; body bytes are relayed as read, framing included (or
  * de-chunked for an HTTP/1.0 client). 1xx heads are relayed and followed by the final one.
+ * A body the upstream ends by closing goes to an HTTP/1.1 client chunked, as nginx sends it
+ * (each read one chunk, its size line and CRLF iovecs of their own): the last chunk leaves
+ * only at the upstream's EOF, so a response cut by an upstream timeout or reset does not
+ * look whole to the client (a close-delimited one would), and the client connection may
+ * stay open after it. An HTTP/1.0 client gets it close-delimited, as it came.
  * A response that ends before the request did closes the client connection (no resync); an
  * upstream that sends bytes past its response is not reused.
  * What llhttp 8 (non-strict) lets through but would reach the client is refused: chunked
@@ -139,6 +144,8 @@ static int write_response_head(pg_conn_t *c, outq_t *q)
         conn = PG_HEAD_CONN_KEEP_ALIVE;
     if (x->dechunk)
         conn |= PG_HEAD_DROP_TE;
+    if (x->enchunk)
+        conn |= PG_HEAD_ADD_CHUNKED;
     r = pg_head_response_out(&x->resp, x->u->parser.status_code, x->gen->cfg->server.add_via, conn,
                              bufs, &n);
     for (i = 0; r == 0 && i < n; i++)
@@ -159,10 +166,18 @@ static void on_response_head(pg_conn_t *c, outq_t *q)
         x->status = p->status_code;
         pg_metrics_observe(c->w->metrics, x->gen->up_slots[x->up - x->gen->cfg->upstreams],
                            uv_hrtime() - x->t_head);
-        /* a body delimited by the upstream closing: the client learns its end only from
-         * our close */
-        if (!has_len && !bodyless)
-            c->close_after = true;
+        /* a body delimited by the upstream closing (RFC 9112 6.3 (8)): an HTTP/1.1 client
+         * gets it chunked, the last chunk at the upstream's EOF. Not when the upstream named
+         * codings of its own (a Transfer-Encoding without chunked last: RFC 9112 6.3 (4)),
+         * which chunked would have to follow, once: that rare one, and an HTTP/1.0
+         * client's, end with our close */
+        if (!has_len && !bodyless) {
+            if ((p->flags & F_TRANSFER_ENCODING) ||
+                (c->req.http_major == 1 && c->req.http_minor == 0))
+                c->close_after = true;
+            else
+                x->enchunk = true;
+        }
         /* an HTTP/1.0 client cannot read chunked framing: send the payload, end by closing */
         if ((p->flags & F_CHUNKED) && !bodyless && c->req.http_major == 1 &&
             c->req.http_minor == 0) {
@@ -239,6 +254,7 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
     outq_t oq;
 
     oq.n = 0;
+    oq.line_len = 0;
     oq.hold[0] = oq.hold[1] = NULL;
     x->oq = &oq;
     x->rbuf = b;
@@ -262,7 +278,8 @@ static void on_upstream_data(pg_conn_t *c, pg_buf_t *b)
             return;
         }
         if (!x->ev_rhead && q > p && x->resp_started && !x->dechunk &&
-            pg__outq_add(c, &oq, p, (size_t)(q - p), b) < 0) {
+            (x->enchunk ? pg__outq_add_chunk(c, &oq, p, (size_t)(q - p), b)
+                        : pg__outq_add(c, &oq, p, (size_t)(q - p), b)) < 0) {
             pg__outq_drop(&oq);
             pg_conn_abort(c);
             return;
@@ -349,7 +366,18 @@ void pg__resp_on_read(pg_uconn_t *u, ssize_t nread, pg_buf_t *b)
         e = llhttp_finish(&u->parser);
         if ((e == HPE_OK || e == HPE_PAUSED) && x->ev_rdone) {
             x->resp_done = true;
-            c->close_after = true;
+            if (x->enchunk) {
+                /* the whole body came: its end, and the client connection may go on */
+                static char last[] = "0\r\n\r\n";
+                uv_buf_t lb = uv_buf_init(last, sizeof last - 1);
+
+                if (pg__conn_client_write(c, &lb, 1, NULL) < 0) {
+                    pg_conn_abort(c);
+                    return;
+                }
+            } else {
+                c->close_after = true;
+            }
             if (x->req_done) {
                 x->up_dirty = true;
                 pg__conn_finish_exchange(c);
