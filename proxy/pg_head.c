@@ -312,6 +312,19 @@ static int cat(char **e, size_t *room, const char *p, size_t len)
 
 #define CAT(lit) cat(&e, &room, lit, sizeof lit - 1)
 
+/* bufs[k..]: the reserve's bytes written since *start (none when empty), then [p, p+len),
+ * which stays where it is (a value in the head); *start moves to e. Returns the new k. */
+static unsigned put_ref(uv_buf_t *bufs, unsigned k, char **start, char *e, const char *p,
+                        size_t len)
+{
+    if (e > *start)
+        bufs[k++] = uv_buf_init(*start, (unsigned)(e - *start));
+    *start = e;
+    if (len > 0)
+        bufs[k++] = uv_buf_init((char *)p, (unsigned)len);
+    return k;
+}
+
 /* The head as one iovec: copied after the lines we added (dst, in the same buffer, past
  * every byte the iovecs point at) when it is at most PG_HEAD_FLAT_MAX bytes and fits.
  * On loopback each iovec of a writev costs the kernel ~35 ns more (bench/proxy/iovec.c:
@@ -407,7 +420,12 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         else
             bufs[k++] = uv_buf_init(h->buf->data + f->off, f->len);
     }
-    /* ours go after the head, in the buffer's reserve; bad collects any overflow */
+    /* ours go after the head, in the buffer's reserve; bad collects any overflow. The
+     * client's values they carry (its X-Forwarded-For and Via, the Host or authority sent
+     * as X-Forwarded-Host) are iovecs into the head, not copies: as long as the head they
+     * came in, so the reserve holds only our fixed parts, which a head up to its limit
+     * always leaves room for (a Host near server.max_header_bytes made the copy overflow
+     * the reserve: a 502 "argument list too long") */
     start = e = h->buf->data + ext;
     room = h->buf->cap - ext;
     if (o->add_forwarded) {
@@ -421,7 +439,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         bad |= CAT("X-Forwarded-For: ");
         if (xff) {
             v = pg_head_value(h, xff, &vlen);
-            bad |= cat(&e, &room, v, vlen);
+            k = put_ref(bufs, k, &start, e, v, vlen);
             bad |= CAT(", ");
         }
         bad |= cat(&e, &room, atext, alen);
@@ -432,7 +450,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
             else
                 v = pg_head_value(h, host, &vlen);
             bad |= CAT("X-Forwarded-Host: ");
-            bad |= cat(&e, &room, v, vlen);
+            k = put_ref(bufs, k, &start, e, v, vlen);
             bad |= CAT("\r\n");
         }
     }
@@ -446,7 +464,7 @@ int pg_head_request_out(pg_head_t *h, const pg_head_req_out_t *o, uv_buf_t *bufs
         bad |= CAT("Via: ");
         if (via) {
             v = pg_head_value(h, via, &vlen);
-            bad |= cat(&e, &room, v, vlen);
+            k = put_ref(bufs, k, &start, e, v, vlen);
             bad |= CAT(", ");
         }
         bad |= CAT("1.1 profgate\r\n");

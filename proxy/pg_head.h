@@ -22,7 +22,8 @@
 #include "pg_buf.h"
 
 #define PG_HEAD_MAX_FIELDS 128
-#define PG_HEAD_RESERVE 1024 /* room after the head for the lines we add */
+#define PG_HEAD_RESERVE 1024 /* room after the head for the fixed parts of the lines we add
+                              (the client values they carry stay in the head) */
 #define PG_HEAD_MAX_IOV (PG_HEAD_MAX_FIELDS + 12)
 #define PG_HEAD_FLAT_MAX 4096 /* heads up to this size are sent as one iovec, see below */
 

@@ -319,6 +319,106 @@ static void test_head_absolute_form_sends_its_authority_as_host(void **state)
     pg_head_release(&h);
 }
 
+/* The bytes of bufs[0..n) as one malloc'd string. */
+static char *join_big(const uv_buf_t *bufs, unsigned n)
+{
+    size_t len = 0, off = 0;
+    unsigned i;
+    char *out;
+
+    for (i = 0; i < n; i++)
+        len += bufs[i].len;
+    out = malloc(len + 1);
+    assert_non_null(out);
+    for (i = 0; i < n; i++) {
+        memcpy(out + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    out[off] = '\0';
+    return out;
+}
+
+/* The client's values our lines carry (X-Forwarded-Host from Host or the authority, the
+ * X-Forwarded-For and Via appended to) are not copied into the reserve: a head up to its
+ * limit goes whatever they hold. Before, a Host near server.max_header_bytes (or a long
+ * X-Forwarded-For or Via) overflowed it: UV_E2BIG, a 502 "argument list too long". */
+static void test_head_long_client_values_go_whatever_the_head_leaves(void **state)
+{
+    static const uint32_t limits[] = {32768, 65536, 1 << 20};
+    struct sockaddr_in in = client();
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    size_t li;
+    unsigned n;
+
+    (void)state;
+    for (li = 0; li < sizeof limits / sizeof limits[0]; li++) {
+        uint32_t limit = limits[li];
+        /* one long value filling the head to 20 bytes short of its limit, in each place */
+        size_t vlen = limit - 80;
+        char *v = malloc(vlen + 1), *want = malloc(vlen + 64), *out;
+        int place;
+
+        assert_non_null(v);
+        assert_non_null(want);
+        memset(v, 'h', vlen);
+        v[vlen] = '\0';
+        for (place = 0; place < 4; place++) {
+            const char *const hkv[] = {"Host", v, "Accept", "*/*", NULL};
+            const char *const xkv[] = {"Host", "gw", "X-Forwarded-For", v, NULL};
+            const char *const vkv[] = {"Host", "gw", "Via", v, NULL};
+            const char *const akv[] = {"Host", "gw", NULL};
+
+            if (place == 3) {
+                /* an absolute-form target whose authority is as long */
+                size_t alen = vlen - 10;
+                char *target = malloc(alen + 16);
+
+                assert_non_null(target);
+                memcpy(target, "http://", 7);
+                memset(target + 7, 'a', alen);
+                memcpy(target + 7 + alen, "/x", 3);
+                memset(&h, 0, offsetof(pg_head_t, f));
+                pg_head_reset(&h, limit);
+                memset(&o, 0, sizeof o);
+                o.method = "GET";
+                o.default_host = "up:1";
+                feed(&h, target, akv);
+                free(target);
+                o.path_off = (uint32_t)(7 + alen);
+                o.host = h.buf->data + 7;
+                o.host_len = (uint32_t)alen;
+            } else {
+                start(&h, limit, "/p", place == 0 ? hkv : place == 1 ? xkv : vkv, &o, "up:1");
+            }
+            assert_true(h.buf->len <= limit);
+            o.add_forwarded = true;
+            o.add_via = true;
+            o.client = (struct sockaddr *)&in;
+            assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+            assert_true(n <= PG_HEAD_MAX_IOV);
+            out = join_big(bufs, n);
+            if (place == 0)
+                snprintf(want, vlen + 64, "\r\nX-Forwarded-Host: %s\r\n", v);
+            else if (place == 1)
+                snprintf(want, vlen + 64, "\r\nX-Forwarded-For: %s, 10.0.0.5\r\n", v);
+            else if (place == 2)
+                snprintf(want, vlen + 64, "\r\nVia: %s, 1.1 profgate\r\n", v);
+            else
+                snprintf(want, vlen + 64, "\r\nX-Forwarded-Host: %.*s\r\n", (int)o.host_len,
+                         o.host);
+            assert_non_null(strstr(out, want));
+            assert_memory_equal(out + strlen(out) - 4, "\r\n\r\n", 4);
+            assert_non_null(strstr(out, "\r\nX-Forwarded-Proto: http\r\n"));
+            free(out);
+            pg_head_release(&h);
+        }
+        free(v);
+        free(want);
+    }
+}
+
 static void test_head_response_rewrite(void **state)
 {
     static const char *const kv[] = {"Content-Length", "2", "Connection", "X-Up",
@@ -341,6 +441,14 @@ static void test_head_response_rewrite(void **state)
     assert_int_equal(pg_head_response_out(&h, 200, false, PG_HEAD_CONN_KEEP_ALIVE, bufs, &n), 0);
     assert_non_null(strstr(join(bufs, n), "Connection: keep-alive\r\n\r\n"));
     assert_null(strstr(join(bufs, n), "Via"));
+    /* a close-delimited body sent chunked: Transfer-Encoding added (after the fields, which
+     * here hold one that DROP_TE drops, so that only ours is left) */
+    assert_int_equal(pg_head_response_out(&h, 200, false, PG_HEAD_ADD_CHUNKED | PG_HEAD_DROP_TE,
+                                          bufs, &n),
+                     0);
+    assert_string_equal(join(bufs, n), "HTTP/1.1 200 Fine\r\n"
+                                       "Content-Length: 2\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n");
     /* informational: nothing added */
     assert_int_equal(pg_head_response_out(&h, 100, true, PG_HEAD_CONN_CLOSE, bufs, &n), 0);
     assert_null(strstr(join(bufs, n), "Via"));
@@ -425,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_head_connection_listed_fields_dropped_in_any_case),
         cmocka_unit_test(test_head_request_rewrite_pprof_and_absolute_form),
         cmocka_unit_test(test_head_absolute_form_sends_its_authority_as_host),
+        cmocka_unit_test(test_head_long_client_values_go_whatever_the_head_leaves),
         cmocka_unit_test(test_head_response_rewrite),
         cmocka_unit_test(test_head_small_heads_come_out_in_one_piece),
     };
