@@ -285,6 +285,13 @@ static bool is_hop(const pg_head_t *h, const pg_head_field_t *f, const pg_head_f
 
     if (PG_HTTP_HDR_IS_HOP(f->kind))
         return true;
+    /* Host and the framing fields are for every recipient, never a connection option (RFC
+     * 9110 7.6.1): a Connection field that lists them ("Connection: Content-Length") does
+     * not drop them. Dropped, the next hop framed the body otherwise -- a request's body
+     * read as the next request, a response's as close-delimited -- or got no Host. */
+    if (f->kind == PG_HTTP_HDR_HOST || f->kind == PG_HTTP_HDR_CONTENT_LENGTH ||
+        f->kind == PG_HTTP_HDR_TRANSFER_ENCODING)
+        return false;
     if (conn) {
         v = pg_head_value(h, conn, &vlen);
         if (pg_http_token_list_has(v, vlen, pg_head_name(h, f), f->name_len))

@@ -215,6 +215,48 @@ static void test_head_connection_listed_fields_dropped_in_any_case(void **state)
     pg_head_release(&h);
 }
 
+/* A Connection field that lists Host, Content-Length or Transfer-Encoding drops none of them,
+ * in either direction (RFC 9110 7.6.1: they are never connection options). Dropped, the
+ * upstream read a request's body as the next request (smuggling), a client read a response
+ * without its length, or the upstream got no Host (found by fuzz_http_request). */
+static void test_head_connection_never_drops_host_or_framing(void **state)
+{
+    static const char *const req[] = {"Host", "a", "Connection",
+                                      "content-length, Host, transfer-encoding, x-hop",
+                                      "Content-Length", "5", "X-Hop", "1",
+                                      "Transfer-Encoding", "chunked", NULL};
+    static const char *const resp[] = {"Connection", "Content-Length, Transfer-Encoding",
+                                       "Content-Length", "5", "Transfer-Encoding", "chunked",
+                                       NULL};
+    uv_buf_t bufs[PG_HEAD_MAX_IOV];
+    pg_head_req_out_t o;
+    pg_head_t h;
+    unsigned n, i;
+
+    (void)state;
+    memset(&o, 0, sizeof o);
+    o.method = "POST";
+    o.default_host = "up:1";
+    memset(&h, 0, offsetof(pg_head_t, f));
+    pg_head_reset(&h, 4096);
+    feed(&h, "/", req);
+    for (i = 0; i < h.n; i++)
+        if (i != 1 && i != 3)
+            assert_false(pg_head_is_hop(&h, &h.f[i]));
+    assert_true(pg_head_is_hop(&h, &h.f[3])); /* X-Hop: listed, dropped */
+    assert_int_equal(pg_head_request_out(&h, &o, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n");
+    pg_head_release(&h);
+
+    pg_head_reset(&h, 4096);
+    feed(&h, "OK", resp);
+    assert_int_equal(pg_head_response_out(&h, 200, false, PG_HEAD_CONN_NONE, bufs, &n), 0);
+    assert_string_equal(join(bufs, n), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n");
+    pg_head_release(&h);
+}
+
 static void test_head_request_rewrite_pprof_and_absolute_form(void **state)
 {
     static const char *const none[] = {NULL};
@@ -531,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_head_limits),
         cmocka_unit_test(test_head_request_rewrite),
         cmocka_unit_test(test_head_connection_listed_fields_dropped_in_any_case),
+        cmocka_unit_test(test_head_connection_never_drops_host_or_framing),
         cmocka_unit_test(test_head_request_rewrite_pprof_and_absolute_form),
         cmocka_unit_test(test_head_absolute_form_sends_its_authority_as_host),
         cmocka_unit_test(test_head_long_client_values_go_whatever_the_head_leaves),
