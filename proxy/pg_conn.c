@@ -508,78 +508,96 @@ static const char *target_scan(const char *url, size_t urllen, size_t *path_off,
     return NULL;
 }
 
+const char *pg__conn_head_target(const llhttp_t *req, const pg_head_t *h, int *status,
+                                 pg_conn_target_t *t)
+{
+    const char *url = h->buf->data, *bad;
+    size_t urllen = h->first_len, i, auth_host;
+
+    memset(t, 0, sizeof *t);
+    *status = 400;
+    if (req->upgrade) {
+        *status = 501;
+        return "protocol upgrade (Upgrade header, CONNECT) is not supported";
+    }
+    /* A request line without a version (HTTP/0.9) or the HTTP/2 preface ("PRI * HTTP/2.0")
+     * would go on as an HTTP/1.1 request it never was */
+    if (req->http_major != 1 || req->method == HTTP_PRI)
+        return "malformed request: only HTTP/1.0 and HTTP/1.1 are served";
+    /* RFC 9112 6.1: a request whose Transfer-Encoding does not end in chunked has no length
+     * an upstream would agree on; llhttp says so only after the head, when it has gone on */
+    if ((req->flags & F_TRANSFER_ENCODING) && !(req->flags & F_CHUNKED))
+        return "malformed request: Transfer-Encoding must end in chunked (RFC 9112 6.1)";
+    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (a 1.0
+     * recipient does not know it, and would read the chunks as the next request) */
+    if ((req->flags & F_TRANSFER_ENCODING) && req->http_minor == 0)
+        return "malformed request: Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1)";
+    if ((bad = head_unsafe(h, req->http_minor == 1, &t->host, &t->host_full, &t->host_len)) !=
+            NULL ||
+        (bad = te_unsafe(h)) != NULL)
+        return bad;
+    /* llhttp 8 lets HTAB through in the target; an upstream that splits the request line on
+     * any whitespace (RFC 9112 3 allows it) would read another target than the one routed */
+    for (i = 0; i < urllen; i++)
+        if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f)
+            return "malformed request: a control character in the request target";
+    /* origin-form "/path?q"; absolute-form "http://host/path?q" is routed by its authority
+     * (in place of Host) and goes on as its path, with the authority as Host */
+    if ((bad = target_scan(url, urllen, &i, &t->auth_off, &t->auth_len, &auth_host)) != NULL)
+        return bad;
+    if (t->auth_len > 0) {
+        t->host = url + t->auth_off;
+        t->host_full = t->auth_len;
+        t->host_len = auth_host;
+    }
+    t->path_off = i;
+    for (t->path_len = 0; i + t->path_len < urllen && url[i + t->path_len] != '?'; t->path_len++)
+        ;
+    t->query_off = i + t->path_len;
+    t->query_len = urllen - t->query_off;
+    return NULL;
+}
+
+int pg__conn_route(const pg_route_table_t *routes, bool has_port_hosts, const char *url,
+                   const pg_conn_target_t *t, pg_route_match_t *m)
+{
+    const char *path = t->path_len ? url + t->path_off : "/";
+    size_t pathlen = t->path_len ? t->path_len : 1;
+
+    /* some route names a host with its port: match on the whole Host value first */
+    if (t->host && has_port_hosts && pg_route_match(routes, t->host, t->host_full, path, pathlen,
+                                                    m) == 0 && m->route->host)
+        return 0;
+    return pg_route_match(routes, t->host, t->host_len, path, pathlen, m);
+}
+
 static void on_request_head(pg_conn_t *c)
 {
     xchg_t *x = c->x;
     const pg_config_t *cfg = x->gen->cfg;
-    const char *url = x->req.buf->data, *path, *host;
-    size_t urllen = x->req.first_len, pathlen, i, hostlen, hostfull;
-    size_t auth_off, auth_len, auth_host;
-    const char *bad;
+    const char *url = x->req.buf->data, *path, *bad;
+    size_t pathlen;
+    pg_conn_target_t t;
     pg_route_match_t m;
     char msg[512];
+    int status;
 
     x->method = c->req.method;
     x->head_done = true;
     x->t_head = uv_hrtime();
     c->keep_alive = llhttp_should_keep_alive(&c->req) && !c->w->draining;
     x->req_has_body = (c->req.flags & F_CHUNKED) || c->req.content_length > 0;
-    if (c->req.upgrade) {
-        pg__conn_send_error(c, 501, "protocol upgrade (Upgrade header, CONNECT) is not supported");
+    if ((bad = pg__conn_head_target(&c->req, &x->req, &status, &t)) != NULL) {
+        pg__conn_send_error(c, status, bad);
         return;
     }
-    /* A request line without a version (HTTP/0.9) or the HTTP/2 preface ("PRI * HTTP/2.0")
-     * would go on as an HTTP/1.1 request it never was */
-    if (c->req.http_major != 1 || c->req.method == HTTP_PRI) {
-        pg__conn_send_error(c, 400, "malformed request: only HTTP/1.0 and HTTP/1.1 are served");
-        return;
-    }
-    /* RFC 9112 6.1: a request whose Transfer-Encoding does not end in chunked has no length
-     * an upstream would agree on; llhttp says so only after the head, when it has gone on */
-    if ((c->req.flags & F_TRANSFER_ENCODING) && !(c->req.flags & F_CHUNKED)) {
-        pg__conn_send_error(c, 400, "malformed request: Transfer-Encoding must end in chunked "
-                           "(RFC 9112 6.1)");
-        return;
-    }
-    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing (a 1.0
-     * recipient does not know it, and would read the chunks as the next request) */
-    if ((c->req.flags & F_TRANSFER_ENCODING) && c->req.http_minor == 0) {
-        pg__conn_send_error(c, 400, "malformed request: Transfer-Encoding in an HTTP/1.0 request "
-                                    "(RFC 9112 6.1)");
-        return;
-    }
-    if ((bad = head_unsafe(&x->req, c->req.http_minor == 1, &host, &hostfull, &hostlen)) !=
-            NULL || (bad = te_unsafe(&x->req)) != NULL) {
-        pg__conn_send_error(c, 400, bad);
-        return;
-    }
-    /* llhttp 8 lets HTAB through in the target; an upstream that splits the request line on
-     * any whitespace (RFC 9112 3 allows it) would read another target than the one routed */
-    for (i = 0; i < urllen; i++)
-        if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f) {
-            pg__conn_send_error(c, 400, "malformed request: a control character in the request "
-                                        "target");
-            return;
-        }
-    /* origin-form "/path?q"; absolute-form "http://host/path?q" is routed by its authority
-     * (in place of Host) and goes on as its path, with the authority as Host */
-    if ((bad = target_scan(url, urllen, &i, &auth_off, &auth_len, &auth_host)) != NULL) {
-        pg__conn_send_error(c, 400, bad);
-        return;
-    }
-    if (auth_len > 0) {
-        host = url + auth_off;
-        hostfull = auth_len;
-        hostlen = auth_host;
-        x->auth_off = (uint32_t)auth_off;
-        x->auth_len = (uint32_t)auth_len;
-    }
-    x->path_off = (uint32_t)i;
-    path = url + i;
-    for (pathlen = 0; i + pathlen < urllen && path[pathlen] != '?'; pathlen++)
-        ;
-    x->query_off = (uint32_t)(i + pathlen);
-    x->query_len = (uint32_t)(urllen - i - pathlen);
+    x->auth_off = (uint32_t)t.auth_off;
+    x->auth_len = (uint32_t)t.auth_len;
+    x->path_off = (uint32_t)t.path_off;
+    x->query_off = (uint32_t)t.query_off;
+    x->query_len = (uint32_t)t.query_len;
+    path = url + t.path_off;
+    pathlen = t.path_len;
     /* with pprof.admin_listen the public listener does not know the metrics path: an
      * application's own /metrics is routed to it like any path */
     if (cfg->server.metrics_path && strlen(cfg->server.metrics_path) == pathlen &&
@@ -588,20 +606,12 @@ static void on_request_head(pg_conn_t *c)
         pg__conn_serve_metrics(c);
         return;
     }
-    if (host && x->gen->has_port_hosts) {
-        /* some route names a host with its port: match on the whole Host value */
-        if (pg_route_match(x->gen->routes, host, hostfull, pathlen ? path : "/",
-                           pathlen ? pathlen : 1, &m) == 0 && m.route->host)
-            goto matched;
-    }
-    if (pg_route_match(x->gen->routes, host, hostlen, pathlen ? path : "/", pathlen ? pathlen : 1,
-                       &m) < 0) {
+    if (pg__conn_route(x->gen->routes, x->gen->has_port_hosts, url, &t, &m) < 0) {
         snprintf(msg, sizeof msg, "no route for \"%.*s\"", (int)(pathlen > 200 ? 200 : pathlen),
                  path);
         pg__conn_send_error(c, 404, msg);
         return;
     }
-matched:
     x->up = m.upstream;
     x->route_slot = x->gen->route_slots[m.route_index];
     if (!m.pprof && c->admin) {

@@ -160,6 +160,26 @@ void pg__conn_update_reading(pg_conn_t *c);
  * message whose end the parser has seen). */
 void pg__conn_process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len, bool kick);
 
+/* What a complete request head says before routing: the path and query of its target, and
+ * the host routing reads -- the absolute-form authority, else Host (RFC 9112 3.2.2). Offsets
+ * into the head buffer (the target starts it). */
+typedef struct pg_conn_target {
+    const char *host;            /* NULL: none (an HTTP/1.0 request without Host) */
+    size_t host_full, host_len;  /*   its bytes, and those before any ":port" */
+    size_t path_off, path_len;   /* the origin-form path */
+    size_t query_off, query_len; /* "?..." after it; length 0: none */
+    size_t auth_off, auth_len;   /* the absolute-form authority; length 0: origin-form */
+} pg_conn_target_t;
+/* The refusals on_request_head makes from a complete head h alone (req: the parser that read
+ * it): the reason (a static string) and *status (400, or 501 for an upgrade), or NULL and *t.
+ * Also for fuzz_http_request, which holds the rewrite to what this lets through. */
+const char *pg__conn_head_target(const llhttp_t *req, const pg_head_t *h, int *status,
+                                 pg_conn_target_t *t);
+/* Route t: a route naming host:port is matched on the whole host first when some route does
+ * (has_port_hosts), then on the host before its port. pg_route_match's result. */
+int pg__conn_route(const pg_route_table_t *routes, bool has_port_hosts, const char *url,
+                   const pg_conn_target_t *t, pg_route_match_t *m);
+
 /* ---- internals of pg_conn_xchg.c ---- */
 /* The routed request goes upstream: acquire a connection (pooled, or connecting), write the
  * head (and the body bytes held with it) once it can. */

@@ -1,15 +1,23 @@
 /* fuzz_http_request: libFuzzer target for the gateway's request path without sockets: llhttp
  * (HTTP_REQUEST, default strictness, as pg_conn.c uses it) feeding pg_head through the same
- * callbacks pg_conn.c installs, then what on_request_head() does with a complete head: the
- * absolute-form reduction and path/query split, the Host without port, pg_route_match on a
- * config with a host route, a nested prefix and a token-protected pprof, the pprof gate
- * itself (pg_policy_check: enabled, allow, token, max_seconds, max_concurrent), and
- * pg_head_request_out for both the app and the agent form.
+ * callbacks pg_conn.c installs, then what on_request_head() does with a complete head, by
+ * its own code: the refusals and the target's reading (pg__conn_head_target: absolute-form
+ * routed by its authority, RFC 9112 3.2.2, else by Host) and the routing (pg__conn_route) on
+ * a config with host routes (one naming host:port), a nested prefix and a token-protected
+ * pprof; the pprof gate itself (pg_policy_check: enabled, allow, token, max_seconds,
+ * max_concurrent), and pg_head_request_out for both the app and the agent form, with the
+ * authority as Host as pg_conn sends it.
  * Checks beyond "no crash, no leak, no UB" (ASan + UBSan):
+ * - what pg__conn_head_target lets through, read again from the bytes: an absolute-form
+ *   target is http(s)://authority without userinfo, and its authority is what routes; else
+ *   Host does; path and query tile the rest of the target; a host route matched only its
+ *   host (with its port when it names one);
+ * - every head it lets through is rewritten (a failure would be a 502 for a legal request);
  * - every iovec of the rewritten head lies in the head buffer or in static text;
  * - the rewritten head, parsed again by a strict llhttp, is one complete request head with
  *   the same method and the same framing (Content-Length value or chunked): what the proxy
- *   sends on can never be read by the upstream as a different message (no smuggling);
+ *   sends on can never be read by the upstream as a different message (no smuggling); it has
+ *   exactly one Host, the authority routed by (RFC 9112 3.2), or the client's;
  * - the agent form's target starts with "/debug/pprof", and a head routed to the agent
  *   really had the route's "<prefix><pprof.path>" as a path prefix (byte for byte);
  * - the gate: a request it lets through carries no seconds= that the agent (pa_query_get +
@@ -56,6 +64,7 @@ static pg_config_t *cfg;
 static pg_route_table_t *routes;
 static pg_policy_limits_t *limits;
 static pg_bufpool_t pool;
+static bool has_port_hosts; /* as pg_worker sets it: some route's host has ":port" */
 
 typedef struct fctx {
     pg_head_t h;
@@ -177,6 +186,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
           "[[route]]\nprefix = \"/\"\nupstream = \"app\"\n"
           "[[route]]\nprefix = \"/api/\"\nupstream = \"api\"\n"
           "[[route]]\nprefix = \"/api\"\nhost = \"admin.example\"\nupstream = \"app\"\n"
+          "[[route]]\nprefix = \"/api\"\nhost = \"port.example:8080\"\nupstream = \"app\"\n"
           "[pprof]\npath = \"/debug/pprof\"\nmax_seconds = 60\ntoken_file = \"token\"\n",
           f);
     fclose(f);
@@ -186,6 +196,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     if (pg_route_table_new(cfg, &routes) < 0 || pg_policy_limits_new(cfg, NULL, &limits) < 0)
+        abort();
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].host && strchr(cfg->routes[i].host, ':'))
+            has_port_hosts = true;
+    if (!has_port_hosts)
         abort();
     unlink(tok);
     unlink(path);
@@ -214,7 +229,45 @@ typedef struct reparse {
     int urls;
     char url[64];
     size_t url_len;
+    int hosts;         /* Host fields */
+    bool in_host;      /* the field being read is Host */
+    char name[8];      /* the field name so far (the first 8 bytes) */
+    size_t name_len;
+    const char *host;  /* the first Host value, in the flat head */
+    size_t host_len;
 } reparse_t;
+
+static int rp_field(llhttp_t *p, const char *at, size_t len)
+{
+    reparse_t *r = p->data;
+
+    for (size_t i = 0; i < len; i++, r->name_len++)
+        if (r->name_len < sizeof r->name)
+            r->name[r->name_len] = (char)tolower((unsigned char)at[i]);
+    return 0;
+}
+
+static int rp_field_done(llhttp_t *p)
+{
+    reparse_t *r = p->data;
+
+    r->in_host = r->name_len == 4 && memcmp(r->name, "host", 4) == 0;
+    r->hosts += r->in_host;
+    r->name_len = 0;
+    return 0;
+}
+
+static int rp_value(llhttp_t *p, const char *at, size_t len)
+{
+    reparse_t *r = p->data;
+
+    if (r->in_host && r->hosts == 1) {
+        if (r->host == NULL)
+            r->host = at;
+        r->host_len = (size_t)(at + len - r->host); /* one flat buffer: pieces are adjacent */
+    }
+    return 0;
+}
 
 static int rp_url(llhttp_t *p, const char *at, size_t len)
 {
@@ -232,8 +285,10 @@ static int rp_headers_done(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-/* Parse the rewritten head again; its method and framing must be those of the original. */
-static void reparse(const llhttp_t *orig, const uv_buf_t *b, unsigned n, int pprof)
+/* Parse the rewritten head again; its method and framing must be those of the original, and
+ * it has one Host: host (host_len bytes; NULL: the client sent none, any default goes). */
+static void reparse(const llhttp_t *orig, const uv_buf_t *b, unsigned n, int pprof,
+                    const char *host, size_t host_len)
 {
     llhttp_settings_t s;
     llhttp_t p;
@@ -253,6 +308,9 @@ static void reparse(const llhttp_t *orig, const uv_buf_t *b, unsigned n, int ppr
     }
     llhttp_settings_init(&s);
     s.on_url = rp_url;
+    s.on_header_field = rp_field;
+    s.on_header_field_complete = rp_field_done;
+    s.on_header_value = rp_value;
     s.on_headers_complete = rp_headers_done;
     llhttp_init(&p, HTTP_REQUEST, &s);
     p.data = &r;
@@ -275,6 +333,16 @@ static void reparse(const llhttp_t *orig, const uv_buf_t *b, unsigned n, int ppr
         abort();
     if (pprof && (r.url_len < 12 || memcmp(r.url, "/debug/pprof", 12) != 0))
         abort();
+    /* RFC 9112 3.2: one Host; the authority of an absolute-form target (3.2.2), else the
+     * client's */
+    if (r.hosts != 1) {
+        fprintf(stderr, "rewritten head has %d Host fields\n", r.hosts);
+        abort();
+    }
+    if (host && (r.host_len != host_len || memcmp(r.host, host, host_len) != 0)) {
+        fprintf(stderr, "rewritten head's Host is not the one routed by\n");
+        abort();
+    }
     free(flat);
 }
 
@@ -327,79 +395,91 @@ static bool gate(const pg_config_upstream_t *up, const struct sockaddr *peer, co
     return true;
 }
 
+/* What pg__conn_head_target let through, read again from the bytes: an absolute-form
+ * target is http(s)://authority with no userinfo, and then its authority is the host routed
+ * by; otherwise the Host field is (one, in HTTP/1.1). Path and query tile the target's rest. */
+static void check_target(const pg_head_t *h, const llhttp_t *p, const pg_conn_target_t *t)
+{
+    const char *url = h->buf->data, *hv;
+    size_t urllen = h->first_len, hn;
+
+    if (t->path_off > urllen || t->path_off + t->path_len != t->query_off ||
+        t->query_off + t->query_len != urllen || t->host_len > t->host_full)
+        abort();
+    if (t->query_len > 0 && url[t->query_off] != '?')
+        abort();
+    if (t->auth_len > 0) {
+        size_t scheme = t->auth_off - 3;
+
+        if (!((scheme == 4 && strncasecmp(url, "http://", 7) == 0) ||
+              (scheme == 5 && strncasecmp(url, "https://", 8) == 0)))
+            abort();
+        if (t->auth_off + t->auth_len != t->path_off || t->host != url + t->auth_off ||
+            t->host_full != t->auth_len || t->host_len == 0 ||
+            memchr(t->host, '@', t->host_full) != NULL)
+            abort();
+        if (t->path_len > 0 && url[t->path_off] != '/')
+            abort();
+        return;
+    }
+    if (urllen == 0 || url[0] != '/' || t->path_off != 0)
+        abort();
+    hv = pg_head_get(h, "host", &hn);
+    if (hv != t->host || (hv && hn != t->host_full))
+        abort();
+    if (p->http_minor == 1 && hv == NULL)
+        abort(); /* RFC 9112 3.2: a 400 */
+}
+
+/* A route with a host matched only a request whose routing host is that host (its port
+ * too when the route names one), whatever case. */
+static void check_route(const pg_conn_target_t *t, const pg_route_match_t *m)
+{
+    const char *rh = m->route->host;
+    size_t rl, hl;
+
+    if (rh == NULL)
+        return;
+    rl = strlen(rh);
+    hl = strchr(rh, ':') ? t->host_full : t->host_len;
+    if (t->host == NULL || hl != rl || strncasecmp(t->host, rh, rl) != 0) {
+        fprintf(stderr, "routed to host route \"%s\" by \"%.*s\"\n", rh,
+                t->host ? (int)t->host_full : 0, t->host ? t->host : "");
+        abort();
+    }
+}
+
 /* Returns whether pg_conn would forward the request (routed, through the gate, head
- * rewritten). */
+ * rewritten). What it refuses from the head, and how it routes, is pg_conn.c's own code
+ * (pg__conn_head_target, pg__conn_route): the absolute-form authority in place of Host, a
+ * route naming host:port matched on the whole value. */
 static bool route_and_rewrite(fctx_t *f, const llhttp_t *p)
 {
     pg_head_t *h = &f->h;
-    const char *url = h->buf->data, *path, *host, *auth;
-    size_t urllen = h->first_len, i = 0, pathlen, hostlen, alen;
+    const char *url = h->buf->data, *path, *auth, *why;
+    size_t pathlen, alen;
     uint32_t query_off, query_len;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    pg_conn_target_t t;
     pg_route_match_t m;
     uv_buf_t bufs[PG_HEAD_MAX_IOV];
     unsigned n;
+    int status;
 
-    /* what on_request_head refuses before routing (mirrored: those checks are static there) */
-    if (p->http_major != 1 || p->method == HTTP_PRI)
+    why = pg__conn_head_target(p, h, &status, &t);
+    if (why != NULL) {
+        if ((status != 400 && status != 501) || why[0] == '\0')
+            abort();
         return false;
-    if ((p->flags & F_TRANSFER_ENCODING) && (!(p->flags & F_CHUNKED) || p->http_minor == 0))
-        return false;
-    for (size_t j = 0; j < urllen; j++)
-        if ((unsigned char)url[j] < 0x20 || url[j] == 0x7f)
-            return false;
-    for (uint16_t k = 0; k < h->n; k++) {
-        const char *name = pg_head_name(h, &h->f[k]);
-
-        if (h->f[k].name_len == 0)
-            return false;
-        if (h->f[k].kind == PG_HTTP_HDR_HOST && pg_head_find_kind(h, PG_HTTP_HDR_HOST) != &h->f[k])
-            return false;                                    /* a second Host */
-        if (h->f[k].kind == PG_HTTP_HDR_TRANSFER_ENCODING) { /* te_unsafe: "chunked", alone */
-            size_t vlen;
-            const char *v = pg_head_value(h, &h->f[k], &vlen);
-
-            while (vlen > 0 && (v[0] == ' ' || v[0] == '\t'))
-                v++, vlen--;
-            while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-                vlen--;
-            if (pg_head_find_kind(h, PG_HTTP_HDR_TRANSFER_ENCODING) != &h->f[k] || vlen != 7 ||
-                strncasecmp(v, "chunked", 7) != 0)
-                return false;
-        }
-        for (size_t j = 0; j < h->f[k].name_len; j++)
-            if (!isalnum((unsigned char)name[j]) && strchr("!#$%&'*+-.^_`|~", name[j]) == NULL)
-                return false;
     }
-    if (urllen > 0 && url[0] != '/') {
-        const char *s = memchr(url, ':', urllen);
-
-        if (s == NULL || (size_t)(s - url) + 3 > urllen || s[1] != '/' || s[2] != '/')
-            return false; /* 400 */
-        i = (size_t)(s - url) + 3;
-        while (i < urllen && url[i] != '/' && url[i] != '?')
-            i++;
-    }
-    path = url + i;
-    for (pathlen = 0; i + pathlen < urllen && path[pathlen] != '?'; pathlen++)
-        ;
-    query_off = (uint32_t)(i + pathlen);
-    query_len = (uint32_t)(urllen - i - pathlen);
-    host = pg_head_get(h, "host", &hostlen);
-    if (host) {
-        size_t k = 0;
-        if (hostlen > 0 && host[0] == '[') {
-            while (k < hostlen && host[k] != ']')
-                k++;
-            hostlen = k < hostlen ? k + 1 : hostlen;
-        } else {
-            while (k < hostlen && host[k] != ':')
-                k++;
-            hostlen = k;
-        }
-    }
-    if (pg_route_match(routes, host, hostlen, pathlen ? path : "/", pathlen ? pathlen : 1, &m) < 0)
+    check_target(h, p, &t);
+    path = url + t.path_off;
+    pathlen = t.path_len;
+    query_off = (uint32_t)t.query_off;
+    query_len = (uint32_t)t.query_len;
+    if (pg__conn_route(routes, has_port_hosts, url, &t, &m) < 0)
         return false; /* 404 */
+    check_route(&t, &m);
     if (m.pprof) {
         const char *prefix = m.route->prefix;
         size_t plen = strlen(prefix);
@@ -424,7 +504,7 @@ static bool route_and_rewrite(fctx_t *f, const llhttp_t *p)
     {
         pg_head_req_out_t o = {
             .method = llhttp_method_name((llhttp_method_t)p->method),
-            .path_off = (uint32_t)(path - url),
+            .path_off = (uint32_t)t.path_off,
             .pprof = m.pprof,
             .pprof_rest = m.pprof_rest,
             .pprof_rest_len = (uint32_t)m.pprof_rest_len,
@@ -436,16 +516,23 @@ static bool route_and_rewrite(fctx_t *f, const llhttp_t *p)
             .client = (const struct sockaddr *)&sin,
             .default_host = m.pprof ? "localhost" : m.upstream->address.text,
         };
-        /* as pg_conn: the agent form only when routed there; the app form always works */
-        if (pg_head_request_out(h, &o, bufs, &n) == 0) {
-            if (n > PG_HEAD_MAX_IOV)
-                abort();
-            check_iov(h, bufs, n);
-            reparse(p, bufs, n, m.pprof);
-            return true;
+        /* as pg_conn (write_request_head): an absolute-form target's authority is the Host
+         * sent */
+        if (t.auth_len > 0) {
+            o.host = url + t.auth_off;
+            o.host_len = (uint32_t)t.auth_len;
         }
+        /* every head pg_conn lets through can be written: a failure here is a 502 for a
+         * legal request (a Host near the limit overflowed a fixed reserve once) */
+        if (pg_head_request_out(h, &o, bufs, &n) != 0)
+            abort();
+        if (n > PG_HEAD_MAX_IOV)
+            abort();
+        check_iov(h, bufs, n);
+        reparse(p, bufs, n, m.pprof, t.auth_len ? url + t.auth_off : t.host,
+                t.auth_len ? t.auth_len : t.host_full);
+        return true;
     }
-    return false;
 }
 
 /* The held chunked head: [in, in+size) is the request from its first byte, head_end where
