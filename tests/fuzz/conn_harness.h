@@ -210,6 +210,10 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
 typedef struct fc_finals {
     int finals, own, last_status;
     int connect_502; /* the gateway's 502s that say a connect timed out */
+    int eof_bodies;  /* final responses whose body ended at the close (close-delimited: to an
+                        HTTP/1.0 client only, which cannot tell a cut from the end) */
+    bool cut;        /* the bytes end in a response whose head came and whose body was cut
+                        at the close (a chunked one without its last chunk) */
     size_t end; /* bytes of whole responses */
 } fc_finals_t;
 extern fc_finals_t fc_finals;

@@ -2,7 +2,6 @@
 #include "conn_input.h"
 
 #include "conn_harness.h"
-#include "ref_http.h"
 
 const unsigned fc_advance_ms[8] = {0, 50, 120, 250, 350, 550, 1100, 6000};
 
@@ -31,8 +30,6 @@ bool fc_input_decode(const uint8_t *data, size_t size, fc_input_t *in)
         in->piece_ctl[i] = data[4 + 2 * i];
         in->drain |= (in->piece_ctl[i] & FC_DRAIN) != 0;
     }
-    if (in->answer_kind == UP_RAW && (ref_known & REF_KNOWN_RAW))
-        in->answer_kind = UP_CL;
     if (in->answer_kind != UP_RAW && (data[2] & 128))
         in->up_conn = FC_UP_BLACKHOLE;
     in->raw_len = in->answer_kind == UP_RAW ? data[2] : 0;

@@ -56,7 +56,7 @@ enum { FC_END_OPEN, FC_END_SHUT, FC_END_CLOSE, FC_END_RST };
 
 typedef struct fc_input {
     int mode;                        /* the mode byte, as it came */
-    int answer_kind;                 /* UP_* (UP_RAW taken as UP_CL under PG_FUZZ_KNOWN=raw) */
+    int answer_kind;                 /* UP_* */
     bool split;                      /* answers in two writes */
     int end;                         /* FC_END_* */
     bool run_out;                    /* the clock runs out at the end */

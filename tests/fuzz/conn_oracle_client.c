@@ -9,8 +9,10 @@
  *    byte of their body in place. A 502 of the gateway that says it tried twice answers an
  *    idempotent request (RFC 9110 9.2.2: a POST is never retried), and when every connect is
  *    refused, every idempotent request is tried twice. Once the run's clock has moved,
- *    timers may have cut an answer at a close. (And oracle 8's count of the 502s that say a
- *    connect timed out.)
+ *    timers may have cut an answer at a close. No body delimited by the close reaches an
+ *    HTTP/1.1 client: the gateway sends an upstream's close-delimited body chunked, so that
+ *    a cut (upstream timeout, reset) does not look whole. (And oracle 8's count of the 502s
+ *    that say a connect timed out.)
  * 3. No leak, nothing left behind: after the client and the upstreams have gone, the worker
  *    has no connection, the process's connection count is 0, the generation holds only the
  *    worker's reference, pools are empty, every pg_buf is back, no agent slot is taken, the
@@ -141,12 +143,21 @@ void fc_check_client(const uint8_t *cin, int answered, bool strict, bool open, b
             return;
         }
         if (m.state == REF_MORE) {
+            fc_finals.cut = m.head_done && fc_cl.eof;
             if (strict && open && !early && !(fc_timed && fc_cl.eof))
                 fc_finding(fc_cl.eof ? "a response was cut" : "a response was left unfinished",
                            NULL);
             break;
         }
         if (m.status >= 200) {
+            if (m.body == REF_BODY_EOF) {
+                if (k < fc_sent.n + (fc_sent.tail_len > 0) && fc_sent.r[k].m.method_len > 0 &&
+                    fc_sent.r[k].m.minor == 1)
+                    fc_finding("a close-delimited body reached an HTTP/1.1 client (a cut would "
+                               "look whole)",
+                               NULL);
+                fc_finals.eof_bodies++;
+            }
             s = ref_find(p, &m, "x-seq");
             if (s) {
                 int v = seq_value(p, s);

@@ -171,7 +171,7 @@ void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
     bool was_eof = fc_cl.eof, open = fc_cl.fd >= 0;
     size_t len_before = fc_cl.in_len;
     const creq_t *t = &fc_sent.r[fc_sent.n];
-    int nk = fc_sent.n, k, fresh, want_min = 0;
+    int nk = fc_sent.n, k, fresh, ended, want_min = 0;
 
     for (k = 0; k < fc_sent.n; k++)
         if (fc_sent.r[k].m.method_len == 3 &&
@@ -192,7 +192,12 @@ void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
         return;
     }
     fc_check_client(cin, answered, strict, true, early);
-    fresh = fc_finals.finals - before.finals;
+    /* an upstream's response the timers ended by closing is the upstream's answer, not the
+     * timers': one cut (chunked, without its last chunk), or a close-delimited one to an
+     * HTTP/1.0 client, which may have been cut as well (it cannot tell) */
+    ended = fc_finals.eof_bodies - before.eof_bodies;
+    fresh = fc_finals.finals - before.finals - ended;
+    ended += fc_finals.cut;
     if (fresh > 1)
         fc_finding("the timers answered more than once", NULL);
     if (fresh == 1 &&
@@ -205,7 +210,7 @@ void fc_run_out(const uint8_t *cin, int answered, bool strict, bool early)
     else if (before.finals == fc_sent.n && fc_sent.tail_len > 0 && t->m.state == REF_MORE &&
              !t->m.head_done && request_begun(cin + t->off, fc_sent.tail_len))
         want_min = 1; /* a head left unfinished */
-    if (fresh < want_min)
+    if (fresh + ended < want_min)
         fc_finding(before.finals < nk ? "a request was left unanswered when the timers ran out"
                                       : "an unfinished head got no 408",
                    NULL);

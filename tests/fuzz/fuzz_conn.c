@@ -23,14 +23,16 @@
  *    strict RFC 9112 reader (ref_http.c) reads them, one for one and in order.
  * 2. Answers: what the client got reads as whole responses; every answer an upstream sent
  *    reaches the client, whole and in order; one final response per complete request, never
- *    more finals than requests; a big answer's every byte in place; a 502 that says it tried
- *    twice answers an idempotent request, and every idempotent one is tried twice when all
- *    connects are refused.
+ *    more finals than requests; no close-delimited body to an HTTP/1.1 client (a cut would
+ *    look whole: the gateway sends it chunked); a big answer's every byte in place; a 502
+ *    that says it tried twice answers an idempotent request, and every idempotent one is
+ *    tried twice when all connects are refused.
  * 3. No leak, nothing left behind once the client and the upstreams have gone.
  * 4. Progress: the loop settles (no busy loop) within a bound.
  * 5. The clock runs out (an hour passes): every connection state has a timeout, so the
  *    gateway has let go of the connection; the timers answered at most once, with its own
- *    408 or 504, and exactly once when a request was left without an answer.
+ *    408 or 504, and exactly once when a request was left without an answer (an upstream's
+ *    response the timers cut, or ended by closing, is the upstream's answer).
  * 6. Backpressure: while the client does not read, what the gateway queues for it stays
  *    under FC_WQ_BOUND (it stops reading the upstream); while an upstream does not read a
  *    big request body, what it queues for that upstream does too (it stops reading the
@@ -46,8 +48,9 @@
  * the seeds) upstream or client reading left on under backpressure (6), a 408 replaced by a silent
  * close, the upstream timer or the idle timer doing nothing (5), a refused connect retried
  * for a POST or never retried (2), pg_conn_drain doing nothing, the worker's wakeup handle
- * left open at the end of a drain (7); and the proxy before the fixes of F10, F11 and F12
- * fails on their reproducers (corpus/conn/finding_*).
+ * left open at the end of a drain (7), a close-delimited body relayed as such to an HTTP/1.1
+ * client (2: the seeds big_paused_eof and others); and the proxy before the fixes of F10,
+ * F11, F12 and the close-delimited cut fails on their reproducers (corpus/conn/finding_*).
  *
  * Env: FUZZ_CONN_TRACE (what each run sent, what every upstream connection and the client
  * got, on stderr, also after the clock ran out; with a paused client, what the gateway
