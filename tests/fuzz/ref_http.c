@@ -95,8 +95,6 @@ void ref_known_from_env(void)
         ref_known |= REF_KNOWN_HEAD;
     if (e && strstr(e, "resp"))
         ref_known |= REF_KNOWN_RESP;
-    if (e && strstr(e, "raw"))
-        ref_known |= REF_KNOWN_RAW;
 }
 
 /* CRLF at *i (RFC 9112 2.2: a bare CR or LF is refused here, as a strict recipient may);

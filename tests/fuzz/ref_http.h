@@ -60,16 +60,8 @@ typedef struct ref_msg {
  * "head": the gateway's own answers (errors, metrics) to a HEAD request carry a body (read by
  *   fuzz_conn, which then reads them as answers to a GET).
  * "resp": an upstream's bad response framing reaches the client as is (read by fuzz_conn:
- *   issue 5 has the gateway answer 502 or cut the response instead).
- * "raw": fuzz_conn's upstreams never answer with the input's bytes (UP_RAW is taken as
- *   UP_CL), to fuzz the request side past a crash on the response side. */
-enum {
-    REF_KNOWN_EOL = 1,
-    REF_KNOWN_TE = 2,
-    REF_KNOWN_HEAD = 4,
-    REF_KNOWN_RESP = 8,
-    REF_KNOWN_RAW = 16
-};
+ *   issue 5 has the gateway answer 502 or cut the response instead). */
+enum { REF_KNOWN_EOL = 1, REF_KNOWN_TE = 2, REF_KNOWN_HEAD = 4, REF_KNOWN_RESP = 8 };
 extern int ref_known;
 void ref_known_from_env(void);
 
