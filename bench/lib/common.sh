@@ -121,6 +121,20 @@ bench_start()
     pids+=($!)
 }
 
+# bench_background N[:NICE]: start N CPU-bound loops (sh busy loops at nice NICE, default 0,
+# each ended after an hour at most, and by PID at exit with the rest); sets bench_bg_desc to a
+# header line describing them ("" for 0). --background of run.sh and sched_counts.sh.
+bench_background()
+{
+    local n=${1%%:*} nice=0 i
+    case $1 in *:*) nice=${1#*:} ;; esac
+    bench_bg_desc=
+    for i in $(seq 1 "$n"); do
+        bench_start "background-$i" timeout 3600 nice -n "$nice" sh -c 'while :; do :; done'
+    done
+    [ "$n" -eq 0 ] || bench_bg_desc="# background: $n CPU-bound loop(s), nice $nice, for the whole run"
+}
+
 # Called as p=$(bench_free_port), a subshell: the ports handed out are remembered in a
 # file of $work (a variable set there would be lost), so that a port picked for a server
 # that has not bound it yet is not picked again.

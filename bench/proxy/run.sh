@@ -109,11 +109,7 @@ bench_workdir pg_proxy_bench
 bench_raise_nofile >/dev/null
 bench_fixed_upstream
 hz=$BENCH_HZ
-bg_nice=0
-case $background in *:*) bg_nice=${background#*:}; background=${background%%:*} ;; esac
-for i in $(seq 1 "$background"); do
-    bench_start "background-$i" timeout 3600 nice -n "$bg_nice" sh -c 'while :; do :; done'
-done
+bench_background "$background"
 
 # wrk_once URL PID UPSTREAM_PID -> "rps p99_ms non2xx sockerr cpu_us_per_request
 # upstream_cpu_us_per_request" (CPU of PID's tree, and of the upstream's)
@@ -150,7 +146,7 @@ echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^
 echo "# profgate: $(bench_build_info "$build")"
 echo "# $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(haproxy -v | head -1 | awk '{print "haproxy/" $3}'), $(wrk --version 2>&1 | head -1 | awk '{print $1 "/" $2}')"
 echo "# wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds, medians"
-[ "$background" -eq 0 ] || echo "# background: $background CPU-bound loop(s), nice $bg_nice, for the whole run"
+[ -z "$bench_bg_desc" ] || echo "$bench_bg_desc"
 
 results=$work/results.tsv
 : >"$results"

@@ -52,11 +52,7 @@ if ! perf stat -e sched:sched_waking -o /dev/null true 2>/dev/null; then
     exit 1
 fi
 bench_workdir pg_sched_counts
-bg_nice=0
-case $background in *:*) bg_nice=${background#*:}; background=${background%%:*} ;; esac
-for i in $(seq 1 "$background"); do
-    bench_start "background-$i" timeout 3600 nice -n "$bg_nice" sh -c 'while :; do :; done'
-done
+bench_background "$background"
 
 up_port=$(bench_free_port)
 bench_start upstream env -u PROFAGENT_SOCKET "$build/demo-upstream/randomstring" \
@@ -83,7 +79,7 @@ done
 echo "# sched_counts, $(date -u '+%Y-%m-%d %H:%M UTC'), $workers worker(s), $rounds rounds of ${secs} s"
 echo "# profgate: $(bench_build_info "$build")"
 [ -z "$compare" ] || echo "# candidate: $(bench_build_info "$compare") [server] ${BENCH_CAND_SERVER:-}"
-[ "$background" -eq 0 ] || echo "# background: $background CPU-bound loop(s), nice $bg_nice"
+[ -z "$bench_bg_desc" ] || echo "$bench_bg_desc"
 printf '%-6s %-10s %9s %8s %7s %7s %7s %7s %7s\n' round target req/s p99 wakes nvcs resIPI idle "up us"
 idle_sum() { cat /sys/devices/system/cpu/cpu*/cpuidle/state1/usage 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
 nvcs() { awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "/proc/$up_pid/status"; }
