@@ -278,26 +278,29 @@ static const pg_head_field_t *conn_names_others(const pg_head_t *h, const pg_hea
 }
 
 /* conn: from conn_names_others (computed once per head, not per field) */
-static bool is_hop(const pg_head_t *h, const pg_head_field_t *f, const pg_head_field_t *conn)
+/* f is named by the Connection field conn (not NULL): a connection option. Host and the
+ * framing fields are for every recipient, never a connection option (RFC 9110 7.6.1): a
+ * Connection field that lists them ("Connection: Content-Length") does not drop them.
+ * Dropped, the next hop framed the body otherwise -- a request's body read as the next
+ * request, a response's as close-delimited -- or got no Host. */
+static bool conn_lists(const pg_head_t *h, const pg_head_field_t *f, const pg_head_field_t *conn)
 {
     const char *v;
     size_t vlen;
 
-    if (PG_HTTP_HDR_IS_HOP(f->kind))
-        return true;
-    /* Host and the framing fields are for every recipient, never a connection option (RFC
-     * 9110 7.6.1): a Connection field that lists them ("Connection: Content-Length") does
-     * not drop them. Dropped, the next hop framed the body otherwise -- a request's body
-     * read as the next request, a response's as close-delimited -- or got no Host. */
     if (f->kind == PG_HTTP_HDR_HOST || f->kind == PG_HTTP_HDR_CONTENT_LENGTH ||
         f->kind == PG_HTTP_HDR_TRANSFER_ENCODING)
         return false;
-    if (conn) {
-        v = pg_head_value(h, conn, &vlen);
-        if (pg_http_token_list_has(v, vlen, pg_head_name(h, f), f->name_len))
-            return true;
-    }
-    return false;
+    v = pg_head_value(h, conn, &vlen);
+    return pg_http_token_list_has(v, vlen, pg_head_name(h, f), f->name_len);
+}
+
+/* Hop-by-hop: by its name, or named by the Connection field conn (NULL: none). Called for
+ * every field of every head, so the common case (no Connection options) stays inline. */
+static inline bool is_hop(const pg_head_t *h, const pg_head_field_t *f,
+                          const pg_head_field_t *conn)
+{
+    return PG_HTTP_HDR_IS_HOP(f->kind) || (conn != NULL && conn_lists(h, f, conn));
 }
 
 bool pg_head_is_hop(const pg_head_t *h, const pg_head_field_t *f)
