@@ -20,7 +20,7 @@
  *                                                /metrics, pg_ui
  *        --> local answer (4xx/5xx, then close)                     or
  *        --> upstream acquired (pooled; or connecting: the head is written once connected,
- *            the client's further bytes wait, unread, until then)
+ *            the client's further bytes wait until then, one buffer of them at most)
  *            (a chunked request's head waits until its first chunk-size line has parsed,
  *            with every byte read along with it: bad framing that comes with the head is
  *            answered 400 before anything goes upstream; bad framing later in the body
@@ -36,10 +36,26 @@
  * PG_CONN_WQ_HIGH, and resumes when a write completes below it.
  * Timeouts: one timer per connection, armed for the current state: header_timeout from the
  * first byte of a request (408), idle_timeout between requests (silent close),
- * connect_timeout (502), the upstream's timeout between upstream reads (504 before the
- * response head; a cut response after) -- or, for profile requests, seconds + a margin.
+ * connect_timeout (502, or an idempotent request tried once more on a pooled connection
+ * if one is idle by then: pg_conn_xchg.c), the upstream's timeout between upstream reads
+ * (504 before the response head; a cut response after) -- or, for profile requests,
+ * seconds + a margin.
  * A reused pooled connection that fails before any response byte, for a request without a
  * body, is retried once on a new connection (the upstream may have closed it meanwhile).
+ * A client that leaves: the client is read while its exchange waits on the upstream (its
+ * connect, or the response head), so that a reset, or a close before its request is whole,
+ * ends the exchange at once (status 499 and cause client_gone in the access log and the
+ * metrics, as nginx's "client closed request"; the upstream connection closed, never
+ * pooled: it may still be working on the request). What is read meanwhile is kept (c->pend)
+ * and reading stops once one buffer is held, as for pipelining, so a client that keeps
+ * sending is bounded -- and its close is seen only once reading resumes. An EOF after a
+ * complete request is a half-close (shutdown(SHUT_WR): legal, and the client still expects
+ * its response): the response is finished, then the connection closes. Neither libuv nor
+ * the socket tells that FIN from a full close (both leave our side in CLOSE_WAIT; only a
+ * write that draws a RST would), so a client that closes, rather than resets, after a whole
+ * request is seen to have gone only when its response is written -- except for profile
+ * requests: a FIN there ends the exchange (a profile client never half-closes, and Ctrl-C
+ * on go tool pprof must not leave a 30 s profile running on the agent).
  * Closing: after the last response, shutdown (FIN) and then read-and-discard until the
  * client closes (PG_CONN_LINGER_MS at most), so that a body we refused cannot make the
  * kernel answer with a RST that destroys the response before the client reads it.
@@ -53,6 +69,7 @@
 #include "pg_conn.h"
 #include "pg_conn_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -80,6 +97,20 @@
 #define PG_CONN_LINGER_MS 5000 /* closing: to send the last response and to see the client go */
 
 static const llhttp_settings_t *req_settings(void);
+
+/* Keep [off, off+len) of b for later (pipelined, or the upstream still connecting). A held
+ * buffer can be one with no bytes left (the request head ended the read: kept so that the
+ * message is completed once the exchange can take it), which reading while the upstream
+ * connects replaces. */
+static void pend_set(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t len)
+{
+    assert(c->pend == NULL || c->pend_len == 0); /* reading stops while bytes are held */
+    if (c->pend)
+        pg_buf_unref(c->pend);
+    c->pend = pg_buf_ref(b);
+    c->pend_off = off;
+    c->pend_len = len;
+}
 
 pg_conn_t *pg__conn_next(pg_conn_t *c)
 {
@@ -235,7 +266,9 @@ void pg__conn_update_reading(pg_conn_t *c)
 
     if (c->state == C_CLOSING)
         return;
-    if (c->pend != NULL || (x && x->u && !x->u->connected))
+    /* Read while the upstream connects (a client that resets is seen at once), until a
+     * buffer with bytes is held: bounded, and a close behind them is seen only later. */
+    if ((c->pend != NULL && c->pend_len > 0) || c->rd_eof)
         want = false;
     if (x && x->u && uv_stream_get_write_queue_size(&x->u->h.stream) > PG_CONN_WQ_HIGH)
         want = false;
@@ -683,9 +716,7 @@ void pg__conn_process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t l
         if (c->x && (c->x->req_done || (c->x->u && !c->x->u->connected))) {
             /* pipelined (keep the rest until this response is complete), or the upstream
              * is still connecting (keep it until the head is written) */
-            c->pend = pg_buf_ref(b);
-            c->pend_off = (uint32_t)(p - b->data);
-            c->pend_len = (uint32_t)(end - p);
+            pend_set(c, b, (uint32_t)(p - b->data), (uint32_t)(end - p));
             pg__conn_update_reading(c);
             return;
         }
@@ -746,6 +777,13 @@ void pg__conn_process_client(pg_conn_t *c, pg_buf_t *b, uint32_t off, uint32_t l
         pg__conn_update_reading(c);
 }
 
+/* Whether x's request has been read whole: its message complete, or a head that announces
+ * no body (complete once parsed again, which waits while the upstream connects). */
+static bool request_whole(const xchg_t *x)
+{
+    return x->req_done || (x->head_done && !x->req_has_body && !x->holding);
+}
+
 static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     pg_conn_t *c = s->data;
@@ -756,9 +794,7 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         pg_metrics_count_bytes(c->w->metrics, (uint64_t)nread, 0);
         if (c->x && c->x->req_done) {
             /* pipelined bytes (or a client speaking early): keep them, stop reading */
-            c->pend = pg_buf_ref(b);
-            c->pend_off = 0;
-            c->pend_len = (uint32_t)nread;
+            pend_set(c, b, 0, (uint32_t)nread);
             pg__conn_update_reading(c);
         } else {
             if (c->state == C_FORWARD && c->x && c->x->u && c->timer_mode == T_UPSTREAM)
@@ -770,11 +806,26 @@ static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             pg_log_debug("client read: %s", uv_strerror((int)nread));
         if (c->state == C_HEAD && nread == UV_EOF && c->x && c->x->req.buf && c->x->req.buf->len)
             pg_log_debug("client closed mid-head");
-        /* The client went away (or half-closed): as nginx does, drop the exchange; an
-         * agent sees its connection close and stops the profile early. */
-        if (c->x && c->x->head_done)
-            c->x->cause = PG_ERR_CLIENT_GONE;
-        pg_conn_abort(c);
+        if (nread == UV_EOF && c->state == C_FORWARD && c->x && request_whole(c->x) &&
+            !c->x->pprof) {
+            /* a half-close after a whole request: answer it, then close (see the top) */
+            uv_read_stop(s);
+            c->reading = false;
+            c->rd_eof = true;
+            c->keep_alive = false;
+            c->close_after = true;
+        } else {
+            /* The client went away (reset, or closed mid-request; a FIN during a profile):
+             * as nginx does, drop the exchange and close its upstream connection (an agent
+             * sees it close and stops the profile early). 499: nginx's "client closed
+             * request", for the access log and the metrics; nothing is sent. */
+            if (c->x && c->x->head_done) {
+                c->x->cause = PG_ERR_CLIENT_GONE;
+                if (c->x->status == 0)
+                    c->x->status = 499;
+            }
+            pg_conn_abort(c);
+        }
     }
     if (b)
         pg_buf_unref(b);
@@ -876,12 +927,7 @@ static void on_timeout(uv_timer_t *t)
             pg__conn_close(c);
         break;
     case T_CONNECT:
-        snprintf(msg, sizeof msg, "%s \"%s\" (%s) unreachable: connect timed out after %llu ms",
-                 x->pprof ? "agent of" : "upstream", x->up->name,
-                 x->pprof ? x->up->agent.text : x->up->address.text,
-                 (unsigned long long)x->up->connect_timeout_ms);
-        pg_log_warn("%s", msg);
-        pg__conn_send_error(c, 502, msg);
+        pg__conn_connect_timed_out(c);
         break;
     case T_UPSTREAM:
         if (x && x->resp_started && client_timeout(c)) /* the client, not the upstream */

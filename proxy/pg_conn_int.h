@@ -85,6 +85,7 @@ typedef struct xchg {
     bool resp_done;
     bool retried;
     bool retried_refused;         /* the retry was for a refused connect */
+    bool retried_timeout;         /*   or for a timed-out one (on a pooled connection) */
     bool got_resp_bytes;
     bool up_dirty;                /* the upstream connection must not be reused */
     bool ev_rhead, ev_rdone;
@@ -147,6 +148,8 @@ struct pg_conn {
                                      must begin the next read) */
     bool head_lf;                 /* the request head bytes parsed so far end in LF (an
                                      obs-fold may begin in the next read) */
+    bool rd_eof;                  /* the client half-closed after a complete request: never
+                                     read again; close once its response is written */
 };
 
 /* ---- internals of pg_conn.c, for the other files ---- */
@@ -186,6 +189,8 @@ int pg__conn_route(const pg_route_table_t *routes, bool has_port_hosts, const ch
 void pg__conn_start_upstream(pg_conn_t *c);
 /* The upstream failed (err: negative errno): retry once, 502, or cut the response. */
 void pg__conn_upstream_failed(pg_conn_t *c, int err);
+/* upstream.connect_timeout ran out (T_CONNECT): retry once on a pooled connection, or 502. */
+void pg__conn_connect_timed_out(pg_conn_t *c);
 /* Both messages are complete: upstream back to its pool, then keep-alive or close. */
 void pg__conn_finish_exchange(pg_conn_t *c);
 /* The exchange ends where it is (the connection closes): counted, logged, freed; its upstream

@@ -158,9 +158,24 @@ static bool idempotent(uint8_t method)
            method == HTTP_TRACE || method == HTTP_PUT || method == HTTP_DELETE;
 }
 
+/* The exchange tries again (x->retried set by the caller, x->u closed): a connection from the
+ * pool is written to at once, and then the client's bytes kept meanwhile (c->pend: the rest
+ * of the request, which waited while the first connection was connecting) must be parsed
+ * here, as on_uconn_connect does for a new one -- else a body-less request never completes
+ * and its response closes the connection. */
+static void retry_upstream(pg_conn_t *c)
+{
+    c->x->u = NULL;
+    c->x->up_writes = 0;
+    pg__conn_start_upstream(c);
+    if (c->state == C_FORWARD && c->x && c->x->u && c->x->u->connected)
+        resume_client(c);
+}
+
 void pg__conn_upstream_failed(pg_conn_t *c, int err)
 {
     xchg_t *x = c->x;
+    const char *twice;
     char msg[512];
 
     if (x == NULL)
@@ -178,12 +193,10 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
         /* if one pooled connection went stale (upstream restarted?), so did the rest */
         if (pool)
             pg_pool_close_idle(pool);
-        x->u = NULL;
-        x->up_writes = 0;
         x->retried = true;
         if (x->resp.buf)
             x->resp.buf->len = 0;
-        pg__conn_start_upstream(c);
+        retry_upstream(c);
         return;
     }
     /* A refused connect sent nothing: an idempotent request (RFC 9110 9.2.2) tries once
@@ -193,11 +206,9 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
     if (x->u && !x->u->connected && err == UV_ECONNREFUSED && !x->pprof && !x->retried &&
         idempotent(x->method)) {
         pg_upstream_close(x->u);
-        x->u = NULL;
-        x->up_writes = 0;
         x->retried = true;
         x->retried_refused = true;
-        pg__conn_start_upstream(c);
+        retry_upstream(c);
         return;
     }
     if (x->resp_started) {
@@ -206,18 +217,53 @@ void pg__conn_upstream_failed(pg_conn_t *c, int err)
         pg_conn_abort(c);
         return;
     }
+    twice = x->retried_refused || x->retried_timeout ? " (tried twice)" : "";
     if (x->pprof)
         snprintf(msg, sizeof msg, "agent of \"%s\" (%s) unreachable: %s", x->up->name,
                  x->up->agent.text, uv_strerror(err));
     else
         snprintf(msg, sizeof msg, "upstream \"%s\" (%s) unreachable: %s%s", x->up->name,
-                 x->up->address.text, uv_strerror(err), x->retried_refused ? " (tried twice)" : "");
+                 x->up->address.text, uv_strerror(err), twice);
     if (err == UV_EOF || err == UV_ECONNRESET)
         x->cause = PG_ERR_UPSTREAM_CLOSED;
     if (err == UV_EOF || err == UV_ECONNRESET)
-        snprintf(msg, sizeof msg, "%s \"%s\" (%s) closed the connection before responding",
+        snprintf(msg, sizeof msg, "%s \"%s\" (%s) closed the connection before responding%s",
                  x->pprof ? "agent of" : "upstream", x->up->name,
-                 x->pprof ? x->up->agent.text : x->up->address.text);
+                 x->pprof ? x->up->agent.text : x->up->address.text, twice);
+    pg_log_warn("%s", msg);
+    pg__conn_send_error(c, 502, msg);
+}
+
+/* upstream.connect_timeout ran out, so nothing of the request was sent (a stream is written
+ * only once connected). An idempotent application request not retried yet goes once more
+ * on a connection that went idle in the upstream's pool meanwhile, if there is one (issue
+ * 5). No second connect is started: an upstream that answered no SYN within connect_timeout
+ * would most likely make the client wait a second connect_timeout for the same 502 (nginx's
+ * proxy_next_upstream moves on to another server, never to the same one again); a pooled
+ * connection costs no wait, and if it fails (closed meanwhile) that is the 502. Agents are
+ * never pooled: not retried. */
+void pg__conn_connect_timed_out(pg_conn_t *c)
+{
+    xchg_t *x = c->x;
+    const pg_gen_t *g = x->gen;
+    const pg_pool_t *pool = x->pprof ? NULL : &g->pools[x->up - g->cfg->upstreams];
+    char msg[300];
+
+    if (pool && pool->nidle > 0 && !x->retried && idempotent(x->method)) {
+        pg_log_info("upstream \"%s\" (%s): connect timed out after %llu ms; retried on a "
+                    "pooled connection", x->up->name, x->up->address.text,
+                    (unsigned long long)x->up->connect_timeout_ms);
+        pg_upstream_close(x->u);
+        x->retried = true;
+        x->retried_timeout = true;
+        retry_upstream(c);
+        return;
+    }
+    snprintf(msg, sizeof msg, "%s \"%s\" (%s) unreachable: connect timed out after %llu ms%s",
+             x->pprof ? "agent of" : "upstream", x->up->name,
+             x->pprof ? x->up->agent.text : x->up->address.text,
+             (unsigned long long)x->up->connect_timeout_ms,
+             x->retried_refused ? " (tried twice)" : "");
     pg_log_warn("%s", msg);
     pg__conn_send_error(c, 502, msg);
 }
