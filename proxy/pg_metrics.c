@@ -25,6 +25,7 @@ struct pg_metrics {
     atomic_uint_fast64_t bytes_in, bytes_out;
     atomic_int_fast64_t conns_active;
     atomic_uint_fast64_t conns_total;
+    atomic_int coalescing;              /* 0/1: server.event_coalesce_us is active */
 };
 
 static uv_mutex_t lock_singleton;
@@ -161,6 +162,33 @@ void pg_metrics_conn(pg_metrics_t *m, int delta)
         bump(&m->conns_total, 1);
 }
 
+uint64_t pg_metrics_slow_responses(pg_metrics_t *m, uint64_t over_us, uint64_t *total)
+{
+    uint64_t slow = 0, all = 0, v;
+    int first, i, j;
+
+    /* bucket j holds (bucket_us[j - 1], bucket_us[j]]: the first wholly above over_us */
+    for (first = 1; first < PG_METRICS_BUCKETS - 1 && bucket_us[first - 1] < over_us; first++)
+        ;
+    for (i = 0; i < PG_METRICS_SLOTS; i++) {
+        slot_t *s = &m->slots[PG_SLOT_UPSTREAM][i];
+
+        for (j = 0; j < PG_METRICS_BUCKETS; j++) {
+            v = atomic_load_explicit(&s->bucket[j], memory_order_relaxed);
+            all += v;
+            if (j >= first)
+                slow += v;
+        }
+    }
+    *total = all;
+    return slow;
+}
+
+void pg_metrics_coalescing(pg_metrics_t *m, bool on)
+{
+    atomic_store_explicit(&m->coalescing, on, memory_order_relaxed);
+}
+
 pg_prof_kind_t pg_metrics_prof_kind(const char *rest, size_t len)
 {
     size_t i;
@@ -246,6 +274,7 @@ void pg_metrics_render(FILE *out)
     const char *names[PG_METRICS_SLOTS * 8];
     uint64_t errors[PG__ERR_N] = {0}, profiles[PG__PROF_N] = {0}, in = 0, outb = 0, total = 0;
     int64_t active = 0;
+    int coalescing = 0;
     pg_metrics_t *m;
     size_t n, i;
     slot_t acc;
@@ -262,6 +291,7 @@ void pg_metrics_render(FILE *out)
         outb += rd(&m->bytes_out);
         total += rd(&m->conns_total);
         active += atomic_load_explicit(&m->conns_active, memory_order_relaxed);
+        coalescing += atomic_load_explicit(&m->coalescing, memory_order_relaxed);
     }
     fputs("# HELP profgate_requests_total Requests answered, by route and status class.\n"
           "# TYPE profgate_requests_total counter\n", out);
@@ -311,9 +341,13 @@ void pg_metrics_render(FILE *out)
             "# HELP profgate_bytes_total Bytes from clients (in) and to clients (out).\n"
             "# TYPE profgate_bytes_total counter\n"
             "profgate_bytes_total{direction=\"in\"} %llu\n"
-            "profgate_bytes_total{direction=\"out\"} %llu\n",
+            "profgate_bytes_total{direction=\"out\"} %llu\n"
+            "# HELP profgate_event_coalesce_workers Workers coalescing their waits now "
+            "(server.event_coalesce_us).\n"
+            "# TYPE profgate_event_coalesce_workers gauge\n"
+            "profgate_event_coalesce_workers %d\n",
             (long long)active, (unsigned long long)total, (unsigned long long)in,
-            (unsigned long long)outb);
+            (unsigned long long)outb, coalescing);
     fputs("# HELP profgate_profiles_total pprof requests relayed to agents, by kind.\n"
           "# TYPE profgate_profiles_total counter\n", out);
     for (j = 0; j < PG__PROF_N; j++)

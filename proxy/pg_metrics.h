@@ -12,6 +12,7 @@
 #define PG_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,13 @@ void pg_metrics_count_error(pg_metrics_t *m, pg_err_cause_t cause);
 void pg_metrics_count_profile(pg_metrics_t *m, pg_prof_kind_t kind);
 void pg_metrics_count_bytes(pg_metrics_t *m, uint64_t in, uint64_t out);
 void pg_metrics_conn(pg_metrics_t *m, int delta); /* +1 accepted, -1 closed */
+/* The worker's upstream responses so far, all upstreams (owning thread): returns how many
+ * took longer than over_us from request head to response head -- counted by histogram
+ * bucket: those in buckets whose lower bound is at least over_us -- and sets *total to how
+ * many there were. server.event_coalesce_us decides with it (pg_worker.c). */
+uint64_t pg_metrics_slow_responses(pg_metrics_t *m, uint64_t over_us, uint64_t *total);
+/* The worker coalesces its waits now or not: the gauge profgate_event_coalesce_workers. */
+void pg_metrics_coalescing(pg_metrics_t *m, bool on);
 
 /* "/profile" -> PG_PROF_PROFILE etc. (what follows the pprof path). */
 pg_prof_kind_t pg_metrics_prof_kind(const char *rest, size_t len);

@@ -519,8 +519,10 @@ static void on_wakeup(uv_async_t *a)
  * A thread blocked in epoll_wait is woken by whoever sends it bytes, inside that sender's
  * write: on a virtual machine that wake-up of an idle vCPU (an IPI through the hypervisor) is
  * a few microseconds of the sender's CPU, and the sender is the upstream service. A worker
- * asleep on its own timer is not woken by anyone. Costs up to one step of latency per event
- * and the worker's own timer wake-ups; off by default (bench/RESULTS.md, "Proxy"). */
+ * asleep on its own timer is not woken by anyone. It costs up to one step (plus the kernel's
+ * timer slack) of latency per event and the worker's own timer wake-ups, so it is done only
+ * while the upstreams' answers are slow next to that (coalesce_pays); bench/RESULTS.md,
+ * "Proxy". */
 static void coalesce_wait(pg_worker_t *w, uint32_t budget_us)
 {
     struct pollfd pfd = {.fd = uv_backend_fd(&w->loop), .events = POLLIN};
@@ -531,6 +533,43 @@ static void coalesce_wait(pg_worker_t *w, uint32_t budget_us)
         nanosleep(&step, NULL);
 }
 
+static void coalescing_set(pg_worker_t *w, bool on)
+{
+    if (on != w->coalescing) {
+        w->coalescing = on;
+        pg_metrics_coalescing(w->metrics, on);
+    }
+}
+
+/* Whether to coalesce: decided anew every PG_WORKER_COALESCE_CHECK_MS of loop time from the
+ * worker's upstream latency histogram (pg_worker.h). In front of a fast upstream the worker
+ * itself is the bottleneck and a step is a large share of a request's time: never there. */
+static bool coalesce_pays(pg_worker_t *w, uint32_t budget_us)
+{
+    uint64_t now = uv_now(&w->loop), total, slow, dt, ds;
+    bool on;
+
+    if (now - w->co_checked < PG_WORKER_COALESCE_CHECK_MS)
+        return w->coalescing;
+    slow = pg_metrics_slow_responses(w->metrics, (uint64_t)budget_us * PG_WORKER_COALESCE_RATIO,
+                                     &total);
+    dt = total - w->co_total;
+    ds = slow - w->co_slow;
+    /* on at three in four slow, off below one in two: a share near the line does not flap */
+    on = dt >= PG_WORKER_COALESCE_MIN_RESPONSES &&
+         (w->coalescing ? ds * 2 >= dt : ds * 4 >= dt * 3);
+    if (on != w->coalescing)
+        pg_log_debug("event_coalesce_us: %s (%llu of %llu upstream responses in %llu ms took "
+                     "%u us or more)", on ? "on" : "off", (unsigned long long)ds,
+                     (unsigned long long)dt, (unsigned long long)(now - w->co_checked),
+                     budget_us * PG_WORKER_COALESCE_RATIO);
+    coalescing_set(w, on);
+    w->co_checked = now;
+    w->co_total = total;
+    w->co_slow = slow;
+    return on;
+}
+
 /* Runs before every wait for events: the lines of the iteration (of any phase) reach the
  * log before the loop can sleep; then the wait may be coalesced (above). */
 static void on_before_wait(uv_prepare_t *p)
@@ -539,7 +578,10 @@ static void on_before_wait(uv_prepare_t *p)
     uint32_t coalesce = w->gen->cfg->server.event_coalesce_us;
 
     pg_access_batch_flush(&w->alog);
-    if (coalesce && w->nconns > 0 && !w->draining && uv_backend_timeout(&w->loop) != 0)
+    if (coalesce == 0)
+        coalescing_set(w, false); /* turned off by a reload */
+    else if (w->nconns > 0 && !w->draining && coalesce_pays(w, coalesce) &&
+             uv_backend_timeout(&w->loop) != 0)
         coalesce_wait(w, coalesce);
 }
 

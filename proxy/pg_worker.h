@@ -66,6 +66,14 @@ void pg_cfgref_put(pg_cfgref_t *r);
 #define PG_WORKER_RESUME_MS 10
 /* server.event_coalesce_us: the sleep between looks for events while a wait is coalesced */
 #define PG_WORKER_COALESCE_STEP_US 20
+/* ... and when waits are coalesced at all: while, over the last PG_WORKER_COALESCE_CHECK_MS
+ * or more of loop time, at least PG_WORKER_COALESCE_MIN_RESPONSES upstream responses came
+ * and three in four of them (one in two, once on) took PG_WORKER_COALESCE_RATIO times the
+ * budget or longer (request head to response head), so that a step of added latency is a few
+ * % of the upstream's */
+#define PG_WORKER_COALESCE_CHECK_MS 50
+#define PG_WORKER_COALESCE_MIN_RESPONSES 16
+#define PG_WORKER_COALESCE_RATIO 25
 /* accept4 failed with EMFILE/ENFILE (or ENOBUFS/ENOMEM): the worker stops polling its
  * listeners and tries again after this long, or at once when one of its connections closes
  * (descriptors other workers free are seen by the timer). Meanwhile new connections wait in
@@ -171,6 +179,9 @@ struct pg_worker {
     uint64_t backoff_fails;     /* accepts refused during this shortage */
     int sched;                  /* private: server.worker_sched last applied (PG_SCHED_*), or
                                    -1: started under a policy of the operator's, kept */
+    bool coalescing;            /* private: event_coalesce_us is active (on_before_wait) */
+    uint64_t co_checked;        /*   loop time of the last decision */
+    uint64_t co_total, co_slow; /*   upstream responses then, all and slow ones */
     bool has_admin;
     bool draining;
     bool listener_closed;
