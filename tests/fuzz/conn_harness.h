@@ -171,7 +171,7 @@ bool fc_up_service(void);
 bool fc_is_head(const char *p, const ref_msg_t *m);
 /* An upstream leaves a request hanging until a timer answers it: a deaf upstream connection
  * (FC_UP_DEAF) took one this run, or the gateway still waits on a connect that never
- * completes (FC_UP_BLACKHOLE; meanwhile it does not read the client). */
+ * completes (FC_UP_BLACKHOLE; meanwhile it reads the client only until it holds bytes). */
 bool fc_up_stalled(void);
 /* The gateway still holds hole h (its end is open). */
 bool fc_up_hole_open(const fc_hole_t *h);
@@ -243,6 +243,11 @@ void fc_own_worker_end(void);
  * 502, once connect_timeout has passed. After the clock has moved (end: after the run, when
  * every hole must be let go of). */
 void fc_check_holes(bool end);
+/* Oracle 9 (conn_oracle_flow.c): whether a reset now would be read at once (the gateway holds
+ * none of the client's bytes unparsed, nor is closing it); after a reset so read, settled:
+ * no connect left waiting. */
+bool fc_gw_reads_client(void);
+void fc_check_reset_seen(void);
 /* What the run sent and every party got, on stderr. */
 void fc_trace_run(const uint8_t *cin, size_t sent, int mode);
 

@@ -17,6 +17,10 @@
  *    gateway has let go of it (closed its descriptor), its request has one 502 that says the
  *    connect timed out if the client is still there (conn_oracle_client.c), or is tried
  *    once more, never twice; after the run no such connect is left.
+ * 9. A client that resets while the gateway connects for it (a loopback TCP client): if the
+ *    gateway held none of its bytes unparsed (c->pend: it stops reading then, so a reset
+ *    behind them is seen later), it lets go of the connect at once, the clock not moved --
+ *    not when connect_timeout runs out (pg_conn.c: the client is read while it waits).
  * Owns: the run's own worker, from fc_own_worker_start to fc_own_worker_end (fc_gw.w points
  *   to it meanwhile). Threads: the fuzzing thread. Errors: a finding aborts. */
 #include "conn_harness.h"
@@ -237,6 +241,29 @@ void fc_check_holes(bool end)
                            : "a connect that never completes was waited on past connect_timeout",
                        NULL);
     }
+}
+
+/* ---------------- oracle 9: a client that leaves ---------------- */
+
+bool fc_gw_reads_client(void)
+{
+    const pg_conn_t *c;
+
+    if (fc_own_worker)
+        return false; /* the client may be on the other worker */
+    for (c = fc_gw.w->conns; c; c = c->next)
+        if (c->closed || c->state == C_CLOSING || (c->pend != NULL && c->pend_len > 0))
+            return false;
+    return true;
+}
+
+void fc_check_reset_seen(void)
+{
+    int i;
+
+    for (i = 0; i < fc_up.nholes; i++)
+        if (fc_up_hole_open(&fc_up.holes[i]))
+            fc_finding("a client's reset left its connect waiting (for connect_timeout)", NULL);
 }
 
 /* ---------------- oracle 7: drain ---------------- */

@@ -43,6 +43,8 @@
  * 8. A connect that never completes (conn_upstream.c: the harness defines connect()): once
  *    connect_timeout has passed, the gateway has let go of it and answered its request with
  *    one 502 that says so (or tried it once more), and nothing of it is left after the run.
+ * 9. A client that resets (loopback TCP) while the gateway connects for it, none of its bytes
+ *    held unparsed: the gateway lets go of the connect at once, not at connect_timeout.
  * The oracles were checked to fail: a pooled connection left open, a response byte dropped,
  * a byte inserted upstream, a connection slot not given back each make a finding; so do (on
  * the seeds) upstream or client reading left on under backpressure (6), a 408 replaced by a silent
@@ -50,7 +52,9 @@
  * for a POST or never retried (2), pg_conn_drain doing nothing, the worker's wakeup handle
  * left open at the end of a drain (7), a close-delimited body relayed as such to an HTTP/1.1
  * client (2: the seeds big_paused_eof and others); and the proxy before the fixes of F10,
- * F11, F12 and the close-delimited cut fails on their reproducers (corpus/conn/finding_*).
+ * F11, F12 and the close-delimited cut fails on their reproducers (corpus/conn/finding_*), as
+ * does the proxy before it read the client during a connect (9: finding_reset_while_connecting,
+ * a GET to a blackholed upstream, then a reset).
  *
  * Env: FUZZ_CONN_TRACE (what each run sent, what every upstream connection and the client
  * got, on stderr, also after the clock ran out; with a paused client, what the gateway
@@ -522,7 +526,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fc_input_t in;
     size_t off = 0, sent = 0, i;
     int gw_fd, answered;
-    bool strict, early;
+    bool strict, early, reset_seen;
 
     if (!fc_input_decode(data, size, &in))
         return 0;
@@ -566,6 +570,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fc_up.hold = false;
     fc_cl.paused = false;
     fc_settle();
+    reset_seen = in.end == FC_END_RST && fc_cl.tcp && fc_gw_reads_client();
     if (in.end == FC_END_SHUT) {
         shutdown(fc_cl.fd, SHUT_WR);
     } else if (in.end >= FC_END_CLOSE) {
@@ -578,6 +583,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fc_cl.fd = -1;
     }
     fc_settle();
+    if (reset_seen)
+        fc_check_reset_seen();
     if (fc_trace)
         fc_trace_run(in.cin, sent, in.mode);
     answered = fc_check_upstreams(in.cin, sent);
