@@ -9,7 +9,12 @@
 #  1. a GET is retried on it and answered 200 by the upstream (on its one connection);
 #  2. a POST is not (RFC 9110 9.2.2): 502 naming the timeout, not "tried twice";
 #  3. a GET whose connect times out while the pooled connection is still busy: 502 at once
-#     (no second connect_timeout wait), naming the timeout.
+#     (no second connect: what the test cannot see, the wait being the same either way, is
+#     checked by "retried" not being logged again), naming the timeout;
+#  4. a GET retried on the pooled connection, which the upstream then closes unanswered:
+#     502 saying it was tried twice (no third try).
+# (The upstream answers "conn 1 PATH", except a path under /close/: it closes its one
+# connection, and exits.)
 # The waits below only order events (the test sees the connect in progress with ss before it
 # lets the held request go); nothing is timed.
 # ctest-timeout: 90
@@ -68,6 +73,9 @@ while True:
         buf += c.recv(65536)
     buf = buf[n:]
     print("got " + path, flush=True)
+    if path.startswith("/close/"):
+        c.close()
+        sys.exit(0)
     if path.startswith("/slow/"):
         go = os.path.join(tdir, "go-" + path.rsplit("/", 1)[1])
         for _ in range(600):
@@ -149,6 +157,20 @@ touch "$T/go-3"
 reqs_wait
 pg_check "3: the held request is answered ($(cat "$T/slow3"))" test "$(cat "$T/slow3")" = "conn 1 /slow/3
  200"
+
+pg_check "3: no retry logged for it" test "$(grep -c 'retried on a pooled connection' "$T/profgate.log")" = 1
+
+# --- 4. retried on the pooled connection, which then fails: 502, tried twice ---
+req slow4 GET /slow/4
+pg_poll 10 grep -qx "got /slow/4" "$T/up.log" || pg_fail "4: the held request did not arrive"
+req get4 GET /close/4
+pg_poll 10 connecting || pg_fail "4: profgate did not connect anew"
+touch "$T/go-4"
+reqs_wait
+pg_check "4: the upstream got it on its pooled connection" grep -qx "got /close/4" "$T/up.log"
+pg_check "4: the retry failed too: 502, tried twice ($(cat "$T/get4"))" \
+    test "$(cat "$T/get4")" = "upstream \"one\" (127.0.0.1:$U) closed the connection before responding (tried twice)
+ 502"
 
 pg_stop_check profgate
 [ "$PG_FAILED" -gt 0 ] && { pg_log profgate; cat "$T/up.log"; }
