@@ -515,6 +515,7 @@ static int set_defaults(pg_config_t *cfg)
     cfg->server.add_forwarded = true;
     cfg->server.add_via = true;
     cfg->server.worker_sched = PG_SCHED_NORMAL;
+    cfg->server.event_coalesce_us = 100;
     cfg->pprof.max_seconds = 60;
     cfg->pprof.enabled = true;
     cfg->pprof.max_concurrent = 8;
@@ -707,7 +708,10 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
             srv->metrics_path ? srv->metrics_path : "off", srv->add_forwarded ? "yes" : "no",
             srv->add_via ? "yes" : "no");
     if (srv->event_coalesce_us)
-        fprintf(out, "event_coalesce_us %u\n", srv->event_coalesce_us);
+        fprintf(out, "event_coalesce_us %u (while upstream responses take %u us or more)\n",
+                srv->event_coalesce_us, srv->event_coalesce_us * PG_COALESCE_RATIO);
+    else
+        fprintf(out, "event_coalesce_us off\n");
     fprintf(out, "worker_sched %s\n", srv->worker_sched == PG_SCHED_BATCH ? "batch" : "normal");
     if (srv->metrics_path && srv->has_metrics_allow) {
         char buf[64];

@@ -62,12 +62,17 @@ typedef struct pg_config_server {
     bool add_forwarded;             /* "add_forwarded": X-Forwarded-For/-Proto/-Host, default true */
     bool add_via;                   /* "add_via": Via header, default true */
     /* Added in session 4 (optional): */
-    uint32_t event_coalesce_us;     /* "event_coalesce_us": 0..1000, default 0 (off); see
-                                       configs/example.toml and pg_worker.c */
+    uint32_t event_coalesce_us;     /* "event_coalesce_us": 0..1000 (0: off), default 100; only
+                                       while upstream responses take PG_COALESCE_RATIO times
+                                       that; see configs/example.toml and pg_worker.c */
     /* Added in session 5 (optional): */
     int worker_sched;               /* "worker_sched": "normal" | "batch" -> PG_SCHED_*, the
                                        workers' Linux scheduling policy; see pg_worker.c */
 } pg_config_server_t;
+
+/* server.event_coalesce_us is used only while the upstreams' responses take this many times
+ * the budget or longer (pg_worker.c): a step of added latency stays a few % of theirs */
+#define PG_COALESCE_RATIO 25
 
 typedef struct pg_config_pprof {
     char *path;                     /* "path", default "/debug/pprof" */

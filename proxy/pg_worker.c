@@ -551,7 +551,7 @@ static bool coalesce_pays(pg_worker_t *w, uint32_t budget_us)
 
     if (now - w->co_checked < PG_WORKER_COALESCE_CHECK_MS)
         return w->coalescing;
-    slow = pg_metrics_slow_responses(w->metrics, (uint64_t)budget_us * PG_WORKER_COALESCE_RATIO,
+    slow = pg_metrics_slow_responses(w->metrics, (uint64_t)budget_us * PG_COALESCE_RATIO,
                                      &total);
     dt = total - w->co_total;
     ds = slow - w->co_slow;
@@ -562,7 +562,7 @@ static bool coalesce_pays(pg_worker_t *w, uint32_t budget_us)
         pg_log_debug("event_coalesce_us: %s (%llu of %llu upstream responses in %llu ms took "
                      "%u us or more)", on ? "on" : "off", (unsigned long long)ds,
                      (unsigned long long)dt, (unsigned long long)(now - w->co_checked),
-                     budget_us * PG_WORKER_COALESCE_RATIO);
+                     budget_us * PG_COALESCE_RATIO);
     coalescing_set(w, on);
     w->co_checked = now;
     w->co_total = total;

@@ -68,12 +68,10 @@ void pg_cfgref_put(pg_cfgref_t *r);
 #define PG_WORKER_COALESCE_STEP_US 20
 /* ... and when waits are coalesced at all: while, over the last PG_WORKER_COALESCE_CHECK_MS
  * or more of loop time, at least PG_WORKER_COALESCE_MIN_RESPONSES upstream responses came
- * and three in four of them (one in two, once on) took PG_WORKER_COALESCE_RATIO times the
- * budget or longer (request head to response head), so that a step of added latency is a few
- * % of the upstream's */
+ * and three in four of them (one in two, once on) took PG_COALESCE_RATIO (pg_config.h) times
+ * the budget or longer (request head to response head) */
 #define PG_WORKER_COALESCE_CHECK_MS 50
 #define PG_WORKER_COALESCE_MIN_RESPONSES 16
-#define PG_WORKER_COALESCE_RATIO 25
 /* accept4 failed with EMFILE/ENFILE (or ENOBUFS/ENOMEM): the worker stops polling its
  * listeners and tries again after this long, or at once when one of its connections closes
  * (descriptors other workers free are seen by the timer). Meanwhile new connections wait in

@@ -41,7 +41,7 @@ coalescing()
 
 write_config 1000
 pg_check "--check prints event_coalesce_us" \
-    bash -c "'$PG' --check --config '$T/pg.toml' | grep -qx 'event_coalesce_us 1000'"
+    bash -c "'$PG' --check --config '$T/pg.toml' | grep -qx 'event_coalesce_us 1000 (while upstream responses take 25000 us or more)'"
 pg_upstreams app "127.0.0.1:$U"
 pg_gateway gw "$T/pg.toml" "$P"
 GW=$(pg_pid gw)

@@ -394,7 +394,7 @@ static void test_load_minimal_applies_defaults(void **state)
     assert_int_equal(ntohl(in->sin_addr.s_addr), 0x7f000001);
     assert_int_equal(c->server.workers, 1);
     assert_int_equal(c->server.max_connections, 10000);
-    assert_int_equal(c->server.event_coalesce_us, 0);
+    assert_int_equal(c->server.event_coalesce_us, 100);
     assert_int_equal(c->server.worker_sched, PG_SCHED_NORMAL);
     assert_int_equal(c->server.max_header_bytes, 32768);
     assert_int_equal(c->server.max_body_bytes, 1ULL << 30);
