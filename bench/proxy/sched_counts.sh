@@ -14,6 +14,8 @@
 #   up us   the upstream's CPU per request (perf task-clock)
 #   psleep  the proxy's voluntary context switches (every thread of it and of its child
 #           processes, /proc/PID/task/*/status): how often it blocked, so had to be woken
+#   ppre    the proxy's involuntary ones, counted the same way: how often it lost its CPU
+#           while it had work (to a thread woken there: wrk, the upstream)
 # each divided by the requests wrk counted in the window, plus req/s and p99. Counts, unlike
 # req/s, barely move with other load on the machine. --compare DIR adds "candidate", the
 # profgate of another build, with BENCH_CAND_SERVER (environment) added to its [server]
@@ -98,15 +100,17 @@ echo "# sched_counts, $(date -u '+%Y-%m-%d %H:%M UTC'), upstream $upstream, $wor
 echo "# profgate: $(bench_build_info "$build")"
 [ -z "$compare" ] || echo "# candidate: $(bench_build_info "$compare") [server] ${BENCH_CAND_SERVER:-}"
 [ -z "$bench_bg_desc" ] || echo "$bench_bg_desc"
-printf '%-6s %-10s %9s %8s %7s %7s %7s %7s %7s %7s\n' round target req/s p99 wakes nvcs resIPI idle "up us" psleep
+printf '%-6s %-10s %9s %8s %7s %7s %7s %7s %7s %7s %7s\n' round target req/s p99 wakes nvcs resIPI idle "up us" psleep ppre
 idle_sum() { cat /sys/devices/system/cpu/cpu*/cpuidle/state1/usage 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
 nvcs() { awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "/proc/$up_pid/status"; }
-# voluntary switches of every thread of PID and of its children (nginx's workers)
-psleep() {
+# "VOLUNTARY INVOLUNTARY": the context switches of every thread of PID and of its children
+# (nginx's workers)
+pswitches() {
     local p all=$1
     for p in $(pgrep -P "$1" || true); do all="$all $p"; done
     for p in $all; do cat /proc/"$p"/task/*/status 2>/dev/null; done |
-        awk '/^voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }'
+        awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 }
+             END { print v + 0, n + 0 }'
 }
 nt=${#targets[@]}
 for r in $(seq 1 "$rounds"); do
@@ -122,13 +126,13 @@ for r in $(seq 1 "$rounds"); do
         s2=$!
         i0=$(idle_sum)
         n0=$(nvcs)
-        p0=$(psleep "${pid_of[$name]}")
+        read -r p0 q0 < <(pswitches "${pid_of[$name]}")
         wait "$s1" "$s2" || true
         i1=$(idle_sum)
         n1=$(nvcs)
-        p1=$(psleep "${pid_of[$name]}")
+        read -r p1 q1 < <(pswitches "${pid_of[$name]}")
         wait "$wpid" || true
-        awk -v r="$r" -v name="$name" -v secs="$secs" -v di=$((i1 - i0)) -v dn=$((n1 - n0)) -v dp=$((p1 - p0)) \
+        awk -v r="$r" -v name="$name" -v secs="$secs" -v di=$((i1 - i0)) -v dn=$((n1 - n0)) -v dp=$((p1 - p0)) -v dq=$((q1 - q0)) \
             -v upf="$work/up.$name.$r" -v syf="$work/sys.$name.$r" '
             /Requests\/sec:/ { rps = $2 }
             /^ +99%/ { p99 = $2 }
@@ -138,9 +142,10 @@ for r in $(seq 1 "$rounds"); do
                 while ((getline l < syf) > 0) { split(l, f, ","); v[f[3]] = f[1] }
                 n = rps * secs
                 if (n <= 0) { printf "%-6s %-10s wrk failed\n", r, name; exit }
-                printf "%-6s %-10s %9.0f %8s %7.3f %7.4f %7.3f %7.3f %7.1f %7.3f\n", r, name, rps,
-                    p99, v["sched:sched_waking"] / n, dn / n, v["irq_vectors:reschedule_entry"] / n,
-                    di / n, v["task-clock"] * 1000 / n, dp / n
+                printf "%-6s %-10s %9.0f %8s %7.3f %7.4f %7.3f %7.3f %7.1f %7.3f %7.3f\n", r, name,
+                    rps, p99, v["sched:sched_waking"] / n, dn / n,
+                    v["irq_vectors:reschedule_entry"] / n, di / n, v["task-clock"] * 1000 / n,
+                    dp / n, dq / n
             }' "$work/wrk.$name.$r"
     done
 done
