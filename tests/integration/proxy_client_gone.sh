@@ -55,8 +55,7 @@ prefix   = "/hold"
 upstream = "hold"
 EOF
 
-# full: a listener with backlog 0 that never accepts, its queue filled by two connections of
-# its own, so that a further connect waits for a SYN-ACK that does not come.
+# full (pg_full_upstream): its connects never complete.
 # hold: logs "got PATH" for each request head, then waits: a path under /hold/answer is
 # answered (Content-Length 6, "hello\n") once the file $T/go-<last path element> exists;
 # any other is never answered. Either way "eof PATH" is logged when profgate closes the
@@ -71,15 +70,6 @@ def log(line):
     with lock:
         with open(os.path.join(tdir, "hold.events"), "a") as f:
             f.write(line + "\n")
-if what == "full":
-    s.listen(0)
-    held = []
-    for _ in range(2):
-        c = socket.socket(); c.setblocking(False)
-        c.connect_ex(("127.0.0.1", port)); held.append(c)
-    print("ready", flush=True)
-    time.sleep(110)
-    sys.exit(0)
 s.listen(16)
 def handle(c):
     buf = b""
@@ -119,10 +109,9 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 EOF
 
-pg_start full python3 "$T/servers.py" full "$FULL" "$T"
+pg_full_upstream full "$FULL"
 pg_start hold python3 "$T/servers.py" hold "$HOLD" "$T"
 pg_wait_port "$HOLD" || pg_fail "the holding upstream did not start"
-for _ in $(seq 1 50); do grep -q ready "$T/full.log" && break; sleep 0.1; done
 pg_gateway profgate "$T/pg.toml" "$P"
 pgpid=$(pg_pid profgate)
 

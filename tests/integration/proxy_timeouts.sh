@@ -54,8 +54,7 @@ upstream = "full"
 EOF
 
 # stall: answers every request with a head announcing 1000 bytes, sends 10, then goes quiet.
-# full: a listener with backlog 0 that never accepts, its queue filled by two connections of
-# its own, so that a further connect waits for a SYN-ACK that does not come.
+# full (pg_full_upstream): its connects never complete.
 cat >"$T/servers.py" <<'EOF'
 import socket, sys, threading, time
 what, port = sys.argv[1], int(sys.argv[2])
@@ -75,21 +74,12 @@ if what == "stall":
     while True:
         c, _ = s.accept()
         threading.Thread(target=handle, args=(c,), daemon=True).start()
-else:
-    s.listen(0)
-    held = []
-    for _ in range(2):
-        c = socket.socket(); c.setblocking(False)
-        c.connect_ex(("127.0.0.1", port)); held.append(c)
-    print("ready", flush=True)
-    time.sleep(120)
 EOF
 
 pg_start stall python3 "$T/servers.py" stall "$STALL"
-pg_start full python3 "$T/servers.py" full "$FULL"
+pg_full_upstream full "$FULL"
 pg_upstreams up1 "127.0.0.1:$U1" agent "unix:$T/agent.sock"
 pg_wait_port "$STALL" || pg_fail "the stalling upstream did not start"
-for _ in $(seq 1 50); do grep -q ready "$T/full.log" && break; sleep 0.1; done
 pg_gateway profgate "$T/pg.toml" "$P"
 base=http://127.0.0.1:$P
 

@@ -222,6 +222,28 @@ pg_san()
     ldd "$1" | grep -Eo 'lib[at]san[^ ]*' | head -n 1
 }
 
+# pg_full_upstream NAME PORT: an upstream on 127.0.0.1:PORT whose connects never complete (run
+# as pg_start NAME, for 120 s): a listener with backlog 0 that never accepts, its queue filled
+# by two connections of its own, so that a further connect waits for a SYN-ACK that does not
+# come. Returns once the queue is full; one that does not get there is a failure.
+pg_full_upstream()
+{
+    pg_start "$1" python3 -c '
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(0)
+held = []
+for _ in range(2):
+    c = socket.socket(); c.setblocking(False)
+    c.connect_ex(("127.0.0.1", port)); held.append(c)
+print("ready", flush=True)
+time.sleep(120)
+' "$2"
+    pg_poll 5 grep -q ready "$T/$1.log" || pg_fail "$1: the never-accepting upstream did not start"
+}
+
 # pg_upstreams NAME ADDRESS [NAME ADDRESS...]: a tests/programs/pg_test_upstream for each (run
 # as pg_start NAME, its answers naming NAME), ADDRESS 127.0.0.1:PORT or unix:PATH; all started,
 # then each waited for. One that does not come up is a failure (the scenario goes on).
