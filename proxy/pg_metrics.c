@@ -170,7 +170,9 @@ uint64_t pg_metrics_slow_responses(pg_metrics_t *m, uint64_t over_us, uint64_t *
     /* bucket j holds (bucket_us[j - 1], bucket_us[j]]: the first wholly above over_us */
     for (first = 1; first < PG_METRICS_BUCKETS - 1 && bucket_us[first - 1] < over_us; first++)
         ;
-    for (i = 0; i < PG_METRICS_SLOTS; i++) {
+    /* slots are handed out in order (pg_metrics_slot, by this worker or before it started):
+     * stop at the first free one */
+    for (i = 0; i < PG_METRICS_SLOTS && m->slots[PG_SLOT_UPSTREAM][i].name[0]; i++) {
         slot_t *s = &m->slots[PG_SLOT_UPSTREAM][i];
 
         for (j = 0; j < PG_METRICS_BUCKETS; j++) {
