@@ -237,7 +237,7 @@ void fc_own_worker_start(pg_cfgref_t *cref);
 /* Oracle 7: the drain is asked for (cin, sent: the client's bytes so far); checked after
  * the run (nothing when no drain was asked for); the own worker's end, after teardown. */
 void fc_drain(const uint8_t *cin, size_t sent);
-void fc_check_drain(void);
+void fc_check_drain(bool strict);
 void fc_own_worker_end(void);
 /* Oracle 8: a connect that never completes is let go of, and its request answered with one
  * 502, once connect_timeout has passed. After the clock has moved (end: after the run, when

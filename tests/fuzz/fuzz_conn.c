@@ -591,7 +591,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     strict = in.answer_kind != UP_RAW;
     early = in.answer_kind == UP_EARLY;
     fc_check_client(in.cin, answered, strict, in.end == FC_END_OPEN, early);
-    fc_check_drain();
+    fc_check_drain(strict);
     if (in.run_out || fc_own_worker) {
         fc_run_out(in.cin, answered, strict, early);
         if (fc_trace) {
