@@ -26,6 +26,7 @@
 #include <sys/un.h>
 
 #include "pg_config_int.h"
+#include "pg_metrics.h"
 #include "pg_toml.h"
 
 #define MAX_INCLUDED_FILES 1024
@@ -708,8 +709,10 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
             srv->metrics_path ? srv->metrics_path : "off", srv->add_forwarded ? "yes" : "no",
             srv->add_via ? "yes" : "no");
     if (srv->event_coalesce_us)
-        fprintf(out, "event_coalesce_us %u (while upstream responses take %u us or more)\n",
-                srv->event_coalesce_us, srv->event_coalesce_us * PG_COALESCE_RATIO);
+        fprintf(out, "event_coalesce_us %u (while upstream responses take %llu us or more)\n",
+                srv->event_coalesce_us,
+                (unsigned long long)pg_metrics_slow_bound_us((uint64_t)srv->event_coalesce_us *
+                                                             PG_COALESCE_RATIO));
     else
         fprintf(out, "event_coalesce_us off\n");
     fprintf(out, "worker_sched %s\n", srv->worker_sched == PG_SCHED_BATCH ? "batch" : "normal");

@@ -162,14 +162,27 @@ void pg_metrics_conn(pg_metrics_t *m, int delta)
         bump(&m->conns_total, 1);
 }
 
+/* bucket j holds (bucket_us[j - 1], bucket_us[j]]: the first whose lower bound is at least
+ * over_us (the last, +Inf, at most) */
+static int first_bucket_from(uint64_t over_us)
+{
+    int first;
+
+    for (first = 1; first < PG_METRICS_BUCKETS - 1 && bucket_us[first - 1] < over_us; first++)
+        ;
+    return first;
+}
+
+uint64_t pg_metrics_slow_bound_us(uint64_t over_us)
+{
+    return bucket_us[first_bucket_from(over_us) - 1];
+}
+
 uint64_t pg_metrics_slow_responses(pg_metrics_t *m, uint64_t over_us, uint64_t *total)
 {
     uint64_t slow = 0, all = 0, v;
-    int first, i, j;
+    int first = first_bucket_from(over_us), i, j;
 
-    /* bucket j holds (bucket_us[j - 1], bucket_us[j]]: the first wholly above over_us */
-    for (first = 1; first < PG_METRICS_BUCKETS - 1 && bucket_us[first - 1] < over_us; first++)
-        ;
     /* slots are handed out in order (pg_metrics_slot, by this worker or before it started):
      * stop at the first free one */
     for (i = 0; i < PG_METRICS_SLOTS && m->slots[PG_SLOT_UPSTREAM][i].name[0]; i++) {

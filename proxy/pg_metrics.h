@@ -72,6 +72,9 @@ void pg_metrics_conn(pg_metrics_t *m, int delta); /* +1 accepted, -1 closed */
  * bucket: those in buckets whose lower bound is at least over_us -- and sets *total to how
  * many there were. server.event_coalesce_us decides with it (pg_worker.c). */
 uint64_t pg_metrics_slow_responses(pg_metrics_t *m, uint64_t over_us, uint64_t *total);
+/* Where pg_metrics_slow_responses(m, over_us, ...) really starts counting: the first bucket
+ * bound at or above over_us (1000, 2500, 5000, 10000 ... microseconds). */
+uint64_t pg_metrics_slow_bound_us(uint64_t over_us);
 /* The worker coalesces its waits now or not: the gauge profgate_event_coalesce_workers. */
 void pg_metrics_coalescing(pg_metrics_t *m, bool on);
 

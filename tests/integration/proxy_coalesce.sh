@@ -39,6 +39,11 @@ coalescing()
     curl -s -m 10 "http://127.0.0.1:$P/metrics" | awk '$1 == "profgate_event_coalesce_workers" { print $2 }'
 }
 
+# the threshold is counted on the latency histogram's bucket bounds: 50 x 25 = 1250 us is
+# counted from the next bound up, 2.5 ms, and --check says so
+write_config 50
+pg_check "--check prints the threshold as counted (a bucket bound)" \
+    bash -c "'$PG' --check --config '$T/pg.toml' | grep -qx 'event_coalesce_us 50 (while upstream responses take 2500 us or more)'"
 write_config 1000
 pg_check "--check prints event_coalesce_us" \
     bash -c "'$PG' --check --config '$T/pg.toml' | grep -qx 'event_coalesce_us 1000 (while upstream responses take 25000 us or more)'"
