@@ -6,7 +6,8 @@
 # a slow one (/sleep?ms=40, budget 1000 us: 25 ms). While they coalesce, two workers forward
 # keep-alive load without a failure, answer pipelined requests in order and stream a body both
 # ways; idle, they block: a held-open keep-alive connection costs no CPU (a worker that
-# coalesced without end would burn a core here). SIGHUP turns it off (gauge 0) and on;
+# coalesced without end would burn a core here); once the load's connections are closed
+# the gauge is 0 again. SIGHUP turns it off (gauge 0) and on;
 # SIGTERM drains.
 # ctest-timeout: 150
 . "$(dirname "$0")/lib/common.sh"
@@ -89,6 +90,10 @@ pg_check "still coalescing after those (gauge $(coalescing | tee "$T/g2"))" test
 wait "$AB" || true
 pg_check "slow: ab -k -c 64 -t 6: requests complete" grep -Eq '^Complete requests: +[1-9]' "$T/ab-slow.out"
 pg_check "slow: ab 0 failed" grep -Eq '^Failed requests: +0$' "$T/ab-slow.out"
+# the load is over and its connections are closed: a worker with none left says it is not
+# coalescing, and the one serving this scrape decides from the responses since (none)
+sleep 0.5
+pg_check "load over, connections closed: gauge $(coalescing | tee "$T/g2b")" test "$(cat "$T/g2b")" = 0
 
 # idle with a keep-alive connection held open: the workers block, they do not coalesce forever
 exec 4<>"/dev/tcp/127.0.0.1/$P"
