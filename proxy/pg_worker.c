@@ -573,13 +573,12 @@ static bool coalesce_pays(pg_worker_t *w, uint32_t budget_us)
 /* No connection left to wait on: not coalescing (the gauge does not say "on" while the worker
  * sleeps), and the next decision counts only responses from here on, not the last ones of a
  * load that ended. Off the request path: the worker is about to block. */
-static void coalesce_idle(pg_worker_t *w)
+static void coalesce_idle(pg_worker_t *w, uint32_t budget_us)
 {
     coalescing_set(w, false);
     w->co_checked = uv_now(&w->loop);
-    w->co_slow = pg_metrics_slow_responses(
-        w->metrics, (uint64_t)w->gen->cfg->server.event_coalesce_us * PG_COALESCE_RATIO,
-        &w->co_total);
+    w->co_slow = pg_metrics_slow_responses(w->metrics, (uint64_t)budget_us * PG_COALESCE_RATIO,
+                                           &w->co_total);
 }
 
 /* Runs before every wait for events: the lines of the iteration (of any phase) reach the
@@ -593,8 +592,8 @@ static void on_before_wait(uv_prepare_t *p)
     if (coalesce == 0)
         coalescing_set(w, false); /* turned off by a reload */
     else if (w->nconns == 0)
-        coalesce_idle(w);
-    else if (w->nconns > 0 && !w->draining && coalesce_pays(w, coalesce) &&
+        coalesce_idle(w, coalesce);
+    else if (!w->draining && coalesce_pays(w, coalesce) &&
              uv_backend_timeout(&w->loop) != 0)
         coalesce_wait(w, coalesce);
 }
