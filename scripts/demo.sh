@@ -4,17 +4,21 @@
 # gateway profgate (127.0.0.1:8080, configs/demo.toml) in the foreground, checks that both came
 # up, prints the commands to try, and stops both on Ctrl-C / SIGTERM (exit 0).
 # Exits non-zero, naming the program and the reason, when either cannot start or dies.
+# DEMO_PG_PORT, DEMO_RS_PORT and DEMO_AGENT_SOCK (environment) move it elsewhere, e.g. when
+# 8080 is taken: then it runs a copy of configs/demo.toml with those values.
 set -u
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:?usage: scripts/demo.sh BUILD_DIR}
 case "$BUILD" in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
 CONFIG=$SRC/configs/demo.toml
+CONFIG_SHOWN=configs/demo.toml
 RS_BIN=$BUILD/demo-upstream/randomstring
 PG_BIN=$BUILD/proxy/profgate
-RS_PORT=9000
-PG_PORT=8080
-AGENT_SOCK=/tmp/profgate/randomstring.sock
+RS_PORT=${DEMO_RS_PORT:-9000}
+PG_PORT=${DEMO_PG_PORT:-8080}
+AGENT_SOCK=${DEMO_AGENT_SOCK:-/tmp/profgate/randomstring.sock}
+CONFIG_COPY=
 STARTUP_SECS=10
 
 RS_PID=
@@ -56,6 +60,7 @@ stop_all()
     PG_PID=
     stop "$RS_PID" randomstring
     RS_PID=
+    [ -z "$CONFIG_COPY" ] || rm -f "$CONFIG_COPY"
 }
 
 # fail MESSAGE: stop what was started and exit 1.
@@ -115,16 +120,25 @@ for bin in "$RS_BIN" "$PG_BIN"; do
     [ -x "$bin" ] || { say "ERROR: $bin is not built (run: make build BUILD=$1)"; exit 1; }
 done
 [ -r "$CONFIG" ] || { say "ERROR: $CONFIG is missing"; exit 1; }
+if [ "$PG_PORT:$RS_PORT:$AGENT_SOCK" != 8080:9000:/tmp/profgate/randomstring.sock ]; then
+    CONFIG_COPY=$(mktemp "${TMPDIR:-/tmp}/profgate-demo.XXXXXX.toml") || exit 1
+    sed -e "s#\"127.0.0.1:8080\"#\"127.0.0.1:$PG_PORT\"#" -e "s#\"127.0.0.1:9000\"#\"127.0.0.1:$RS_PORT\"#" \
+        -e "s#\"unix:/tmp/profgate/randomstring.sock\"#\"unix:$AGENT_SOCK\"#" "$CONFIG" >"$CONFIG_COPY"
+    CONFIG=$CONFIG_COPY
+    CONFIG_SHOWN="$CONFIG_COPY, configs/demo.toml on ports $PG_PORT and $RS_PORT"
+fi
 
 # Check before starting, so that the message names the port rather than a bind error.
 if listening "$RS_PORT"; then
     say "ERROR: cannot start randomstring: port $RS_PORT on 127.0.0.1 is busy$(who_listens $RS_PORT)"
-    say "       (another demo still running? stop it, or free the port)"
+    say "       (another demo still running? stop it, free the port, or choose others:"
+    say "       DEMO_PG_PORT=8081 DEMO_RS_PORT=9001 make demo)"
     exit 1
 fi
 if listening "$PG_PORT"; then
     say "ERROR: cannot start profgate: port $PG_PORT on 127.0.0.1 is busy$(who_listens $PG_PORT)"
-    say "       (another demo still running? stop it, or free the port)"
+    say "       (another demo still running? stop it, free the port, or choose others:"
+    say "       DEMO_PG_PORT=8081 DEMO_RS_PORT=9001 make demo)"
     exit 1
 fi
 
@@ -132,6 +146,7 @@ if ! "$PG_BIN" --check --config "$CONFIG" >/dev/null 2>"${TMPDIR:-/tmp}/profgate
     cat "${TMPDIR:-/tmp}/profgate-demo-check.$$" >&2
     rm -f "${TMPDIR:-/tmp}/profgate-demo-check.$$"
     say "ERROR: profgate rejects $CONFIG (messages above)"
+    stop_all
     exit 1
 fi
 rm -f "${TMPDIR:-/tmp}/profgate-demo-check.$$"
@@ -148,7 +163,7 @@ wait_up profgate "$PG_PID" "$PG_PORT"
 
 cat >&2 <<EOF
 
-  profgate     http://127.0.0.1:$PG_PORT  (pid $PG_PID, config configs/demo.toml)
+  profgate     http://127.0.0.1:$PG_PORT  (pid $PG_PID, config $CONFIG_SHOWN)
   randomstring http://127.0.0.1:$RS_PORT  (pid $RS_PID, agent $AGENT_SOCK)
 
   Try, in other terminals (the seed's workflow):
@@ -166,16 +181,23 @@ cat >&2 <<EOF
 EOF
 
 # Stay in the foreground until a signal (the trap exits 0) or until one of them dies.
+# A Ctrl-C in the terminal goes to the whole process group: randomstring and profgate stop on
+# it themselves, with status 0, and bash, seeing its child handle the SIGINT, does not run
+# the trap. So a program that exited 0 was asked to stop: stop the other one too, exit 0.
 while true; do
-    wait -n "$RS_PID" "$PG_PID"
+    done_pid=
+    wait -n -p done_pid "$RS_PID" "$PG_PID"
     rc=$?
     [ "$STOPPING" = 1 ] && exit 0
-    if ! kill -0 "$RS_PID" 2>/dev/null; then
-        RS_PID=
-        fail "randomstring exited unexpectedly (status $rc)"
-    fi
-    if ! kill -0 "$PG_PID" 2>/dev/null; then
-        PG_PID=
-        fail "profgate exited unexpectedly (status $rc)"
-    fi
+    case $done_pid in
+    "$RS_PID") name=randomstring RS_PID= ;;
+    "$PG_PID") name=profgate PG_PID= ;;
+    *) continue ;; # not one of them (wait interrupted)
+    esac
+    [ "$rc" = 0 ] || fail "$name exited unexpectedly (status $rc)"
+    echo >&2
+    say "$name stopped (Ctrl-C, or a SIGTERM); stopping the other"
+    stop_all
+    say "stopped"
+    exit 0
 done
