@@ -65,9 +65,10 @@ pg_check "metrics: connections and bytes" bash -c "grep -q '^profgate_connection
 mv "$T/access.log" "$T/access.log.1"
 write_cfg json
 kill -HUP "$(pg_pid profgate)"
-sleep 0.5
-curl -s "$base/echo" >/dev/null
-pg_check "after mv + SIGHUP: a new file, JSON lines" bash -c "grep -q '^{\"time\":\"[0-9T:-]*Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/echo\",\"protocol\":\"HTTP/1.1\",\"status\":200,' '$T/access.log'"
+# the reload has taken effect once the worker logs in the new format to the new file (a slow
+# build, TSan, can take more than half a second); a line reaches the file when its worker next
+# waits for events: a request, then a look, until the line is there
+pg_check "after mv + SIGHUP: a new file, JSON lines" pg_poll 10 bash -c "curl -s '$base/echo' >/dev/null; grep -q '^{\"time\":\"[0-9T:-]*Z\",\"client\":\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/echo\",\"protocol\":\"HTTP/1.1\",\"status\":200,' '$T/access.log' 2>/dev/null"
 pg_check "the rotated file is left alone" bash -c "! grep -q '^{' '$T/access.log.1'"
 
 pg_stop_check profgate
