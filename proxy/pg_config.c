@@ -515,6 +515,7 @@ static int set_defaults(pg_config_t *cfg)
     cfg->server.access_log_format = PG_LOG_COMBINED;
     cfg->server.add_forwarded = true;
     cfg->server.add_via = true;
+    cfg->server.batch_writes = true;
     cfg->server.worker_sched = PG_SCHED_NORMAL;
     cfg->server.event_coalesce_us = 100;
     cfg->pprof.max_seconds = 60;
@@ -716,6 +717,7 @@ void pg_config_describe(const pg_config_t *cfg, FILE *out)
     else
         fprintf(out, "event_coalesce_us off\n");
     fprintf(out, "worker_sched %s\n", srv->worker_sched == PG_SCHED_BATCH ? "batch" : "normal");
+    fprintf(out, "batch_writes %s\n", srv->batch_writes ? "yes" : "no");
     if (srv->metrics_path && srv->has_metrics_allow) {
         char buf[64];
 

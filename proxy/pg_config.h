@@ -68,6 +68,9 @@ typedef struct pg_config_server {
     /* Added in session 5 (optional): */
     int worker_sched;               /* "worker_sched": "normal" | "batch" -> PG_SCHED_*, the
                                        workers' Linux scheduling policy; see pg_worker.c */
+    /* Added in session 7 (optional): */
+    bool batch_writes;              /* "batch_writes": a loop iteration's client writes in one
+                                       io_submit, default true; see pg_conn_batch.c */
 } pg_config_server_t;
 
 /* server.event_coalesce_us is used only while the upstreams' responses take this many times

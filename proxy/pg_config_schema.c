@@ -27,7 +27,7 @@ static const char *const server_keys[] = {
     "listen",         "workers",       "max_connections", "max_header_bytes", "max_body_bytes",
     "header_timeout", "idle_timeout",  "drain_timeout",   "access_log",       "access_log_format",
     "metrics_path",   "add_forwarded", "add_via",         "metrics_allow",    "event_coalesce_us",
-    "worker_sched"};
+    "worker_sched",   "batch_writes"};
 static const char *const upstream_keys[] = {
     "name",      "address",           "agent", "connect_timeout", "timeout",
     "pool_size", "pool_idle_timeout", "pprof"};
@@ -751,6 +751,7 @@ void pg__config_parse_server(const sect_t *s, pg_config_server_t *srv)
     }
     get_bool(s, "add_forwarded", &srv->add_forwarded);
     get_bool(s, "add_via", &srv->add_via);
+    get_bool(s, "batch_writes", &srv->batch_writes);
     if (get_uint(s, "event_coalesce_us", 0, 1000, &n) == 1)
         srv->event_coalesce_us = (uint32_t)n;
     if (get_choice(s, "worker_sched", scheds, PG__NKEYS(scheds), "a scheduling policy", &i) == 1)

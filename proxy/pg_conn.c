@@ -168,6 +168,8 @@ void pg_conn_abort(pg_conn_t *c)
         pg_buf_unref(c->pend);
         c->pend = NULL;
     }
+    if (c->wb_pending)
+        pg_wbatch_flush(c->w->wbatch); /* written, or failed, before the descriptor closes */
     uv_close((uv_handle_t *)&c->tcp, on_handle_close);
     uv_close((uv_handle_t *)&c->timer, on_handle_close);
 }
@@ -224,6 +226,8 @@ void pg__conn_close(pg_conn_t *c)
      * of the last response, and has server.idle_timeout to take some of it (T_FLUSH, see
      * on_timeout): the 5 s of linger cut a client that paused at the end of a large
      * response, with Connection: close, its last ~300 KiB never sent. */
+    if (c->wb_pending)
+        pg_wbatch_flush(c->w->wbatch); /* the response before the FIN */
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) {
         c->flush_seen = SIZE_MAX;
         pg__conn_arm(c, T_FLUSH, c->w->gen->cfg->server.idle_timeout_ms);

@@ -25,6 +25,14 @@ void pg_conn_drain(pg_conn_t *c);
 /* Close now, whatever is in flight (the drain deadline has passed, or shutdown). */
 void pg_conn_abort(pg_conn_t *c);
 
+/* The worker's batch of client writes (server.batch_writes; pg_conn_batch.c): created on
+ * the worker's loop (a uv_check handle flushes it after each I/O phase; not counted as
+ * keeping the loop alive), or an error (no AIO here: the worker writes one at a time). Flush
+ * also before the loop waits; close (flushes, then frees) with the loop's other handles. */
+int pg_wbatch_new(uv_loop_t *loop, pg_wbatch_t **out);
+void pg_wbatch_flush(pg_wbatch_t *b);
+void pg_wbatch_close(pg_wbatch_t *b); /* b may be NULL */
+
 /* ---- internals for pg_worker.c ---- */
 pg_conn_t *pg__conn_next(pg_conn_t *c); /* worker's list of connections */
 

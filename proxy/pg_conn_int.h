@@ -138,6 +138,7 @@ struct pg_conn {
                                      T_FLUSH timeout (pg_conn.c on_timeout) */
     int open_handles;
     int cl_writes;                /* uv_writes to the client not yet completed */
+    bool wb_pending;              /* a write to the client waits in the worker's batch */
     bool ev_head, ev_done;
     bool keep_alive;              /* the client may send another request after this one */
     bool close_after;             /* close once the current response is written */
@@ -211,6 +212,18 @@ int pg__outq_add(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b);
  * them as iovecs of their own, the bytes not copied. */
 int pg__outq_add_chunk(pg_conn_t *c, outq_t *q, const char *p, size_t n, pg_buf_t *b);
 int pg__outq_flush(pg_conn_t *c, outq_t *q);
+
+/* ---- the worker's batch of client writes (pg_conn_batch.c) ---- */
+#define PG_WBATCH_IOV 8 /* the most buffers a batched write carries */
+/* Adds a write of bufs[0..n) to c's socket (b0, b1: what they point into, may be NULL;
+ * referenced until written); false when the batch cannot take it (full, being flushed, or
+ * n > PG_WBATCH_IOV). Sets c->wb_pending. */
+bool pg__wbatch_add(pg_wbatch_t *b, pg_conn_t *c, const uv_buf_t *bufs, unsigned n,
+                    pg_buf_t *b0, pg_buf_t *b1);
+/* Called back by a flush for each write (pg_conn_write.c): rest[0..nrest) is what the socket
+ * did not take (b0, b1 hold it), err a write error (negative) or 0. Clears c->wb_pending. */
+void pg__conn_batched(pg_conn_t *c, const uv_buf_t *rest, unsigned nrest, int err, pg_buf_t *b0,
+                      pg_buf_t *b1);
 void pg__outq_drop(outq_t *q);
 
 /* ---- internals of pg_conn_body.c, for pg_conn.c ---- */

@@ -90,30 +90,15 @@ static void count_out(pg_conn_t *c, const uv_buf_t *bufs, unsigned n)
     pg_metrics_count_bytes(c->w->metrics, 0, bytes);
 }
 
-/* Write n buffers (PG_CONN_MAX_IOV at most) to the client; b and b2 (may be NULL) are
- * referenced until what the kernel did not take at once is written. Iovecs pointing into
- * [line, line+line_len) (an outq's chunk-size line, which does not outlive the outq) are
- * pointed at a copy in the write request when they must wait. */
-static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b,
-                         pg_buf_t *b2, const char *line, size_t line_len)
+/* What the kernel did not take at once, in a uv_write holding b and b2. */
+static int queue_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b,
+                       pg_buf_t *b2, const char *line, size_t line_len)
 {
     uv_buf_t rest[PG_CONN_MAX_IOV];
-    unsigned nrest = 0, i;
     wreq_t *wr;
+    unsigned i;
     int r;
 
-    if (c->cl_writes == 0 && n <= PG_CONN_MAX_IOV) {
-        r = try_write_all((uv_stream_t *)&c->tcp, bufs, n, rest, &nrest);
-        if (r < 0)
-            return r;
-        count_out(c, bufs, n);
-        if (r == 1)
-            return 0;
-        bufs = rest;
-        n = nrest;
-    } else {
-        count_out(c, bufs, n);
-    }
     wr = malloc(sizeof *wr);
     if (wr == NULL)
         return UV_ENOMEM;
@@ -144,9 +129,55 @@ static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_
     return 0;
 }
 
+/* Write n buffers (PG_CONN_MAX_IOV at most) to the client; b and b2 (may be NULL) are
+ * referenced until what the kernel did not take at once is written. Iovecs pointing into
+ * [line, line+line_len) (an outq's chunk-size line, which does not outlive the outq) are
+ * pointed at a copy in the write request when they must wait. */
+static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b,
+                         pg_buf_t *b2, const char *line, size_t line_len)
+{
+    uv_buf_t rest[PG_CONN_MAX_IOV];
+    unsigned nrest = 0;
+    int r;
+
+    if (c->wb_pending)
+        pg_wbatch_flush(c->w->wbatch); /* in order: the batched write leaves first */
+    if (c->cl_writes == 0 && n <= PG_CONN_MAX_IOV) {
+        /* with the iteration's other client writes, in one io_submit (pg_conn_batch.c) */
+        if (line_len == 0 && c->w->wbatch && c->keep_alive && !c->close_after &&
+            c->w->gen->cfg->server.batch_writes && pg__wbatch_add(c->w->wbatch, c, bufs, n, b, b2)) {
+            count_out(c, bufs, n);
+            return 0;
+        }
+        r = try_write_all((uv_stream_t *)&c->tcp, bufs, n, rest, &nrest);
+        if (r < 0)
+            return r;
+        count_out(c, bufs, n);
+        if (r == 1)
+            return 0;
+        bufs = rest;
+        n = nrest;
+    } else {
+        count_out(c, bufs, n);
+    }
+    return queue_write(c, bufs, n, b, b2, line, line_len);
+}
+
 int pg__conn_client_write(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_t *b)
 {
     return client_write2(c, bufs, n, b, NULL, NULL, 0);
+}
+
+void pg__conn_batched(pg_conn_t *c, const uv_buf_t *rest, unsigned nrest, int err, pg_buf_t *b0,
+                      pg_buf_t *b1)
+{
+    c->wb_pending = false;
+    if (err == 0 && nrest > 0)
+        err = queue_write(c, rest, nrest, b0, b1, NULL, 0);
+    if (err < 0) {
+        pg_log_debug("client write failed: %s", uv_strerror(err));
+        pg_conn_abort(c);
+    }
 }
 
 void pg__outq_drop(outq_t *q)

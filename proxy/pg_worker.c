@@ -404,6 +404,8 @@ static void maybe_finish_drain(pg_worker_t *w)
         uv_close((uv_handle_t *)&w->backoff_timer, NULL);
         uv_close((uv_handle_t *)&w->wakeup, NULL);
         uv_close((uv_handle_t *)&w->before_wait, NULL);
+        pg_wbatch_close(w->wbatch);
+        w->wbatch = NULL;
         close_listener(w);
         if (w->gen) {
             gen_retire(w->gen);
@@ -588,6 +590,8 @@ static void on_before_wait(uv_prepare_t *p)
     pg_worker_t *w = p->data;
     uint32_t coalesce = w->gen->cfg->server.event_coalesce_us;
 
+    if (w->wbatch)
+        pg_wbatch_flush(w->wbatch); /* what timer callbacks wrote, before the loop sleeps */
     pg_access_batch_flush(&w->alog);
     if (coalesce == 0)
         coalescing_set(w, false); /* turned off by a reload */
@@ -636,6 +640,8 @@ static int listener_init(pg_worker_t *w, pg_listener_t *l, int fd, bool admin)
     return l->polling ? 0 : UV_EINVAL;
 }
 
+static int no_aio_said;
+
 int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limit_t *limit,
                     pg_worker_t **out)
 {
@@ -664,6 +670,10 @@ int pg_worker_start(int id, int fd, int admin_fd, pg_cfgref_t *cfg, pg_conn_limi
     uv_prepare_init(&w->loop, &w->before_wait);
     w->before_wait.data = w;
     uv_prepare_start(&w->before_wait, on_before_wait);
+    r = pg_wbatch_new(&w->loop, &w->wbatch);
+    if (r < 0 && !no_aio_said++) /* pg_worker_start runs on the main thread only */
+        pg_log_info("server.batch_writes: no Linux AIO here (io_setup: %s); client writes go "
+                    "one at a time", uv_strerror(r));
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_timer_init(&w->loop, &w->resume_timer);
@@ -694,6 +704,7 @@ fail_listener:
 fail_timers:
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->before_wait, NULL);
+    pg_wbatch_close(w->wbatch);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->resume_timer, NULL);
     uv_close((uv_handle_t *)&w->backoff_timer, NULL);

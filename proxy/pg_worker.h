@@ -119,6 +119,7 @@ void pg_worker_join(pg_worker_t *w);
 /* ---- internals for pg_conn.c and pg_upstream.c ---- */
 typedef struct pg_pool pg_pool_t;
 typedef struct pg_conn pg_conn_t;
+typedef struct pg_wbatch pg_wbatch_t; /* the client writes of one loop iteration (pg_conn.h) */
 typedef struct pg_route_table pg_route_table_t;
 
 typedef struct pg_gen {
@@ -159,7 +160,9 @@ struct pg_worker {
     pg_listener_t listener;
     pg_listener_t admin;        /* pprof.admin_listen, when has_admin */
     uv_async_t wakeup;
-    uv_prepare_t before_wait;   /* before the loop waits: access log batch, event_coalesce_us */
+    uv_prepare_t before_wait;   /* before the loop waits: write and access log batches,
+                                   event_coalesce_us */
+    pg_wbatch_t *wbatch;        /* server.batch_writes; NULL: no AIO here */
     uv_timer_t drain_timer;
     pg_bufpool_t bufs;
     pg_access_batch_t alog;     /* access log lines of this worker's requests */

@@ -8,7 +8,7 @@ want=${1:-all}
 
 build_pkgs=(cmake make gcc pkg-config libuv1-dev node-llhttp libunwind-dev
             libprotobuf-c-dev protobuf-c-compiler zlib1g-dev)
-test_pkgs=(libcmocka-dev golang-go apache2-utils curl python3 g++)
+test_pkgs=(libcmocka-dev golang-go apache2-utils curl python3 g++ strace)
 bench_pkgs=(wrk nginx-light haproxy strace valgrind linux-perf)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 

@@ -396,6 +396,7 @@ static void test_load_minimal_applies_defaults(void **state)
     assert_int_equal(c->server.max_connections, 10000);
     assert_int_equal(c->server.event_coalesce_us, 100);
     assert_int_equal(c->server.worker_sched, PG_SCHED_NORMAL);
+    assert_true(c->server.batch_writes);
     assert_int_equal(c->server.max_header_bytes, 32768);
     assert_int_equal(c->server.max_body_bytes, 1ULL << 30);
     assert_int_equal(c->server.header_timeout_ms, 10000);
@@ -463,6 +464,7 @@ static void test_load_every_key_resolves(void **state)
               "add_via = false\n"
               "event_coalesce_us = 100\n"
               "worker_sched = \"batch\"\n"
+              "batch_writes = false\n"
               "\n"
               "[[upstream]]\n"
               "name = \"app\"\n"
@@ -505,6 +507,7 @@ static void test_load_every_key_resolves(void **state)
     assert_false(c->server.add_via);
     assert_int_equal(c->server.event_coalesce_us, 100);
     assert_int_equal(c->server.worker_sched, PG_SCHED_BATCH);
+    assert_false(c->server.batch_writes);
 
     u = &c->upstreams[0];
     assert_int_equal(u->address.kind, PG_ADDR_UNIX);
