@@ -216,8 +216,8 @@ int pg__outq_flush(pg_conn_t *c, outq_t *q);
 /* ---- the worker's batch of client writes (pg_conn_batch.c) ---- */
 #define PG_WBATCH_IOV 8 /* the most buffers a batched write carries */
 /* Adds a write of bufs[0..n) to c's socket (b0, b1: what they point into, may be NULL;
- * referenced until written); false when the batch cannot take it (full, being flushed, or
- * n > PG_WBATCH_IOV). Sets c->wb_pending. */
+ * referenced until written); false when the batch cannot take it (being flushed, or
+ * n > PG_WBATCH_IOV); a full batch is flushed first. Sets c->wb_pending. */
 bool pg__wbatch_add(pg_wbatch_t *b, pg_conn_t *c, const uv_buf_t *bufs, unsigned n,
                     pg_buf_t *b0, pg_buf_t *b1);
 /* Called back by a flush for each write (pg_conn_write.c): rest[0..nrest) is what the socket

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # integration.proxy_write_batch: server.batch_writes (pg_conn_batch.c): the client writes of
 # one turn of a worker's loop reach the kernel together, in one io_submit. Watched with
-# strace on the gateway under `ab -k -c 16 -n 4000` (1 KiB each, all answered 200): responses
+# strace on the gateway under `ab -k -c 100 -n 4000` (1 KiB each, all answered 200): responses
 # leave by io_submit, several to a call, not by one writev each; after a reload to
 # batch_writes = false, one writev each and no io_submit. Meanwhile what a batched write must
 # not break: pipelined responses in order (a second response to a connection whose first
@@ -33,7 +33,8 @@ upstream = "app"
 EOF
 }
 
-# syscalls NAME: ab -k -c 16 -n 4000 through the gateway while strace counts its system
+# syscalls NAME: ab -k -c 100 -n 4000 through the gateway (more connections than one
+# io_submit takes, 64: a full batch is flushed and another begins) while strace counts its system
 # calls; ab's output in $T/ab-NAME, strace's table in $T/st-NAME
 syscalls()
 {
@@ -41,7 +42,7 @@ syscalls()
     strace -f -c -p "$GW" -o "$T/st-$1" 2>/dev/null &
     s=$!
     sleep 0.5
-    ab -k -c 16 -n 4000 "http://127.0.0.1:$P/big?kb=1" >"$T/ab-$1" 2>&1
+    ab -k -c 100 -n 4000 "http://127.0.0.1:$P/big?kb=1" >"$T/ab-$1" 2>&1
     kill -INT "$s"
     wait "$s" 2>/dev/null
 }
