@@ -145,7 +145,8 @@ static int client_write2(pg_conn_t *c, const uv_buf_t *bufs, unsigned n, pg_buf_
     if (c->cl_writes == 0 && n <= PG_CONN_MAX_IOV) {
         /* with the iteration's other client writes, in one io_submit (pg_conn_batch.c) */
         if (line_len == 0 && c->w->wbatch && c->keep_alive && !c->close_after &&
-            c->w->gen->cfg->server.batch_writes && pg__wbatch_add(c->w->wbatch, c, bufs, n, b, b2)) {
+            c->w->gen->cfg->server.batch_writes &&
+            pg__wbatch_add(c->w->wbatch, c, bufs, n, b, b2)) {
             count_out(c, bufs, n);
             return 0;
         }
